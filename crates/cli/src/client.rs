@@ -1,0 +1,238 @@
+//! A small blocking HTTP/1.1 client over the daemon's unix socket. The CLI
+//! makes one or two requests per run, so it needs no async runtime: that
+//! keeps `berth network connect` a few milliseconds end to end.
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+
+/// Where the daemon listens unless told otherwise.
+pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
+/// The default exec root, where an auto-started daemon logs.
+pub const DEFAULT_EXEC_ROOT: &str = "/run/berth";
+
+/// Turns `unix:///PATH` (or a bare path) into the socket's path.
+pub fn socket_path(host: &str) -> Result<PathBuf> {
+    if let Some(p) = host.strip_prefix("unix://") {
+        if p.is_empty() {
+            bail!("invalid host {host:?}: the unix socket path is empty (accepted: unix:///PATH)");
+        }
+        return Ok(PathBuf::from(p));
+    }
+    if host.starts_with('/') {
+        return Ok(PathBuf::from(host));
+    }
+    bail!("invalid host {host:?} (accepted: unix:///PATH; berth listens on unix sockets only)")
+}
+
+/// A client of one daemon.
+pub struct Client {
+    socket: PathBuf,
+}
+
+/// An error answer of the daemon: its message.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The daemon's `message`.
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl Client {
+    /// A client of the daemon at `socket`.
+    pub fn new(socket: PathBuf) -> Self {
+        Self { socket }
+    }
+
+    /// The socket it talks to.
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    /// Sends one request and returns the status and body.
+    pub fn raw(&self, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<(u16, Vec<u8>)> {
+        let mut s = UnixStream::connect(&self.socket)?;
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes())?;
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf)?;
+        parse_response(&buf)
+            .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidData, "malformed HTTP response"))
+    }
+
+    /// Sends one request; a non-2xx answer becomes an [`ApiError`] with
+    /// the daemon's message. An empty body is `null`.
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
+        let (status, body) = self
+            .raw(method, path, body)
+            .with_context(|| format!("cannot reach the berth daemon at {}", self.socket.display()))?;
+        if !(200..300).contains(&status) {
+            let message = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
+            return Err(ApiError { message }.into());
+        }
+        if body.is_empty() {
+            return Ok(Value::Null);
+        }
+        serde_json::from_slice(&body)
+            .or_else(|_| Ok(Value::String(String::from_utf8_lossy(&body).into_owned())))
+    }
+
+    /// GET that returns the raw body.
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let (status, body) = self
+            .raw("GET", path, None)
+            .with_context(|| format!("cannot reach the berth daemon at {}", self.socket.display()))?;
+        if !(200..300).contains(&status) {
+            let message = serde_json::from_slice::<Value>(&body)
+                .ok()
+                .and_then(|v| v["message"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            return Err(ApiError { message }.into());
+        }
+        Ok(body)
+    }
+
+    /// True when the daemon answers `/_ping`.
+    pub fn ping(&self) -> bool {
+        matches!(self.raw("GET", "/_ping", None), Ok((200, _)))
+    }
+}
+
+fn parse_response(buf: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&buf[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let chunked = lines.any(|l| {
+        let l = l.to_ascii_lowercase();
+        l.starts_with("transfer-encoding:") && l.contains("chunked")
+    });
+    let mut body = buf[end + 4..].to_vec();
+    if chunked {
+        body = dechunk(&body)?;
+    }
+    Some((status, body))
+}
+
+fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let nl = b.windows(2).position(|w| w == b"\r\n")?;
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&b[..nl]).ok()?.split(';').next()?.trim(), 16).ok()?;
+        b = &b[nl + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(b.get(..size)?);
+        b = b.get(size + 2..)?;
+    }
+}
+
+/// Connects to the daemon. When the default socket does not answer, starts
+/// a daemon (logging to the exec root) and waits until it does.
+pub fn connect(host: Option<&str>) -> Result<Client> {
+    let explicit = host.is_some();
+    let client = Client::new(socket_path(host.unwrap_or(DEFAULT_HOST))?);
+    if client.ping() {
+        return Ok(client);
+    }
+    if explicit {
+        bail!(
+            "cannot reach the berth daemon at {}: is `berth daemon -H unix://{}` running?",
+            client.socket.display(),
+            client.socket.display()
+        );
+    }
+    start_daemon(&client)?;
+    Ok(client)
+}
+
+fn start_daemon(client: &Client) -> Result<()> {
+    let exec_root = Path::new(DEFAULT_EXEC_ROOT);
+    std::fs::create_dir_all(exec_root).with_context(|| format!("creating {}", exec_root.display()))?;
+    let log_path = exec_root.join("berth.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
+    let exe = std::env::current_exe().context("finding the berth binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("daemon")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    crate::run::detach_session(&mut cmd);
+    let mut child = cmd.spawn().context("starting the berth daemon")?;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if client.ping() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let last = tail.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            return Err(anyhow!(
+                "the berth daemon exited ({status}) right after starting; its log {} ends with: {last}",
+                log_path.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    bail!(
+        "started the berth daemon but it did not answer on {} within 15 s; see {}",
+        client.socket.display(),
+        log_path.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_parse() {
+        assert_eq!(
+            socket_path("unix:///run/x.sock").unwrap(),
+            PathBuf::from("/run/x.sock")
+        );
+        assert_eq!(socket_path("/tmp/b.sock").unwrap(), PathBuf::from("/tmp/b.sock"));
+        assert!(
+            socket_path("tcp://1.2.3.4:2375")
+                .unwrap_err()
+                .to_string()
+                .contains("unix sockets only")
+        );
+        assert!(socket_path("unix://").is_err());
+    }
+
+    #[test]
+    fn responses_parse_plain_and_chunked() {
+        let plain = b"HTTP/1.1 404 Not Found\r\ncontent-length: 2\r\n\r\n{}";
+        assert_eq!(parse_response(plain), Some((404, b"{}".to_vec())));
+        let chunked =
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        assert_eq!(parse_response(chunked), Some((200, b"abcde".to_vec())));
+        assert_eq!(parse_response(b"garbage"), None);
+    }
+}

@@ -1,0 +1,97 @@
+//! `berth daemon`: runs the engine and serves its API.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use berth_engine::{Config, Engine};
+use clap::Args;
+
+use crate::client::{self, Client};
+
+/// Options of `berth daemon`.
+#[derive(Args)]
+pub struct DaemonArgs {
+    /// Persistent state (the store, container logs).
+    #[arg(long, default_value = "/var/lib/berth")]
+    data_root: PathBuf,
+    /// Runtime state (pinned namespaces, generated files, the daemon's log when auto-started).
+    #[arg(long, default_value = "/run/berth")]
+    exec_root: PathBuf,
+    /// The host's resolv.conf (default: /etc/resolv.conf, or systemd-resolved's upstream list when
+    /// /etc/resolv.conf only names its local stub).
+    #[arg(long)]
+    resolv_conf: Option<PathBuf>,
+    /// Log filter (error, warn, info, debug, trace).
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+/// Docker's choice: with systemd-resolved's stub in /etc/resolv.conf, the
+/// real upstream servers are in /run/systemd/resolve/resolv.conf.
+fn default_resolv_conf() -> PathBuf {
+    let etc = PathBuf::from("/etc/resolv.conf");
+    let only_stub = std::fs::read_to_string(&etc).is_ok_and(|s| {
+        let servers: Vec<&str> = s
+            .lines()
+            .filter_map(|l| l.strip_prefix("nameserver"))
+            .map(str::trim)
+            .collect();
+        !servers.is_empty() && servers.iter().all(|s| *s == "127.0.0.53")
+    });
+    let resolved = PathBuf::from("/run/systemd/resolve/resolv.conf");
+    if only_stub && resolved.exists() {
+        resolved
+    } else {
+        etc
+    }
+}
+
+/// Runs the daemon until SIGINT or SIGTERM.
+pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
+    let socket = client::socket_path(host.unwrap_or(client::DEFAULT_HOST))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if Client::new(socket.clone()).ping() {
+        bail!("a berth daemon is already listening on {}", socket.display());
+    }
+    let cfg = Config {
+        data_root: args.data_root,
+        exec_root: args.exec_root,
+        resolv_conf: args.resolv_conf.unwrap_or_else(default_resolv_conf),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let engine = Engine::start(cfg).await.map_err(|e| anyhow::anyhow!(e.chain()))?;
+        let reaper = engine.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                reaper.reap().await;
+            }
+        });
+        tracing::info!(socket = %socket.display(), "berth daemon ready");
+        let shutdown = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("shutting down; networks and containers stay as they are");
+        };
+        berth_engine::api::serve(engine, &socket, shutdown)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.chain()))?;
+        let _ = std::fs::remove_file(&socket);
+        Ok(())
+    })
+}

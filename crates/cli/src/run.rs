@@ -1,0 +1,313 @@
+//! Starting processes inside a container: `berth run` (in the foreground,
+//! or through a detached shim with `-d`) and `berth exec`.
+//!
+//! The process joins the sandbox's network namespace and gets a UTS and a
+//! mount namespace of its own, where the generated `/etc/hosts`,
+//! `/etc/resolv.conf` and `/etc/hostname` are bind-mounted and the
+//! directory of pinned namespaces is dropped (so it does not keep other
+//! containers' namespaces alive).
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::client::Client;
+
+/// What the process needs to enter its container (from the daemon's
+/// create answer).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Spec {
+    /// Container id.
+    pub id: String,
+    /// Container name.
+    pub name: String,
+    /// Hostname to set.
+    pub hostname: String,
+    /// The namespace to join.
+    pub sandbox_key: String,
+    /// Directory of pinned namespaces, dropped in the container.
+    pub netns_dir: String,
+    /// Generated files.
+    pub hosts_path: String,
+    /// Generated files.
+    pub resolv_conf_path: String,
+    /// Generated files.
+    pub hostname_path: String,
+    /// Output of a detached container.
+    pub log_path: String,
+}
+
+fn cstr(p: &str) -> Result<CString> {
+    CString::new(p).map_err(|_| anyhow!("path {p:?} contains a NUL byte"))
+}
+
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// Makes `cmd` start in the container described by `spec`.
+pub fn enter_container(cmd: &mut Command, spec: &Spec) -> Result<()> {
+    let netns = File::open(&spec.sandbox_key)
+        .with_context(|| format!("opening the container's network namespace {}", spec.sandbox_key))?;
+    let binds: Vec<(CString, CString)> = [
+        (&spec.hosts_path, "/etc/hosts"),
+        (&spec.resolv_conf_path, "/etc/resolv.conf"),
+        (&spec.hostname_path, "/etc/hostname"),
+    ]
+    .into_iter()
+    .filter(|(_, target)| Path::new(target).exists())
+    .map(|(src, target)| Ok((cstr(src)?, cstr(target)?)))
+    .collect::<Result<_>>()?;
+    let netns_dir = cstr(&spec.netns_dir)?;
+    let hostname = spec.hostname.clone().into_bytes();
+    let root = cstr("/")?;
+    // SAFETY: the closure runs in the child between fork and exec and only
+    // makes raw syscalls on memory prepared before the fork; it allocates
+    // nothing and takes no locks.
+    unsafe {
+        cmd.pre_exec(move || {
+            check(libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET))?;
+            check(libc::unshare(libc::CLONE_NEWUTS | libc::CLONE_NEWNS))?;
+            check(libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            ))?;
+            for (src, target) in &binds {
+                check(libc::mount(
+                    src.as_ptr(),
+                    target.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND,
+                    std::ptr::null(),
+                ))?;
+            }
+            // Not holding other containers' namespaces; absent in host mode
+            // tests that run without the directory being a mount: fine.
+            libc::umount2(netns_dir.as_ptr(), libc::MNT_DETACH);
+            check(libc::sethostname(hostname.as_ptr().cast(), hostname.len()))?;
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// Makes `cmd` join the namespaces (network, UTS, mount) of the running
+/// process `pid`, keeping the current directory, as `docker exec` does.
+pub fn enter_process(cmd: &mut Command, pid: u32) -> Result<()> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error()).with_context(|| format!("opening process {pid}"));
+    }
+    // SAFETY: fd was just returned by pidfd_open and is owned by nobody else.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+    let cwd = std::env::current_dir()
+        .ok()
+        .and_then(|d| CString::new(d.as_os_str().as_bytes()).ok());
+    // SAFETY: as in `enter_container`: raw syscalls on prepared memory only.
+    unsafe {
+        cmd.pre_exec(move || {
+            check(libc::setns(
+                pidfd.as_raw_fd(),
+                libc::CLONE_NEWNET | libc::CLONE_NEWUTS | libc::CLONE_NEWNS,
+            ))?;
+            if let Some(cwd) = &cwd {
+                libc::chdir(cwd.as_ptr());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+/// Starts `cmd` in a new session, detached from the terminal.
+pub fn detach_session(cmd: &mut Command) {
+    // SAFETY: setsid is async-signal-safe and touches no memory.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+}
+
+/// The shell's convention: the exit code, or 128 plus the signal.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}
+
+static CHILD: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward(sig: libc::c_int) {
+    let pid = CHILD.load(Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill is async-signal-safe.
+        unsafe { libc::kill(pid, sig) };
+    }
+}
+
+/// Waits for `child`, passing on SIGTERM and SIGHUP; SIGINT and SIGQUIT
+/// reach it from the terminal directly, so berth itself ignores them.
+pub fn wait_forwarding(child: &mut Child) -> io::Result<ExitStatus> {
+    CHILD.store(child.id() as i32, Ordering::Relaxed);
+    // SAFETY: installing handlers; `forward` only calls kill.
+    unsafe {
+        libc::signal(libc::SIGTERM, forward as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGHUP, forward as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+        libc::signal(libc::SIGQUIT, libc::SIG_IGN);
+    }
+    child.wait()
+}
+
+/// Tells the daemon the process started.
+fn report_started(client: &Client, id: &str, pid: u32) -> Result<()> {
+    client.call(
+        "POST",
+        &format!("/containers/{id}/started"),
+        Some(&json!({ "Pid": pid })),
+    )?;
+    Ok(())
+}
+
+/// Tells the daemon the process ended (which takes the network down and,
+/// with `--rm`, removes the container). Retries briefly when the daemon is
+/// restarting; a daemon that stays away finds out on its own.
+fn report_exited(client: &Client, id: &str, code: i32) {
+    for _ in 0..50 {
+        match client.call(
+            "POST",
+            &format!("/containers/{id}/exited"),
+            Some(&json!({ "ExitCode": code })),
+        ) {
+            Ok(_) => return,
+            Err(e) if e.downcast_ref::<crate::client::ApiError>().is_some() => return,
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Runs the container's command in the foreground, with the terminal, and
+/// returns its exit code.
+pub fn foreground(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    enter_container(&mut cmd, spec)?;
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            report_exited(client, &spec.id, 127);
+            bail!("cannot run {:?} in container {}: {e}", argv[0], spec.name);
+        }
+    };
+    if let Err(e) = report_started(client, &spec.id, child.id()) {
+        let _ = child.kill();
+        let _ = child.wait();
+        report_exited(client, &spec.id, 137);
+        return Err(e);
+    }
+    let status = wait_forwarding(&mut child)?;
+    let code = exit_code(status);
+    report_exited(client, &spec.id, code);
+    Ok(code)
+}
+
+/// Starts the detached shim, which runs the command with its output in the
+/// log and reports its end; returns once the command has started.
+pub fn detached(host: &str, spec: &Spec, argv: &[String]) -> Result<()> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&spec.log_path)
+        .with_context(|| format!("opening {}", spec.log_path))?;
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe")?;
+    let exe = std::env::current_exe().context("finding the berth binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--host")
+        .arg(host)
+        .arg("__shim")
+        .arg(serde_json::to_string(spec)?)
+        .arg("--")
+        .args(argv)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let wr_fd = wr.as_raw_fd();
+    // SAFETY: dup2 and setsid are async-signal-safe; wr_fd stays open in
+    // the parent until after spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            check(libc::dup2(wr_fd, 3))?;
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut shim = cmd.spawn().context("starting the container's shim")?;
+    drop(wr);
+    let mut answer = String::new();
+    File::from(rd).read_to_string(&mut answer)?;
+    // The shim lives on as the container's parent; reap it if it already
+    // ended so that it does not linger as a zombie of ours.
+    let _ = shim.try_wait();
+    match answer.trim() {
+        "ok" => Ok(()),
+        "" => bail!("the container's shim ended before starting {:?}", argv[0]),
+        msg => bail!("{msg}"),
+    }
+}
+
+/// The detached shim: runs the command in the container with the log as
+/// its output, says "ok" (or why not) on fd 3, then waits and reports the
+/// exit code.
+pub fn shim(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> {
+    // SAFETY: fd 3 was set up by `detached`; we own it from here.
+    let mut status_pipe = unsafe { File::from_raw_fd(3) };
+    // SAFETY: fcntl on our own fd.
+    unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) };
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
+    let child = enter_container(&mut cmd, spec).and_then(|()| {
+        cmd.spawn()
+            .with_context(|| format!("cannot run {:?} in container {}", argv[0], spec.name))
+    });
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(status_pipe, "{e:#}");
+            report_exited(client, &spec.id, 127);
+            return Ok(127);
+        }
+    };
+    if let Err(e) = report_started(client, &spec.id, child.id()) {
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = writeln!(status_pipe, "{e:#}");
+        report_exited(client, &spec.id, 137);
+        return Ok(137);
+    }
+    let _ = writeln!(status_pipe, "ok");
+    drop(status_pipe);
+    let code = exit_code(wait_forwarding(&mut child)?);
+    report_exited(client, &spec.id, code);
+    Ok(code)
+}

@@ -1,0 +1,29 @@
+//! The driver contract and the kernel plumbing every berth driver shares.
+//!
+//! A driver implements [`NetworkDriver`]; the engine calls it with a
+//! [`Context`] (the host's namespace, a netlink handle there, the
+//! [`Firewall`]) and, per container, an [`Endpoint`] in a [`Sandbox`].
+//! Kernel work goes through [`netns`] (namespaces by fd, entered only on
+//! short-lived threads), [`link`] (links, addresses, routes) and [`nft`]
+//! (nftables set elements over netlink).
+#![deny(missing_docs)]
+
+mod driver;
+mod error;
+pub mod firewall;
+mod ifname;
+pub mod link;
+pub mod netns;
+pub mod nft;
+
+pub use async_trait::async_trait;
+pub use driver::{
+    Attachment, Capabilities, Context, Endpoint, IpamConfig, Network, NetworkDriver, Sandbox, SandboxKind,
+    Scope, check_options, parse_bool,
+};
+pub use error::{Error, Result, is_errno, netlink_io};
+pub use firewall::{Firewall, FwNetwork};
+pub use ifname::{IFNAME_MAX, IfName};
+pub use ipnet;
+pub use netns::Netns;
+pub use rtnetlink; // Context and Sandbox hold rtnetlink handles: one version for all drivers

@@ -1,0 +1,163 @@
+//! Network namespaces held by file descriptor.
+//!
+//! A namespace belongs to an OS thread, and a tokio task may change threads
+//! at every `.await`; so berth never calls `setns` on a runtime thread. It
+//! enters a namespace on a short-lived scoped thread that does one blocking
+//! thing (open a socket, write a sysctl, create and pin a namespace) and
+//! exits. A netlink socket stays in the namespace where it was opened and
+//! then works from any thread.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::{panic, thread};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, setns, unshare};
+
+use crate::{Error, Result};
+
+/// A network namespace, kept alive by an open fd on its nsfs file.
+#[derive(Debug)]
+pub struct Netns(OwnedFd);
+
+impl Netns {
+    /// Opens the namespace at `path` (`/proc/PID/ns/net`, `/run/netns/NAME`
+    /// or a bind mount of berth's own).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        File::open(path)
+            .map(|f| Self(f.into()))
+            .map_err(|e| Error::kernel(format!("opening network namespace {}", path.display()), e))
+    }
+
+    /// The namespace of the calling thread.
+    pub fn current() -> Result<Self> {
+        Self::open("/proc/thread-self/ns/net")
+    }
+
+    /// The inode that identifies this namespace (what `ip netns identify`
+    /// and `/proc/PID/ns/net` links show).
+    pub fn inode(&self) -> Result<u64> {
+        let f = File::from(
+            self.0
+                .try_clone()
+                .map_err(|e| Error::kernel("duplicating namespace fd", e))?,
+        );
+        f.metadata()
+            .map(|m| m.ino())
+            .map_err(|e| Error::kernel("reading namespace inode", e))
+    }
+
+    /// Runs `f` on a scoped thread inside this namespace; the caller never
+    /// moves. Programs spawned from `f` start in this namespace too.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> io::Result<T> + Send) -> Result<T> {
+        thread::scope(|s| {
+            s.spawn(|| {
+                setns(&self.0, CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| Error::kernel("entering network namespace", e.into()))?;
+                f().map_err(|e| Error::kernel("working inside network namespace", e))
+            })
+            .join()
+            .unwrap_or_else(|p| panic::resume_unwind(p))
+        })
+    }
+
+    /// An rtnetlink handle whose socket lives in this namespace. Must be
+    /// called inside a tokio runtime: the connection task is spawned on it.
+    pub fn connect(&self) -> Result<rtnetlink::Handle> {
+        let rt = tokio::runtime::Handle::current();
+        let (conn, handle, _) = self.run(|| {
+            let _rt = rt.enter(); // register the socket with the caller's reactor
+            rtnetlink::new_connection()
+        })?;
+        rt.spawn(conn);
+        Ok(handle)
+    }
+
+    /// Creates a new, empty network namespace and pins it with a bind mount
+    /// at `path` (as `ip netns add` does under `/run/netns`), so that it
+    /// outlives every process in it. Returns it open.
+    pub fn create_pinned(path: &Path) -> Result<Self> {
+        let ctx = |what: &str, e: io::Error| Error::kernel(format!("{what} {}", path.display()), e);
+        File::create(path).map_err(|e| ctx("creating namespace file", e))?;
+        let made = thread::scope(|s| {
+            s.spawn(|| -> Result<Self> {
+                unshare(CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| Error::kernel("creating network namespace", e.into()))?;
+                mount(
+                    Some("/proc/thread-self/ns/net"),
+                    path,
+                    None::<&str>,
+                    MsFlags::MS_BIND,
+                    None::<&str>,
+                )
+                .map_err(|e| ctx("pinning network namespace at", e.into()))?;
+                Self::current()
+            })
+            .join()
+            .unwrap_or_else(|p| panic::resume_unwind(p))
+        });
+        if made.is_err() {
+            let _ = fs::remove_file(path);
+        }
+        made
+    }
+
+    /// Unpins a namespace made by [`Netns::create_pinned`]: lazily unmounts
+    /// and removes `path`. The namespace is freed once nothing else holds
+    /// it. Idempotent: a path that is already gone is success.
+    pub fn unpin(path: &Path) -> Result<()> {
+        match umount2(path, MntFlags::MNT_DETACH) {
+            Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => {
+                return Err(Error::kernel(
+                    format!("unmounting network namespace {}", path.display()),
+                    e.into(),
+                ));
+            }
+        }
+        match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::kernel(
+                format!("removing namespace file {}", path.display()),
+                e,
+            )),
+        }
+    }
+
+    /// Writes `value` to `/proc/sys/KEY` inside this namespace, like
+    /// `ip netns exec NS sysctl -w KEY=VALUE` (`key` uses `/`, e.g.
+    /// `net/ipv4/ip_forward`). Skips the write when the value is already set.
+    pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
+        let path = PathBuf::from("/proc/sys").join(key);
+        self.run(|| write_sysctl(&path, value)).map_err(|e| match e {
+            Error::Kernel(_, io) => Error::kernel(format!("setting {key}={value}"), io),
+            other => other,
+        })
+    }
+}
+
+/// Writes a sysctl in the calling thread's namespace, skipping the write
+/// when the value is already there.
+pub fn write_sysctl(path: &Path, value: &str) -> io::Result<()> {
+    if fs::read_to_string(path).is_ok_and(|cur| cur.trim() == value) {
+        return Ok(());
+    }
+    fs::write(path, value)
+}
+
+impl AsFd for Netns {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+impl AsRawFd for Netns {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}

@@ -1,0 +1,914 @@
+//! Container operations: create (sandbox + first network), start and exit
+//! bookkeeping, connect, disconnect, remove, list, inspect.
+
+use std::fs;
+use std::net::IpAddr;
+
+use berth_core::{Endpoint, Error, IfName, Result, Sandbox, SandboxKind};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::engine::{Engine, State};
+use crate::files;
+use crate::model::{self, ContainerRecord, EndpointRecord, NetworkRecord, Status};
+use crate::networks::{find_network, parse_ip};
+use crate::process;
+use crate::store::{Op, Table};
+use crate::{names, util};
+
+/// A `berth run` request: the container's name, hostname, command and
+/// first network.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ContainerCreate {
+    /// `--name`; random when empty.
+    pub name: String,
+    /// `-h`; the short id when empty.
+    pub hostname: String,
+    /// The command and its arguments.
+    pub cmd: Vec<String>,
+    /// `--network`; `bridge` when empty.
+    pub network: String,
+    /// `--ip`.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4: String,
+    /// `--ip6`.
+    #[serde(rename = "IPv6Address")]
+    pub ipv6: String,
+    /// `--rm`.
+    pub auto_remove: bool,
+}
+
+/// What the client needs to start the process in a new container.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Created {
+    /// The container's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its hostname.
+    pub hostname: String,
+    /// The namespace to join.
+    pub sandbox_key: String,
+    /// The directory of pinned namespaces, which the process unmounts in
+    /// its own mount namespace so it does not hold other containers'.
+    pub netns_dir: String,
+    /// Files to bind-mount over `/etc/hosts`, `/etc/resolv.conf` and
+    /// `/etc/hostname`.
+    pub hosts_path: String,
+    /// See `hosts_path`.
+    pub resolv_conf_path: String,
+    /// See `hosts_path`.
+    pub hostname_path: String,
+    /// Where a detached container's output goes.
+    pub log_path: String,
+}
+
+/// Checks a hostname: labels of 1 to 63 letters, digits and hyphens, not
+/// starting or ending with a hyphen, 253 bytes in all.
+pub fn check_hostname(h: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Error::invalid(format!(
+            "invalid hostname {h:?}: {why} (accepted: labels of 1-63 letters, digits or '-', separated by '.', not starting or ending with '-')"
+        ))
+    };
+    if h.is_empty() || h.len() > 253 {
+        return Err(bad("it must be 1 to 253 bytes long"));
+    }
+    for label in h.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(bad(&format!("label {label:?} must be 1 to 63 bytes long")));
+        }
+        if let Some(c) = label.chars().find(|c| !c.is_ascii_alphanumeric() && *c != '-') {
+            return Err(bad(&format!("it contains {c:?}")));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(bad(&format!("label {label:?} starts or ends with '-'")));
+        }
+    }
+    Ok(())
+}
+
+fn mac_string(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+fn parse_mac(s: &str) -> [u8; 6] {
+    let mut mac = [0u8; 6];
+    for (i, part) in s.split(':').take(6).enumerate() {
+        mac[i] = u8::from_str_radix(part, 16).unwrap_or(0);
+    }
+    mac
+}
+
+/// Docker's MAC for an IPv4 address, `02:42:` and the address; random
+/// (locally administered) without one.
+fn mac_for(ipv4: Option<IpAddr>) -> [u8; 6] {
+    match ipv4 {
+        Some(IpAddr::V4(a)) => {
+            let o = a.octets();
+            [0x02, 0x42, o[0], o[1], o[2], o[3]]
+        }
+        _ => {
+            let mut m: [u8; 6] = rand::random();
+            m[0] = (m[0] & 0xfe) | 0x02;
+            m
+        }
+    }
+}
+
+/// Finds a container by name, full id or unique id prefix.
+pub(crate) fn find_container<'a>(st: &'a State, key: &str) -> Result<&'a ContainerRecord> {
+    if let Some(c) = st.containers.get(key) {
+        return Ok(c);
+    }
+    if let Some(c) = st.containers.values().find(|c| c.name == key) {
+        return Ok(c);
+    }
+    let mut by_prefix = st
+        .containers
+        .values()
+        .filter(|c| !key.is_empty() && c.id.starts_with(key));
+    match (by_prefix.next(), by_prefix.next()) {
+        (Some(c), None) => Ok(c),
+        (Some(_), Some(_)) => Err(Error::invalid(format!("container id prefix {key} is ambiguous"))),
+        _ => Err(Error::NotFound(format!("no such container: {key}"))),
+    }
+}
+
+/// Optional addresses from the request strings.
+fn parse_static(v4: &str, v6: &str) -> Result<Vec<IpAddr>> {
+    let mut out = Vec::new();
+    if !v4.is_empty() {
+        let ip = parse_ip("--ip address", v4)?;
+        if !ip.is_ipv4() {
+            return Err(Error::invalid(format!(
+                "--ip {ip} is not an IPv4 address (use --ip6)"
+            )));
+        }
+        out.push(ip);
+    }
+    if !v6.is_empty() {
+        let ip = parse_ip("--ip6 address", v6)?;
+        if !ip.is_ipv6() {
+            return Err(Error::invalid(format!(
+                "--ip6 {ip} is not an IPv6 address (use --ip)"
+            )));
+        }
+        out.push(ip);
+    }
+    Ok(out)
+}
+
+impl Engine {
+    /// Plans one endpoint under the state lock: interface name, addresses
+    /// (static or from the pools), MAC, whether it carries the default
+    /// route. Counts it as pending on the network until
+    /// [`Engine::settle`].
+    fn plan_endpoint(
+        &self,
+        st: &mut State,
+        net: &NetworkRecord,
+        existing: &[EndpointRecord],
+        wanted: &[IpAddr],
+    ) -> Result<EndpointRecord> {
+        if st.removing.contains(&net.net.id) {
+            return Err(Error::NotFound(format!(
+                "network {} is being removed",
+                net.net.name
+            )));
+        }
+        let caps = self.driver(&net.net.driver)?.capabilities();
+        if !wanted.is_empty() && net.builtin && caps.ipam {
+            return Err(Error::invalid(format!(
+                "a static address (--ip) works on user-defined networks only, not on the default {} network",
+                net.net.name
+            )));
+        }
+        if !wanted.is_empty() && !caps.ipam {
+            return Err(Error::invalid(format!(
+                "network {} (driver {}) has no addresses to choose from: --ip is not accepted",
+                net.net.name, net.net.driver
+            )));
+        }
+        let ifname = (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|n| {
+                !existing
+                    .iter()
+                    .any(|e| e.ifname.as_ref().is_some_and(|i| i.as_str() == n))
+            })
+            .and_then(|n| IfName::new(&n).ok());
+        let mut addresses = Vec::new();
+        if caps.ipam {
+            let State {
+                pools, containers, ..
+            } = st;
+            let pools = pools.entry(net.net.id.clone()).or_default();
+            let owner = |ip: IpAddr| {
+                containers
+                    .values()
+                    .find(|c| {
+                        c.endpoint(&net.net.id)
+                            .is_some_and(|e| e.addresses.iter().any(|a| a.addr() == ip))
+                    })
+                    .map(|c| c.name.clone())
+            };
+            let planned = (|| -> Result<()> {
+                for v6 in [false, true] {
+                    let want = wanted.iter().find(|a| a.is_ipv6() == v6);
+                    if v6 && !net.net.ipv6 {
+                        if let Some(ip) = want {
+                            return Err(Error::invalid(format!(
+                                "--ip6 {ip}: network {} does not have IPv6 (create it with --ipv6)",
+                                net.net.name
+                            )));
+                        }
+                        continue;
+                    }
+                    let mut fam = pools
+                        .iter_mut()
+                        .filter(|p| p.subnet.addr().is_ipv6() == v6)
+                        .peekable();
+                    if let Some(ip) = want {
+                        let pool = fam.find(|p| p.contains(*ip)).ok_or_else(|| {
+                            Error::invalid(format!(
+                                "address {ip} is not in any subnet of network {} ({})",
+                                net.net.name,
+                                net.net
+                                    .ipam
+                                    .iter()
+                                    .map(|c| c.subnet.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ))
+                        })?;
+                        addresses.push(pool.take(*ip, owner)?);
+                    } else if fam.peek().is_some() {
+                        let mut last = None;
+                        for pool in fam {
+                            match pool.allocate() {
+                                Ok(a) => {
+                                    addresses.push(a);
+                                    last = None;
+                                    break;
+                                }
+                                Err(e) => last = Some(e),
+                            }
+                        }
+                        if let Some(e) = last {
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(e) = planned {
+                for a in &addresses {
+                    if let Some(p) = pools.iter_mut().find(|p| p.contains(a.addr())) {
+                        p.release(a.addr());
+                    }
+                }
+                return Err(e);
+            }
+        }
+        let gateways: Vec<IpAddr> = if caps.ipam {
+            [false, true]
+                .iter()
+                .filter_map(|v6| net.net.gateway(*v6))
+                .filter(|g| net.net.ipv6 || g.is_ipv4())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let default_route = caps.sandbox == SandboxKind::Own
+            && !net.net.internal
+            && !gateways.is_empty()
+            && !existing.iter().any(|e| e.default_route);
+        *st.pending.entry(net.net.id.clone()).or_default() += 1;
+        Ok(EndpointRecord {
+            id: util::new_id(),
+            network_id: net.net.id.clone(),
+            mac: if caps.sandbox == SandboxKind::Own {
+                mac_string(mac_for(addresses.iter().map(|a| a.addr()).find(IpAddr::is_ipv4)))
+            } else {
+                String::new()
+            },
+            ifname: if caps.sandbox == SandboxKind::Own {
+                ifname
+            } else {
+                None
+            },
+            addresses,
+            gateways,
+            default_route,
+            host_ifname: None,
+            static_ip: wanted.to_vec(),
+        })
+    }
+
+    /// Ends a planned endpoint's pending state; on failure gives its
+    /// addresses back.
+    fn settle(st: &mut State, ep: &EndpointRecord, ok: bool) {
+        if let Some(n) = st.pending.get_mut(&ep.network_id) {
+            *n = n.saturating_sub(1);
+        }
+        if !ok {
+            Self::release(st, ep);
+        }
+    }
+
+    /// Gives an endpoint's addresses back to their pools.
+    pub(crate) fn release(st: &mut State, ep: &EndpointRecord) {
+        if let Some(pools) = st.pools.get_mut(&ep.network_id) {
+            for a in &ep.addresses {
+                if let Some(p) = pools.iter_mut().find(|p| p.contains(a.addr())) {
+                    p.release(a.addr());
+                }
+            }
+        }
+    }
+
+    /// Has the network's driver wire `ep` into `sb`; records the host-side
+    /// interface it made.
+    pub(crate) async fn attach(
+        &self,
+        net: &NetworkRecord,
+        sb: &Sandbox,
+        ep: &mut EndpointRecord,
+    ) -> Result<()> {
+        let driver = self.driver(&net.net.driver)?;
+        let placeholder = IfName::new("eth0")?;
+        let gateways = if ep.default_route {
+            ep.gateways.clone()
+        } else {
+            Vec::new()
+        };
+        let att = driver
+            .attach(
+                &self.ctx,
+                &net.net,
+                &Endpoint {
+                    id: &ep.id,
+                    sandbox: sb,
+                    ifname: ep.ifname.as_ref().unwrap_or(&placeholder),
+                    mac: parse_mac(&ep.mac),
+                    addresses: &ep.addresses,
+                    gateways: &gateways,
+                },
+            )
+            .await?;
+        ep.host_ifname = att.host_ifname;
+        Ok(())
+    }
+
+    /// Has the driver undo `attach`. Idempotent.
+    pub(crate) async fn detach(
+        &self,
+        net: &NetworkRecord,
+        sb: Option<&Sandbox>,
+        ep: &EndpointRecord,
+    ) -> Result<()> {
+        let driver = self.driver(&net.net.driver)?;
+        let placeholder = IfName::new("eth0")?;
+        let sb = match sb {
+            Some(sb) => sb,
+            None => &self.host_sandbox, // the sandbox is gone; drivers only use host-side state then
+        };
+        driver
+            .detach(
+                &self.ctx,
+                &net.net,
+                &Endpoint {
+                    id: &ep.id,
+                    sandbox: sb,
+                    ifname: ep.ifname.as_ref().unwrap_or(&placeholder),
+                    mac: parse_mac(&ep.mac),
+                    addresses: &ep.addresses,
+                    gateways: &[],
+                },
+            )
+            .await
+    }
+
+    /// Writes `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` for a
+    /// container.
+    pub(crate) fn write_files(&self, c: &ContainerRecord, kind: SandboxKind) -> Result<()> {
+        let paths = self.cfg.paths(&c.id);
+        let io = |what: &str, p: &std::path::Path, e| Error::kernel(format!("{what} {}", p.display()), e);
+        if let Some(dir) = paths.hosts.parent() {
+            fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+        }
+        if let Some(dir) = paths.log.parent() {
+            fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+        }
+        let host_conf = self.host_resolv_conf();
+        let (hosts, resolv) = match kind {
+            SandboxKind::Host => (
+                fs::read_to_string("/etc/hosts").unwrap_or_else(|_| files::hosts(&c.hostname, &[])),
+                host_conf,
+            ),
+            _ => {
+                let addrs: Vec<IpAddr> = c
+                    .endpoints
+                    .iter()
+                    .flat_map(|e| e.addresses.iter().map(|a| a.addr()))
+                    .collect();
+                let v6 = addrs.iter().any(IpAddr::is_ipv6);
+                (
+                    files::hosts(&c.hostname, &addrs),
+                    files::resolv_conf(&host_conf, v6),
+                )
+            }
+        };
+        fs::write(&paths.hosts, hosts).map_err(|e| io("writing", &paths.hosts, e))?;
+        fs::write(&paths.resolv_conf, resolv).map_err(|e| io("writing", &paths.resolv_conf, e))?;
+        fs::write(&paths.hostname, format!("{}\n", c.hostname))
+            .map_err(|e| io("writing", &paths.hostname, e))?;
+        Ok(())
+    }
+
+    fn remove_files(&self, id: &str) {
+        let paths = self.cfg.paths(id);
+        for p in [paths.hosts.parent(), paths.log.parent()].into_iter().flatten() {
+            let _ = fs::remove_dir_all(p);
+        }
+    }
+
+    /// Creates a container: a sandbox on its first network, with its files.
+    /// The process is started by the client, which then calls
+    /// [`Engine::container_started`]. Nothing is left behind on failure.
+    pub async fn create_container(&self, req: ContainerCreate) -> Result<Created> {
+        if req.cmd.is_empty() {
+            return Err(Error::invalid(
+                "no command given (usage: berth run [OPTIONS] -- CMD [ARG...])",
+            ));
+        }
+        if !req.name.is_empty() {
+            util::check_name("container", &req.name)?;
+        }
+        if !req.hostname.is_empty() {
+            check_hostname(&req.hostname)?;
+        }
+        let wanted = parse_static(&req.ipv4, &req.ipv6)?;
+        let id = util::new_id();
+        let net_key = if req.network.is_empty() {
+            "bridge"
+        } else {
+            req.network.as_str()
+        };
+        let (net, mut ep, name) = {
+            let mut st = self.state();
+            let name = if req.name.is_empty() {
+                (0..100)
+                    .map(|i| {
+                        if i < 50 {
+                            names::random()
+                        } else {
+                            format!("{}_{i}", names::random())
+                        }
+                    })
+                    .find(|n| !st.containers.values().any(|c| &c.name == n) && !st.reserved_names.contains(n))
+                    .unwrap_or_else(|| id[..12].to_owned())
+            } else {
+                req.name.clone()
+            };
+            if let Some(c) = st.containers.values().find(|c| c.name == name) {
+                return Err(Error::Conflict(format!(
+                    "container name {name:?} is already in use by container {}",
+                    c.short_id()
+                )));
+            }
+            if st.reserved_names.contains(&name) {
+                return Err(Error::Conflict(format!(
+                    "container name {name:?} is already being used"
+                )));
+            }
+            let net = find_network(&st, net_key)?.clone();
+            let ep = self.plan_endpoint(&mut st, &net, &[], &wanted)?;
+            st.reserved_names.insert(name.clone());
+            (net, ep, name)
+        };
+        let kind = self.driver(&net.net.driver)?.capabilities().sandbox;
+        let mut rec = ContainerRecord {
+            id: id.clone(),
+            name: name.clone(),
+            created: util::now(),
+            hostname: if req.hostname.is_empty() {
+                id[..12].to_owned()
+            } else {
+                req.hostname.clone()
+            },
+            cmd: req.cmd.clone(),
+            auto_remove: req.auto_remove,
+            network_mode: net.net.name.clone(),
+            endpoints: Vec::new(),
+            sandbox: None,
+            last_networks: Vec::new(),
+            status: Status::Created,
+            pid: 0,
+            pid_start: 0,
+            exit_code: 0,
+            started_at: String::new(),
+            finished_at: String::new(),
+        };
+        let made = async {
+            let sb = match kind {
+                SandboxKind::Host => self.host_sandbox.clone(),
+                _ => self.new_sandbox(&id).await?,
+            };
+            rec.sandbox = Some(sb.path.clone());
+            if let Err(e) = self.attach(&net, &sb, &mut ep).await {
+                let _ = self.drop_sandbox_of(&id, kind);
+                return Err(e);
+            }
+            rec.endpoints.push(ep.clone());
+            let saved = async {
+                self.write_files(&rec, kind)?;
+                failpoint("create-after-attach");
+                self.save_container(&rec).await
+            }
+            .await;
+            if let Err(e) = saved {
+                let _ = self.detach(&net, Some(&sb), &ep).await;
+                let _ = self.drop_sandbox_of(&id, kind);
+                self.remove_files(&id);
+                return Err(e);
+            }
+            Ok(())
+        }
+        .await;
+        let mut st = self.state();
+        st.reserved_names.remove(&name);
+        Self::settle(&mut st, &ep, made.is_ok());
+        made?;
+        st.containers.insert(id.clone(), rec.clone());
+        drop(st);
+        let paths = self.cfg.paths(&id);
+        Ok(Created {
+            id,
+            name,
+            hostname: rec.hostname,
+            sandbox_key: rec.sandbox.map(|p| p.display().to_string()).unwrap_or_default(),
+            netns_dir: self.cfg.netns_dir().display().to_string(),
+            hosts_path: paths.hosts.display().to_string(),
+            resolv_conf_path: paths.resolv_conf.display().to_string(),
+            hostname_path: paths.hostname.display().to_string(),
+            log_path: paths.log.display().to_string(),
+        })
+    }
+
+    fn drop_sandbox_of(&self, id: &str, kind: SandboxKind) -> Result<()> {
+        if kind == SandboxKind::Host {
+            return Ok(());
+        }
+        self.drop_sandbox(id)
+    }
+
+    /// Records that the client started the container's process.
+    pub async fn container_started(&self, key: &str, pid: u32) -> Result<()> {
+        let id = self.find_container(key)?.id;
+        let lock = self.container_lock(&id);
+        let _g = lock.lock().await;
+        let mut c = self.find_container(&id)?;
+        if c.status != Status::Created {
+            return Err(Error::Conflict(format!(
+                "container {} was already started",
+                c.name
+            )));
+        }
+        let start = process::start_time(pid)
+            .ok_or_else(|| Error::invalid(format!("process {pid} does not exist")))?;
+        c.status = Status::Running;
+        c.pid = pid;
+        c.pid_start = start;
+        c.started_at = util::now();
+        self.save_container(&c).await?;
+        self.state().containers.insert(c.id.clone(), c);
+        Ok(())
+    }
+
+    /// Records that the container's process ended: takes its network down
+    /// (addresses go back to their pools) and, with `--rm`, removes it.
+    pub async fn container_exited(&self, key: &str, code: i32) -> Result<()> {
+        let id = self.find_container(key)?.id;
+        let lock = self.container_lock(&id);
+        let _g = lock.lock().await;
+        let mut c = self.find_container(&id)?;
+        if c.status == Status::Exited {
+            if c.exit_code == -1 && code != -1 {
+                c.exit_code = code;
+                self.save_container(&c).await?;
+                self.state().containers.insert(c.id.clone(), c);
+            }
+            return Ok(());
+        }
+        if c.auto_remove {
+            drop(_g);
+            return self.remove_container(&id, true).await.map(drop);
+        }
+        self.teardown(&mut c).await;
+        c.status = Status::Exited;
+        c.exit_code = code;
+        c.pid = 0;
+        c.finished_at = util::now();
+        self.save_container(&c).await?;
+        self.state().containers.insert(c.id.clone(), c);
+        Ok(())
+    }
+
+    /// Takes a container's network down: detaches every endpoint (keeping
+    /// on after errors, which are logged), gives the addresses back, and
+    /// unpins the sandbox.
+    pub(crate) async fn teardown(&self, c: &mut ContainerRecord) {
+        let kind = self.kind_of(c).unwrap_or(SandboxKind::Own);
+        let sb = self.sandbox(c).ok();
+        for ep in c.endpoints.iter().rev() {
+            let net = self.state().networks.get(&ep.network_id).cloned();
+            if let Some(net) = net
+                && let Err(e) = self.detach(&net, sb.as_deref(), ep).await
+            {
+                tracing::warn!(container = %c.name, network = %net.net.name, "detach: {}", e.chain());
+            }
+        }
+        {
+            let mut st = self.state();
+            c.last_networks = c
+                .endpoints
+                .iter()
+                .filter_map(|e| st.networks.get(&e.network_id).map(|n| n.net.name.clone()))
+                .collect();
+            for ep in &c.endpoints {
+                Self::release(&mut st, ep);
+            }
+        }
+        c.endpoints.clear();
+        if let Err(e) = self.drop_sandbox_of(&c.id, kind) {
+            tracing::warn!(container = %c.name, "unpinning sandbox: {}", e.chain());
+        }
+        c.sandbox = None;
+    }
+
+    /// Removes a container. A running one needs `force`, which kills it.
+    pub async fn remove_container(&self, key: &str, force: bool) -> Result<String> {
+        let id = self.find_container(key)?.id;
+        let lock = self.container_lock(&id);
+        let _g = lock.lock().await;
+        let mut c = match self.find_container(&id) {
+            Ok(c) => c,
+            Err(Error::NotFound(_)) => return Ok(key.to_owned()), // removed while we waited
+            Err(e) => return Err(e),
+        };
+        if Self::running(&c) {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "container {} is running: stop it first or remove it with rm -f",
+                    c.name
+                )));
+            }
+            process::kill(c.pid, c.pid_start);
+        }
+        self.teardown(&mut c).await;
+        self.store
+            .write(vec![Op::Delete(Table::Containers, c.id.clone())])
+            .await?;
+        self.remove_files(&c.id);
+        self.state().containers.remove(&c.id);
+        self.forget_lock(&c.id);
+        Ok(c.name)
+    }
+
+    /// Connects a container to one more network (`eth1`, `eth2`, …).
+    pub async fn connect(&self, net_key: &str, key: &str, ipv4: &str, ipv6: &str) -> Result<()> {
+        let wanted = parse_static(ipv4, ipv6)?;
+        let id = self.find_container(key)?.id;
+        let lock = self.container_lock(&id);
+        let _g = lock.lock().await;
+        let (mut c, net, mut ep) = {
+            let mut st = self.state();
+            let c = find_container(&st, &id)?.clone();
+            let net = find_network(&st, net_key)?.clone();
+            let caps = self.driver(&net.net.driver)?.capabilities();
+            if !caps.multi_network {
+                return Err(Error::invalid(format!(
+                    "a container cannot be connected to the {} network: it is chosen with --network at run",
+                    net.net.name
+                )));
+            }
+            if let Some(first) = c.endpoints.first().and_then(|e| st.networks.get(&e.network_id))
+                && let Ok(d) = self.driver(&first.net.driver)
+                && !d.capabilities().multi_network
+            {
+                return Err(Error::invalid(format!(
+                    "container {} is on the {} network, which it cannot share with another network",
+                    c.name, first.net.name
+                )));
+            }
+            if c.endpoint(&net.net.id).is_some() {
+                return Err(Error::Conflict(format!(
+                    "container {} is already connected to network {}",
+                    c.name, net.net.name
+                )));
+            }
+            if c.sandbox.is_none() {
+                return Err(Error::Conflict(format!("container {} is not running", c.name)));
+            }
+            let ep = self.plan_endpoint(&mut st, &net, &c.endpoints, &wanted)?;
+            (c, net, ep)
+        };
+        let made = async {
+            let sb = self.sandbox(&c)?;
+            self.attach(&net, &sb, &mut ep).await?;
+            c.endpoints.push(ep.clone());
+            let saved = async {
+                self.write_files(&c, SandboxKind::Own)?;
+                failpoint("connect-after-attach");
+                self.save_container(&c).await
+            }
+            .await;
+            if let Err(e) = saved {
+                c.endpoints.pop();
+                let _ = self.detach(&net, Some(&sb), &ep).await;
+                let _ = self.write_files(&c, SandboxKind::Own);
+                return Err(e);
+            }
+            Ok(())
+        }
+        .await;
+        let mut st = self.state();
+        Self::settle(&mut st, &ep, made.is_ok());
+        made?;
+        st.containers.insert(c.id.clone(), c);
+        Ok(())
+    }
+
+    /// Disconnects a container from a network. When that network carried
+    /// the default route, the next network with a gateway takes it over.
+    /// `force` goes on when the driver fails to undo its work.
+    pub async fn disconnect(&self, net_key: &str, key: &str, force: bool) -> Result<()> {
+        let id = self.find_container(key)?.id;
+        let lock = self.container_lock(&id);
+        let _g = lock.lock().await;
+        let (mut c, net) = {
+            let st = self.state();
+            let c = find_container(&st, &id)?.clone();
+            let net = find_network(&st, net_key)?.clone();
+            (c, net)
+        };
+        let Some(pos) = c.endpoints.iter().position(|e| e.network_id == net.net.id) else {
+            return Err(Error::NotFound(format!(
+                "container {} is not connected to network {}",
+                c.name, net.net.name
+            )));
+        };
+        if !self.driver(&net.net.driver)?.capabilities().multi_network {
+            return Err(Error::invalid(format!(
+                "a container cannot be disconnected from the {} network: remove the container instead",
+                net.net.name
+            )));
+        }
+        let sb = self.sandbox(&c).ok();
+        let ep = c.endpoints.remove(pos);
+        if let Err(e) = self.detach(&net, sb.as_deref(), &ep).await
+            && !force
+        {
+            return Err(e);
+        }
+        if ep.default_route
+            && let Some(sb) = &sb
+            && let Some(next) = c.endpoints.iter_mut().find(|e| {
+                !e.gateways.is_empty()
+                    && self
+                        .state()
+                        .networks
+                        .get(&e.network_id)
+                        .is_some_and(|n| !n.net.internal)
+            })
+        {
+            for gw in &next.gateways {
+                if let Err(e) = berth_core::link::add_default_route(&sb.handle, *gw).await {
+                    tracing::warn!(container = %c.name, "moving the default route: {}", e.chain());
+                }
+            }
+            next.default_route = true;
+        }
+        let _ = self.write_files(&c, SandboxKind::Own);
+        self.save_container(&c).await?;
+        let mut st = self.state();
+        Self::release(&mut st, &ep);
+        st.containers.insert(c.id.clone(), c);
+        Ok(())
+    }
+
+    /// A container record, by name, id or id prefix.
+    pub fn find_container(&self, key: &str) -> Result<ContainerRecord> {
+        find_container(&self.state(), key).cloned()
+    }
+
+    /// A container in `docker inspect`'s shape.
+    pub fn inspect_container(&self, key: &str) -> Result<Value> {
+        let st = self.state();
+        let c = find_container(&st, key)?;
+        Ok(model::container_view(
+            c,
+            &self.cfg.paths(&c.id),
+            &st.networks,
+            Self::running(c),
+        ))
+    }
+
+    /// Containers in `docker inspect`'s shape, newest first; running and
+    /// created ones only unless `all`.
+    pub fn list_containers(&self, all: bool) -> Vec<Value> {
+        let st = self.state();
+        let mut cs: Vec<&ContainerRecord> = st
+            .containers
+            .values()
+            .filter(|c| {
+                all || c.status != Status::Exited && (c.status == Status::Created || Self::running(c))
+            })
+            .collect();
+        cs.sort_by(|a, b| b.created.cmp(&a.created));
+        cs.iter()
+            .map(|c| {
+                let mut v = model::container_view(c, &self.cfg.paths(&c.id), &st.networks, Self::running(c));
+                v["LastNetworks"] = serde_json::json!(c.last_networks);
+                v
+            })
+            .collect()
+    }
+
+    /// Marks containers whose process died without anyone saying so as
+    /// exited (their shim was killed, or the machine rebooted).
+    pub async fn reap(&self) {
+        let dead: Vec<String> = self
+            .state()
+            .containers
+            .values()
+            .filter(|c| c.status == Status::Running && !process::alive(c.pid, c.pid_start))
+            .map(|c| c.id.clone())
+            .collect();
+        for id in dead {
+            if let Err(e) = self.container_exited(&id, -1).await {
+                tracing::warn!(container = %id, "reaping: {}", e.chain());
+            }
+        }
+    }
+
+    /// Reads a detached container's output.
+    pub fn logs(&self, key: &str) -> Result<Vec<u8>> {
+        let c = self.find_container(key)?;
+        let p = self.cfg.paths(&c.id).log;
+        match fs::read(&p) {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::kernel(format!("reading {}", p.display()), e)),
+        }
+    }
+}
+
+/// A crash point for tests of recovery: when `BERTH_FAILPOINT` names this
+/// point, the daemon dies here as `kill -9` would make it.
+fn failpoint(name: &str) {
+    if std::env::var("BERTH_FAILPOINT").is_ok_and(|v| v == name) {
+        tracing::error!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames_follow_rfc_1123() {
+        for ok in ["c1", "web-1.example", "a", &"a".repeat(63)] {
+            check_hostname(ok).unwrap();
+        }
+        for (bad, want) in [
+            (&"a".repeat(64) as &str, "1 to 63 bytes"),
+            ("under_score", "contains '_'"),
+            ("-x", "starts or ends with '-'"),
+            ("a..b", "label \"\""),
+            ("", "1 to 253"),
+        ] {
+            let e = check_hostname(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn macs_follow_docker() {
+        assert_eq!(
+            mac_string(mac_for(Some("172.18.0.2".parse().unwrap()))),
+            "02:42:ac:12:00:02"
+        );
+        let r = mac_for(None);
+        assert_eq!(r[0] & 0x03, 0x02, "locally administered unicast");
+        assert_eq!(parse_mac("02:42:ac:12:00:02"), [2, 0x42, 0xac, 0x12, 0, 2]);
+    }
+}

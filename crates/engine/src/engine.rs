@@ -1,0 +1,343 @@
+//! The engine: the single writer of berth's state, and the only code that
+//! sees every driver.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use berth_core::{Context, Error, Firewall, Netns, NetworkDriver, Result, Sandbox, SandboxKind, link};
+use ipnet::IpNet;
+use nix::mount::{MsFlags, mount};
+
+use crate::ipam::Pool;
+use crate::model::{ContainerPaths, ContainerRecord, NetworkRecord, Status};
+use crate::process;
+use crate::store::{Op, Store, Table};
+
+/// Where the daemon keeps things.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Persistent state: the store, container logs (`/var/lib/berth`).
+    pub data_root: PathBuf,
+    /// Runtime state: pinned namespaces, generated files (`/run/berth`).
+    pub exec_root: PathBuf,
+    /// The host's resolv.conf, read for containers' resolv.conf.
+    pub resolv_conf: PathBuf,
+}
+
+impl Config {
+    /// The directory of pinned sandbox namespaces.
+    pub fn netns_dir(&self) -> PathBuf {
+        self.exec_root.join("netns")
+    }
+
+    /// The pin of the host's own namespace, which `--network host`
+    /// containers join.
+    pub fn host_netns(&self) -> PathBuf {
+        self.netns_dir().join("host")
+    }
+
+    /// A container's pinned namespace.
+    pub fn sandbox_path(&self, id: &str) -> PathBuf {
+        self.netns_dir().join(id)
+    }
+
+    /// A container's generated files and log.
+    pub fn paths(&self, id: &str) -> ContainerPaths {
+        let run = self.exec_root.join("containers").join(id);
+        ContainerPaths {
+            hosts: run.join("hosts"),
+            resolv_conf: run.join("resolv.conf"),
+            hostname: run.join("hostname"),
+            log: self.data_root.join("containers").join(id).join("container.log"),
+        }
+    }
+}
+
+/// State behind the engine's lock. No `.await` while it is held.
+#[derive(Default)]
+pub(crate) struct State {
+    pub networks: BTreeMap<String, NetworkRecord>,
+    pub containers: BTreeMap<String, ContainerRecord>,
+    pub pools: HashMap<String, Vec<Pool>>,
+    /// Names of networks and containers being created.
+    pub reserved_names: HashSet<String>,
+    /// Subnets of networks being created.
+    pub reserved_subnets: Vec<(IpNet, String)>,
+    /// Attaches in flight, per network id.
+    pub pending: HashMap<String, usize>,
+    /// Networks being removed.
+    pub removing: HashSet<String>,
+}
+
+/// The berth engine.
+pub struct Engine {
+    pub(crate) cfg: Config,
+    pub(crate) store: Store,
+    pub(crate) ctx: Context,
+    pub(crate) host_sandbox: Arc<Sandbox>,
+    pub(crate) drivers: BTreeMap<String, Arc<dyn NetworkDriver>>,
+    pub(crate) state: Mutex<State>,
+    pub(crate) sandboxes: Mutex<HashMap<String, Arc<Sandbox>>>,
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    _lock: File,
+}
+
+/// Names `-d` accepts besides the drivers' own.
+const ALIASES: &[(&str, &str)] = &[("none", "null")];
+
+fn io_ctx(what: String) -> impl FnOnce(io::Error) -> Error {
+    move |e| Error::kernel(what, e)
+}
+
+/// Takes the data root's lock, or says who holds it.
+fn lock_data_root(data_root: &Path) -> Result<File> {
+    let path = data_root.join("berth.lock");
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io_ctx(format!("opening {}", path.display())))?;
+    // SAFETY: flock on an fd we own; no memory is involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        let holder = fs::read_to_string(&path).unwrap_or_default();
+        return Err(Error::Conflict(format!(
+            "another berth daemon is already running with data root {}{}",
+            data_root.display(),
+            match holder.trim() {
+                "" => String::new(),
+                pid => format!(" (pid {pid})"),
+            }
+        )));
+    }
+    file.set_len(0)
+        .map_err(io_ctx(format!("writing {}", path.display())))?;
+    fs::write(&path, format!("{}\n", std::process::id()))
+        .map_err(io_ctx(format!("writing {}", path.display())))?;
+    Ok(file)
+}
+
+fn is_mountpoint(path: &Path) -> bool {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let p = path.to_string_lossy();
+    info.lines().any(|l| l.split(' ').nth(4) == Some(&p))
+}
+
+/// Makes `dir` a private bind mount of itself, as `ip netns` does with
+/// `/run/netns`: namespace pins made under it then do not propagate into
+/// other mount namespaces, and containers can drop the whole directory.
+fn private_mount(dir: &Path) -> Result<()> {
+    if !is_mountpoint(dir) {
+        mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(|e| Error::kernel(format!("bind-mounting {}", dir.display()), e.into()))?;
+    }
+    mount(None::<&str>, dir, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(|e| Error::kernel(format!("making {} private", dir.display()), e.into()))
+}
+
+fn pin_host(path: &Path) -> Result<()> {
+    if is_mountpoint(path) {
+        return Ok(());
+    }
+    File::create(path).map_err(io_ctx(format!("creating {}", path.display())))?;
+    mount(
+        Some("/proc/self/ns/net"),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        Error::kernel(
+            format!("pinning the host namespace at {}", path.display()),
+            e.into(),
+        )
+    })
+}
+
+impl Engine {
+    /// Opens the store, takes the data root's lock, and restores every
+    /// network and container into the kernel. Must run inside a tokio
+    /// runtime, in the namespace that plays the host.
+    pub async fn start(cfg: Config) -> Result<Arc<Self>> {
+        for d in [&cfg.data_root, &cfg.exec_root, &cfg.netns_dir()] {
+            fs::create_dir_all(d).map_err(io_ctx(format!("creating {}", d.display())))?;
+        }
+        let lock = lock_data_root(&cfg.data_root)?;
+        private_mount(&cfg.netns_dir())?;
+        pin_host(&cfg.host_netns())?;
+
+        let host = Arc::new(Netns::current()?);
+        let handle = host.connect()?;
+        let firewall = Arc::new(Firewall::new(host.clone())?);
+        let host_sandbox = Arc::new(Sandbox {
+            ns: Netns::current()?,
+            handle: handle.clone(),
+            path: cfg.host_netns(),
+        });
+        let mut drivers: BTreeMap<String, Arc<dyn NetworkDriver>> = BTreeMap::new();
+        for d in [
+            Arc::new(berth_driver_bridge::Bridge) as Arc<dyn NetworkDriver>,
+            Arc::new(berth_driver_host::Host),
+            Arc::new(berth_driver_none::Null),
+        ] {
+            drivers.insert(d.name().to_owned(), d);
+        }
+        let store = Store::open(&cfg.data_root.join("berth.redb"))?;
+        let engine = Arc::new(Self {
+            cfg,
+            store,
+            ctx: Context {
+                host,
+                handle,
+                firewall,
+            },
+            host_sandbox,
+            drivers,
+            state: Mutex::new(State::default()),
+            sandboxes: Mutex::new(HashMap::new()),
+            locks: Mutex::new(HashMap::new()),
+            _lock: lock,
+        });
+        engine.restore().await?;
+        Ok(engine)
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The driver for `-d NAME`, aliases included.
+    pub(crate) fn driver(&self, name: &str) -> Result<Arc<dyn NetworkDriver>> {
+        let name = ALIASES.iter().find(|(a, _)| *a == name).map_or(name, |(_, d)| d);
+        self.drivers.get(name).cloned().ok_or_else(|| {
+            Error::invalid(format!(
+                "unknown driver {name:?} (known: {})",
+                self.drivers
+                    .keys()
+                    .map(String::as_str)
+                    .chain(ALIASES.iter().map(|(a, _)| *a))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
+    /// Names of the drivers `-d` accepts, with what each does.
+    pub fn drivers(&self) -> Vec<(String, berth_core::Capabilities)> {
+        self.drivers
+            .iter()
+            .map(|(n, d)| (n.clone(), d.capabilities()))
+            .collect()
+    }
+
+    /// Serializes operations on one container.
+    pub(crate) fn container_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.entry(id.to_owned()).or_default().clone()
+    }
+
+    pub(crate) fn forget_lock(&self, id: &str) {
+        self.locks.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    }
+
+    /// The sandbox of a container: cached, or reopened from its pin.
+    pub(crate) fn sandbox(&self, c: &ContainerRecord) -> Result<Arc<Sandbox>> {
+        if self.kind_of(c) == Some(SandboxKind::Host) {
+            return Ok(self.host_sandbox.clone());
+        }
+        if let Some(s) = self
+            .sandboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&c.id)
+        {
+            return Ok(s.clone());
+        }
+        let path = c
+            .sandbox
+            .clone()
+            .ok_or_else(|| Error::Conflict(format!("container {} is not running", c.name)))?;
+        let ns = Netns::open(&path)?;
+        let handle = ns.connect()?;
+        let sb = Arc::new(Sandbox { ns, handle, path });
+        self.sandboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(c.id.clone(), sb.clone());
+        Ok(sb)
+    }
+
+    /// What kind of sandbox a container has, from the driver of its first
+    /// network.
+    pub(crate) fn kind_of(&self, c: &ContainerRecord) -> Option<SandboxKind> {
+        let st = self.state();
+        let ep = c.endpoints.first()?;
+        let n = st.networks.get(&ep.network_id)?;
+        self.driver(&n.net.driver).ok().map(|d| d.capabilities().sandbox)
+    }
+
+    /// Makes a pinned namespace with `lo` up.
+    pub(crate) async fn new_sandbox(&self, id: &str) -> Result<Arc<Sandbox>> {
+        let path = self.cfg.sandbox_path(id);
+        let ns = Netns::create_pinned(&path)?;
+        let made = async {
+            let handle = ns.connect()?;
+            link::loopback_up(&handle).await?;
+            Ok::<_, Error>(handle)
+        }
+        .await;
+        match made {
+            Ok(handle) => {
+                let sb = Arc::new(Sandbox { ns, handle, path });
+                self.sandboxes
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id.to_owned(), sb.clone());
+                Ok(sb)
+            }
+            Err(e) => {
+                let _ = Netns::unpin(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Unpins a container's namespace and forgets its handle. Idempotent.
+    pub(crate) fn drop_sandbox(&self, id: &str) -> Result<()> {
+        self.sandboxes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        Netns::unpin(&self.cfg.sandbox_path(id))
+    }
+
+    /// Whether a container's process still runs.
+    pub(crate) fn running(c: &ContainerRecord) -> bool {
+        c.status == Status::Running && process::alive(c.pid, c.pid_start)
+    }
+
+    pub(crate) async fn save_container(&self, c: &ContainerRecord) -> Result<()> {
+        self.store
+            .write(vec![Op::put(Table::Containers, &c.id, c)?])
+            .await
+    }
+
+    /// Reads the host's resolv.conf (empty when it cannot be read).
+    pub(crate) fn host_resolv_conf(&self) -> String {
+        fs::read_to_string(&self.cfg.resolv_conf).unwrap_or_default()
+    }
+}

@@ -1,0 +1,290 @@
+//! Address management: choosing subnets from Docker's default pools and
+//! handing out addresses inside them.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use berth_core::{Error, IpamConfig, Result};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+/// Docker's default local pools, in order: 172.17.0.0/16 … 172.31.0.0/16,
+/// then 192.168.0.0/20 … 192.168.240.0/20.
+pub fn default_pools() -> impl Iterator<Item = IpNet> {
+    let b16 =
+        (17u8..=31).map(|b| IpNet::V4(Ipv4Net::new(Ipv4Addr::new(172, b, 0, 0), 16).expect("valid /16")));
+    let c20 = (0u8..16)
+        .map(|i| IpNet::V4(Ipv4Net::new(Ipv4Addr::new(192, 168, i * 16, 0), 20).expect("valid /20")));
+    b16.chain(c20)
+}
+
+/// True when two prefixes share any address.
+pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
+/// The first default pool that overlaps none of `taken`.
+pub fn pick_subnet(taken: &[IpNet]) -> Result<IpNet> {
+    default_pools().find(|p| !taken.iter().any(|t| overlaps(p, t))).ok_or_else(|| {
+        Error::Conflict(
+            "all of the default address pools (172.17-31.0.0/16, 192.168.0-240.0/20) overlap existing networks or routes: give --subnet"
+                .into(),
+        )
+    })
+}
+
+/// A unique-local IPv6 /64 derived from a network id, for `--ipv6` without
+/// an IPv6 `--subnet`.
+pub fn ula_for(id: &str) -> IpNet {
+    let h = |i: usize| u16::from_str_radix(id.get(i..i + 4).unwrap_or("0000"), 16).unwrap_or(0);
+    let addr = Ipv6Addr::new(0xfd00 | (h(0) & 0xff), h(4), h(8), 0, 0, 0, 0, 0);
+    IpNet::V6(Ipv6Net::new(addr, 64).expect("valid /64"))
+}
+
+fn to_u128(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+fn from_u128(v6: bool, n: u128) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(n))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(n as u32))
+    }
+}
+
+/// The addresses of one subnet: which are reserved and which are in use.
+#[derive(Clone, Debug)]
+pub struct Pool {
+    /// The subnet.
+    pub subnet: IpNet,
+    first: u128,
+    last: u128,
+    reserved: BTreeSet<u128>,
+    used: BTreeSet<u128>,
+    next: u128,
+}
+
+impl Pool {
+    /// A pool for one `IPAM.Config` entry: addresses come from the ip-range
+    /// (or the whole subnet) minus the network and broadcast addresses,
+    /// the gateway and the aux addresses.
+    pub fn new(cfg: &IpamConfig) -> Self {
+        let range = cfg.ip_range.unwrap_or(cfg.subnet);
+        let v6 = cfg.subnet.addr().is_ipv6();
+        let net = to_u128(cfg.subnet.network());
+        let bcast = to_u128(cfg.subnet.broadcast());
+        let mut first = to_u128(range.network());
+        let mut last = to_u128(range.broadcast());
+        // The network address (and, in IPv4, the broadcast) never go to a
+        // container; /31 and /32 are point-to-point and keep both.
+        if cfg.subnet.prefix_len() < cfg.subnet.max_prefix_len() - 1 {
+            first = first.max(net + 1);
+            if !v6 {
+                last = last.min(bcast - 1);
+            }
+        }
+        let mut reserved: BTreeSet<u128> = cfg.aux_addresses.values().map(|a| to_u128(*a)).collect();
+        if let Some(gw) = cfg.gateway {
+            reserved.insert(to_u128(gw));
+        }
+        Self {
+            subnet: cfg.subnet,
+            first,
+            last,
+            reserved,
+            used: BTreeSet::new(),
+            next: first,
+        }
+    }
+
+    fn v6(&self) -> bool {
+        self.subnet.addr().is_ipv6()
+    }
+
+    /// True when `ip` is in this pool's subnet.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.subnet.contains(&ip)
+    }
+
+    /// Hands out the next free address after the last one handed out,
+    /// wrapping around, so a released address is not reused at once.
+    pub fn allocate(&mut self) -> Result<IpNet> {
+        if self.first > self.last {
+            return Err(self.exhausted());
+        }
+        let span = self.last - self.first + 1;
+        let mut cand = self.next.clamp(self.first, self.last);
+        // Bounded by the span, and by a generous cap: an IPv6 /64 is never
+        // full in practice, and a /16 has 65534 candidates at most.
+        for _ in 0..span.min(1 << 20) {
+            if !self.used.contains(&cand) && !self.reserved.contains(&cand) {
+                self.used.insert(cand);
+                self.next = if cand == self.last { self.first } else { cand + 1 };
+                return Ok(self.net(cand));
+            }
+            cand = if cand == self.last { self.first } else { cand + 1 };
+        }
+        Err(self.exhausted())
+    }
+
+    fn exhausted(&self) -> Error {
+        Error::Conflict(format!(
+            "no free addresses left in subnet {} (all {} are in use or reserved)",
+            self.subnet,
+            if self.first > self.last {
+                0
+            } else {
+                self.last - self.first + 1
+            }
+        ))
+    }
+
+    fn net(&self, n: u128) -> IpNet {
+        IpNet::new(from_u128(self.v6(), n), self.subnet.prefix_len())
+            .expect("prefix length of our own subnet")
+    }
+
+    /// Takes a specific address (`--ip`). `owner` names who holds an
+    /// address that is already taken, for the error message.
+    pub fn take(&mut self, ip: IpAddr, owner: impl Fn(IpAddr) -> Option<String>) -> Result<IpNet> {
+        let n = to_u128(ip);
+        if !self.subnet.contains(&ip) {
+            return Err(Error::invalid(format!(
+                "address {ip} is not in subnet {}",
+                self.subnet
+            )));
+        }
+        if self.reserved.contains(&n) {
+            return Err(Error::Conflict(format!(
+                "address {ip} is reserved (gateway or aux address)"
+            )));
+        }
+        if n < to_u128(self.subnet.network()) + 1
+            && self.subnet.prefix_len() < self.subnet.max_prefix_len() - 1
+        {
+            return Err(Error::invalid(format!(
+                "address {ip} is the network address of {}",
+                self.subnet
+            )));
+        }
+        if !self.v6() && n == to_u128(self.subnet.broadcast()) && self.subnet.prefix_len() < 31 {
+            return Err(Error::invalid(format!(
+                "address {ip} is the broadcast address of {}",
+                self.subnet
+            )));
+        }
+        if !self.used.insert(n) {
+            return Err(Error::Conflict(match owner(ip) {
+                Some(o) => format!("address {ip} is already in use by container {o}"),
+                None => format!("address {ip} is already in use"),
+            }));
+        }
+        Ok(self.net(n))
+    }
+
+    /// Marks an address as in use (when restoring state). Returns false if
+    /// it already was.
+    pub fn mark(&mut self, ip: IpAddr) -> bool {
+        self.used.insert(to_u128(ip))
+    }
+
+    /// Gives an address back. Idempotent.
+    pub fn release(&mut self, ip: IpAddr) {
+        self.used.remove(&to_u128(ip));
+    }
+
+    /// How many addresses are in use.
+    pub fn in_use(&self) -> usize {
+        self.used.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn cfg(subnet: &str, gw: Option<&str>, range: Option<&str>) -> IpamConfig {
+        IpamConfig {
+            subnet: subnet.parse().unwrap(),
+            gateway: gw.map(|g| g.parse().unwrap()),
+            ip_range: range.map(|r| r.parse().unwrap()),
+            aux_addresses: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn pools_come_in_dockers_order_and_skip_what_is_taken() {
+        assert_eq!(pick_subnet(&[]).unwrap().to_string(), "172.17.0.0/16");
+        let taken: Vec<IpNet> = vec!["172.17.0.0/16".parse().unwrap(), "172.18.5.0/24".parse().unwrap()];
+        assert_eq!(pick_subnet(&taken).unwrap().to_string(), "172.19.0.0/16");
+        let all16: Vec<IpNet> = vec!["172.16.0.0/12".parse().unwrap()];
+        assert_eq!(pick_subnet(&all16).unwrap().to_string(), "192.168.0.0/20");
+        let everything: Vec<IpNet> = vec!["0.0.0.0/1".parse().unwrap(), "128.0.0.0/1".parse().unwrap()];
+        assert!(
+            pick_subnet(&everything)
+                .unwrap_err()
+                .to_string()
+                .contains("give --subnet")
+        );
+    }
+
+    #[test]
+    fn allocation_skips_gateway_network_and_broadcast() {
+        let mut p = Pool::new(&cfg("10.1.0.0/30", Some("10.1.0.1"), None));
+        assert_eq!(p.allocate().unwrap().to_string(), "10.1.0.2/30");
+        let e = p.allocate().unwrap_err().to_string();
+        assert!(e.contains("no free addresses left in subnet 10.1.0.0/30"), "{e}");
+        p.release("10.1.0.2".parse().unwrap());
+        assert_eq!(p.allocate().unwrap().to_string(), "10.1.0.2/30");
+    }
+
+    #[test]
+    fn allocation_stays_in_the_ip_range_and_moves_on() {
+        let mut p = Pool::new(&cfg("10.2.0.0/16", Some("10.2.0.1"), Some("10.2.5.0/30")));
+        let a = p.allocate().unwrap();
+        let b = p.allocate().unwrap();
+        assert_eq!(
+            (a.to_string(), b.to_string()),
+            ("10.2.5.0/16".into(), "10.2.5.1/16".into())
+        );
+        p.release(a.addr());
+        // The next allocations do not reuse the address just released
+        // until the range wraps around.
+        assert_eq!(p.allocate().unwrap().to_string(), "10.2.5.2/16");
+        assert_eq!(p.allocate().unwrap().to_string(), "10.2.5.3/16");
+        assert_eq!(p.allocate().unwrap().to_string(), "10.2.5.0/16");
+        assert!(p.allocate().is_err());
+    }
+
+    #[test]
+    fn static_addresses_are_checked() {
+        let mut p = Pool::new(&cfg("10.3.0.0/24", Some("10.3.0.1"), None));
+        assert_eq!(
+            p.take("10.3.0.9".parse().unwrap(), |_| None).unwrap().to_string(),
+            "10.3.0.9/24"
+        );
+        let owner = |_| Some("c1".to_string());
+        for (ip, want) in [
+            ("10.3.0.9", "already in use by container c1"),
+            ("10.3.0.1", "reserved"),
+            ("10.4.0.1", "not in subnet 10.3.0.0/24"),
+            ("10.3.0.255", "broadcast"),
+            ("10.3.0.0", "network address"),
+        ] {
+            let e = p.take(ip.parse().unwrap(), owner).unwrap_err().to_string();
+            assert!(e.contains(want), "{ip}: {e}");
+        }
+    }
+
+    #[test]
+    fn ipv6_pools_work() {
+        let mut p = Pool::new(&cfg("fd00:1::/64", Some("fd00:1::1"), None));
+        assert_eq!(p.allocate().unwrap().to_string(), "fd00:1::2/64");
+        assert!(ula_for(&"ab".repeat(32)).to_string().starts_with("fdab:"));
+    }
+}

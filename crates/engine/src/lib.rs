@@ -1,0 +1,26 @@
+//! The berth engine: one process per host, the single writer of berth's
+//! state.
+//!
+//! It keeps networks and containers in a redb [`store`], hands out
+//! addresses from Docker's pools ([`ipam`]), makes sandboxes (pinned
+//! network namespaces with their `/etc/hosts` and `/etc/resolv.conf`),
+//! drives the network drivers, and serves the HTTP API ([`api`]) on a unix
+//! socket. On start it reconciles the kernel with the store.
+#![deny(missing_docs)]
+
+pub mod api;
+mod containers;
+mod engine;
+mod files;
+pub mod ipam;
+pub mod model;
+mod names;
+mod networks;
+mod process;
+mod restore;
+pub mod store;
+mod util;
+
+pub use containers::{ContainerCreate, Created, check_hostname};
+pub use engine::{Config, Engine};
+pub use networks::{IpamConfigRequest, IpamRequest, NetworkCreate};

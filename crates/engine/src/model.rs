@@ -1,0 +1,284 @@
+//! What the store keeps, and the Docker-shaped views the API returns.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use berth_core::{IfName, Network, Scope};
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// A network as stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    /// What its driver sees.
+    #[serde(flatten)]
+    pub net: Network,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// Local or global.
+    pub scope: Scope,
+    /// `--attachable`.
+    #[serde(default)]
+    pub attachable: bool,
+    /// `--label KEY=VALUE`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `bridge`, `host` and `none`: made at first start, never removed.
+    #[serde(default)]
+    pub builtin: bool,
+}
+
+/// One container's membership in one network, as stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    /// 64 hex digits.
+    pub id: String,
+    /// The network's id.
+    pub network_id: String,
+    /// The interface inside the sandbox (`eth0`); none for host and none.
+    pub ifname: Option<IfName>,
+    /// Its MAC, `aa:bb:cc:dd:ee:ff`; empty where there is no interface.
+    #[serde(default)]
+    pub mac: String,
+    /// Addresses with prefix lengths.
+    #[serde(default)]
+    pub addresses: Vec<IpNet>,
+    /// The network's gateways, as `inspect` shows them.
+    #[serde(default)]
+    pub gateways: Vec<IpAddr>,
+    /// This endpoint carries the sandbox's default routes.
+    #[serde(default)]
+    pub default_route: bool,
+    /// The host side of the link, where there is one.
+    #[serde(default)]
+    pub host_ifname: Option<String>,
+    /// The address was asked for with `--ip`.
+    #[serde(default)]
+    pub static_ip: Vec<IpAddr>,
+}
+
+impl EndpointRecord {
+    /// The IPv4 address, if any.
+    pub fn ipv4(&self) -> Option<IpNet> {
+        self.addresses.iter().copied().find(|a| a.addr().is_ipv4())
+    }
+
+    /// The IPv6 address, if any.
+    pub fn ipv6(&self) -> Option<IpNet> {
+        self.addresses.iter().copied().find(|a| a.addr().is_ipv6())
+    }
+
+    fn gateway(&self, v6: bool) -> String {
+        self.gateways
+            .iter()
+            .find(|g| g.is_ipv6() == v6)
+            .map(|g| g.to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// Where a container's process is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Its network is set up; its process has not started yet.
+    Created,
+    /// Its process runs.
+    Running,
+    /// Its process ended; its network was taken down.
+    Exited,
+}
+
+/// A container as stored.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    /// 64 hex digits.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// The hostname inside (`-h`), the short id by default.
+    pub hostname: String,
+    /// The command.
+    pub cmd: Vec<String>,
+    /// `--rm`.
+    #[serde(default)]
+    pub auto_remove: bool,
+    /// The network it was started on (`--network`).
+    pub network_mode: String,
+    /// Its memberships, in the order they were made.
+    #[serde(default)]
+    pub endpoints: Vec<EndpointRecord>,
+    /// The pinned network namespace while the network is up.
+    #[serde(default)]
+    pub sandbox: Option<PathBuf>,
+    /// The networks it was on when it exited (for `ps -a`).
+    #[serde(default)]
+    pub last_networks: Vec<String>,
+    /// Status.
+    pub status: Status,
+    /// The process (while running).
+    #[serde(default)]
+    pub pid: u32,
+    /// The process's start time in clock ticks since boot (field 22 of
+    /// `/proc/PID/stat`), which tells a reused PID apart.
+    #[serde(default)]
+    pub pid_start: u64,
+    /// The exit code, once exited.
+    #[serde(default)]
+    pub exit_code: i32,
+    /// RFC 3339.
+    #[serde(default)]
+    pub started_at: String,
+    /// RFC 3339.
+    #[serde(default)]
+    pub finished_at: String,
+}
+
+impl ContainerRecord {
+    /// The first 12 digits of the id.
+    pub fn short_id(&self) -> &str {
+        &self.id[..12]
+    }
+
+    /// The endpoint on a network, by network id.
+    pub fn endpoint(&self, network_id: &str) -> Option<&EndpointRecord> {
+        self.endpoints.iter().find(|e| e.network_id == network_id)
+    }
+}
+
+/// `docker network inspect`'s shape.
+pub fn network_view(n: &NetworkRecord, containers: &[&ContainerRecord]) -> Value {
+    let config: Vec<Value> = n
+        .net
+        .ipam
+        .iter()
+        .map(|c| {
+            let mut v = json!({ "Subnet": c.subnet.to_string() });
+            if let Some(gw) = c.gateway {
+                v["Gateway"] = json!(gw.to_string());
+            }
+            if let Some(r) = c.ip_range {
+                v["IPRange"] = json!(r.to_string());
+            }
+            if !c.aux_addresses.is_empty() {
+                v["AuxiliaryAddresses"] = json!(c.aux_addresses);
+            }
+            v
+        })
+        .collect();
+    let mut members = serde_json::Map::new();
+    for c in containers {
+        if let Some(ep) = c.endpoint(&n.net.id) {
+            members.insert(
+                c.id.clone(),
+                json!({
+                    "Name": c.name,
+                    "EndpointID": ep.id,
+                    "MacAddress": ep.mac,
+                    "IPv4Address": ep.ipv4().map(|a| a.to_string()).unwrap_or_default(),
+                    "IPv6Address": ep.ipv6().map(|a| a.to_string()).unwrap_or_default(),
+                }),
+            );
+        }
+    }
+    json!({
+        "Name": n.net.name,
+        "Id": n.net.id,
+        "Created": n.created,
+        "Scope": n.scope,
+        "Driver": n.net.driver,
+        "EnableIPv6": n.net.ipv6,
+        "IPAM": { "Driver": "default", "Options": {}, "Config": config },
+        "Internal": n.net.internal,
+        "Attachable": n.attachable,
+        "Ingress": false,
+        "ConfigFrom": { "Network": "" },
+        "ConfigOnly": false,
+        "Containers": members,
+        "Options": n.net.options,
+        "Labels": n.labels,
+    })
+}
+
+/// Paths of a container's generated files and log.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ContainerPaths {
+    /// Generated `/etc/hosts`.
+    pub hosts: PathBuf,
+    /// Generated `/etc/resolv.conf`.
+    pub resolv_conf: PathBuf,
+    /// Generated `/etc/hostname`.
+    pub hostname: PathBuf,
+    /// Output of a detached container.
+    pub log: PathBuf,
+}
+
+/// `docker inspect`'s shape, cut to what berth has.
+pub fn container_view(
+    c: &ContainerRecord,
+    paths: &ContainerPaths,
+    networks: &BTreeMap<String, NetworkRecord>,
+    running: bool,
+) -> Value {
+    let mut nets = serde_json::Map::new();
+    for ep in &c.endpoints {
+        let Some(n) = networks.get(&ep.network_id) else {
+            continue;
+        };
+        let v4 = ep.ipv4();
+        let v6 = ep.ipv6();
+        nets.insert(
+            n.net.name.clone(),
+            json!({
+                "NetworkID": n.net.id,
+                "EndpointID": ep.id,
+                "Gateway": ep.gateway(false),
+                "IPAddress": v4.map(|a| a.addr().to_string()).unwrap_or_default(),
+                "IPPrefixLen": v4.map(|a| a.prefix_len()).unwrap_or(0),
+                "IPv6Gateway": ep.gateway(true),
+                "GlobalIPv6Address": v6.map(|a| a.addr().to_string()).unwrap_or_default(),
+                "GlobalIPv6PrefixLen": v6.map(|a| a.prefix_len()).unwrap_or(0),
+                "MacAddress": ep.mac,
+                "InterfaceName": ep.ifname.as_ref().map(|i| i.to_string()).unwrap_or_default(),
+                "IPAMConfig": if ep.static_ip.is_empty() { Value::Null } else {
+                    json!({ "IPv4Address": ep.static_ip.iter().find(|a| a.is_ipv4()).map(|a| a.to_string()).unwrap_or_default(),
+                            "IPv6Address": ep.static_ip.iter().find(|a| a.is_ipv6()).map(|a| a.to_string()).unwrap_or_default() })
+                },
+            }),
+        );
+    }
+    let status = match (c.status, running) {
+        (Status::Running, true) => "running",
+        (Status::Running, false) | (Status::Exited, _) => "exited",
+        (Status::Created, _) => "created",
+    };
+    json!({
+        "Id": c.id,
+        "Name": format!("/{}", c.name),
+        "Created": c.created,
+        "Path": c.cmd.first().cloned().unwrap_or_default(),
+        "Args": c.cmd.iter().skip(1).collect::<Vec<_>>(),
+        "State": {
+            "Status": status,
+            "Running": status == "running",
+            "Pid": if status == "running" { c.pid } else { 0 },
+            "ExitCode": c.exit_code,
+            "StartedAt": c.started_at,
+            "FinishedAt": c.finished_at,
+        },
+        "HostnamePath": paths.hostname,
+        "HostsPath": paths.hosts,
+        "ResolvConfPath": paths.resolv_conf,
+        "LogPath": paths.log,
+        "Config": { "Hostname": c.hostname, "Cmd": c.cmd },
+        "HostConfig": { "NetworkMode": c.network_mode, "AutoRemove": c.auto_remove },
+        "NetworkSettings": {
+            "SandboxKey": c.sandbox.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            "Networks": nets,
+        },
+    })
+}

@@ -1,0 +1,603 @@
+//! Network operations: create, remove, prune, list, inspect.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use berth_core::{Error, IpamConfig, Network, Result, link};
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::engine::{Engine, State};
+use crate::ipam::{self, Pool, overlaps};
+use crate::model::{self, NetworkRecord};
+use crate::store::{Op, Table};
+use crate::util;
+
+/// A `network create` request, in the Docker Engine API's shape.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkCreate {
+    /// The network's name.
+    pub name: String,
+    /// `-d`; `bridge` when empty.
+    pub driver: String,
+    /// `--internal`.
+    pub internal: bool,
+    /// `--attachable`.
+    pub attachable: bool,
+    /// `--ipv6`.
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    /// `--subnet`, `--gateway`, `--ip-range`, `--aux-address`.
+    #[serde(rename = "IPAM")]
+    pub ipam: IpamRequest,
+    /// `-o`.
+    pub options: BTreeMap<String, String>,
+    /// `--label`.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The `IPAM` part of a create request.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamRequest {
+    /// Only `default` (or empty) is known.
+    pub driver: String,
+    /// One entry per subnet.
+    pub config: Vec<IpamConfigRequest>,
+}
+
+/// One subnet of a create request, as strings still to be checked.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpamConfigRequest {
+    /// CIDR.
+    pub subnet: String,
+    /// `--ip-range`.
+    #[serde(rename = "IPRange")]
+    pub ip_range: String,
+    /// `--gateway`.
+    pub gateway: String,
+    /// `--aux-address NAME=IP`.
+    pub auxiliary_addresses: BTreeMap<String, String>,
+}
+
+/// Parses a CIDR that must be a network prefix.
+pub fn parse_subnet(what: &str, s: &str) -> Result<IpNet> {
+    let net: IpNet = s.trim().parse().map_err(|_| {
+        Error::invalid(format!(
+            "invalid {what} {s:?}: not an address prefix (accepted: CIDR notation such as 172.28.0.0/16 or fd00:28::/64)"
+        ))
+    })?;
+    if net.trunc() != net {
+        return Err(Error::invalid(format!(
+            "invalid {what} {s}: host bits are set (did you mean {}?)",
+            net.trunc()
+        )));
+    }
+    Ok(net)
+}
+
+/// Parses an IP address.
+pub fn parse_ip(what: &str, s: &str) -> Result<IpAddr> {
+    s.trim().parse().map_err(|_| {
+        Error::invalid(format!(
+            "invalid {what} {s:?}: not an IP address (accepted: an address such as 172.28.5.2 or fd00:28::2)"
+        ))
+    })
+}
+
+/// Turns the strings of a create request into checked subnets. A gateway,
+/// range or aux address belongs to the subnet that contains it.
+fn plan_ipam(req: &IpamRequest) -> Result<Vec<IpamConfig>> {
+    if !req.driver.is_empty() && req.driver != "default" {
+        return Err(Error::invalid(format!(
+            "unknown IPAM driver {:?} (accepted: default)",
+            req.driver
+        )));
+    }
+    let mut out: Vec<IpamConfig> = Vec::new();
+    for c in &req.config {
+        if c.subnet.is_empty() {
+            continue; // a gateway or range given without its subnet: matched below
+        }
+        let subnet = parse_subnet("subnet", &c.subnet)?;
+        if let Some(o) = out.iter().find(|o| overlaps(&o.subnet, &subnet)) {
+            return Err(Error::invalid(format!(
+                "subnet {subnet} overlaps subnet {} of the same network",
+                o.subnet
+            )));
+        }
+        out.push(IpamConfig {
+            subnet,
+            gateway: None,
+            ip_range: None,
+            aux_addresses: BTreeMap::new(),
+        });
+    }
+    let subnets: Vec<String> = out.iter().map(|c| c.subnet.to_string()).collect();
+    let owner = |out: &mut Vec<IpamConfig>, ip: IpAddr, what: &str| -> Result<usize> {
+        out.iter().position(|c| c.subnet.contains(&ip)).ok_or_else(|| {
+            Error::invalid(format!(
+                "{what} {ip} is not in {}",
+                if subnets.is_empty() {
+                    "any subnet: give --subnet too".to_owned()
+                } else {
+                    format!("any --subnet ({})", subnets.join(", "))
+                }
+            ))
+        })
+    };
+    for c in &req.config {
+        if !c.gateway.is_empty() {
+            let gw = parse_ip("gateway", &c.gateway)?;
+            let i = owner(&mut out, gw, "gateway")?;
+            let sub = out[i].subnet;
+            if gw == sub.network() && sub.prefix_len() < sub.max_prefix_len() - 1 {
+                return Err(Error::invalid(format!(
+                    "gateway {gw} is the network address of {sub}"
+                )));
+            }
+            if gw.is_ipv4() && gw == sub.broadcast() && sub.prefix_len() < 31 {
+                return Err(Error::invalid(format!(
+                    "gateway {gw} is the broadcast address of {sub}"
+                )));
+            }
+            if let Some(old) = out[i].gateway.replace(gw) {
+                return Err(Error::invalid(format!(
+                    "subnet {sub} has two gateways ({old} and {gw})"
+                )));
+            }
+        }
+        if !c.ip_range.is_empty() {
+            let range = parse_subnet("ip-range", &c.ip_range)?;
+            let i = owner(&mut out, range.network(), "ip-range")?;
+            if !out[i].subnet.contains(&range) {
+                return Err(Error::invalid(format!(
+                    "ip-range {range} is not inside subnet {}",
+                    out[i].subnet
+                )));
+            }
+            if out[i].ip_range.replace(range).is_some() {
+                return Err(Error::invalid(format!(
+                    "subnet {} has two ip-ranges",
+                    out[i].subnet
+                )));
+            }
+        }
+        for (name, ip) in &c.auxiliary_addresses {
+            let ip = parse_ip(&format!("aux-address {name}"), ip)?;
+            let i = owner(&mut out, ip, &format!("aux-address {name}="))?;
+            out[i].aux_addresses.insert(name.clone(), ip);
+        }
+    }
+    Ok(out)
+}
+
+impl Engine {
+    /// Creates a network: checks everything, settles the address plan,
+    /// has the driver make it, then records it. Nothing is left behind on
+    /// failure.
+    pub async fn create_network(&self, req: NetworkCreate) -> Result<NetworkRecord> {
+        self.add_network(req, false).await
+    }
+
+    async fn add_network(&self, req: NetworkCreate, builtin: bool) -> Result<NetworkRecord> {
+        util::check_name("network", &req.name)?;
+        let driver_name = if req.driver.is_empty() {
+            "bridge"
+        } else {
+            req.driver.as_str()
+        };
+        let driver = self.driver(driver_name)?;
+        let caps = driver.capabilities();
+        let mut ipam = plan_ipam(&req.ipam)?;
+        if !caps.ipam && !ipam.is_empty() {
+            return Err(Error::invalid(format!(
+                "driver {} does not use address management: --subnet, --gateway and --ip-range are not accepted",
+                driver.name()
+            )));
+        }
+        if let Some(v6) = ipam.iter().find(|c| c.subnet.addr().is_ipv6())
+            && !req.enable_ipv6
+        {
+            return Err(Error::invalid(format!("IPv6 subnet {} needs --ipv6", v6.subnet)));
+        }
+        if req.enable_ipv6 && !caps.ipam {
+            return Err(Error::invalid(format!(
+                "driver {} does not take --ipv6",
+                driver.name()
+            )));
+        }
+        let id = util::new_id();
+        // Routes of the host, so that a new subnet does not shadow one.
+        let routes: Vec<IpNet> = if caps.ipam && !ipam.iter().any(|c| c.subnet.addr().is_ipv4()) {
+            link::routes(&self.ctx.handle)
+                .await?
+                .into_iter()
+                .filter(|r| r.prefix_len() > 0)
+                .collect()
+        } else {
+            Vec::new()
+        };
+
+        let net = {
+            let mut st = self.state();
+            if st.networks.values().any(|n| n.net.name == req.name) || st.reserved_names.contains(&req.name) {
+                return Err(Error::Conflict(format!(
+                    "network with name {} already exists",
+                    req.name
+                )));
+            }
+            if !caps.multi_network
+                && let Some(n) = st.networks.values().find(|n| n.net.driver == driver.name())
+            {
+                return Err(Error::Conflict(format!(
+                    "only one instance of the {:?} network is allowed (it is {:?})",
+                    driver.name(),
+                    n.net.name
+                )));
+            }
+            let taken = taken_subnets(&st);
+            for c in &ipam {
+                if let Some((t, owner)) = taken.iter().find(|(t, _)| overlaps(t, &c.subnet)) {
+                    return Err(Error::Conflict(format!(
+                        "subnet {} overlaps subnet {t} of network {owner}",
+                        c.subnet
+                    )));
+                }
+            }
+            if caps.ipam && !ipam.iter().any(|c| c.subnet.addr().is_ipv4()) {
+                let mut avoid: Vec<IpNet> = taken.iter().map(|(t, _)| *t).collect();
+                avoid.extend(routes.iter().copied());
+                ipam.insert(
+                    0,
+                    IpamConfig {
+                        subnet: ipam::pick_subnet(&avoid)?,
+                        gateway: None,
+                        ip_range: None,
+                        aux_addresses: BTreeMap::new(),
+                    },
+                );
+            }
+            if req.enable_ipv6 && !ipam.iter().any(|c| c.subnet.addr().is_ipv6()) {
+                ipam.push(IpamConfig {
+                    subnet: ipam::ula_for(&id),
+                    gateway: None,
+                    ip_range: None,
+                    aux_addresses: BTreeMap::new(),
+                });
+            }
+            for c in &mut ipam {
+                if c.gateway.is_none() {
+                    c.gateway = first_host(&c.subnet);
+                }
+            }
+            let net = Network {
+                id: id.clone(),
+                name: req.name.clone(),
+                driver: driver.name().to_owned(),
+                options: req.options.clone(),
+                ipam,
+                ipv6: req.enable_ipv6,
+                internal: req.internal,
+            };
+            driver.validate(&net)?;
+            st.reserved_names.insert(req.name.clone());
+            for c in &net.ipam {
+                st.reserved_subnets.push((c.subnet, req.name.clone()));
+            }
+            net
+        };
+        let rec = NetworkRecord {
+            net,
+            created: util::now(),
+            scope: caps.scope,
+            attachable: req.attachable,
+            labels: req.labels,
+            builtin,
+        };
+        let made = self.make_network(&rec).await;
+        let mut st = self.state();
+        st.reserved_names.remove(&rec.net.name);
+        st.reserved_subnets.retain(|(_, n)| n != &rec.net.name);
+        made?;
+        st.pools
+            .insert(rec.net.id.clone(), rec.net.ipam.iter().map(Pool::new).collect());
+        st.networks.insert(rec.net.id.clone(), rec.clone());
+        Ok(rec)
+    }
+
+    /// Has the driver make the network, then stores it; undoes the driver's
+    /// work when the store refuses.
+    async fn make_network(&self, rec: &NetworkRecord) -> Result<()> {
+        let driver = self.driver(&rec.net.driver)?;
+        driver.create_network(&self.ctx, &rec.net).await?;
+        if let Err(e) = self
+            .store
+            .write(vec![Op::put(Table::Networks, &rec.net.id, rec)?])
+            .await
+        {
+            let _ = driver.delete_network(&self.ctx, &rec.net).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Makes the networks every host has: `bridge` (on `berth0`), `host`
+    /// and `none`, if the store does not have them yet.
+    pub(crate) async fn ensure_builtin(&self) -> Result<()> {
+        for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
+            if self.state().networks.values().any(|n| n.net.name == name) {
+                continue;
+            }
+            let mut req = NetworkCreate {
+                name: name.into(),
+                driver: driver.into(),
+                ..Default::default()
+            };
+            if name == "bridge" {
+                req.options
+                    .insert("com.docker.network.bridge.name".into(), "berth0".into());
+            }
+            self.add_network(req, true).await?;
+        }
+        Ok(())
+    }
+
+    /// Finds a network by name, full id or unique id prefix.
+    pub fn find_network(&self, key: &str) -> Result<NetworkRecord> {
+        find_network(&self.state(), key).cloned()
+    }
+
+    /// Removes a network. Refuses the built-in ones and networks that still
+    /// have containers, naming them.
+    pub async fn remove_network(&self, key: &str) -> Result<String> {
+        let rec = {
+            let mut st = self.state();
+            let rec = find_network(&st, key)?.clone();
+            if rec.builtin {
+                return Err(Error::Conflict(format!(
+                    "{} is a pre-defined network and cannot be removed",
+                    rec.net.name
+                )));
+            }
+            let users: Vec<String> = st
+                .containers
+                .values()
+                .filter(|c| c.endpoint(&rec.net.id).is_some())
+                .map(|c| c.name.clone())
+                .collect();
+            if !users.is_empty() {
+                return Err(Error::Conflict(format!(
+                    "network {} has active endpoints: containers {} are attached (disconnect or remove them first)",
+                    rec.net.name,
+                    users.join(", ")
+                )));
+            }
+            if st.pending.get(&rec.net.id).copied().unwrap_or(0) > 0 {
+                return Err(Error::Conflict(format!(
+                    "network {} has containers being attached right now",
+                    rec.net.name
+                )));
+            }
+            if !st.removing.insert(rec.net.id.clone()) {
+                return Err(Error::Conflict(format!(
+                    "network {} is already being removed",
+                    rec.net.name
+                )));
+            }
+            rec
+        };
+        let done = async {
+            self.driver(&rec.net.driver)?
+                .delete_network(&self.ctx, &rec.net)
+                .await?;
+            self.store
+                .write(vec![Op::Delete(Table::Networks, rec.net.id.clone())])
+                .await
+        }
+        .await;
+        let mut st = self.state();
+        st.removing.remove(&rec.net.id);
+        done?;
+        st.networks.remove(&rec.net.id);
+        st.pools.remove(&rec.net.id);
+        Ok(rec.net.name)
+    }
+
+    /// Removes every network that is not built in and has no containers.
+    pub async fn prune_networks(&self) -> Result<Vec<String>> {
+        let unused: Vec<String> = {
+            let st = self.state();
+            st.networks
+                .values()
+                .filter(|n| !n.builtin && !st.containers.values().any(|c| c.endpoint(&n.net.id).is_some()))
+                .map(|n| n.net.id.clone())
+                .collect()
+        };
+        let mut removed = Vec::new();
+        for id in unused {
+            match self.remove_network(&id).await {
+                Ok(name) => removed.push(name),
+                Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {} // in use again, or gone meanwhile
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Every network, in `docker network inspect`'s shape, filtered like
+    /// `docker network ls --filter driver=X --filter name=X` (name matches
+    /// a substring, as Docker's does).
+    pub fn list_networks(&self, filters: &BTreeMap<String, Vec<String>>) -> Result<Vec<Value>> {
+        for k in filters.keys() {
+            if !["driver", "name", "id"].contains(&k.as_str()) {
+                return Err(Error::invalid(format!(
+                    "invalid filter {k:?} (accepted: driver, name, id)"
+                )));
+            }
+        }
+        let st = self.state();
+        let containers: Vec<_> = st.containers.values().collect();
+        let mut out: Vec<(&str, Value)> = st
+            .networks
+            .values()
+            .filter(|n| {
+                filters.iter().all(|(k, vals)| {
+                    vals.iter().any(|v| match k.as_str() {
+                        "driver" => n.net.driver == *v || (v == "none" && n.net.driver == "null"),
+                        "name" => n.net.name.contains(v.as_str()),
+                        _ => n.net.id.starts_with(v.as_str()),
+                    })
+                })
+            })
+            .map(|n| (n.net.name.as_str(), model::network_view(n, &containers)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(b.0));
+        Ok(out.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// One network in `docker network inspect`'s shape.
+    pub fn inspect_network(&self, key: &str) -> Result<Value> {
+        let st = self.state();
+        let n = find_network(&st, key)?;
+        let containers: Vec<_> = st.containers.values().collect();
+        Ok(model::network_view(n, &containers))
+    }
+}
+
+/// The first usable address of a subnet: the default gateway.
+fn first_host(subnet: &IpNet) -> Option<IpAddr> {
+    if subnet.prefix_len() >= subnet.max_prefix_len() - 1 {
+        return None;
+    }
+    match subnet.network() {
+        IpAddr::V4(a) => Some(IpAddr::V4((u32::from(a) + 1).into())),
+        IpAddr::V6(a) => Some(IpAddr::V6((u128::from(a) + 1).into())),
+    }
+}
+
+/// Subnets of existing networks and of networks being created, with the
+/// name of the network that holds each.
+fn taken_subnets(st: &State) -> Vec<(IpNet, String)> {
+    st.networks
+        .values()
+        .flat_map(|n| n.net.ipam.iter().map(|c| (c.subnet, n.net.name.clone())))
+        .chain(st.reserved_subnets.iter().cloned())
+        .collect()
+}
+
+/// Finds a network by name, full id or unique id prefix.
+pub(crate) fn find_network<'a>(st: &'a State, key: &str) -> Result<&'a NetworkRecord> {
+    if let Some(n) = st.networks.get(key) {
+        return Ok(n);
+    }
+    if let Some(n) = st.networks.values().find(|n| n.net.name == key) {
+        return Ok(n);
+    }
+    let mut by_prefix = st
+        .networks
+        .values()
+        .filter(|n| !key.is_empty() && n.net.id.starts_with(key));
+    match (by_prefix.next(), by_prefix.next()) {
+        (Some(n), None) => Ok(n),
+        (Some(_), Some(_)) => Err(Error::invalid(format!("network id prefix {key} is ambiguous"))),
+        _ => Err(Error::NotFound(format!("network {key} not found"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(subnets: &[&str], gws: &[&str], ranges: &[&str]) -> IpamRequest {
+        let mut config: Vec<IpamConfigRequest> = subnets
+            .iter()
+            .map(|s| IpamConfigRequest {
+                subnet: s.to_string(),
+                ..Default::default()
+            })
+            .collect();
+        for (i, g) in gws.iter().enumerate() {
+            if i >= config.len() {
+                config.push(Default::default());
+            }
+            config[i].gateway = g.to_string();
+        }
+        for (i, r) in ranges.iter().enumerate() {
+            if i >= config.len() {
+                config.push(Default::default());
+            }
+            config[i].ip_range = r.to_string();
+        }
+        IpamRequest {
+            driver: String::new(),
+            config,
+        }
+    }
+
+    #[test]
+    fn gateways_and_ranges_join_the_subnet_that_holds_them() {
+        let plan = plan_ipam(&req(
+            &["10.1.0.0/16", "fd00:1::/64"],
+            &["fd00:1::fe", "10.1.255.254"],
+            &[],
+        ))
+        .unwrap();
+        assert_eq!(plan[0].gateway, Some("10.1.255.254".parse().unwrap()));
+        assert_eq!(plan[1].gateway, Some("fd00:1::fe".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_plans_are_named() {
+        for (r, want) in [
+            (
+                req(&["10.1.0/16"], &[], &[]),
+                "not an address prefix (accepted: CIDR notation",
+            ),
+            (
+                req(&["10.1.0.5/16"], &[], &[]),
+                "host bits are set (did you mean 10.1.0.0/16?)",
+            ),
+            (
+                req(&["10.1.0.0/16"], &["10.2.0.1"], &[]),
+                "gateway 10.2.0.1 is not in any --subnet (10.1.0.0/16)",
+            ),
+            (req(&["10.1.0.0/16"], &["10.1.0.0"], &[]), "network address"),
+            (
+                req(&["10.1.0.0/16"], &["bogus"], &[]),
+                "invalid gateway \"bogus\": not an IP address",
+            ),
+            (
+                req(&["10.1.0.0/16"], &[], &["10.2.0.0/24"]),
+                "ip-range 10.2.0.0 is not in any --subnet",
+            ),
+            (
+                req(&["10.1.0.0/16", "10.1.2.0/24"], &[], &[]),
+                "overlaps subnet 10.1.0.0/16 of the same network",
+            ),
+            (
+                req(&[], &["10.1.0.1"], &[]),
+                "is not in any subnet: give --subnet too",
+            ),
+        ] {
+            let e = plan_ipam(&r).unwrap_err().to_string();
+            assert!(e.contains(want), "{e}");
+        }
+    }
+
+    #[test]
+    fn first_host_is_the_default_gateway() {
+        assert_eq!(
+            first_host(&"172.18.0.0/16".parse().unwrap()),
+            Some("172.18.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            first_host(&"fd00::/64".parse().unwrap()),
+            Some("fd00::1".parse().unwrap())
+        );
+        assert_eq!(first_host(&"10.0.0.0/31".parse().unwrap()), None);
+    }
+}

@@ -1,0 +1,82 @@
+//! Ids, names and timestamps.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use berth_core::{Error, Result};
+use rand::RngCore;
+
+/// A new 64-hex-digit id, as Docker's.
+pub fn new_id() -> String {
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Checks a container or network name: Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`,
+/// at most 128 bytes.
+pub fn check_name(kind: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid {kind} name {name:?} (accepted: 1-128 characters from [a-zA-Z0-9_.-], starting with a letter or digit)"
+        )))
+    }
+}
+
+/// Now, as RFC 3339 with nanoseconds in UTC, the way Docker prints times.
+pub fn now() -> String {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    rfc3339(d.as_secs() as i64, d.subsec_nanos())
+}
+
+/// Formats a Unix time as `YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ`.
+pub fn rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_times_like_docker() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(1_795_000_000, 5), "2026-11-18T11:06:40.000000005Z");
+        assert_eq!(rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn names_follow_docker() {
+        for ok in ["c1", "my-net", "a.b_c", "0"] {
+            check_name("container", ok).unwrap();
+        }
+        for bad in ["", "-x", "a b", "a/b", "é", &"x".repeat(129)] {
+            let e = check_name("container", bad).unwrap_err().to_string();
+            assert!(e.contains("accepted: 1-128 characters"), "{e}");
+        }
+    }
+}
