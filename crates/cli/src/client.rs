@@ -11,10 +11,24 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 
-/// Where the daemon listens unless told otherwise.
-pub const DEFAULT_HOST: &str = "unix:///run/berth/berth.sock";
-/// The default exec root, where an auto-started daemon logs.
-pub const DEFAULT_EXEC_ROOT: &str = "/run/berth";
+/// The exec root unless told otherwise: `$BERTH_EXEC_ROOT`, else
+/// `/run/berth`. The default socket and an auto-started daemon's log live
+/// there.
+pub fn default_exec_root() -> PathBuf {
+    std::env::var_os("BERTH_EXEC_ROOT").map_or_else(|| PathBuf::from("/run/berth"), PathBuf::from)
+}
+
+/// The data root unless told otherwise: `$BERTH_DATA_ROOT`, else
+/// `/var/lib/berth`.
+pub fn default_data_root() -> PathBuf {
+    std::env::var_os("BERTH_DATA_ROOT").map_or_else(|| PathBuf::from("/var/lib/berth"), PathBuf::from)
+}
+
+/// Where the daemon listens unless told otherwise:
+/// `unix://<exec root>/berth.sock`.
+pub fn default_host() -> String {
+    format!("unix://{}", default_exec_root().join("berth.sock").display())
+}
 
 /// Turns `unix:///PATH` (or a bare path) into the socket's path.
 pub fn socket_path(host: &str) -> Result<PathBuf> {
@@ -152,7 +166,7 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
 /// a daemon (logging to the exec root) and waits until it does.
 pub fn connect(host: Option<&str>) -> Result<Client> {
     let explicit = host.is_some();
-    let client = Client::new(socket_path(host.unwrap_or(DEFAULT_HOST))?);
+    let client = Client::new(socket_path(host.unwrap_or(&default_host()))?);
     if client.ping() {
         return Ok(client);
     }
@@ -168,8 +182,8 @@ pub fn connect(host: Option<&str>) -> Result<Client> {
 }
 
 fn start_daemon(client: &Client) -> Result<()> {
-    let exec_root = Path::new(DEFAULT_EXEC_ROOT);
-    std::fs::create_dir_all(exec_root).with_context(|| format!("creating {}", exec_root.display()))?;
+    let exec_root = default_exec_root();
+    std::fs::create_dir_all(&exec_root).with_context(|| format!("creating {}", exec_root.display()))?;
     let log_path = exec_root.join("berth.log");
     let log = std::fs::OpenOptions::new()
         .create(true)

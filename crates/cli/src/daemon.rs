@@ -12,12 +12,12 @@ use crate::client::{self, Client};
 /// Options of `berth daemon`.
 #[derive(Args)]
 pub struct DaemonArgs {
-    /// Persistent state (the store, container logs).
-    #[arg(long, default_value = "/var/lib/berth")]
-    data_root: PathBuf,
-    /// Runtime state (pinned namespaces, generated files, the daemon's log when auto-started).
-    #[arg(long, default_value = "/run/berth")]
-    exec_root: PathBuf,
+    /// Persistent state: the store, container logs [default: $BERTH_DATA_ROOT or /var/lib/berth].
+    #[arg(long)]
+    data_root: Option<PathBuf>,
+    /// Runtime state: pinned namespaces, generated files, the socket [default: $BERTH_EXEC_ROOT or /run/berth].
+    #[arg(long)]
+    exec_root: Option<PathBuf>,
     /// The host's resolv.conf (default: /etc/resolv.conf, or systemd-resolved's upstream list when
     /// /etc/resolv.conf only names its local stub).
     #[arg(long)]
@@ -49,7 +49,7 @@ fn default_resolv_conf() -> PathBuf {
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
-    let socket = client::socket_path(host.unwrap_or(client::DEFAULT_HOST))?;
+    let socket = client::socket_path(host.unwrap_or(&client::default_host()))?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| "info".into()),
@@ -60,8 +60,8 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
         bail!("a berth daemon is already listening on {}", socket.display());
     }
     let cfg = Config {
-        data_root: args.data_root,
-        exec_root: args.exec_root,
+        data_root: args.data_root.unwrap_or_else(client::default_data_root),
+        exec_root: args.exec_root.unwrap_or_else(client::default_exec_root),
         resolv_conf: args.resolv_conf.unwrap_or_else(default_resolv_conf),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

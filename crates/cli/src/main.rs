@@ -23,7 +23,8 @@ use crate::client::{Client, connect};
     about = "Docker's network modes for containers, without Docker"
 )]
 struct Cli {
-    /// The daemon's socket (unix:///PATH); default unix:///run/berth/berth.sock.
+    /// The daemon's socket, unix:///PATH [default: unix://$BERTH_EXEC_ROOT/berth.sock, else
+    /// unix:///run/berth/berth.sock].
     #[arg(short = 'H', long = "host", env = "BERTH_HOST", global = true)]
     host: Option<String>,
     #[command(subcommand)]
@@ -326,7 +327,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Shim { spec, argv } => {
             let spec: run::Spec =
                 serde_json::from_str(&spec).context("decoding the shim's container spec")?;
-            let client = Client::new(client::socket_path(host.unwrap_or(client::DEFAULT_HOST))?);
+            let client = Client::new(client::socket_path(host.unwrap_or(&client::default_host()))?);
             run::shim(&client, &spec, &argv)
         }
     }

@@ -211,6 +211,16 @@ impl Engine {
             )));
         }
         let id = util::new_id();
+        // Options first: a bad option is the user's first problem to fix.
+        driver.validate(&Network {
+            id: id.clone(),
+            name: req.name.clone(),
+            driver: driver.name().to_owned(),
+            options: req.options.clone(),
+            ipam: ipam.clone(),
+            ipv6: req.enable_ipv6,
+            internal: req.internal,
+        })?;
         // Routes of the host, so that a new subnet does not shadow one.
         let routes: Vec<IpNet> = if caps.ipam && !ipam.iter().any(|c| c.subnet.addr().is_ipv4()) {
             link::routes(&self.ctx.handle)
@@ -283,7 +293,6 @@ impl Engine {
                 ipv6: req.enable_ipv6,
                 internal: req.internal,
             };
-            driver.validate(&net)?;
             st.reserved_names.insert(req.name.clone());
             for c in &net.ipam {
                 st.reserved_subnets.push((c.subnet, req.name.clone()));

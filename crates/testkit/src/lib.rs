@@ -1,2 +1,466 @@
-//! placeholder
+//! Throwaway hosts made of network namespaces, for berth's tests, its demo
+//! and its benches.
+//!
+//! A [`TestHost`] is a fresh network namespace that plays the host, a
+//! temporary directory that holds berth's data and exec roots, and a berth
+//! daemon running inside that namespace. Every command it runs (`berth`,
+//! `ip`, `nft`, …) runs inside the namespace, never in the machine's own.
+//! Its `Drop` ends every process in its namespaces (containers, shims, the
+//! daemon), unmounts everything under its directory and removes it: the
+//! kernel then frees the namespaces and every link and nftables table in
+//! them, also when a test fails.
 #![deny(missing_docs)]
+
+pub mod conformance;
+
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, unshare};
+
+/// Prefix of every test root under the temporary directory; the leak check
+/// of `cargo xtask test` looks for it.
+pub const ROOT_PREFIX: &str = "berth-test-";
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// Fails loudly (never skips) when not root: berth's tests need
+/// CAP_SYS_ADMIN and CAP_NET_ADMIN to make namespaces.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        panic!(
+            "this test needs root (namespaces, netlink, nftables): run it as root, e.g. `cargo xtask test`"
+        );
+    }
+}
+
+/// Creates a network namespace pinned by a bind mount at `path`.
+pub fn make_netns(path: &Path) -> io::Result<()> {
+    File::create(path)?;
+    let p = path.to_owned();
+    thread::spawn(move || -> io::Result<()> {
+        unshare(CloneFlags::CLONE_NEWNET)?;
+        mount(
+            Some("/proc/thread-self/ns/net"),
+            &p,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )?;
+        // Loopback up, as on a real host.
+        let st = Command::new("ip").args(["link", "set", "lo", "up"]).status()?;
+        if !st.success() {
+            return Err(io::Error::other("ip link set lo up failed"));
+        }
+        Ok(())
+    })
+    .join()
+    .map_err(|_| io::Error::other("namespace thread panicked"))?
+}
+
+/// Makes `cmd` start inside the network namespace pinned at `ns`.
+pub fn in_netns(cmd: &mut Command, ns: &Path) -> io::Result<()> {
+    let f = File::open(ns)?;
+    // SAFETY: setns is a raw syscall on an fd opened before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+
+fn ns_inode(path: &Path) -> Option<u64> {
+    fs::metadata(path).ok().map(|m| m.ino())
+}
+
+/// Every mount point under `root`, deepest first.
+fn mounts_under(root: &Path) -> Vec<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let root = root.to_string_lossy().into_owned();
+    let mut out: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with(&root))
+        .map(PathBuf::from)
+        .collect();
+    out.sort();
+    out.dedup();
+    out.reverse();
+    out
+}
+
+/// Kills every process whose network namespace is one of `inodes`, except
+/// ourselves. These are processes the test started (containers, shims,
+/// daemons), found by where they live rather than by a list that a crash
+/// could lose.
+fn kill_in_namespaces(inodes: &[u64]) {
+    let me = std::process::id();
+    let Ok(rd) = fs::read_dir("/proc") else { return };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(m) = fs::metadata(format!("/proc/{pid}/ns/net")) else {
+            continue;
+        };
+        if inodes.contains(&m.ino()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// Removes a test root: kills what runs in its namespaces, unmounts, deletes.
+pub fn remove_root(root: &Path) {
+    let mut inodes: Vec<u64> = Vec::new();
+    for dir in [
+        root.to_path_buf(),
+        root.join("netns"),
+        root.join("run").join("netns"),
+    ] {
+        if let Ok(rd) = fs::read_dir(&dir) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_file())
+                    && let Some(i) = ns_inode(&e.path())
+                    && fs::metadata(e.path())
+                        .is_ok_and(|m| m.dev() != fs::metadata(root).map(|r| r.dev()).unwrap_or(0))
+                {
+                    inodes.push(i);
+                }
+            }
+        }
+    }
+    kill_in_namespaces(&inodes);
+    // Give the kernel a moment to reap them before unmounting.
+    thread::sleep(Duration::from_millis(20));
+    for m in mounts_under(root) {
+        let _ = umount2(&m, MntFlags::MNT_DETACH);
+    }
+    let _ = fs::remove_dir_all(root);
+}
+
+/// Test roots left by earlier runs that were killed before their `Drop`.
+pub fn stale_roots() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = fs::read_dir(std::env::temp_dir()) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(ROOT_PREFIX) {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// A host made of a network namespace, with a berth daemon inside.
+pub struct TestHost {
+    /// The temporary directory that holds everything.
+    pub root: PathBuf,
+    /// The pinned namespace that plays the host.
+    pub ns: PathBuf,
+    /// The daemon's socket.
+    pub socket: PathBuf,
+    berth: PathBuf,
+    daemon: Option<Child>,
+    env: Vec<(String, String)>,
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit code (-1 for a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Self {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl TestHost {
+    /// A fresh host namespace with a berth daemon (the binary `berth`)
+    /// running in it, ready to answer.
+    pub fn new(berth: &Path) -> Self {
+        let mut h = Self::without_daemon(berth);
+        h.start_daemon(&[]);
+        h
+    }
+
+    /// A fresh host namespace, without a daemon yet.
+    pub fn without_daemon(berth: &Path) -> Self {
+        require_root();
+        let root = std::env::temp_dir().join(format!(
+            "{ROOT_PREFIX}{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("netns")).expect("creating the test root");
+        let ns = root.join("netns").join("host");
+        let h = Self {
+            socket: root.join("berth.sock"),
+            root,
+            ns,
+            berth: berth.to_owned(),
+            daemon: None,
+            env: Vec::new(),
+        };
+        make_netns(&h.ns).expect("creating the test host namespace");
+        h
+    }
+
+    /// Adds an environment variable for every daemon this host starts.
+    pub fn daemon_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// The data root.
+    pub fn data_root(&self) -> PathBuf {
+        self.root.join("data")
+    }
+
+    /// The exec root.
+    pub fn exec_root(&self) -> PathBuf {
+        self.root.join("run")
+    }
+
+    /// Starts the daemon with extra arguments and waits until it answers.
+    pub fn start_daemon(&mut self, extra: &[&str]) {
+        let child = self.spawn_daemon(extra).expect("starting berth daemon");
+        self.daemon = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.berth(&["network", "ls", "-q"]).code == 0 {
+                return;
+            }
+            if let Some(Ok(Some(st))) = self.daemon.as_mut().map(|c| c.try_wait()) {
+                panic!("berth daemon exited at start ({st}); log:\n{}", self.daemon_log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "berth daemon did not answer within 20 s; log:\n{}",
+                self.daemon_log()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Starts a daemon and returns it without waiting (for tests of a
+    /// daemon that must refuse to start).
+    pub fn spawn_daemon(&self, extra: &[&str]) -> io::Result<Child> {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.join("daemon.log"))?;
+        let mut cmd = Command::new(&self.berth);
+        cmd.arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .arg("daemon")
+            .arg("--data-root")
+            .arg(self.data_root())
+            .arg("--exec-root")
+            .arg(self.exec_root())
+            .args(extra)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        in_netns(&mut cmd, &self.ns)?;
+        cmd.spawn()
+    }
+
+    /// The daemon's log so far.
+    pub fn daemon_log(&self) -> String {
+        fs::read_to_string(self.root.join("daemon.log")).unwrap_or_default()
+    }
+
+    /// Kills the daemon with SIGKILL, as a crash would, and reaps it.
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Waits for the current daemon to exit by itself (after a failpoint).
+    pub fn wait_daemon(&mut self) -> Option<std::process::ExitStatus> {
+        self.daemon.take().and_then(|mut c| c.wait().ok())
+    }
+
+    /// Runs `berth -H <socket> ARGS…` inside the host namespace.
+    pub fn berth(&self, args: &[&str]) -> Run {
+        let mut cmd = self.berth_cmd(args);
+        cmd.stdin(Stdio::null());
+        cmd.output().expect("running berth").into()
+    }
+
+    /// A `berth -H <socket> ARGS…` command that will start inside the host
+    /// namespace, to spawn by hand.
+    pub fn berth_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.berth);
+        cmd.arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args);
+        in_netns(&mut cmd, &self.ns).expect("opening the host namespace");
+        cmd
+    }
+
+    /// Runs berth and insists that it succeeds; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let r = self.berth(args);
+        assert_eq!(
+            r.code, 0,
+            "berth {args:?} failed:\nstdout: {}\nstderr: {}",
+            r.stdout, r.stderr
+        );
+        r.stdout
+    }
+
+    /// Runs berth and insists that it fails with one line on stderr;
+    /// returns that line.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let r = self.berth(args);
+        assert_ne!(
+            r.code, 0,
+            "berth {args:?} should have failed but printed: {}",
+            r.stdout
+        );
+        let lines: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "berth {args:?} should print one error line, printed: {:?}",
+            r.stderr
+        );
+        assert!(
+            !r.stderr.contains("panicked"),
+            "berth {args:?} panicked: {}",
+            r.stderr
+        );
+        lines[0].to_owned()
+    }
+
+    /// Runs a program (`ip`, `nft`, `sh`, …) inside the host namespace.
+    pub fn run(&self, prog: &str, args: &[&str]) -> Run {
+        let mut cmd = Command::new(prog);
+        cmd.args(args).stdin(Stdio::null());
+        in_netns(&mut cmd, &self.ns).expect("opening the host namespace");
+        cmd.output()
+            .unwrap_or_else(|e| panic!("running {prog}: {e}"))
+            .into()
+    }
+
+    /// Runs a shell command inside the host namespace and insists on
+    /// success; returns stdout.
+    pub fn sh(&self, script: &str) -> String {
+        let r = self.run("sh", &["-c", script]);
+        assert_eq!(r.code, 0, "sh -c {script:?} failed: {}{}", r.stdout, r.stderr);
+        r.stdout
+    }
+
+    /// Makes another namespace (a second host, an "internet", …) pinned
+    /// under this host's root, and returns its path.
+    pub fn namespace(&self, name: &str) -> PathBuf {
+        let p = self.root.join("netns").join(name);
+        make_netns(&p).expect("creating a namespace");
+        p
+    }
+
+    /// Joins the namespace `peer` to the host with a veth pair: `host_if`
+    /// with `host_addr` in the host, `eth0` with `peer_addr` in the peer
+    /// (both CIDR), and a default route in the peer via the host.
+    pub fn wire(&self, peer: &Path, host_if: &str, host_addr: &str, peer_addr: &str) {
+        self.sh(&format!(
+            "ip link add {host_if} type veth peer name eth0 netns {p} && ip addr add {host_addr} dev {host_if} && ip link set {host_if} up",
+            p = peer.display()
+        ));
+        let gw = host_addr.split('/').next().unwrap_or_default();
+        let r = run_in(
+            peer,
+            "sh",
+            &[
+                "-c",
+                &format!(
+                    "ip addr add {peer_addr} dev eth0 && ip link set eth0 up && ip route add default via {gw}"
+                ),
+            ],
+        );
+        assert_eq!(r.code, 0, "configuring {}: {}", peer.display(), r.stderr);
+    }
+
+    /// The snapshot of kernel state berth is responsible for in this host:
+    /// links, the nftables table, pinned sandboxes. Two equal snapshots
+    /// mean nothing was created or leaked in between.
+    pub fn kernel_state(&self) -> String {
+        let links = self.run("ip", &["-o", "link", "show"]).stdout;
+        let links: Vec<String> = links
+            .lines()
+            .map(|l| {
+                l.split(':')
+                    .nth(1)
+                    .unwrap_or_default()
+                    .trim()
+                    .split('@')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect();
+        let addrs = self.run("ip", &["-o", "addr", "show"]).stdout;
+        let nft = self.run("nft", &["list", "ruleset"]).stdout;
+        let mut sandboxes: Vec<String> = fs::read_dir(self.exec_root().join("netns"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        sandboxes.sort();
+        format!("links: {links:?}\naddresses:\n{addrs}\nsandboxes: {sandboxes:?}\nnftables:\n{nft}")
+    }
+}
+
+/// Runs a program inside the namespace pinned at `ns`.
+pub fn run_in(ns: &Path, prog: &str, args: &[&str]) -> Run {
+    let mut cmd = Command::new(prog);
+    cmd.args(args).stdin(Stdio::null());
+    in_netns(&mut cmd, ns).expect("opening a namespace");
+    cmd.output()
+        .unwrap_or_else(|e| panic!("running {prog}: {e}"))
+        .into()
+}
+
+impl Drop for TestHost {
+    fn drop(&mut self) {
+        self.kill_daemon();
+        remove_root(&self.root);
+    }
+}

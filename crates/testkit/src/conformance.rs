@@ -1,0 +1,438 @@
+//! The driver conformance suite: the same checks for every driver, each in
+//! a fresh test host. `cargo xtask test-drivers` prints it as a table; the
+//! integration tests insist that every check passes.
+
+use std::fmt;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::TestHost;
+
+/// What kind of namespace a driver's containers get, which decides what
+/// each check expects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Own namespace with an interface on the network (bridge, macvlan, …).
+    Own,
+    /// The host's namespace (host).
+    Host,
+    /// Own namespace with only `lo` (none).
+    Isolated,
+}
+
+/// One row of the table: a driver and how to create its networks.
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// Row label.
+    pub label: String,
+    /// `-d` value.
+    pub driver: String,
+    /// Extra `network create` arguments (`-o k=v`, `--subnet`, …).
+    pub create_args: Vec<String>,
+    /// What its containers get.
+    pub kind: Kind,
+    /// The built-in network of a driver that allows only one (host, none).
+    pub builtin: Option<String>,
+}
+
+impl Case {
+    /// The rows every berth build has.
+    pub fn builtin_rows() -> Vec<Case> {
+        vec![
+            Case {
+                label: "bridge".into(),
+                driver: "bridge".into(),
+                create_args: vec![],
+                kind: Kind::Own,
+                builtin: None,
+            },
+            Case {
+                label: "host".into(),
+                driver: "host".into(),
+                create_args: vec![],
+                kind: Kind::Host,
+                builtin: Some("host".into()),
+            },
+            Case {
+                label: "none".into(),
+                driver: "none".into(),
+                create_args: vec![],
+                kind: Kind::Isolated,
+                builtin: Some("none".into()),
+            },
+        ]
+    }
+}
+
+/// The checks, in table order.
+pub const CHECKS: &[&str] = &[
+    "create",
+    "attach two sandboxes",
+    "reach each other",
+    "isolated from a second network",
+    "detach is idempotent",
+    "delete leaves nothing",
+    "bad options rejected",
+];
+
+/// How one check went.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It held.
+    Pass,
+    /// It did not, and why.
+    Fail(String),
+    /// It does not apply to this kind of driver, and why.
+    NotApplicable(&'static str),
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Pass => f.write_str("ok"),
+            Outcome::Fail(_) => f.write_str("FAIL"),
+            Outcome::NotApplicable(_) => f.write_str("n/a"),
+        }
+    }
+}
+
+type Check = Result<Outcome, String>;
+
+fn ensure(cond: bool, why: impl Into<String>) -> Result<(), String> {
+    if cond { Ok(()) } else { Err(why.into()) }
+}
+
+fn ok(h: &TestHost, args: &[&str]) -> Result<String, String> {
+    let r = h.berth(args);
+    if r.code == 0 {
+        Ok(r.stdout)
+    } else {
+        Err(format!("berth {args:?}: {}", r.stderr.trim()))
+    }
+}
+
+fn inspect(h: &TestHost, c: &str) -> Result<Value, String> {
+    let out = ok(h, &["inspect", c])?;
+    let v: Value = serde_json::from_str(&out).map_err(|e| format!("inspect {c}: {e}"))?;
+    Ok(v[0].clone())
+}
+
+fn ipv4(h: &TestHost, c: &str, net: &str) -> Result<String, String> {
+    let v = inspect(h, c)?;
+    v["NetworkSettings"]["Networks"][net]["IPAddress"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .ok_or_else(|| format!("container {c} has no IPv4 address on {net}"))
+}
+
+fn pid(h: &TestHost, c: &str) -> Result<u32, String> {
+    inspect(h, c)?["State"]["Pid"]
+        .as_u64()
+        .map(|p| p as u32)
+        .ok_or_else(|| format!("{c} has no pid"))
+}
+
+fn netns_inode(pid: u32) -> Result<u64, String> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}/ns/net"))
+        .map(|m| m.ino())
+        .map_err(|e| format!("reading ns of {pid}: {e}"))
+}
+
+fn can_ping(h: &TestHost, from: &str, ip: &str) -> bool {
+    h.berth(&["exec", from, "--", "ping", "-c1", "-W1", ip]).code == 0
+}
+
+/// The state of one row's run, shared by its checks.
+struct Row<'a> {
+    h: &'a TestHost,
+    case: &'a Case,
+    net: String,
+    before: String,
+}
+
+impl Row<'_> {
+    fn create(&mut self) -> Check {
+        if let Some(b) = &self.case.builtin {
+            self.net = b.clone();
+            let ls = ok(
+                self.h,
+                &[
+                    "network",
+                    "ls",
+                    "--filter",
+                    &format!("name={b}"),
+                    "--format",
+                    "json",
+                ],
+            )?;
+            ensure(
+                ls.contains(&format!("\"Name\":\"{b}\"")),
+                format!("built-in network {b} is missing"),
+            )?;
+            // Only one network of this driver may exist.
+            let r = self
+                .h
+                .berth(&["network", "create", "-d", &self.case.driver, "second"]);
+            ensure(
+                r.code != 0 && r.stderr.contains("only one instance"),
+                format!(
+                    "a second {} network was not refused: {}",
+                    self.case.driver, r.stderr
+                ),
+            )?;
+            return Ok(Outcome::Pass);
+        }
+        self.net = "conf1".into();
+        let mut args = vec!["network", "create", "-d", &self.case.driver];
+        args.extend(self.case.create_args.iter().map(String::as_str));
+        args.push("conf1");
+        ok(self.h, &args)?;
+        let v: Value = serde_json::from_str(&ok(self.h, &["network", "inspect", "conf1"])?)
+            .map_err(|e| e.to_string())?;
+        ensure(v[0]["Driver"].as_str().is_some(), "inspect shows no driver")?;
+        Ok(Outcome::Pass)
+    }
+
+    fn attach_two(&self) -> Check {
+        for c in ["conf-a", "conf-b"] {
+            ok(
+                self.h,
+                &[
+                    "run",
+                    "-d",
+                    "--name",
+                    c,
+                    "--network",
+                    &self.net,
+                    "--",
+                    "sleep",
+                    "600",
+                ],
+            )?;
+        }
+        for c in ["conf-a", "conf-b"] {
+            let links = ok(self.h, &["exec", c, "--", "ip", "-o", "link", "show"])?;
+            match self.case.kind {
+                Kind::Own => {
+                    ensure(links.contains("eth0"), format!("{c} has no eth0: {links}"))?;
+                    ipv4(self.h, c, &self.net)?;
+                }
+                Kind::Isolated => ensure(
+                    links.lines().count() == 1 && links.contains("lo:"),
+                    format!("{c} should have only lo: {links}"),
+                )?,
+                Kind::Host => ensure(
+                    netns_inode(pid(self.h, c)?)?
+                        == std::fs::metadata(&self.h.ns)
+                            .map(|m| {
+                                use std::os::unix::fs::MetadataExt;
+                                m.ino()
+                            })
+                            .map_err(|e| e.to_string())?,
+                    format!("{c} is not in the host's namespace"),
+                )?,
+            }
+        }
+        Ok(Outcome::Pass)
+    }
+
+    fn reach(&self) -> Check {
+        match self.case.kind {
+            Kind::Own => {
+                let a = ipv4(self.h, "conf-a", &self.net)?;
+                let b = ipv4(self.h, "conf-b", &self.net)?;
+                ensure(
+                    can_ping(self.h, "conf-a", &b),
+                    format!("conf-a cannot ping conf-b at {b}"),
+                )?;
+                ensure(
+                    can_ping(self.h, "conf-b", &a),
+                    format!("conf-b cannot ping conf-a at {a}"),
+                )?;
+                Ok(Outcome::Pass)
+            }
+            Kind::Host => {
+                ensure(
+                    netns_inode(pid(self.h, "conf-a")?)? == netns_inode(pid(self.h, "conf-b")?)?,
+                    "the two host-mode containers do not share one stack",
+                )?;
+                ensure(
+                    can_ping(self.h, "conf-a", "127.0.0.1"),
+                    "host-mode container cannot reach 127.0.0.1",
+                )?;
+                Ok(Outcome::Pass)
+            }
+            Kind::Isolated => {
+                // By design they cannot: no route anywhere.
+                let routes = ok(self.h, &["exec", "conf-a", "--", "ip", "route", "show"])?;
+                ensure(
+                    routes.trim().is_empty(),
+                    format!("none-mode container has routes: {routes}"),
+                )?;
+                ensure(
+                    !can_ping(self.h, "conf-a", "10.0.0.1"),
+                    "none-mode container reached an address",
+                )?;
+                Ok(Outcome::Pass)
+            }
+        }
+    }
+
+    fn isolated(&self) -> Check {
+        if self.case.kind != Kind::Own {
+            return Ok(Outcome::NotApplicable(
+                "a shared or empty stack has no second network to be isolated from",
+            ));
+        }
+        let mut args = vec!["network", "create", "-d", &self.case.driver];
+        args.extend(self.case.create_args.iter().map(String::as_str));
+        args.push("conf2");
+        ok(self.h, &args)?;
+        ok(
+            self.h,
+            &[
+                "run",
+                "-d",
+                "--name",
+                "conf-c",
+                "--network",
+                "conf2",
+                "--",
+                "sleep",
+                "600",
+            ],
+        )?;
+        let c = ipv4(self.h, "conf-c", "conf2")?;
+        let a = ipv4(self.h, "conf-a", &self.net)?;
+        ensure(
+            !can_ping(self.h, "conf-a", &c),
+            format!("conf-a on {} reached conf-c on conf2", self.net),
+        )?;
+        ensure(
+            !can_ping(self.h, "conf-c", &a),
+            format!("conf-c on conf2 reached conf-a on {}", self.net),
+        )?;
+        Ok(Outcome::Pass)
+    }
+
+    fn detach_idempotent(&self) -> Check {
+        if self.case.kind == Kind::Own {
+            // Connect conf-c to the first network, take its link away from
+            // under berth, and disconnect: "already gone" is success.
+            ok(self.h, &["network", "connect", &self.net, "conf-c"])?;
+            let v = inspect(self.h, "conf-c")?;
+            let ep = v["NetworkSettings"]["Networks"][&self.net]["EndpointID"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let veth = format!("veth{}", &ep[..11.min(ep.len())]);
+            if self.h.run("ip", &["link", "show", &veth]).code == 0 {
+                self.h.run("ip", &["link", "del", &veth]);
+            } else {
+                // Drivers without a host-side link: remove the interface inside.
+                self.h
+                    .berth(&["exec", "conf-c", "--", "ip", "link", "del", "eth1"]);
+            }
+            ok(self.h, &["network", "disconnect", &self.net, "conf-c"])?;
+        }
+        // A container whose process died behind berth's back is removed cleanly.
+        let p = pid(self.h, "conf-b")?;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        ok(self.h, &["rm", "-f", "conf-b"])?;
+        let r = self.h.berth(&["rm", "-f", "conf-b"]);
+        ensure(
+            r.code != 0 && r.stderr.contains("no such container"),
+            format!("second rm: {}", r.stderr),
+        )?;
+        Ok(Outcome::Pass)
+    }
+
+    fn delete(&self) -> Check {
+        let _ = self.h.berth(&["rm", "-f", "conf-a", "conf-b", "conf-c"]);
+        if self.case.builtin.is_none() {
+            ok(self.h, &["network", "rm", &self.net])?;
+            let _ = self.h.berth(&["network", "rm", "conf2"]);
+        }
+        let after = self.h.kernel_state();
+        ensure(
+            after == self.before,
+            format!("kernel state differs:\nbefore:\n{}\nafter:\n{after}", self.before),
+        )?;
+        Ok(Outcome::Pass)
+    }
+
+    fn bad_options(&self) -> Check {
+        let before = self.h.kernel_state();
+        let r = self.h.berth(&[
+            "network",
+            "create",
+            "-d",
+            &self.case.driver,
+            "-o",
+            "bogus.option=1",
+            "conf-bad",
+        ]);
+        ensure(r.code != 0, "an unknown option was accepted")?;
+        ensure(
+            r.stderr.lines().count() == 1 && r.stderr.contains("bogus.option"),
+            format!("the error should be one line naming the option: {:?}", r.stderr),
+        )?;
+        ensure(
+            self.h.kernel_state() == before,
+            "a refused create changed the kernel",
+        )?;
+        let ls = ok(self.h, &["network", "ls", "-q", "--filter", "name=conf-bad"])?;
+        ensure(ls.trim().is_empty(), "a refused network was recorded")?;
+        Ok(Outcome::Pass)
+    }
+}
+
+/// Runs every check for `case` in a fresh test host and returns the
+/// outcomes in [`CHECKS`] order. A failed check fails the ones that
+/// depend on it too.
+pub fn run(berth: &Path, case: &Case) -> Vec<Outcome> {
+    let h = TestHost::new(berth);
+    let mut row = Row {
+        h: &h,
+        case,
+        net: String::new(),
+        before: h.kernel_state(),
+    };
+    let mut out = Vec::new();
+    let mut broken: Option<String> = None;
+    type Step<'a> = fn(&mut Row<'a>) -> Check;
+    let steps: [Step<'_>; 7] = [
+        Row::create,
+        |r| r.attach_two(),
+        |r| r.reach(),
+        |r| r.isolated(),
+        |r| r.detach_idempotent(),
+        |r| r.delete(),
+        |r| r.bad_options(),
+    ];
+    for (i, step) in steps.iter().enumerate() {
+        // "delete" and "bad options" run even after a failure: they clean up
+        // and test independent things.
+        if let Some(why) = &broken
+            && i < 5
+        {
+            out.push(Outcome::Fail(format!("not run: {why}")));
+            continue;
+        }
+        match step(&mut row) {
+            Ok(o) => out.push(o),
+            Err(e) => {
+                broken.get_or_insert_with(|| format!("{} failed", CHECKS[i]));
+                out.push(Outcome::Fail(e));
+            }
+        }
+    }
+    out
+}

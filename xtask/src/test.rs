@@ -1,0 +1,79 @@
+//! `cargo xtask test`: every test, the root-only ones included, then a
+//! check that nothing berth made was left behind.
+
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn machine_links() -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|l| l.split(':').nth(1))
+        .map(|n| n.trim().split('@').next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// What berth's tests may have leaked into the machine: stale test roots,
+/// mounts, links and nftables tables.
+fn leaks(links_before: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in berth_testkit::stale_roots() {
+        out.push(format!("test root {} (removed now)", r.display()));
+        berth_testkit::remove_root(&r);
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for l in mounts.lines().filter(|l| l.contains(berth_testkit::ROOT_PREFIX)) {
+        out.push(format!("mount {}", l.split(' ').nth(4).unwrap_or_default()));
+    }
+    for l in machine_links() {
+        if !links_before.contains(&l) {
+            out.push(format!("link {l} in the machine's namespace"));
+        }
+    }
+    let tables = Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .map(|o| o.stdout)
+        .unwrap_or_default();
+    if String::from_utf8_lossy(&tables).contains("berth") {
+        out.push("an nftables table named berth in the machine's namespace".into());
+    }
+    out
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    berth_testkit::require_root();
+    let links_before = machine_links();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let nextest = Command::new(&cargo)
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut cmd = Command::new(&cargo);
+    cmd.current_dir(crate::root());
+    if nextest {
+        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        eprintln!("cargo-nextest is not installed: running cargo test instead");
+        cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    cmd.args(args);
+    let status = cmd.status().context("running the tests")?;
+    let leaked = leaks(&links_before);
+    for l in &leaked {
+        eprintln!("LEAK: {l}");
+    }
+    if !status.success() {
+        bail!("tests failed");
+    }
+    if !leaked.is_empty() {
+        bail!("the tests left {} thing(s) behind", leaked.len());
+    }
+    println!("all tests passed; nothing was left behind");
+    Ok(())
+}
