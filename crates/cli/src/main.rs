@@ -234,13 +234,29 @@ struct ExecArgs {
     command: Vec<String>,
 }
 
+/// An error that ends berth with a particular exit code (127 when a
+/// container's command cannot be run, as a shell does).
+#[derive(Debug)]
+pub struct ExitWith(pub u8, pub String);
+
+impl std::fmt::Display for ExitWith {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
+    }
+}
+
+impl std::error::Error for ExitWith {}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
             eprintln!("berth: {err:#}");
-            ExitCode::FAILURE
+            match err.downcast_ref::<ExitWith>() {
+                Some(ExitWith(code, _)) => ExitCode::from(*code),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -217,7 +217,11 @@ pub fn foreground(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> 
         Ok(c) => c,
         Err(e) => {
             report_exited(client, &spec.id, 127);
-            bail!("cannot run {:?} in container {}: {e}", argv[0], spec.name);
+            return Err(crate::ExitWith(
+                127,
+                format!("cannot run {:?} in container {}: {e}", argv[0], spec.name),
+            )
+            .into());
         }
     };
     if let Err(e) = report_started(client, &spec.id, child.id()) {
@@ -272,6 +276,7 @@ pub fn detached(host: &str, spec: &Spec, argv: &[String]) -> Result<()> {
     match answer.trim() {
         "ok" => Ok(()),
         "" => bail!("the container's shim ended before starting {:?}", argv[0]),
+        msg if msg.starts_with("cannot run") => Err(crate::ExitWith(127, msg.to_owned()).into()),
         msg => bail!("{msg}"),
     }
 }

@@ -813,12 +813,7 @@ impl Engine {
     pub fn inspect_container(&self, key: &str) -> Result<Value> {
         let st = self.state();
         let c = find_container(&st, key)?;
-        Ok(model::container_view(
-            c,
-            &self.cfg.paths(&c.id),
-            &st.networks,
-            Self::running(c),
-        ))
+        Ok(model::container_view(c, &self.cfg.paths(&c.id), &st.networks))
     }
 
     /// Containers in `docker inspect`'s shape, newest first; running and
@@ -828,14 +823,12 @@ impl Engine {
         let mut cs: Vec<&ContainerRecord> = st
             .containers
             .values()
-            .filter(|c| {
-                all || c.status != Status::Exited && (c.status == Status::Created || Self::running(c))
-            })
+            .filter(|c| all || c.status != Status::Exited)
             .collect();
         cs.sort_by(|a, b| b.created.cmp(&a.created));
         cs.iter()
             .map(|c| {
-                let mut v = model::container_view(c, &self.cfg.paths(&c.id), &st.networks, Self::running(c));
+                let mut v = model::container_view(c, &self.cfg.paths(&c.id), &st.networks);
                 v["LastNetworks"] = serde_json::json!(c.last_networks);
                 v
             })

@@ -217,12 +217,14 @@ pub struct ContainerPaths {
     pub log: PathBuf,
 }
 
-/// `docker inspect`'s shape, cut to what berth has.
+/// `docker inspect`'s shape, cut to what berth has. The state is the
+/// record's: a process that died unreported is marked exited by the
+/// engine's reaper within a second, with its exit code when the shim
+/// reports it.
 pub fn container_view(
     c: &ContainerRecord,
     paths: &ContainerPaths,
     networks: &BTreeMap<String, NetworkRecord>,
-    running: bool,
 ) -> Value {
     let mut nets = serde_json::Map::new();
     for ep in &c.endpoints {
@@ -251,10 +253,10 @@ pub fn container_view(
             }),
         );
     }
-    let status = match (c.status, running) {
-        (Status::Running, true) => "running",
-        (Status::Running, false) | (Status::Exited, _) => "exited",
-        (Status::Created, _) => "created",
+    let status = match c.status {
+        Status::Running => "running",
+        Status::Exited => "exited",
+        Status::Created => "created",
     };
     json!({
         "Id": c.id,

@@ -434,7 +434,18 @@ impl TestHost {
                     .to_owned()
             })
             .collect();
-        let addrs = self.run("ip", &["-o", "addr", "show"]).stdout;
+        // Addresses without their flags (IPv6 DAD's "tentative" comes and
+        // goes) and without link-local ones, which the kernel makes itself.
+        let addrs: Vec<String> = self
+            .run("ip", &["-o", "addr", "show"])
+            .stdout
+            .lines()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.split_whitespace().collect();
+                let (dev, addr) = (w.get(1)?, w.get(3)?);
+                (!addr.starts_with("fe80:")).then(|| format!("{dev} {addr}"))
+            })
+            .collect();
         let nft = self.run("nft", &["list", "ruleset"]).stdout;
         let mut sandboxes: Vec<String> = fs::read_dir(self.exec_root().join("netns"))
             .map(|rd| {
@@ -444,7 +455,7 @@ impl TestHost {
             })
             .unwrap_or_default();
         sandboxes.sort();
-        format!("links: {links:?}\naddresses:\n{addrs}\nsandboxes: {sandboxes:?}\nnftables:\n{nft}")
+        format!("links: {links:?}\naddresses: {addrs:?}\nsandboxes: {sandboxes:?}\nnftables:\n{nft}")
     }
 }
 
