@@ -242,6 +242,11 @@ impl TestHost {
         self.env.push((key.to_owned(), value.to_owned()));
     }
 
+    /// Forgets the variables given with [`TestHost::daemon_env`].
+    pub fn clear_daemon_env(&mut self) {
+        self.env.clear();
+    }
+
     /// The data root.
     pub fn data_root(&self) -> PathBuf {
         self.root.join("data")
@@ -306,6 +311,17 @@ impl TestHost {
     pub fn kill_daemon(&mut self) {
         if let Some(mut c) = self.daemon.take() {
             let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops the daemon with SIGTERM, as `systemctl stop` would, and waits.
+    pub fn stop_daemon(&mut self) {
+        if let Some(mut c) = self.daemon.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
             let _ = c.wait();
         }
     }
@@ -421,7 +437,7 @@ impl TestHost {
     /// mean nothing was created or leaked in between.
     pub fn kernel_state(&self) -> String {
         let links = self.run("ip", &["-o", "link", "show"]).stdout;
-        let links: Vec<String> = links
+        let mut links: Vec<String> = links
             .lines()
             .map(|l| {
                 l.split(':')
@@ -434,6 +450,7 @@ impl TestHost {
                     .to_owned()
             })
             .collect();
+        links.sort();
         // Addresses without their flags (IPv6 DAD's "tentative" comes and
         // goes) and without link-local ones, which the kernel makes itself.
         let addrs: Vec<String> = self
@@ -467,6 +484,38 @@ pub fn run_in(ns: &Path, prog: &str, args: &[&str]) -> Run {
     cmd.output()
         .unwrap_or_else(|e| panic!("running {prog}: {e}"))
         .into()
+}
+
+/// Listens on TCP `port` inside the namespace pinned at `ns` (all
+/// addresses) and returns a handle that yields the address of the first
+/// peer to connect, or `None` after `timeout`.
+pub fn accept_one(
+    ns: &Path,
+    port: u16,
+    timeout: Duration,
+) -> thread::JoinHandle<Option<std::net::SocketAddr>> {
+    let f = File::open(ns).expect("opening a namespace");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = thread::spawn(move || {
+        // SAFETY: setns on this thread only; the fd is open.
+        if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+            let _ = tx.send(false);
+            return None;
+        }
+        let listener = std::net::TcpListener::bind(("0.0.0.0", port)).ok()?;
+        listener.set_nonblocking(true).ok()?;
+        let _ = tx.send(true);
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            match listener.accept() {
+                Ok((_, peer)) => return Some(peer),
+                Err(_) => thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        None
+    });
+    assert_eq!(rx.recv().ok(), Some(true), "listening in {}", ns.display());
+    handle
 }
 
 impl Drop for TestHost {

@@ -1,0 +1,264 @@
+//! Restarts, crashes and one daemon per data root.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use berth_testkit::TestHost;
+use serde_json::Value;
+
+fn berth() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+/// What a restart must keep: networks, containers with their addresses,
+/// links, addresses, the firewall table and its elements.
+fn snapshot(h: &TestHost) -> String {
+    let containers: Value = serde_json::from_str(&h.ok(&["inspect", "a", "b", "c"])).unwrap();
+    let mut nets = Vec::new();
+    for c in containers.as_array().unwrap() {
+        nets.push(format!(
+            "{} {} {}",
+            c["Name"], c["State"]["Status"], c["NetworkSettings"]["Networks"]
+        ));
+    }
+    format!(
+        "{}\n{}\n{}",
+        h.ok(&["network", "ls", "--no-trunc"]),
+        nets.join("\n"),
+        h.kernel_state()
+    )
+}
+
+#[test]
+fn kill_9_and_restart_keeps_everything() {
+    let mut h = TestHost::new(berth());
+    h.ok(&["network", "create", "--subnet", "10.30.0.0/24", "n1"]);
+    h.ok(&[
+        "network",
+        "create",
+        "--internal",
+        "--subnet",
+        "10.31.0.0/24",
+        "-o",
+        "icc=false",
+        "n2",
+    ]);
+    h.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "a",
+        "--network",
+        "n1",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    h.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "b",
+        "--network",
+        "n1",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    h.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c",
+        "--network",
+        "n2",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    h.ok(&["network", "connect", "n2", "a"]);
+    let before = snapshot(&h);
+    h.kill_daemon();
+    h.start_daemon(&[]);
+    assert_eq!(snapshot(&h), before);
+    h.ok(&["exec", "a", "--", "ping", "-c1", "-W1", "10.30.0.3"]);
+    // New addresses do not collide with restored ones.
+    h.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "d",
+        "--network",
+        "n1",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    let d: Value = serde_json::from_str(&h.ok(&["inspect", "d"])).unwrap();
+    assert_eq!(
+        d[0]["NetworkSettings"]["Networks"]["n1"]["IPAddress"],
+        "10.30.0.4"
+    );
+    // A plain restart (SIGTERM) keeps everything as well.
+    h.stop_daemon();
+    h.start_daemon(&[]);
+    h.ok(&["exec", "d", "--", "ping", "-c1", "-W1", "10.30.0.2"]);
+}
+
+#[test]
+fn a_crash_mid_create_leaves_nothing() {
+    let mut h = TestHost::new(berth());
+    h.ok(&["network", "create", "--subnet", "10.32.0.0/24", "n"]);
+    let before = h.kernel_state();
+    h.kill_daemon();
+    h.daemon_env("BERTH_FAILPOINT", "create-after-attach");
+    h.start_daemon(&[]);
+    let r = h.berth(&["run", "-d", "--name", "x", "--network", "n", "--", "sleep", "600"]);
+    assert_ne!(r.code, 0, "the daemon should have died mid-create");
+    assert!(h.wait_daemon().is_some_and(|s| !s.success()));
+    // The kernel holds a half-made container now; a restart removes it.
+    assert_ne!(
+        h.kernel_state(),
+        before,
+        "the failpoint fired before the kernel work"
+    );
+    h.clear_daemon_env();
+    h.start_daemon(&[]);
+    assert_eq!(h.kernel_state(), before);
+    assert_eq!(h.ok(&["ps", "-a", "-q"]), "");
+    // And the name and address are free again.
+    h.ok(&["run", "-d", "--name", "x", "--network", "n", "--", "sleep", "600"]);
+    let x: Value = serde_json::from_str(&h.ok(&["inspect", "x"])).unwrap();
+    assert_eq!(x[0]["NetworkSettings"]["Networks"]["n"]["IPAddress"], "10.32.0.2");
+}
+
+#[test]
+fn a_crash_mid_connect_leaves_the_container_as_it_was() {
+    let mut h = TestHost::new(berth());
+    h.ok(&["network", "create", "--subnet", "10.33.0.0/24", "n1"]);
+    h.ok(&["network", "create", "--subnet", "10.34.0.0/24", "n2"]);
+    h.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c",
+        "--network",
+        "n1",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    let before = h.kernel_state();
+    let c: Value = serde_json::from_str(&h.ok(&["inspect", "c"])).unwrap();
+    let sandbox = std::path::PathBuf::from(c[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap());
+    // Read the sandbox directly: exec needs a daemon, and it is dead below.
+    let links = || {
+        berth_testkit::run_in(&sandbox, "ip", &["-o", "link", "show"])
+            .stdout
+            .lines()
+            .count()
+    };
+    let links_before = links();
+    h.kill_daemon();
+    h.daemon_env("BERTH_FAILPOINT", "connect-after-attach");
+    h.start_daemon(&[]);
+    assert_ne!(h.berth(&["network", "connect", "n2", "c"]).code, 0);
+    assert!(h.wait_daemon().is_some());
+    assert_eq!(
+        links(),
+        links_before + 1,
+        "the failpoint fired before the kernel work"
+    );
+    h.clear_daemon_env();
+    h.start_daemon(&[]);
+    assert_eq!(h.kernel_state(), before);
+    assert_eq!(links(), links_before);
+    let c: Value = serde_json::from_str(&h.ok(&["inspect", "c"])).unwrap();
+    assert!(c[0]["NetworkSettings"]["Networks"]["n2"].is_null());
+    // Connecting again works and gets the first address.
+    h.ok(&["network", "connect", "n2", "c"]);
+    let c: Value = serde_json::from_str(&h.ok(&["inspect", "c"])).unwrap();
+    assert_eq!(
+        c[0]["NetworkSettings"]["Networks"]["n2"]["IPAddress"],
+        "10.34.0.2"
+    );
+}
+
+#[test]
+fn restart_repairs_what_was_removed_from_outside() {
+    let mut h = TestHost::new(berth());
+    h.ok(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.35.0.0/24",
+        "-o",
+        "bridge.name=br-fix",
+        "n",
+    ]);
+    h.ok(&["run", "-d", "--name", "a", "--network", "n", "--", "sleep", "600"]);
+    h.ok(&["run", "-d", "--name", "b", "--network", "n", "--", "sleep", "600"]);
+    let before = h.kernel_state();
+    // Someone flushes the firewall and deletes a container's veth.
+    h.sh("nft flush ruleset");
+    let veth = h.sh("ip -o link show master br-fix | head -1 | cut -d: -f2 | cut -d@ -f1");
+    h.sh(&format!("ip link del {}", veth.trim()));
+    h.kill_daemon();
+    h.start_daemon(&[]);
+    assert_eq!(h.kernel_state(), before);
+    h.ok(&["exec", "a", "--", "ping", "-c1", "-W2", "10.35.0.3"]);
+    // Other tables are not touched by berth.
+    h.sh("nft add table inet other");
+    h.kill_daemon();
+    h.start_daemon(&[]);
+    h.sh("nft list table inet other");
+}
+
+#[test]
+fn one_daemon_per_data_root() {
+    let h = TestHost::new(berth());
+    let mut second = h.spawn_daemon(&[]).expect("spawning a second daemon");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(s) = second.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the second daemon did not refuse to start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(!status.success());
+    let log = h.daemon_log();
+    assert!(
+        log.contains("a berth daemon is already listening on")
+            || log.contains("another berth daemon is already running"),
+        "{log}"
+    );
+    // The first one still serves.
+    h.ok(&["network", "ls"]);
+}
+
+#[test]
+fn the_cli_starts_the_daemon_when_none_answers() {
+    let h = TestHost::without_daemon(berth());
+    let exec_root = h.root.join("auto-run");
+    let data_root = h.root.join("auto-data");
+    let mut cmd = std::process::Command::new(berth());
+    cmd.args(["network", "ls", "-q"])
+        .env_remove("BERTH_HOST")
+        .env("BERTH_EXEC_ROOT", &exec_root)
+        .env("BERTH_DATA_ROOT", &data_root);
+    berth_testkit::in_netns(&mut cmd, &h.ns).unwrap();
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+    assert!(
+        exec_root.join("berth.log").exists(),
+        "the auto-started daemon logs in the exec root"
+    );
+    assert!(data_root.join("berth.redb").exists());
+    // The daemon it started lives in the test host's namespace; the test
+    // host's Drop ends it with everything else there.
+}
