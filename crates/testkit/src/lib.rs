@@ -158,12 +158,17 @@ pub fn remove_root(root: &Path) {
     let _ = fs::remove_dir_all(root);
 }
 
-/// Test roots left by earlier runs that were killed before their `Drop`.
+/// Test roots left by runs that ended before their `Drop` (the process
+/// named in the root's name is gone). Roots of processes still running,
+/// such as a bench beside the tests, are theirs, not stale.
 pub fn stale_roots() -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = fs::read_dir(std::env::temp_dir()) {
         for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with(ROOT_PREFIX) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(rest) = name.strip_prefix(ROOT_PREFIX) else { continue };
+            let owner = rest.split('-').next().unwrap_or_default();
+            if !Path::new("/proc").join(owner).exists() || owner.is_empty() {
                 out.push(e.path());
             }
         }
