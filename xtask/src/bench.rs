@@ -1,3 +1,250 @@
-pub fn run(_args: &[String]) -> anyhow::Result<()> {
-    anyhow::bail!("not yet")
+//! `cargo xtask bench [NAME] [OPTIONS]`: berth next to its peers, doing the
+//! same work on the same machine in the same run.
+//!
+//! Benches report; they never fail on their targets. Each target is printed
+//! with its figure and "met" or "MISSED". A peer that is not installed gets
+//! a loud line saying how to install it, never a silent skip. Everything
+//! runs inside throwaway namespaces (`berth_testkit::TestHost`); the
+//! machine's own namespace is never touched.
+//!
+//! - `attach`: attach a fresh sandbox to a bridge network (address, default
+//!   route, NAT) and detach it, with 1, 100 and 500 other sandboxes present;
+//!   against netavark and the CNI bridge plugin.
+
+mod attach;
+mod cni;
+mod http;
+mod netavark;
+
+use std::fs;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+/// Every bench, in the order `cargo xtask bench` runs them.
+const BENCHES: &[(&str, Bench)] = &[("attach", attach::run)];
+
+/// A bench's entry point, given the options after its name.
+type Bench = fn(&[String]) -> Result<()>;
+
+pub fn run(args: &[String]) -> Result<()> {
+    berth_testkit::require_root();
+    let (names, opts): (Vec<&str>, &[String]) = match args.first() {
+        Some(a) if !a.starts_with('-') => (vec![a.as_str()], &args[1..]),
+        _ => (BENCHES.iter().map(|(n, _)| *n).collect(), args),
+    };
+    let mut chosen = Vec::new();
+    for name in names {
+        match BENCHES.iter().find(|(n, _)| *n == name) {
+            Some(b) => chosen.push(b),
+            None => bail!(
+                "no bench named {name:?} (benches: {})",
+                BENCHES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+    println!("{}", machine());
+    for (name, bench) in chosen {
+        println!();
+        println!("== bench {name} ==");
+        bench(opts)?;
+    }
+    Ok(())
+}
+
+/// One line describing the machine: cores, CPU model, kernel.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    format!("machine: {cores} cores ({cpu}), kernel {}", kernel.trim())
+}
+
+/// Busy and total jiffies of all CPUs, from `/proc/stat`.
+fn cpu_jiffies() -> (u64, u64) {
+    let stat = fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal …
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    let total: u64 = v.iter().take(8).sum();
+    (total.saturating_sub(idle), total)
+}
+
+/// Says loudly when something else keeps the machine busy: the figures
+/// of a run on a busy machine are slow and noisy.
+fn warn_if_busy() {
+    let busy = busy_share(Duration::from_secs(1));
+    if busy > 0.15 {
+        println!(
+            "WARNING: the machine was {:.0}% busy with other work just before timing: figures will be slow and noisy",
+            busy * 100.0
+        );
+    }
+}
+
+/// The share of CPU time spent busy over `window`, 0 to 1.
+fn busy_share(window: Duration) -> f64 {
+    let (b0, t0) = cpu_jiffies();
+    thread::sleep(window);
+    let (b1, t1) = cpu_jiffies();
+    if t1 <= t0 {
+        return 0.0;
+    }
+    (b1 - b0) as f64 / (t1 - t0) as f64
+}
+
+/// The first line a command prints, or `None` when it cannot run.
+fn first_line(prog: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(prog).args(args).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .map(|l| l.trim().to_owned())
+}
+
+/// The version of an installed Debian package.
+fn deb_version(package: &str) -> Option<String> {
+    first_line("dpkg-query", &["-W", "-f", "${Version}", package]).filter(|v| !v.is_empty())
+}
+
+/// No single peer process may run longer than this; it is killed then.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs `cmd` inside the namespace pinned at `ns` with `stdin` as its
+/// input, and times it from spawn to exit, as a runtime that execs a
+/// plugin sees it. Fails with what it printed when it fails.
+fn timed_in(ns: &Path, cmd: &mut Command, stdin: &str, what: &str) -> Result<(Duration, String)> {
+    berth_testkit::in_netns(cmd, ns).context("opening the host namespace")?;
+    timed(cmd, stdin, what)
+}
+
+/// Runs `cmd` with `stdin` as its input and times it from spawn to exit.
+/// Fails with what it printed when it fails.
+fn timed(cmd: &mut Command, stdin: &str, what: &str) -> Result<(Duration, String)> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let t = Instant::now();
+    let mut child = cmd.spawn().with_context(|| format!("starting {what}"))?;
+    // A watchdog ends a process that hangs, so every loop stays bounded.
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let (done, wait) = mpsc::channel::<()>();
+    let watchdog = thread::spawn(move || {
+        if wait.recv_timeout(PROCESS_TIMEOUT) == Err(mpsc::RecvTimeoutError::Timeout) {
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    });
+    if let Some(mut input) = child.stdin.take() {
+        // A plugin that exits before reading its input shows up below.
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let out = child.wait_with_output();
+    let elapsed = t.elapsed();
+    let _ = done.send(());
+    let _ = watchdog.join();
+    let out = out.with_context(|| format!("waiting for {what}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    if !out.status.success() {
+        bail!(
+            "{what} failed ({}): {}{}",
+            out.status,
+            stdout.trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok((elapsed, stdout))
+}
+
+/// Timings of one operation, in the order they were taken.
+#[derive(Clone, Debug, Default)]
+struct Samples(Vec<Duration>);
+
+impl Samples {
+    fn push(&mut self, d: Duration) {
+        self.0.push(d);
+    }
+
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn sorted(&self) -> Vec<Duration> {
+        let mut v = self.0.clone();
+        v.sort();
+        v
+    }
+
+    /// The middle value, or the mean of the two middle ones.
+    fn median(&self) -> Option<Duration> {
+        let v = self.sorted();
+        let n = v.len();
+        match n {
+            0 => None,
+            _ if n.is_multiple_of(2) => Some((v[n / 2 - 1] + v[n / 2]) / 2),
+            _ => Some(v[n / 2]),
+        }
+    }
+
+    /// The 90th percentile, nearest rank.
+    fn p90(&self) -> Option<Duration> {
+        let v = self.sorted();
+        let rank = (v.len() * 9).div_ceil(10);
+        v.get(rank.max(1) - 1).copied()
+    }
+}
+
+/// Milliseconds with two decimals below 10 ms, one above.
+fn ms(d: Duration) -> String {
+    let m = d.as_secs_f64() * 1e3;
+    if m < 10.0 {
+        format!("{m:.2} ms")
+    } else {
+        format!("{m:.1} ms")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn samples(ms: &[u64]) -> Samples {
+        Samples(ms.iter().map(|m| Duration::from_millis(*m)).collect())
+    }
+
+    #[test]
+    fn medians_and_p90() {
+        assert_eq!(samples(&[3, 1, 2]).median(), Some(Duration::from_millis(2)));
+        assert_eq!(samples(&[4, 1, 2, 3]).median(), Some(Duration::from_micros(2500)));
+        let s = samples(&(1..=10).collect::<Vec<_>>());
+        assert_eq!(s.p90(), Some(Duration::from_millis(9)));
+        assert_eq!(Samples::default().median(), None);
+    }
+
+    #[test]
+    fn milliseconds_keep_two_figures() {
+        assert_eq!(ms(Duration::from_micros(1234)), "1.23 ms");
+        assert_eq!(ms(Duration::from_micros(34_567)), "34.6 ms");
+    }
 }

@@ -1,0 +1,714 @@
+//! `cargo xtask bench attach`: attach a fresh sandbox to a bridge network
+//! (an address, a default route via the gateway, NAT out), then detach it;
+//! again and again while 1, 100 and 500 other sandboxes are attached.
+//!
+//! Subjects, each in a throwaway host namespace of its own:
+//! - berth through its API (connect/disconnect of a created container whose
+//!   sandbox is on no network) and through its CLI (`berth network
+//!   connect`, the whole process timed);
+//! - netavark 1.4 (`setup`/`teardown`, iptables);
+//! - the CNI `bridge` plugin with `host-local` (`ADD`/`DEL`).
+//!
+//! The others are brought up in parallel (untimed); the timed loops then
+//! run one subject at a time. Every loop is bounded in count and in time.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use berth_testkit::TestHost;
+use serde_json::{Value, json};
+
+use super::cni::{self, Cni};
+use super::netavark::{self, Netavark};
+use super::{Samples, http, ms};
+
+const LEVELS: [usize; 3] = [1, 100, 500];
+const ITERATIONS: usize = 50;
+/// Untimed attach/detach rounds before the timed ones (the first one also
+/// checks that the attach did its work).
+const WARMUP: usize = 5;
+const PEER_WARMUP: usize = 3;
+/// Time bound of one subject's timed loop at one level.
+const LOOP_BUDGET: Duration = Duration::from_secs(20);
+/// Time bound of bringing one subject's others up to the next level.
+const FILL_BUDGET: Duration = Duration::from_secs(90);
+
+/// Lines of the daemon's log shown with a berth error.
+const LOG_TAIL: usize = 30;
+
+/// The issue's targets.
+const API_ATTACH_TARGET: Duration = Duration::from_millis(3);
+const CLI_CONNECT_TARGET: Duration = Duration::from_millis(10);
+const SCALING_TARGET: f64 = 1.3;
+
+/// One way of doing the work, driven a step at a time.
+pub trait Subject: Send {
+    /// Attaches the `i`th other sandbox (from 1), untimed.
+    fn add_other(&mut self, i: usize) -> Result<()>;
+    /// Attaches the probe sandbox; returns how long that took.
+    fn attach(&mut self) -> Result<Duration>;
+    /// Detaches the probe sandbox; returns how long that took.
+    fn detach(&mut self) -> Result<Duration>;
+    /// The namespace that plays the host.
+    fn host_ns(&self) -> &Path;
+    /// The probe's namespace.
+    fn probe_ns(&self) -> &Path;
+}
+
+/// berth in a [`TestHost`], with networks `bench` (the one measured) and
+/// `scratch` (which gave the probe its sandbox).
+struct Berth {
+    host: TestHost,
+    probe: PathBuf,
+}
+
+impl Berth {
+    fn new(bin: &Path) -> Result<Self> {
+        let host = TestHost::new(bin);
+        for (name, subnet) in [("bench", "10.87.0.0/16"), ("scratch", "10.86.0.0/24")] {
+            let r = host.berth(&["network", "create", "--subnet", subnet, name]);
+            ensure!(r.code == 0, "berth network create {name}: {}", r.stderr.trim());
+        }
+        // A created container keeps its sandbox; once off `scratch`, it is
+        // a sandbox on no network, ready to be attached again and again.
+        let created = http::post(
+            &host.socket,
+            "/containers/create",
+            &json!({ "Name": "probe", "Cmd": ["sleep", "1"], "Network": "scratch" }).to_string(),
+            201,
+        )?;
+        let created: Value = serde_json::from_str(&created).context("parsing /containers/create")?;
+        let probe = PathBuf::from(
+            created["SandboxKey"]
+                .as_str()
+                .with_context(|| format!("no SandboxKey in {created}"))?,
+        );
+        http::post(
+            &host.socket,
+            "/networks/scratch/disconnect",
+            &json!({ "Container": "probe" }).to_string(),
+            200,
+        )?;
+        Ok(Self { host, probe })
+    }
+
+    /// Prints the end of the daemon's log when `r` is an error: the log
+    /// goes with the test host.
+    fn explain<T>(&self, r: Result<T>) -> Result<T> {
+        if r.is_err() {
+            let log = self.host.daemon_log();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!("berth daemon's log, last {LOG_TAIL} lines:");
+            for l in &lines[lines.len().saturating_sub(LOG_TAIL)..] {
+                eprintln!("  {l}");
+            }
+        }
+        r
+    }
+
+    /// `berth network connect bench probe`, the whole process timed.
+    fn cli_connect(&self) -> Result<Duration> {
+        let mut cmd = self.host.berth_cmd(&["network", "connect", "bench", "probe"]);
+        cmd.stdin(Stdio::null());
+        Ok(super::timed(&mut cmd, "", "berth network connect bench probe")?.0)
+    }
+}
+
+fn timed_post(socket: &Path, path: &str, body: &str) -> Result<Duration> {
+    let t = Instant::now();
+    http::post(socket, path, body, 200)?;
+    Ok(t.elapsed())
+}
+
+impl Subject for Berth {
+    fn add_other(&mut self, i: usize) -> Result<()> {
+        let body = json!({ "Name": format!("o{i}"), "Cmd": ["sleep", "1"], "Network": "bench" });
+        http::post(&self.host.socket, "/containers/create", &body.to_string(), 201).map(drop)
+    }
+
+    fn attach(&mut self) -> Result<Duration> {
+        timed_post(
+            &self.host.socket,
+            "/networks/bench/connect",
+            r#"{"Container":"probe"}"#,
+        )
+    }
+
+    fn detach(&mut self) -> Result<Duration> {
+        timed_post(
+            &self.host.socket,
+            "/networks/bench/disconnect",
+            r#"{"Container":"probe"}"#,
+        )
+    }
+
+    fn host_ns(&self) -> &Path {
+        &self.host.ns
+    }
+
+    fn probe_ns(&self) -> &Path {
+        &self.probe
+    }
+}
+
+/// berth driven by its CLI: connect with `berth network connect` (timed),
+/// disconnect through the API.
+struct BerthCli<'a>(&'a mut Berth);
+
+impl Subject for BerthCli<'_> {
+    fn add_other(&mut self, i: usize) -> Result<()> {
+        self.0.add_other(i)
+    }
+
+    fn attach(&mut self) -> Result<Duration> {
+        self.0.cli_connect()
+    }
+
+    fn detach(&mut self) -> Result<Duration> {
+        self.0.detach()
+    }
+
+    fn host_ns(&self) -> &Path {
+        self.0.host_ns()
+    }
+
+    fn probe_ns(&self) -> &Path {
+        self.0.probe_ns()
+    }
+}
+
+/// A peer and what became of it.
+struct Peer {
+    /// Its name in the table.
+    label: &'static str,
+    /// Its words for attach and detach.
+    verbs: [&'static str; 2],
+    subject: Option<Box<dyn Subject>>,
+    /// How many others it has attached.
+    others: usize,
+    /// Why it has no figures, or no more.
+    trouble: Option<String>,
+}
+
+impl Peer {
+    fn new(
+        label: &'static str,
+        verbs: [&'static str; 2],
+        missing: Option<String>,
+        make: impl FnOnce() -> Result<Box<dyn Subject>>,
+    ) -> Self {
+        let (subject, trouble) = match missing {
+            Some(why) => (None, Some(why)),
+            None => match make() {
+                Ok(s) => (Some(s), None),
+                Err(e) => (None, Some(format!("FAILED to set up: {e:#}"))),
+            },
+        };
+        if let Some(t) = &trouble {
+            eprintln!("{label}: {t}");
+        }
+        Self {
+            label,
+            verbs,
+            subject,
+            others: 0,
+            trouble,
+        }
+    }
+
+    /// Gives up on this peer, loudly; its namespaces go now.
+    fn fail(&mut self, why: String) {
+        eprintln!("{}: {why}", self.label);
+        self.subject = None;
+        self.trouble = Some(why);
+    }
+}
+
+/// Timings of one subject at one level.
+#[derive(Default)]
+struct Cell {
+    attach: Samples,
+    detach: Samples,
+    /// The loop hit its time bound before its count.
+    cut: bool,
+}
+
+struct Row {
+    others: usize,
+    api: Cell,
+    cli: Cell,
+    peers: Vec<Option<Cell>>,
+}
+
+struct Opts {
+    iterations: usize,
+    levels: Vec<usize>,
+}
+
+impl Opts {
+    fn parse(args: &[String]) -> Result<Self> {
+        let mut o = Self {
+            iterations: ITERATIONS,
+            levels: LEVELS.to_vec(),
+        };
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut value = || it.next().with_context(|| format!("{a} needs a value"));
+            match a.as_str() {
+                "--iterations" => {
+                    let v = value()?;
+                    o.iterations = v
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .with_context(|| format!("--iterations {v:?}: expected a count above 0"))?;
+                }
+                "--levels" => {
+                    let v = value()?;
+                    o.levels = v
+                        .split(',')
+                        .map(|l| l.trim().parse::<usize>())
+                        .collect::<Result<_, _>>()
+                        .ok()
+                        .filter(|l: &Vec<usize>| !l.is_empty() && l.iter().all(|n| *n <= 1000))
+                        .with_context(|| {
+                            format!("--levels {v:?}: expected counts up to 1000, e.g. 1,100,500")
+                        })?;
+                    o.levels.sort_unstable();
+                    o.levels.dedup();
+                }
+                _ => bail!("unknown option {a:?} (accepted: --iterations N, --levels 1,100,500)"),
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// Checks once that an attach did the work: eth0 with an IPv4 address and
+/// a default route in the probe, a masquerade rule in the host.
+fn check_attached(s: &dyn Subject) -> Result<()> {
+    let run = |ns: &Path, args: &[&str]| berth_testkit::run_in(ns, args[0], &args[1..]).stdout;
+    let addr = run(s.probe_ns(), &["ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
+    ensure!(
+        addr.contains(" inet "),
+        "after attach, eth0 in the probe has no IPv4 address: {addr:?}"
+    );
+    let route = run(s.probe_ns(), &["ip", "-4", "route", "show", "default"]);
+    ensure!(
+        route.contains("default via"),
+        "after attach, the probe has no default route: {route:?}"
+    );
+    let rules = run(s.host_ns(), &["nft", "list", "ruleset"]);
+    ensure!(
+        rules.to_lowercase().contains("masquerade"),
+        "after attach, the host has no masquerade rule"
+    );
+    Ok(())
+}
+
+/// Attaches others `from + 1 ..= to`, within [`FILL_BUDGET`].
+fn fill(s: &mut dyn Subject, from: usize, to: usize) -> Result<()> {
+    let deadline = Instant::now() + FILL_BUDGET;
+    for i in from + 1..=to {
+        if Instant::now() > deadline {
+            bail!(
+                "only {} of {to} other sandboxes attached within the {} s bound",
+                i - 1,
+                FILL_BUDGET.as_secs()
+            );
+        }
+        s.add_other(i)
+            .with_context(|| format!("attaching other sandbox #{i}"))?;
+    }
+    Ok(())
+}
+
+/// Warm-up rounds (the first checked when `check`), then up to `n` timed
+/// attach/detach rounds within [`LOOP_BUDGET`].
+fn measure(s: &mut dyn Subject, warmup: usize, n: usize, check: bool) -> Result<Cell> {
+    for k in 0..warmup.max(1) {
+        s.attach()?;
+        if k == 0 && check {
+            check_attached(s)?;
+        }
+        s.detach()?;
+    }
+    let deadline = Instant::now() + LOOP_BUDGET;
+    let mut c = Cell::default();
+    while c.attach.len() < n {
+        if c.attach.len() > 0 && Instant::now() > deadline {
+            c.cut = true;
+            break;
+        }
+        c.attach.push(s.attach()?);
+        c.detach.push(s.detach()?);
+    }
+    Ok(c)
+}
+
+fn join<T>(h: thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+}
+
+fn progress(start: Instant, what: &str, c: &Cell) {
+    let f = |s: &Samples| s.median().map_or("—".into(), ms);
+    eprintln!(
+        "[{:>5.1} s]   {what}: {} / {} (medians of {})",
+        start.elapsed().as_secs_f64(),
+        f(&c.attach),
+        f(&c.detach),
+        c.attach.len()
+    );
+}
+
+pub fn run(args: &[String]) -> Result<()> {
+    let opts = Opts::parse(args)?;
+    let start = Instant::now();
+    eprintln!("building berth (release) …");
+    let bin = crate::build_berth(true)?;
+    let built = start.elapsed();
+    super::warn_if_busy();
+
+    println!(
+        "attach a fresh sandbox to a bridge network (address, default route, NAT), then detach; \
+         with {} other sandboxes attached",
+        opts.levels
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!("berth: {} (release build of this tree)", bin.display());
+    let nv_missing = (!Path::new(netavark::BIN).exists()).then(|| {
+        format!(
+            "NOT INSTALLED ({}): no netavark figures in this run",
+            netavark::INSTALL
+        )
+    });
+    let cni_missing = cni::PLUGINS
+        .iter()
+        .find(|p| !Path::new(cni::DIR).join(p).exists())
+        .map(|p| {
+            format!(
+                "NOT INSTALLED ({}/{p} is missing; {}): no CNI figures in this run",
+                cni::DIR,
+                cni::INSTALL
+            )
+        });
+    match &nv_missing {
+        Some(m) => println!("netavark: {m}"),
+        None => println!(
+            "netavark: {} at {}, NETAVARK_FW=iptables, static addresses",
+            super::first_line(netavark::BIN, &["--version"]).unwrap_or_else(|| "unknown version".into()),
+            netavark::BIN
+        ),
+    }
+    match &cni_missing {
+        Some(m) => println!("CNI: {m}"),
+        None => println!(
+            "CNI: bridge + host-local from containernetworking-plugins {} at {}, ipMasq, isGateway",
+            super::deb_version("containernetworking-plugins").unwrap_or_else(|| "(version unknown)".into()),
+            cni::DIR
+        ),
+    }
+
+    let mut berth = Berth::new(&bin)?;
+    let mut peers = vec![
+        Peer::new("netavark", ["setup", "teardown"], nv_missing, || {
+            Ok(Box::new(Netavark::new(&bin)?))
+        }),
+        Peer::new("CNI", ["ADD", "DEL"], cni_missing, || {
+            Ok(Box::new(Cni::new(&bin)?))
+        }),
+    ];
+    let mut rows: Vec<Row> = Vec::new();
+    let mut others = 0;
+    for &level in &opts.levels {
+        eprintln!(
+            "[{:>5.1} s] attaching others up to {level} (untimed, in parallel) …",
+            start.elapsed().as_secs_f64()
+        );
+        let (berth_filled, peers_filled) = thread::scope(|s| {
+            let b = s.spawn(|| fill(&mut berth, others, level));
+            let hs: Vec<_> = peers
+                .iter_mut()
+                .map(|p| {
+                    let from = p.others;
+                    p.subject
+                        .as_mut()
+                        .map(|sub| s.spawn(move || fill(sub.as_mut(), from, level)))
+                })
+                .collect();
+            (join(b), hs.into_iter().map(|h| h.map(join)).collect::<Vec<_>>())
+        });
+        berth
+            .explain(berth_filled)
+            .context("berth: attaching the other sandboxes")?;
+        others = level;
+        for (p, filled) in peers.iter_mut().zip(peers_filled) {
+            match filled {
+                Some(Ok(())) => p.others = level,
+                Some(Err(e)) => p.fail(format!("FAILED at {level} others: {e:#}")),
+                None => {}
+            }
+        }
+
+        let check = rows.is_empty();
+        eprintln!(
+            "[{:>5.1} s] {level} others: timing (attach / detach) …",
+            start.elapsed().as_secs_f64()
+        );
+        let api = measure(&mut berth, WARMUP, opts.iterations, check);
+        let api = berth.explain(api).context("berth through the API")?;
+        progress(start, "berth API", &api);
+        let cli = measure(&mut BerthCli(&mut berth), WARMUP, opts.iterations, false);
+        let cli = berth.explain(cli).context("berth through the CLI")?;
+        progress(start, "berth CLI connect / API disconnect", &cli);
+        let mut cells = Vec::new();
+        for p in &mut peers {
+            let Some(sub) = p.subject.as_mut() else {
+                cells.push(None);
+                continue;
+            };
+            match measure(sub.as_mut(), PEER_WARMUP, opts.iterations, check) {
+                Ok(c) => {
+                    progress(start, p.label, &c);
+                    cells.push(Some(c));
+                }
+                Err(e) => {
+                    p.fail(format!("FAILED at {level} others: {e:#}"));
+                    cells.push(None);
+                }
+            }
+        }
+        rows.push(Row {
+            others: level,
+            api,
+            cli,
+            peers: cells,
+        });
+    }
+    let benched = start.elapsed();
+    // Tear everything down before reporting, and time that too.
+    for p in &mut peers {
+        p.subject = None;
+    }
+    drop(berth);
+
+    println!();
+    report(&rows, &peers, opts.iterations);
+    println!(
+        "bench took {:.0} s ({:.0} s building berth, {:.0} s benching, {:.1} s cleaning up)",
+        start.elapsed().as_secs_f64(),
+        built.as_secs_f64(),
+        (benched - built).as_secs_f64(),
+        (start.elapsed() - benched).as_secs_f64()
+    );
+    Ok(())
+}
+
+fn median(s: &Samples) -> String {
+    s.median().map_or_else(|| "—".into(), ms)
+}
+
+fn p90(s: &Samples) -> String {
+    s.p90().map_or_else(|| "—".into(), ms)
+}
+
+/// `a / b` as a ratio, when both are there.
+fn ratio(a: Option<Duration>, b: Option<Duration>) -> Option<f64> {
+    let (a, b) = (a?, b?);
+    (!b.is_zero()).then(|| a.as_secs_f64() / b.as_secs_f64())
+}
+
+fn print_table(header: &[String], body: &[Vec<String>]) {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            body.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+            .trim_end()
+            .to_owned()
+    };
+    println!("{}", line(header));
+    for r in body {
+        println!("{}", line(r));
+    }
+}
+
+fn report(rows: &[Row], peers: &[Peer], n: usize) {
+    let mut header: Vec<String> = [
+        "others",
+        "berth API attach",
+        "berth API detach",
+        "berth CLI connect",
+    ]
+    .map(String::from)
+    .to_vec();
+    for p in peers {
+        header.push(format!("{} {}", p.label, p.verbs[0]));
+        header.push(format!("{} {}", p.label, p.verbs[1]));
+    }
+    let mut cut = false;
+    let mark = |c: &Cell, s: String, cut: &mut bool| {
+        if c.cut {
+            *cut = true;
+            format!("{s}*")
+        } else {
+            s
+        }
+    };
+    let timings = |stat: fn(&Samples) -> String, cut: &mut bool| -> Vec<Vec<String>> {
+        rows.iter()
+            .map(|r| {
+                let mut v = vec![
+                    r.others.to_string(),
+                    mark(&r.api, stat(&r.api.attach), cut),
+                    mark(&r.api, stat(&r.api.detach), cut),
+                    mark(&r.cli, stat(&r.cli.attach), cut),
+                ];
+                for c in &r.peers {
+                    match c {
+                        Some(c) => {
+                            v.push(mark(c, stat(&c.attach), cut));
+                            v.push(mark(c, stat(&c.detach), cut));
+                        }
+                        None => v.extend(["—".to_owned(), "—".to_owned()]),
+                    }
+                }
+                v
+            })
+            .collect()
+    };
+
+    println!(
+        "attach a fresh sandbox to a bridge network (address, default route, NAT), then detach; medians of {n}"
+    );
+    let mut body = timings(median, &mut cut);
+    let mut mheader = header.clone();
+    for p in peers {
+        mheader.push(format!("{}/berth", p.label));
+    }
+    for (r, line) in rows.iter().zip(&mut body) {
+        for c in &r.peers {
+            let cell = c.as_ref().map(|c| {
+                let a = ratio(c.attach.median(), r.api.attach.median());
+                let d = ratio(c.detach.median(), r.api.detach.median());
+                let f = |x: Option<f64>| x.map_or("—".into(), |x| format!("{x:.1}×"));
+                format!("{} / {}", f(a), f(d))
+            });
+            line.push(cell.unwrap_or_else(|| "—".into()));
+        }
+    }
+    print_table(&mheader, &body);
+    println!(
+        "peer/berth: the peer's attach ÷ berth's API attach / the peer's detach ÷ berth's API detach \
+         (times slower than berth)"
+    );
+    println!();
+    println!("p90 of the same runs");
+    print_table(&header, &timings(p90, &mut cut));
+    if cut {
+        println!(
+            "* the loop hit its {} s time bound before {n} rounds; see the progress lines for the count",
+            LOOP_BUDGET.as_secs()
+        );
+    }
+    for p in peers {
+        if let Some(t) = &p.trouble {
+            println!("{}: {t}", p.label);
+        }
+    }
+
+    println!();
+    println!("targets (from the issue):");
+    let levels = rows
+        .iter()
+        .map(|r| r.others.to_string())
+        .collect::<Vec<_>>()
+        .join(" / ");
+    let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    let at_every_level = |what: &str, target: Duration, pick: fn(&Row) -> Option<Duration>| {
+        let figures: Vec<Option<Duration>> = rows.iter().map(pick).collect();
+        let ok = figures.iter().all(|f| f.is_some_and(|d| d <= target));
+        println!(
+            "  {what} ≤ {}: {} at {levels} others: {}",
+            ms(target),
+            figures
+                .iter()
+                .map(|f| f.map_or("—".into(), ms))
+                .collect::<Vec<_>>()
+                .join(" / "),
+            verdict(ok)
+        );
+    };
+    at_every_level("median attach through the API", API_ATTACH_TARGET, |r| {
+        r.api.attach.median()
+    });
+    at_every_level(
+        "median `berth network connect` end to end",
+        CLI_CONNECT_TARGET,
+        |r| r.cli.attach.median(),
+    );
+    match (rows.first(), rows.last()) {
+        (Some(lo), Some(hi)) if rows.len() > 1 => {
+            let x = ratio(hi.api.attach.median(), lo.api.attach.median());
+            println!(
+                "  attach with {} others ≤ {SCALING_TARGET}× attach with {}: {}: {}",
+                hi.others,
+                lo.others,
+                x.map_or("—".into(), |x| format!("{x:.2}×")),
+                verdict(x.is_some_and(|x| x <= SCALING_TARGET))
+            );
+        }
+        _ => println!("  attach scaling ≤ {SCALING_TARGET}×: not measured (needs two levels)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn options_default_to_the_issue() {
+        let o = Opts::parse(&[]).unwrap();
+        assert_eq!((o.iterations, o.levels), (50, vec![1, 100, 500]));
+    }
+
+    #[test]
+    fn options_parse_and_sort_levels() {
+        let o = Opts::parse(&args("--levels 100,1,100 --iterations 5")).unwrap();
+        assert_eq!((o.iterations, o.levels), (5, vec![1, 100]));
+    }
+
+    #[test]
+    fn bad_options_are_named() {
+        for (a, want) in [
+            ("--iterations 0", "--iterations"),
+            ("--levels x", "--levels"),
+            ("--levels", "needs a value"),
+            ("--fast", "unknown option"),
+        ] {
+            let e = format!("{:#}", Opts::parse(&args(a)).err().unwrap());
+            assert!(e.contains(want), "{a}: {e}");
+        }
+    }
+}
