@@ -101,6 +101,27 @@ fn warn_if_busy() {
     }
 }
 
+/// Waits (at most 30 s) until the kernel's background work from what came
+/// before (namespaces being freed, bridges forgetting hundreds of ports)
+/// has died down, so that it does not land in the next subject's figures.
+/// Every subject gets the same quiet start.
+fn settle() {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let busy = busy_share(Duration::from_millis(500));
+        if busy < 0.10 {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            println!(
+                "WARNING: the machine stayed {:.0}% busy; figures will be noisy",
+                busy * 100.0
+            );
+            return;
+        }
+    }
+}
+
 /// The share of CPU time spent busy over `window`, 0 to 1.
 fn busy_share(window: Duration) -> f64 {
     let (b0, t0) = cpu_jiffies();

@@ -13,8 +13,16 @@ struct Demo {
 impl Demo {
     /// Prints and runs one berth command; stops the demo if it fails.
     fn step(&self, args: &[&str]) -> Result<String> {
-        let shown: Vec<String> =
-            args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { (*a).to_owned() }).collect();
+        let shown: Vec<String> = args
+            .iter()
+            .map(|a| {
+                if a.contains(' ') {
+                    format!("'{a}'")
+                } else {
+                    (*a).to_owned()
+                }
+            })
+            .collect();
         println!("\n$ berth {}", shown.join(" "));
         let r = self.h.berth(args);
         print!("{}", r.stdout);
@@ -42,7 +50,9 @@ pub fn run(_args: &[String]) -> Result<()> {
     berth_testkit::require_root();
     let berth = crate::build_berth(false)?;
     println!("berth demo: Docker's network walkthrough, played in a throwaway host namespace");
-    println!("(the daemon and every container live in fresh namespaces; the machine's network is not touched)");
+    println!(
+        "(the daemon and every container live in fresh namespaces; the machine's network is not touched)"
+    );
     let d = Demo {
         h: TestHost::new(&berth),
     };
@@ -52,8 +62,28 @@ pub fn run(_args: &[String]) -> Result<()> {
     d.step(&["network", "ls"])?;
 
     d.say("Two containers on my-net (the walkthrough's centos01 and centos02; here they run host commands)");
-    d.step(&["run", "-d", "--name", "centos01", "--network", "my-net", "--", "sleep", "3600"])?;
-    d.step(&["run", "-d", "--name", "centos02", "--network", "my-net", "--", "sleep", "3600"])?;
+    d.step(&[
+        "run",
+        "-d",
+        "--name",
+        "centos01",
+        "--network",
+        "my-net",
+        "--",
+        "sleep",
+        "3600",
+    ])?;
+    d.step(&[
+        "run",
+        "-d",
+        "--name",
+        "centos02",
+        "--network",
+        "my-net",
+        "--",
+        "sleep",
+        "3600",
+    ])?;
     d.step(&["ps"])?;
 
     let ip1 = ip_of(&d, "centos01", "my-net")?;
@@ -67,7 +97,18 @@ pub fn run(_args: &[String]) -> Result<()> {
     d.step(&["exec", "centos02", "--", "hostname"])?;
 
     d.say("-h sets the hostname, seen only inside the container");
-    d.step(&["run", "--rm", "-h", "myhost", "--network", "my-net", "--", "sh", "-c", "hostname; tail -1 /etc/hosts"])?;
+    d.step(&[
+        "run",
+        "--rm",
+        "-h",
+        "myhost",
+        "--network",
+        "my-net",
+        "--",
+        "sh",
+        "-c",
+        "hostname; tail -1 /etc/hosts",
+    ])?;
 
     d.say("On the default bridge, resolv.conf is the host's with loopback servers removed");
     d.step(&["run", "--rm", "--", "cat", "/etc/resolv.conf"])?;

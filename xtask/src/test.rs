@@ -30,7 +30,9 @@ fn leaks(links_before: &[String]) -> Vec<String> {
     // runs still going (a bench beside the tests), unless its owner died.
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     for point in mounts.lines().filter_map(|l| l.split(' ').nth(4)) {
-        let Some((_, rest)) = point.split_once(berth_testkit::ROOT_PREFIX) else { continue };
+        let Some((_, rest)) = point.split_once(berth_testkit::ROOT_PREFIX) else {
+            continue;
+        };
         let owner = rest.split('-').next().unwrap_or_default();
         if !std::path::Path::new("/proc").join(owner).exists() {
             out.push(format!("mount {point}"));

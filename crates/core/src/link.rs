@@ -7,7 +7,9 @@ use std::os::fd::AsRawFd;
 use futures_util::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
-use rtnetlink::packet_route::link::{InfoBridgePort, InfoData, InfoVeth, LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridgePort, InfoData, InfoVeth, LinkAttribute, LinkMessage,
+};
 use rtnetlink::packet_route::route::RouteMessage;
 use rtnetlink::{
     Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
@@ -95,7 +97,9 @@ pub async fn add_bridge(
     mtu: Option<u32>,
     alias: &str,
 ) -> Result<u32> {
-    let mut msg = LinkBridge::new(name.as_str()).address(mac.to_vec());
+    let mut msg = LinkBridge::new(name.as_str())
+        .address(mac.to_vec())
+        .mcast_snooping(false);
     if let Some(mtu) = mtu {
         msg = msg.mtu(mtu);
     }
@@ -119,17 +123,17 @@ pub async fn add_bridge(
     Ok(link.index)
 }
 
-/// Creates a veth pair whose host end `name` is enslaved to `master` and
-/// up, and whose peer is born inside `peer_ns` as `peer` with `mac`, like
-/// `ip link add NAME master BR up type veth peer name PEER netns NS
-/// address MAC`. Creating the peer in place costs about 1 ms; creating it
-/// in the host and moving it costs 10-25 ms. The peer stays down: asking
-/// for it up in the same message fails with `ENOTCONN` (the kernel opens
-/// it before the pair is linked); [`configure`] brings it up.
+/// Creates a veth pair whose host end `name` stays down in the handle's
+/// namespace and whose peer is born inside `peer_ns` as `peer` with `mac`,
+/// like `ip link add NAME type veth peer name PEER netns NS address MAC`.
+/// Creating the peer in place costs about 1 ms; creating it in the host and
+/// moving it costs 10-25 ms. Both ends stay down: asking for the peer up in
+/// the same message fails with `ENOTCONN` (the kernel opens it before the
+/// pair is linked). [`configure`] brings the peer up; [`attach_port`] then
+/// brings the host end up on its bridge.
 pub async fn add_veth_into(
     handle: &Handle,
     name: &str,
-    master: Option<u32>,
     mtu: Option<u32>,
     peer_ns: &Netns,
     peer: &IfName,
@@ -139,13 +143,10 @@ pub async fn add_veth_into(
         .name(peer.as_str())
         .address(mac.to_vec())
         .append_extra_attribute(LinkAttribute::NetNsFd(peer_ns.as_raw_fd()));
-    let mut msg = LinkVeth::new(name, peer.as_str()).up();
+    let mut msg = LinkVeth::new(name, peer.as_str());
     if let Some(mtu) = mtu {
         msg = msg.mtu(mtu);
         peer_msg = peer_msg.mtu(mtu);
-    }
-    if let Some(master) = master {
-        msg = msg.controller(master);
     }
     let msg = msg
         .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg.build())))
@@ -156,6 +157,66 @@ pub async fn add_veth_into(
         .execute()
         .await
         .map_err(|e| Error::netlink(format!("creating veth {name} with peer {peer} in the sandbox"), e))
+}
+
+/// Enslaves the link `name` to `master` (if any) and brings it up without
+/// IPv6 addresses, like `ip link set NAME master BR addrgenmode none &&
+/// ip link set NAME up`. A bridge port needs no address of its own;
+/// without one it sends no IPv6 duplicate-address or multicast-listener
+/// traffic, which the bridge would copy to every other port, and adds no
+/// route to the host's IPv6 tables, which the kernel walks at every link
+/// change: attaching would slow down as containers pile up.
+pub async fn attach_port(handle: &Handle, name: &str, master: Option<u32>) -> Result<()> {
+    let mut msg = LinkUnspec::new_with_name(name).append_extra_attribute(no_ipv6_addresses());
+    if let Some(master) = master {
+        msg = msg.controller(master);
+    }
+    handle
+        .link()
+        .set(msg.build())
+        .execute()
+        .await
+        .map_err(|e| Error::netlink(format!("attaching {name} to its bridge"), e))?;
+    set_up_by_name(handle, name).await
+}
+
+/// Like [`attach_port`], but the port is `isolated` (`bridge link set dev
+/// NAME isolated on`) before it comes up: isolated ports reach only
+/// non-isolated ones (the bridge itself), which is how `icc=false` keeps
+/// containers of one network apart.
+pub async fn enslave_isolated(handle: &Handle, name: &str, master: u32) -> Result<()> {
+    let msg = LinkUnspec::new_with_name(name)
+        .controller(master)
+        .append_extra_attribute(no_ipv6_addresses());
+    handle
+        .link()
+        .set(msg.build())
+        .execute()
+        .await
+        .map_err(|e| Error::netlink(format!("attaching {name} to its bridge"), e))?;
+    let port = get(handle, name)
+        .await?
+        .ok_or_else(|| Error::Internal(format!("{name} vanished")))?;
+    set_port_isolated(handle, port.index, true).await?;
+    set_up_by_name(handle, name).await
+}
+
+async fn set_up_by_name(handle: &Handle, name: &str) -> Result<()> {
+    handle
+        .link()
+        .set(LinkUnspec::new_with_name(name).up().build())
+        .execute()
+        .await
+        .map_err(|e| Error::netlink(format!("bringing {name} up"), e))
+}
+
+/// `addrgenmode none`: the link makes no IPv6 addresses of its own. Must
+/// be sent before the message that brings the link up: in the same message
+/// the kernel applies the flags first and makes the link-local address.
+fn no_ipv6_addresses() -> LinkAttribute {
+    LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(
+        In6AddrGenMode::None,
+    )])])
 }
 
 /// Sets a bridge port's `isolated` flag, like `bridge link set dev NAME

@@ -129,11 +129,24 @@ impl Netns {
         }
     }
 
+    /// True when the calling thread is in this namespace.
+    pub fn is_current(&self) -> bool {
+        let here = fs::metadata("/proc/thread-self/ns/net").map(|m| (m.dev(), m.ino()));
+        let this = nix::sys::stat::fstat(&self.0).map(|s| (s.st_dev, s.st_ino));
+        matches!((here, this), (Ok(a), Ok(b)) if a == b)
+    }
+
     /// Writes `value` to `/proc/sys/KEY` inside this namespace, like
     /// `ip netns exec NS sysctl -w KEY=VALUE` (`key` uses `/`, e.g.
     /// `net/ipv4/ip_forward`). Skips the write when the value is already set.
+    /// Writes directly when the caller already is in this namespace (the
+    /// daemon in its host), else from a short-lived thread inside it.
     pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
         let path = PathBuf::from("/proc/sys").join(key);
+        if self.is_current() {
+            return write_sysctl(&path, value)
+                .map_err(|e| Error::kernel(format!("setting {key}={value}"), e));
+        }
         self.run(|| write_sysctl(&path, value)).map_err(|e| match e {
             Error::Kernel(_, io) => Error::kernel(format!("setting {key}={value}"), io),
             other => other,

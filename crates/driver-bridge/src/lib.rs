@@ -139,24 +139,18 @@ impl NetworkDriver for Bridge {
             Error::NotFound(format!("bridge {} of network {} is missing", cfg.name, net.name))
         })?;
         let host_if = veth_name(ep.id);
-        link::add_veth_into(
-            &ctx.handle,
-            &host_if,
-            Some(bridge.index),
-            cfg.mtu,
-            &ep.sandbox.ns,
-            ep.ifname,
-            ep.mac,
-        )
-        .await?;
+        link::add_veth_into(&ctx.handle, &host_if, cfg.mtu, &ep.sandbox.ns, ep.ifname, ep.mac).await?;
+        // The sandbox side first, then the bridge port: the kernel's work
+        // for a new port walks every other port, and done last it does not
+        // hold up the sandbox's setup.
         let rest = async {
-            if !cfg.icc {
-                let port = link::get(&ctx.handle, &host_if)
-                    .await?
-                    .ok_or_else(|| Error::Internal(format!("{host_if} vanished after it was created")))?;
-                link::set_port_isolated(&ctx.handle, port.index, true).await?;
+            link::configure(&ep.sandbox.handle, ep.ifname, ep.addresses, ep.gateways).await?;
+            if cfg.icc {
+                link::attach_port(&ctx.handle, &host_if, Some(bridge.index)).await
+            } else {
+                // Isolated before it comes up, so that not one frame passes.
+                link::enslave_isolated(&ctx.handle, &host_if, bridge.index).await
             }
-            link::configure(&ep.sandbox.handle, ep.ifname, ep.addresses, ep.gateways).await
         };
         if let Err(e) = rest.await {
             let _ = link::del_by_name(&ctx.handle, &host_if).await;

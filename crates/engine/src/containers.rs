@@ -140,6 +140,14 @@ pub(crate) fn find_container<'a>(st: &'a State, key: &str) -> Result<&'a Contain
     }
 }
 
+/// Every address of a container, in endpoint order.
+fn addresses(c: &ContainerRecord) -> Vec<IpAddr> {
+    c.endpoints
+        .iter()
+        .flat_map(|e| e.addresses.iter().map(|a| a.addr()))
+        .collect()
+}
+
 /// Optional addresses from the request strings.
 fn parse_static(v4: &str, v6: &str) -> Result<Vec<IpAddr>> {
     let mut out = Vec::new();
@@ -396,40 +404,31 @@ impl Engine {
     }
 
     /// Writes `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` for a
-    /// container.
+    /// new container.
     pub(crate) fn write_files(&self, c: &ContainerRecord, kind: SandboxKind) -> Result<()> {
         let paths = self.cfg.paths(&c.id);
-        let io = |what: &str, p: &std::path::Path, e| Error::kernel(format!("{what} {}", p.display()), e);
-        if let Some(dir) = paths.hosts.parent() {
-            fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
-        }
-        if let Some(dir) = paths.log.parent() {
-            fs::create_dir_all(dir).map_err(|e| io("creating", dir, e))?;
+        for dir in [paths.hosts.parent(), paths.log.parent()].into_iter().flatten() {
+            fs::create_dir_all(dir).map_err(|e| Error::kernel(format!("creating {}", dir.display()), e))?;
         }
         let host_conf = self.host_resolv_conf();
-        let (hosts, resolv) = match kind {
-            SandboxKind::Host => (
-                fs::read_to_string("/etc/hosts").unwrap_or_else(|_| files::hosts(&c.hostname, &[])),
-                host_conf,
-            ),
-            _ => {
-                let addrs: Vec<IpAddr> = c
-                    .endpoints
-                    .iter()
-                    .flat_map(|e| e.addresses.iter().map(|a| a.addr()))
-                    .collect();
-                let v6 = addrs.iter().any(IpAddr::is_ipv6);
-                (
-                    files::hosts(&c.hostname, &addrs),
-                    files::resolv_conf(&host_conf, v6),
-                )
-            }
+        let resolv = match kind {
+            SandboxKind::Host => host_conf,
+            _ => files::resolv_conf(&host_conf, addresses(c).iter().any(IpAddr::is_ipv6)),
         };
-        fs::write(&paths.hosts, hosts).map_err(|e| io("writing", &paths.hosts, e))?;
-        fs::write(&paths.resolv_conf, resolv).map_err(|e| io("writing", &paths.resolv_conf, e))?;
-        fs::write(&paths.hostname, format!("{}\n", c.hostname))
-            .map_err(|e| io("writing", &paths.hostname, e))?;
-        Ok(())
+        self.write_hosts(c, kind)?;
+        files::write_in_place(&paths.resolv_conf, resolv.as_bytes())?;
+        files::write_in_place(&paths.hostname, format!("{}\n", c.hostname).as_bytes())
+    }
+
+    /// Rewrites a container's `/etc/hosts` (after its addresses changed).
+    pub(crate) fn write_hosts(&self, c: &ContainerRecord, kind: SandboxKind) -> Result<()> {
+        let hosts = match kind {
+            SandboxKind::Host => {
+                fs::read_to_string("/etc/hosts").unwrap_or_else(|_| files::hosts(&c.hostname, &[]))
+            }
+            _ => files::hosts(&c.hostname, &addresses(c)),
+        };
+        files::write_in_place(&self.cfg.paths(&c.id).hosts, hosts.as_bytes())
     }
 
     fn remove_files(&self, id: &str) {
@@ -725,7 +724,7 @@ impl Engine {
             self.attach(&net, &sb, &mut ep).await?;
             c.endpoints.push(ep.clone());
             let saved = async {
-                self.write_files(&c, SandboxKind::Own)?;
+                self.write_hosts(&c, SandboxKind::Own)?;
                 failpoint("connect-after-attach");
                 self.save_container(&c).await
             }
@@ -733,7 +732,7 @@ impl Engine {
             if let Err(e) = saved {
                 c.endpoints.pop();
                 let _ = self.detach(&net, Some(&sb), &ep).await;
-                let _ = self.write_files(&c, SandboxKind::Own);
+                let _ = self.write_hosts(&c, SandboxKind::Own);
                 return Err(e);
             }
             Ok(())
@@ -796,7 +795,7 @@ impl Engine {
             }
             next.default_route = true;
         }
-        let _ = self.write_files(&c, SandboxKind::Own);
+        let _ = self.write_hosts(&c, SandboxKind::Own);
         self.save_container(&c).await?;
         let mut st = self.state();
         Self::release(&mut st, &ep);

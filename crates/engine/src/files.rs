@@ -1,6 +1,28 @@
 //! The generated `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname`.
 
+use std::fs::OpenOptions;
+use std::io::Write;
 use std::net::IpAddr;
+use std::path::Path;
+
+use berth_core::{Error, Result};
+
+/// Writes `content` over the file at `path`, keeping its inode: a running
+/// container has it bind-mounted, so it must be changed in place, never
+/// replaced. The file is never truncated to zero first: ext4 flushes a
+/// file emptied that way when it is closed (`auto_da_alloc`), which costs
+/// a disk write per container change.
+pub fn write_in_place(path: &Path, content: &[u8]) -> Result<()> {
+    let err = |e| Error::kernel(format!("writing {}", path.display()), e);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(err)?;
+    f.write_all(content).map_err(err)?;
+    f.set_len(content.len() as u64).map_err(err)
+}
 
 /// `/etc/hosts` as Docker writes it: the localhost lines, then the
 /// container's own addresses with its hostname.
@@ -58,6 +80,20 @@ pub fn resolv_conf(host: &str, ipv6: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writes_in_place_keeping_the_inode() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = std::env::temp_dir().join(format!("berth-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("hosts");
+        write_in_place(&p, b"a longer first version\n").unwrap();
+        let ino = std::fs::metadata(&p).unwrap().ino();
+        write_in_place(&p, b"short\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "short\n");
+        assert_eq!(std::fs::metadata(&p).unwrap().ino(), ino);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn hosts_has_dockers_lines() {

@@ -166,7 +166,9 @@ pub fn stale_roots() -> Vec<PathBuf> {
     if let Ok(rd) = fs::read_dir(std::env::temp_dir()) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(ROOT_PREFIX) else { continue };
+            let Some(rest) = name.strip_prefix(ROOT_PREFIX) else {
+                continue;
+            };
             let owner = rest.split('-').next().unwrap_or_default();
             if !Path::new("/proc").join(owner).exists() || owner.is_empty() {
                 out.push(e.path());

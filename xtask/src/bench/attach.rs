@@ -461,9 +461,11 @@ pub fn run(args: &[String]) -> Result<()> {
             "[{:>5.1} s] {level} others: timing (attach / detach) …",
             start.elapsed().as_secs_f64()
         );
+        super::settle();
         let api = measure(&mut berth, WARMUP, opts.iterations, check);
         let api = berth.explain(api).context("berth through the API")?;
         progress(start, "berth API", &api);
+        super::settle();
         let cli = measure(&mut BerthCli(&mut berth), WARMUP, opts.iterations, false);
         let cli = berth.explain(cli).context("berth through the CLI")?;
         progress(start, "berth CLI connect / API disconnect", &cli);
@@ -473,6 +475,7 @@ pub fn run(args: &[String]) -> Result<()> {
                 cells.push(None);
                 continue;
             };
+            super::settle();
             match measure(sub.as_mut(), PEER_WARMUP, opts.iterations, check) {
                 Ok(c) => {
                     progress(start, p.label, &c);
