@@ -128,6 +128,9 @@ enum NetworkCmd {
         /// IPv6 address for the container.
         #[arg(long)]
         ip6: Option<String>,
+        /// Extra name for the container on this network (repeatable).
+        #[arg(long)]
+        alias: Vec<String>,
         /// Network.
         network: String,
         /// Container.
@@ -205,6 +208,27 @@ struct RunArgs {
     /// Hostname inside the container.
     #[arg(short = 'h', long)]
     hostname: Option<String>,
+    /// Domain name inside the container.
+    #[arg(long)]
+    domainname: Option<String>,
+    /// DNS server for the container (repeatable).
+    #[arg(long, value_name = "IP")]
+    dns: Vec<String>,
+    /// DNS search domain (repeatable; "." for none).
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    dns_search: Vec<String>,
+    /// resolv.conf option (repeatable).
+    #[arg(long = "dns-option", value_name = "OPT")]
+    dns_option: Vec<String>,
+    /// Add a line to /etc/hosts: NAME:IP or NAME:host-gateway (repeatable).
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    add_host: Vec<String>,
+    /// Legacy link to another container: NAME[:ALIAS] (repeatable).
+    #[arg(long, value_name = "NAME[:ALIAS]")]
+    link: Vec<String>,
+    /// Extra name on the network (repeatable; user-defined networks only).
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "ALIAS")]
+    network_alias: Vec<String>,
     /// Accepted for Docker compatibility; the terminal is always passed on.
     #[arg(short = 'i', long)]
     interactive: bool,
@@ -481,12 +505,16 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
         NetworkCmd::Connect {
             ip,
             ip6,
+            alias,
             network,
             container,
         } => {
             let body = json!({
                 "Container": container,
-                "EndpointConfig": { "IPAMConfig": { "IPv4Address": ip.unwrap_or_default(), "IPv6Address": ip6.unwrap_or_default() } },
+                "EndpointConfig": {
+                    "IPAMConfig": { "IPv4Address": ip.unwrap_or_default(), "IPv6Address": ip6.unwrap_or_default() },
+                    "Aliases": alias,
+                },
             });
             c.call(
                 "POST",
@@ -522,6 +550,13 @@ fn run_container(host: Option<&str>, a: RunArgs) -> Result<i32> {
         "IPv4Address": a.ip.unwrap_or_default(),
         "IPv6Address": a.ip6.unwrap_or_default(),
         "AutoRemove": a.rm,
+        "Domainname": a.domainname.unwrap_or_default(),
+        "Dns": a.dns,
+        "DnsSearch": a.dns_search,
+        "DnsOptions": a.dns_option,
+        "ExtraHosts": a.add_host,
+        "Links": a.link,
+        "Aliases": a.network_alias,
     });
     let spec: run::Spec = serde_json::from_value(c.call("POST", "/containers/create", Some(&body))?)
         .context("decoding the daemon's answer")?;

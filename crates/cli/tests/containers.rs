@@ -195,8 +195,15 @@ fn hostname_hosts_and_resolv_conf() {
         h.ok(&["exec", "web", "--", "cat", "/etc/hosts"]),
         "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n10.40.0.2\tweb1\n"
     );
+    // On a user-defined network: the embedded resolver, with the host's
+    // search domains and options.
     assert_eq!(
         h.ok(&["exec", "web", "--", "cat", "/etc/resolv.conf"]),
+        "nameserver 127.0.0.11\nsearch corp.example\noptions ndots:0 edns0\n"
+    );
+    // On the default bridge: the host's file without its loopback servers.
+    assert_eq!(
+        h.ok(&["run", "--rm", "--", "cat", "/etc/resolv.conf"]),
         "search corp.example\nnameserver 10.1.2.3\noptions edns0\n"
     );
     assert_eq!(inspect(&h, "web")["Config"]["Hostname"], "web1");

@@ -139,6 +139,7 @@ struct ConnectRequest {
 struct EndpointConfig {
     #[serde(rename = "IPAMConfig")]
     ipam_config: IpamConfigReq,
+    aliases: Vec<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -156,7 +157,14 @@ async fn network_connect(
     Json(req): Json<ConnectRequest>,
 ) -> ApiResult<StatusCode> {
     let ip = &req.endpoint_config.ipam_config;
-    e.connect(&id, &req.container, &ip.ipv4, &ip.ipv6).await?;
+    e.connect(
+        &id,
+        &req.container,
+        &ip.ipv4,
+        &ip.ipv6,
+        &req.endpoint_config.aliases,
+    )
+    .await?;
     Ok(StatusCode::OK)
 }
 

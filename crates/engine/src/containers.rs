@@ -4,17 +4,17 @@
 use std::fs;
 use std::net::IpAddr;
 
-use berth_core::{Endpoint, Error, IfName, Result, Sandbox, SandboxKind};
+use berth_core::{Endpoint, Error, IfName, Netns, Result, Sandbox, SandboxKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::engine::{Engine, State};
 use crate::files;
-use crate::model::{self, ContainerRecord, EndpointRecord, NetworkRecord, Status};
+use crate::model::{self, ContainerRecord, DnsConfig, EndpointRecord, LinkRecord, NetworkRecord, Status};
 use crate::networks::{find_network, parse_ip};
 use crate::process;
 use crate::store::{Op, Table};
-use crate::{names, util};
+use crate::{dns, dnsopts, names, util};
 
 /// A `berth run` request: the container's name, hostname, command and
 /// first network.
@@ -37,6 +37,20 @@ pub struct ContainerCreate {
     pub ipv6: String,
     /// `--rm`.
     pub auto_remove: bool,
+    /// `--domainname`.
+    pub domainname: String,
+    /// `--dns`.
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    pub dns_options: Vec<String>,
+    /// `--add-host`.
+    pub extra_hosts: Vec<String>,
+    /// `--link`.
+    pub links: Vec<String>,
+    /// `--network-alias`.
+    pub aliases: Vec<String>,
 }
 
 /// What the client needs to start the process in a new container.
@@ -138,6 +152,13 @@ pub(crate) fn find_container<'a>(st: &'a State, key: &str) -> Result<&'a Contain
         (Some(_), Some(_)) => Err(Error::invalid(format!("container id prefix {key} is ambiguous"))),
         _ => Err(Error::NotFound(format!("no such container: {key}"))),
     }
+}
+
+/// The host's name, for containers in host mode.
+fn host_name() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
 }
 
 /// Every address of a container, in endpoint order.
@@ -316,6 +337,7 @@ impl Engine {
             default_route,
             host_ifname: None,
             static_ip: wanted.to_vec(),
+            aliases: Vec::new(),
         })
     }
 
@@ -404,31 +426,187 @@ impl Engine {
     }
 
     /// Writes `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` for a
-    /// new container.
-    pub(crate) fn write_files(&self, c: &ContainerRecord, kind: SandboxKind) -> Result<()> {
+    /// new container, and remembers what it wrote.
+    pub(crate) fn write_files(&self, c: &mut ContainerRecord, kind: SandboxKind) -> Result<()> {
         let paths = self.cfg.paths(&c.id);
         for dir in [paths.hosts.parent(), paths.log.parent()].into_iter().flatten() {
             fs::create_dir_all(dir).map_err(|e| Error::kernel(format!("creating {}", dir.display()), e))?;
         }
         let host_conf = self.host_resolv_conf();
-        let resolv = match kind {
-            SandboxKind::Host => host_conf,
-            _ => files::resolv_conf(&host_conf, addresses(c).iter().any(IpAddr::is_ipv6)),
+        let r = files::Resolv {
+            servers: &c.dns.servers,
+            search: &c.dns.search,
+            options: &c.dns.options,
         };
-        self.write_hosts(c, kind)?;
+        let resolv = match kind {
+            _ if c.dns.embedded => files::resolv_conf_embedded(&host_conf, &r),
+            SandboxKind::Host if r.servers.is_empty() && r.search.is_empty() && r.options.is_empty() => {
+                host_conf
+            }
+            SandboxKind::Host => files::resolv_conf(&host_conf, &r, true),
+            _ => files::resolv_conf(&host_conf, &r, addresses(c).iter().any(IpAddr::is_ipv6)),
+        };
         files::write_in_place(&paths.resolv_conf, resolv.as_bytes())?;
-        files::write_in_place(&paths.hostname, format!("{}\n", c.hostname).as_bytes())
+        c.dns.resolv_hash = Some(files::hash(resolv.as_bytes()));
+        files::write_in_place(&paths.hostname, format!("{}\n", c.hostname).as_bytes())?;
+        self.write_hosts(c, kind)
     }
 
-    /// Rewrites a container's `/etc/hosts` (after its addresses changed).
-    pub(crate) fn write_hosts(&self, c: &ContainerRecord, kind: SandboxKind) -> Result<()> {
+    /// Rewrites a container's `/etc/hosts` (after its addresses changed),
+    /// unless someone edited it inside the container since berth last
+    /// wrote it: then it is left alone, as Docker does.
+    pub(crate) fn write_hosts(&self, c: &mut ContainerRecord, kind: SandboxKind) -> Result<()> {
+        let path = self.cfg.paths(&c.id).hosts;
+        if let Some(h) = c.dns.hosts_hash
+            && fs::read(&path).is_ok_and(|now| files::hash(&now) != h)
+        {
+            tracing::info!(container = %c.name, "/etc/hosts was edited inside the container; leaving it as it is");
+            return Ok(());
+        }
         let hosts = match kind {
             SandboxKind::Host => {
-                fs::read_to_string("/etc/hosts").unwrap_or_else(|_| files::hosts(&c.hostname, &[]))
+                let mut h = fs::read_to_string("/etc/hosts").unwrap_or_default();
+                for (name, ip) in &c.dns.extra_hosts {
+                    h.push_str(&format!("{ip}\t{name}\n"));
+                }
+                h
             }
-            _ => files::hosts(&c.hostname, &addresses(c)),
+            _ => {
+                let links = self.link_lines(c);
+                files::hosts(&files::Hosts {
+                    hostname: &c.hostname,
+                    domainname: &c.domainname,
+                    addresses: &addresses(c),
+                    // Every berth sandbox has IPv6 on its loopback.
+                    ipv6: true,
+                    extra: &c.dns.extra_hosts,
+                    links: &links,
+                })
+            }
         };
-        files::write_in_place(&self.cfg.paths(&c.id).hosts, hosts.as_bytes())
+        files::write_in_place(&path, hosts.as_bytes())?;
+        c.dns.hosts_hash = Some(files::hash(hosts.as_bytes()));
+        Ok(())
+    }
+
+    /// `/etc/hosts` lines of legacy links on the default bridge: the linked
+    /// container's address there, with `ALIAS HOSTNAME [NAME]`.
+    fn link_lines(&self, c: &ContainerRecord) -> Vec<(IpAddr, String)> {
+        if c.dns.embedded {
+            return Vec::new(); // on user-defined networks links live in the resolver
+        }
+        let st = self.state();
+        let Some(bridge) = st.networks.values().find(|n| n.builtin && n.net.name == "bridge") else {
+            return Vec::new();
+        };
+        c.dns
+            .links
+            .iter()
+            .filter_map(|l| {
+                let t = st.containers.get(&l.target)?;
+                let ip = t.endpoint(&bridge.net.id)?.ipv4()?.addr();
+                let mut names = format!("{} {}", l.alias, t.hostname);
+                if l.alias != t.name {
+                    names.push(' ');
+                    names.push_str(&t.name);
+                }
+                Some((ip, names))
+            })
+            .collect()
+    }
+
+    /// Checks `--link` targets: they exist, run, and share the network the
+    /// new container starts on (the default bridge, or a user-defined one).
+    fn resolve_links(
+        &self,
+        st: &State,
+        links: &[(String, String)],
+        net: &NetworkRecord,
+        user_defined: bool,
+    ) -> Result<Vec<LinkRecord>> {
+        let mut out = Vec::new();
+        for (name, alias) in links {
+            let t = find_container(st, name)
+                .map_err(|_| Error::NotFound(format!("--link {name}: no such container")))?;
+            let default_bridge = net.builtin && net.net.name == "bridge";
+            if !user_defined && !default_bridge {
+                return Err(Error::invalid(format!(
+                    "--link works on bridge networks only, not on the {} network",
+                    net.net.name
+                )));
+            }
+            if t.endpoint(&net.net.id).is_none() {
+                return Err(Error::invalid(format!(
+                    "--link {name}: container {} is not on network {} (links join containers of one network)",
+                    t.name, net.net.name
+                )));
+            }
+            out.push(LinkRecord {
+                target: t.id.clone(),
+                name: t.name.clone(),
+                alias: alias.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// What the resolver should know of a container: its names on its
+    /// user-defined networks and, if it asks the resolver, its view.
+    pub(crate) fn dns_entry(&self, c: &ContainerRecord) -> dns::Entry {
+        let st = self.state();
+        let mut names = vec![c.name.clone()];
+        if c.hostname != c.name {
+            names.push(c.hostname.clone());
+        }
+        names.push(c.short_id().to_owned());
+        let mut networks = Vec::new();
+        let mut forward = false;
+        for ep in &c.endpoints {
+            let Some(n) = st.networks.get(&ep.network_id) else {
+                continue;
+            };
+            if n.builtin {
+                continue;
+            }
+            forward |= !n.net.internal;
+            networks.push((
+                n.net.id.clone(),
+                n.net.name.clone(),
+                ep.addresses.iter().map(|a| a.addr()).collect(),
+                ep.aliases.clone(),
+            ));
+        }
+        let client = c.dns.embedded.then(|| dns::Client {
+            networks: networks.iter().map(|n| n.0.clone()).collect(),
+            links: c
+                .dns
+                .links
+                .iter()
+                .map(|l| (l.alias.to_lowercase(), l.target.clone()))
+                .collect(),
+            forward,
+        });
+        dns::Entry {
+            id: c.id.clone(),
+            names,
+            ptr_name: c.name.clone(),
+            networks,
+            client,
+            upstreams: c.dns.servers.clone(),
+        }
+    }
+
+    /// Tells the resolver what a container now is.
+    pub(crate) fn publish(&self, c: &ContainerRecord) {
+        let ns = if c.dns.servers.is_empty() {
+            None
+        } else {
+            self.sandbox(c)
+                .ok()
+                .and_then(|sb| Netns::open(&sb.path).ok())
+                .map(std::sync::Arc::new)
+        };
+        self.dns.set(&self.dns_entry(c), ns);
     }
 
     fn remove_files(&self, id: &str) {
@@ -454,6 +632,28 @@ impl Engine {
             check_hostname(&req.hostname)?;
         }
         let wanted = parse_static(&req.ipv4, &req.ipv6)?;
+        let domainname = dnsopts::domainname(&req.domainname)?;
+        let mut dns = DnsConfig {
+            servers: dnsopts::servers(&req.dns)?,
+            search: dnsopts::search(&req.dns_search)?,
+            options: dnsopts::options(&req.dns_options)?,
+            ..Default::default()
+        };
+        let extra_hosts: Vec<(String, dnsopts::HostTarget)> = req
+            .extra_hosts
+            .iter()
+            .map(|h| dnsopts::extra_host(h))
+            .collect::<Result<_>>()?;
+        let links: Vec<(String, String)> = req
+            .links
+            .iter()
+            .map(|l| dnsopts::link(l))
+            .collect::<Result<_>>()?;
+        let aliases: Vec<String> = req
+            .aliases
+            .iter()
+            .map(|a| dnsopts::alias(a))
+            .collect::<Result<_>>()?;
         let id = util::new_id();
         let net_key = if req.network.is_empty() {
             "bridge"
@@ -488,7 +688,31 @@ impl Engine {
                 )));
             }
             let net = find_network(&st, net_key)?.clone();
-            let ep = self.plan_endpoint(&mut st, &net, &[], &wanted)?;
+            let kind = self.driver(&net.net.driver)?.capabilities().sandbox;
+            let user_defined = !net.builtin && kind == SandboxKind::Own;
+            if !aliases.is_empty() && !user_defined {
+                return Err(Error::invalid(format!(
+                    "network aliases work on user-defined networks only, not on the {} network",
+                    net.net.name
+                )));
+            }
+            dns.links = self.resolve_links(&st, &links, &net, user_defined)?;
+            dns.embedded = user_defined;
+            let gateway = net.net.gateway(false).or_else(|| net.net.gateway(true));
+            for (host, target) in &extra_hosts {
+                let ip = match target {
+                    dnsopts::HostTarget::Ip(ip) => *ip,
+                    dnsopts::HostTarget::Gateway => gateway.ok_or_else(|| {
+                        Error::invalid(format!(
+                            "--add-host {host}:host-gateway: network {} has no gateway to point at",
+                            net.net.name
+                        ))
+                    })?,
+                };
+                dns.extra_hosts.push((host.clone(), ip));
+            }
+            let mut ep = self.plan_endpoint(&mut st, &net, &[], &wanted)?;
+            ep.aliases = aliases;
             st.reserved_names.insert(name.clone());
             (net, ep, name)
         };
@@ -497,11 +721,14 @@ impl Engine {
             id: id.clone(),
             name: name.clone(),
             created: util::now(),
-            hostname: if req.hostname.is_empty() {
-                id[..12].to_owned()
-            } else {
-                req.hostname.clone()
+            hostname: match (req.hostname.is_empty(), kind) {
+                (false, _) => req.hostname.clone(),
+                // Host mode keeps the host's name, as Docker does.
+                (true, SandboxKind::Host) => host_name(),
+                (true, _) => id[..12].to_owned(),
             },
+            domainname,
+            dns,
             cmd: req.cmd.clone(),
             auto_remove: req.auto_remove,
             network_mode: net.net.name.clone(),
@@ -527,12 +754,16 @@ impl Engine {
             }
             rec.endpoints.push(ep.clone());
             let saved = async {
-                self.write_files(&rec, kind)?;
+                if rec.dns.embedded {
+                    self.dns.listen(&id, &sb.ns)?;
+                }
+                self.write_files(&mut rec, kind)?;
                 failpoint("create-after-attach");
                 self.save_container(&rec).await
             }
             .await;
             if let Err(e) = saved {
+                self.dns.remove(&id);
                 let _ = self.detach(&net, Some(&sb), &ep).await;
                 let _ = self.drop_sandbox_of(&id, kind);
                 self.remove_files(&id);
@@ -547,6 +778,7 @@ impl Engine {
         made?;
         st.containers.insert(id.clone(), rec.clone());
         drop(st);
+        self.publish(&rec);
         let paths = self.cfg.paths(&id);
         Ok(Created {
             id,
@@ -624,6 +856,7 @@ impl Engine {
     /// on after errors, which are logged), gives the addresses back, and
     /// unpins the sandbox.
     pub(crate) async fn teardown(&self, c: &mut ContainerRecord) {
+        self.dns.remove(&c.id);
         let kind = self.kind_of(c).unwrap_or(SandboxKind::Own);
         let sb = self.sandbox(c).ok();
         for ep in c.endpoints.iter().rev() {
@@ -682,8 +915,16 @@ impl Engine {
     }
 
     /// Connects a container to one more network (`eth1`, `eth2`, …).
-    pub async fn connect(&self, net_key: &str, key: &str, ipv4: &str, ipv6: &str) -> Result<()> {
+    pub async fn connect(
+        &self,
+        net_key: &str,
+        key: &str,
+        ipv4: &str,
+        ipv6: &str,
+        aliases: &[String],
+    ) -> Result<()> {
         let wanted = parse_static(ipv4, ipv6)?;
+        let aliases: Vec<String> = aliases.iter().map(|a| dnsopts::alias(a)).collect::<Result<_>>()?;
         let id = self.find_container(key)?.id;
         let lock = self.container_lock(&id);
         let _g = lock.lock().await;
@@ -716,7 +957,14 @@ impl Engine {
             if c.sandbox.is_none() {
                 return Err(Error::Conflict(format!("container {} is not running", c.name)));
             }
-            let ep = self.plan_endpoint(&mut st, &net, &c.endpoints, &wanted)?;
+            if !aliases.is_empty() && net.builtin {
+                return Err(Error::invalid(format!(
+                    "network aliases work on user-defined networks only, not on the {} network",
+                    net.net.name
+                )));
+            }
+            let mut ep = self.plan_endpoint(&mut st, &net, &c.endpoints, &wanted)?;
+            ep.aliases = aliases;
             (c, net, ep)
         };
         let made = async {
@@ -724,7 +972,7 @@ impl Engine {
             self.attach(&net, &sb, &mut ep).await?;
             c.endpoints.push(ep.clone());
             let saved = async {
-                self.write_hosts(&c, SandboxKind::Own)?;
+                self.write_hosts(&mut c, SandboxKind::Own)?;
                 failpoint("connect-after-attach");
                 self.save_container(&c).await
             }
@@ -732,7 +980,7 @@ impl Engine {
             if let Err(e) = saved {
                 c.endpoints.pop();
                 let _ = self.detach(&net, Some(&sb), &ep).await;
-                let _ = self.write_hosts(&c, SandboxKind::Own);
+                let _ = self.write_hosts(&mut c, SandboxKind::Own);
                 return Err(e);
             }
             Ok(())
@@ -741,7 +989,9 @@ impl Engine {
         let mut st = self.state();
         Self::settle(&mut st, &ep, made.is_ok());
         made?;
-        st.containers.insert(c.id.clone(), c);
+        st.containers.insert(c.id.clone(), c.clone());
+        drop(st);
+        self.publish(&c);
         Ok(())
     }
 
@@ -795,11 +1045,13 @@ impl Engine {
             }
             next.default_route = true;
         }
-        let _ = self.write_hosts(&c, SandboxKind::Own);
+        let _ = self.write_hosts(&mut c, SandboxKind::Own);
         self.save_container(&c).await?;
         let mut st = self.state();
         Self::release(&mut st, &ep);
-        st.containers.insert(c.id.clone(), c);
+        st.containers.insert(c.id.clone(), c.clone());
+        drop(st);
+        self.publish(&c);
         Ok(())
     }
 

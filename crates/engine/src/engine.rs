@@ -82,6 +82,7 @@ pub struct Engine {
     pub(crate) drivers: BTreeMap<String, Arc<dyn NetworkDriver>>,
     pub(crate) state: Mutex<State>,
     pub(crate) sandboxes: Mutex<HashMap<String, Arc<Sandbox>>>,
+    pub(crate) dns: Arc<crate::dns::Resolver>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     _lock: File,
 }
@@ -192,7 +193,9 @@ impl Engine {
             drivers.insert(d.name().to_owned(), d);
         }
         let store = Store::open(&cfg.data_root.join("berth.redb"))?;
+        let dns = crate::dns::Resolver::new(cfg.resolv_conf.clone());
         let engine = Arc::new(Self {
+            dns,
             cfg,
             store,
             ctx: Context {

@@ -24,14 +24,44 @@ pub fn write_in_place(path: &Path, content: &[u8]) -> Result<()> {
     f.set_len(content.len() as u64).map_err(err)
 }
 
-/// `/etc/hosts` as Docker writes it: the localhost lines, then the
+/// What goes into a container's `/etc/hosts`.
+#[derive(Debug, Default)]
+pub struct Hosts<'a> {
+    /// `-h`.
+    pub hostname: &'a str,
+    /// `--domainname`.
+    pub domainname: &'a str,
+    /// The container's own addresses.
+    pub addresses: &'a [IpAddr],
+    /// The IPv6 localhost lines go in (the container's stack has IPv6).
+    pub ipv6: bool,
+    /// `--add-host` entries.
+    pub extra: &'a [(String, IpAddr)],
+    /// Legacy links on the default bridge: address and names.
+    pub links: &'a [(IpAddr, String)],
+}
+
+/// `/etc/hosts` as Docker writes it: the localhost lines (IPv6 ones when
+/// the container has IPv6), `--add-host` entries, legacy links, then the
 /// container's own addresses with its hostname.
-pub fn hosts(hostname: &str, addresses: &[IpAddr]) -> String {
-    let mut s = String::from(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n",
-    );
-    for a in addresses {
-        s.push_str(&format!("{a}\t{hostname}\n"));
+pub fn hosts(h: &Hosts<'_>) -> String {
+    let mut s = String::from("127.0.0.1\tlocalhost\n");
+    if h.ipv6 {
+        s.push_str("::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n");
+    }
+    for (name, ip) in h.extra {
+        s.push_str(&format!("{ip}\t{name}\n"));
+    }
+    for (ip, names) in h.links {
+        s.push_str(&format!("{ip}\t{names}\n"));
+    }
+    let names = if h.domainname.is_empty() {
+        h.hostname.to_owned()
+    } else {
+        format!("{}.{} {}", h.hostname, h.domainname, h.hostname)
+    };
+    for a in h.addresses {
+        s.push_str(&format!("{a}\t{names}\n"));
     }
     s
 }
@@ -45,36 +75,138 @@ const FALLBACK: &[&str] = &[
     "2001:4860:4860::8844",
 ];
 
-/// The host's resolv.conf with loopback nameservers removed (they cannot
-/// be reached from a container's namespace), as Docker does on the default
-/// bridge; when none remain, Google's public servers, as Docker does.
-/// `ipv6` keeps IPv6 servers (only useful when the container has IPv6).
-pub fn resolv_conf(host: &str, ipv6: bool) -> String {
-    let mut out = String::new();
-    let mut servers = 0;
-    for line in host.lines() {
-        let mut words = line.split_whitespace();
-        if words.next() == Some("nameserver") {
-            let Some(Ok(ip)) = words
-                .next()
-                .map(|w| w.split('%').next().unwrap_or(w).parse::<IpAddr>())
-            else {
-                continue;
-            };
-            if ip.is_loopback() || (ip.is_ipv6() && !ipv6) {
-                continue;
-            }
-            servers += 1;
-        }
-        out.push_str(line);
-        out.push('\n');
+/// The words after `key` on the lines of a resolv.conf that start with it.
+fn words<'a>(conf: &'a str, key: &str) -> Vec<&'a str> {
+    conf.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some(key)).then_some(w)
+        })
+        .flatten()
+        .collect()
+}
+
+/// Overrides of a container's resolv.conf (`--dns`, `--dns-search`,
+/// `--dns-option`).
+#[derive(Debug, Default)]
+pub struct Resolv<'a> {
+    /// `--dns`.
+    pub servers: &'a [IpAddr],
+    /// `--dns-search`.
+    pub search: &'a [String],
+    /// `--dns-option`.
+    pub options: &'a [String],
+}
+
+fn search_and_options(out: &mut String, host: &str, r: &Resolv<'_>, options: Vec<String>) {
+    let search: Vec<String> = if r.search.is_empty() {
+        words(host, "search").iter().map(|s| s.to_string()).collect()
+    } else {
+        // "." alone means no search domains, as for Docker.
+        r.search.iter().filter(|s| *s != ".").cloned().collect()
+    };
+    if !search.is_empty() {
+        out.push_str(&format!("search {}\n", search.join(" ")));
     }
-    if servers == 0 {
-        for s in FALLBACK.iter().filter(|s| ipv6 || !s.contains(':')) {
-            out.push_str(&format!("nameserver {s}\n"));
-        }
+    if !options.is_empty() {
+        out.push_str(&format!("options {}\n", options.join(" ")));
     }
+}
+
+/// resolv.conf for a container that asks the embedded resolver: Docker's
+/// `nameserver 127.0.0.11` and `options ndots:0` (unless an `ndots`
+/// option was given), with the search domains and options of the
+/// container or else of the host.
+pub fn resolv_conf_embedded(host: &str, r: &Resolv<'_>) -> String {
+    let mut out = String::from("nameserver 127.0.0.11\n");
+    let mut options: Vec<String> = if r.options.is_empty() {
+        words(host, "options")
+            .iter()
+            .map(|s| s.to_string())
+            .filter(|o| !o.starts_with("ndots:"))
+            .collect()
+    } else {
+        r.options.to_vec()
+    };
+    if !options.iter().any(|o| o.starts_with("ndots:")) {
+        options.insert(0, "ndots:0".into());
+    }
+    search_and_options(&mut out, host, r, options);
     out
+}
+
+/// resolv.conf for a container without the embedded resolver (default
+/// bridge, none): the host's with loopback nameservers removed (they cannot
+/// be reached from a container's namespace), as Docker does; Google's
+/// public servers when none remain; `--dns`, `--dns-search` and
+/// `--dns-option` replace the host's lines of their kind. `ipv6` keeps IPv6
+/// servers (only useful when the container has IPv6).
+pub fn resolv_conf(host: &str, r: &Resolv<'_>, ipv6: bool) -> String {
+    if r.servers.is_empty() && r.search.is_empty() && r.options.is_empty() {
+        let mut out = String::new();
+        let mut servers = 0;
+        for line in host.lines() {
+            let mut w = line.split_whitespace();
+            if w.next() == Some("nameserver") {
+                let Some(Ok(ip)) = w
+                    .next()
+                    .map(|x| x.split('%').next().unwrap_or(x).parse::<IpAddr>())
+                else {
+                    continue;
+                };
+                if ip.is_loopback() || (ip.is_ipv6() && !ipv6) {
+                    continue;
+                }
+                servers += 1;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        if servers == 0 {
+            for s in FALLBACK.iter().filter(|s| ipv6 || !s.contains(':')) {
+                out.push_str(&format!("nameserver {s}\n"));
+            }
+        }
+        return out;
+    }
+    let mut out = String::new();
+    let servers: Vec<String> = if r.servers.is_empty() {
+        let kept: Vec<String> = words(host, "nameserver")
+            .into_iter()
+            .filter_map(|w| w.split('%').next().and_then(|a| a.parse::<IpAddr>().ok()))
+            .filter(|ip| !ip.is_loopback() && (ipv6 || ip.is_ipv4()))
+            .map(|ip| ip.to_string())
+            .collect();
+        if kept.is_empty() {
+            FALLBACK
+                .iter()
+                .filter(|s| ipv6 || !s.contains(':'))
+                .map(|s| s.to_string())
+                .collect()
+        } else {
+            kept
+        }
+    } else {
+        r.servers.iter().map(|ip| ip.to_string()).collect()
+    };
+    for s in servers {
+        out.push_str(&format!("nameserver {s}\n"));
+    }
+    let options = if r.options.is_empty() {
+        words(host, "options").iter().map(|s| s.to_string()).collect()
+    } else {
+        r.options.to_vec()
+    };
+    search_and_options(&mut out, host, r, options);
+    out
+}
+
+/// A stable 64-bit hash (FNV-1a) of a generated file, to tell later
+/// whether someone edited it.
+pub fn hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -97,26 +229,102 @@ mod tests {
 
     #[test]
     fn hosts_has_dockers_lines() {
-        let h = hosts("296a215ab471", &["172.18.0.3".parse().unwrap()]);
+        let addrs = ["172.18.0.3".parse().unwrap()];
+        let h = hosts(&Hosts {
+            hostname: "296a215ab471",
+            addresses: &addrs,
+            ipv6: true,
+            ..Default::default()
+        });
         let lines: Vec<&str> = h.lines().collect();
         assert_eq!(lines[0], "127.0.0.1\tlocalhost");
         assert_eq!(lines[1], "::1\tlocalhost ip6-localhost ip6-loopback");
         assert_eq!(lines[6], "172.18.0.3\t296a215ab471");
         assert_eq!(lines.len(), 7);
+        let extra = [("db".to_string(), "10.0.0.9".parse().unwrap())];
+        let links = [("172.17.0.2".parse().unwrap(), "centos01 941828a74821".to_string())];
+        let h = hosts(&Hosts {
+            hostname: "web",
+            domainname: "example.com",
+            addresses: &addrs,
+            ipv6: false,
+            extra: &extra,
+            links: &links,
+        });
+        assert_eq!(
+            h,
+            "127.0.0.1\tlocalhost\n10.0.0.9\tdb\n172.17.0.2\tcentos01 941828a74821\n172.18.0.3\tweb.example.com web\n"
+        );
     }
 
     #[test]
     fn loopback_servers_are_dropped() {
         let host = "# comment\nsearch example.org\nnameserver 127.0.0.53\nnameserver 10.1.2.3\nnameserver ::1\noptions edns0\n";
         assert_eq!(
-            resolv_conf(host, false),
+            resolv_conf(host, &Resolv::default(), false),
             "# comment\nsearch example.org\nnameserver 10.1.2.3\noptions edns0\n"
         );
     }
 
     #[test]
     fn no_servers_left_means_dockers_fallback() {
-        let r = resolv_conf("nameserver 127.0.0.53\n", false);
+        let r = resolv_conf("nameserver 127.0.0.53\n", &Resolv::default(), false);
         assert_eq!(r, "nameserver 8.8.8.8\nnameserver 8.8.4.4\n");
+    }
+
+    #[test]
+    fn overrides_replace_the_hosts_lines() {
+        let host = "search corp\nnameserver 10.1.2.3\noptions edns0\n";
+        let servers = ["10.9.9.9".parse().unwrap()];
+        let search = ["a.example".to_string(), "b.example".to_string()];
+        let options = ["timeout:2".to_string()];
+        let r = resolv_conf(
+            host,
+            &Resolv {
+                servers: &servers,
+                search: &search,
+                options: &options,
+            },
+            false,
+        );
+        assert_eq!(
+            r,
+            "nameserver 10.9.9.9\nsearch a.example b.example\noptions timeout:2\n"
+        );
+        let r = resolv_conf(
+            host,
+            &Resolv {
+                servers: &servers,
+                ..Default::default()
+            },
+            false,
+        );
+        assert_eq!(r, "nameserver 10.9.9.9\nsearch corp\noptions edns0\n");
+    }
+
+    #[test]
+    fn embedded_resolver_conf_is_dockers() {
+        assert_eq!(
+            resolv_conf_embedded("nameserver 10.1.2.3\n", &Resolv::default()),
+            "nameserver 127.0.0.11\noptions ndots:0\n"
+        );
+        let host = "search corp\nnameserver 10.1.2.3\noptions edns0 ndots:3\n";
+        assert_eq!(
+            resolv_conf_embedded(host, &Resolv::default()),
+            "nameserver 127.0.0.11\nsearch corp\noptions ndots:0 edns0\n"
+        );
+        let search = ["x.example".to_string()];
+        let options = ["ndots:2".to_string(), "attempts:1".to_string()];
+        assert_eq!(
+            resolv_conf_embedded(
+                host,
+                &Resolv {
+                    servers: &[],
+                    search: &search,
+                    options: &options
+                }
+            ),
+            "nameserver 127.0.0.11\nsearch x.example\noptions ndots:2 attempts:1\n"
+        );
     }
 }

@@ -10,6 +10,8 @@
 
 pub mod api;
 mod containers;
+pub mod dns;
+mod dnsopts;
 mod engine;
 mod files;
 pub mod ipam;

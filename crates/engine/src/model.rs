@@ -57,6 +57,9 @@ pub struct EndpointRecord {
     /// The address was asked for with `--ip`.
     #[serde(default)]
     pub static_ip: Vec<IpAddr>,
+    /// Extra names on this network (`--network-alias`, `connect --alias`).
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 impl EndpointRecord {
@@ -91,6 +94,49 @@ pub enum Status {
     Exited,
 }
 
+/// A legacy link (`--link NAME[:ALIAS]`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRecord {
+    /// The linked container's id.
+    pub target: String,
+    /// Its name when the link was made.
+    pub name: String,
+    /// The alias (the name itself when none was given).
+    pub alias: String,
+}
+
+/// How a container resolves names.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsConfig {
+    /// `--dns`.
+    #[serde(default)]
+    pub servers: Vec<IpAddr>,
+    /// `--dns-search`.
+    #[serde(default)]
+    pub search: Vec<String>,
+    /// `--dns-option`.
+    #[serde(default)]
+    pub options: Vec<String>,
+    /// `--add-host`, with `host-gateway` already resolved.
+    #[serde(default)]
+    pub extra_hosts: Vec<(String, IpAddr)>,
+    /// `--link`.
+    #[serde(default)]
+    pub links: Vec<LinkRecord>,
+    /// It asks the embedded resolver at 127.0.0.11 (it started on a
+    /// user-defined network).
+    #[serde(default)]
+    pub embedded: bool,
+    /// Hashes of the `/etc/hosts` and `/etc/resolv.conf` berth last wrote:
+    /// a file that no longer matches was edited inside the container and is
+    /// left alone, as Docker does.
+    #[serde(default)]
+    pub hosts_hash: Option<u64>,
+    /// See `hosts_hash`.
+    #[serde(default)]
+    pub resolv_hash: Option<u64>,
+}
+
 /// A container as stored.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ContainerRecord {
@@ -102,6 +148,12 @@ pub struct ContainerRecord {
     pub created: String,
     /// The hostname inside (`-h`), the short id by default.
     pub hostname: String,
+    /// `--domainname`.
+    #[serde(default)]
+    pub domainname: String,
+    /// Name resolution settings.
+    #[serde(default)]
+    pub dns: DnsConfig,
     /// The command.
     pub cmd: Vec<String>,
     /// `--rm`.
@@ -246,6 +298,7 @@ pub fn container_view(
                 "GlobalIPv6PrefixLen": v6.map(|a| a.prefix_len()).unwrap_or(0),
                 "MacAddress": ep.mac,
                 "InterfaceName": ep.ifname.as_ref().map(|i| i.to_string()).unwrap_or_default(),
+                "Aliases": ep.aliases,
                 "IPAMConfig": if ep.static_ip.is_empty() { Value::Null } else {
                     json!({ "IPv4Address": ep.static_ip.iter().find(|a| a.is_ipv4()).map(|a| a.to_string()).unwrap_or_default(),
                             "IPv6Address": ep.static_ip.iter().find(|a| a.is_ipv6()).map(|a| a.to_string()).unwrap_or_default() })
@@ -276,8 +329,16 @@ pub fn container_view(
         "HostsPath": paths.hosts,
         "ResolvConfPath": paths.resolv_conf,
         "LogPath": paths.log,
-        "Config": { "Hostname": c.hostname, "Cmd": c.cmd },
-        "HostConfig": { "NetworkMode": c.network_mode, "AutoRemove": c.auto_remove },
+        "Config": { "Hostname": c.hostname, "Domainname": c.domainname, "Cmd": c.cmd },
+        "HostConfig": {
+            "NetworkMode": c.network_mode,
+            "AutoRemove": c.auto_remove,
+            "Dns": c.dns.servers,
+            "DnsSearch": c.dns.search,
+            "DnsOptions": c.dns.options,
+            "ExtraHosts": c.dns.extra_hosts.iter().map(|(n, ip)| format!("{n}:{ip}")).collect::<Vec<_>>(),
+            "Links": c.dns.links.iter().map(|l| format!("/{}:/{}/{}", l.name, c.name, l.alias)).collect::<Vec<_>>(),
+        },
         "NetworkSettings": {
             "SandboxKey": c.sandbox.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
             "Networks": nets,

@@ -79,7 +79,21 @@ impl Engine {
                         tracing::warn!(container = %c.name, "taking down a lost container: {}", e.chain());
                     }
                 }
-                Status::Running | Status::Created => self.repair(&c).await,
+                Status::Running | Status::Created => {
+                    self.repair(&c).await;
+                    // The old daemon's resolver sockets died with it.
+                    if c.dns.embedded {
+                        match self.sandbox(&c) {
+                            Ok(sb) => {
+                                if let Err(e) = self.dns.listen(&c.id, &sb.ns) {
+                                    tracing::warn!(container = %c.name, "resolver: {}", e.chain());
+                                }
+                            }
+                            Err(e) => tracing::warn!(container = %c.name, "resolver: {}", e.chain()),
+                        }
+                    }
+                    self.publish(&c);
+                }
                 Status::Exited => {}
             }
         }

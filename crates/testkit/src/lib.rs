@@ -12,6 +12,9 @@
 #![deny(missing_docs)]
 
 pub mod conformance;
+pub mod dns;
+
+pub use hickory_proto; // the tests read answers with its types
 
 use std::fs::{self, File};
 use std::io;

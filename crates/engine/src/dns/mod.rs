@@ -1,0 +1,299 @@
+//! The embedded resolver: one engine-wide server that answers at
+//! `127.0.0.11:53` (UDP and TCP) inside every container attached to a
+//! user-defined network.
+//!
+//! Each such container gets a UDP socket and a TCP listener bound inside
+//! its own namespace (so it works whatever the driver, also where the host
+//! cannot reach the container), all served by tasks of the daemon's one
+//! runtime. A query's socket says which container asks, which decides the
+//! names it may see: those of the networks it shares with the target. What
+//! the resolver does not know goes upstream: to the container's `--dns`
+//! servers (from its own namespace), else to the host's resolv.conf servers
+//! (from the host's namespace, so a stub at 127.0.0.53 works).
+
+mod answer;
+mod serve;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
+
+use berth_core::{Netns, Result};
+
+pub use answer::{Action, Client, Target, View, Zone, answer, query};
+pub(crate) use serve::Listener;
+
+/// The address the resolver answers on inside each container.
+pub const ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 11);
+
+/// One container's entry: its names and addresses on each network.
+#[derive(Clone, Debug, Default)]
+pub struct Entry {
+    /// The container's id.
+    pub id: String,
+    /// The names that resolve to it everywhere (name, hostname, short id).
+    pub names: Vec<String>,
+    /// The name PTR answers give.
+    pub ptr_name: String,
+    /// Per user-defined network id: the network's name, its addresses
+    /// there, and its aliases there.
+    pub networks: Vec<(String, String, Vec<IpAddr>, Vec<String>)>,
+    /// Whether it asks the embedded resolver itself (`Some`), with what
+    /// it knows as a client.
+    pub client: Option<Client>,
+    /// Its own upstream servers (`--dns`), asked from its namespace.
+    pub upstreams: Vec<IpAddr>,
+}
+
+/// Where to send a query the resolver cannot answer.
+#[derive(Clone)]
+pub(crate) struct Upstreams {
+    /// At most three servers, tried in order.
+    pub servers: Vec<SocketAddr>,
+    /// The namespace to ask from; `None` is the host's (the daemon's own).
+    pub ns: Option<Arc<Netns>>,
+}
+
+/// A container's `--dns` servers and the namespace to ask them from.
+type OwnUpstreams = (Vec<IpAddr>, Arc<Netns>);
+
+/// The resolver: what it knows, the sockets it serves, where it forwards.
+pub struct Resolver {
+    view: RwLock<View>,
+    listeners: Mutex<HashMap<String, Listener>>,
+    /// Containers with `--dns`: their servers and namespace.
+    own_upstreams: RwLock<HashMap<String, OwnUpstreams>>,
+    host_conf: PathBuf,
+    host_servers: Mutex<(Option<SystemTime>, Vec<SocketAddr>)>,
+}
+
+/// The nameservers of a resolv.conf, at most three, as the libc resolver
+/// reads them (port 53; zone suffixes dropped).
+pub fn nameservers(conf: &str) -> Vec<SocketAddr> {
+    conf.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("nameserver")).then(|| w.next()).flatten()
+        })
+        .filter_map(|a| a.split('%').next().and_then(|a| a.parse::<IpAddr>().ok()))
+        .map(|ip| SocketAddr::new(ip, 53))
+        .take(3)
+        .collect()
+}
+
+impl Resolver {
+    /// A resolver forwarding to the servers of `host_conf` by default.
+    pub fn new(host_conf: PathBuf) -> Arc<Self> {
+        Arc::new(Self {
+            view: RwLock::new(View::default()),
+            listeners: Mutex::new(HashMap::new()),
+            own_upstreams: RwLock::new(HashMap::new()),
+            host_conf,
+            host_servers: Mutex::new((None, Vec::new())),
+        })
+    }
+
+    /// Answers one query from container `client` (see [`answer`]).
+    pub fn answer(&self, client: &str, query: &[u8], udp: bool) -> Action {
+        let view = self.view.read().unwrap_or_else(|p| p.into_inner());
+        answer::answer(&view, client, query, udp)
+    }
+
+    /// Puts a container's names in (replacing what it had), effective for
+    /// the next query.
+    pub fn set(&self, e: &Entry, ns: Option<Arc<Netns>>) {
+        let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
+        remove_from(&mut view, &e.id);
+        for (net, net_name, addrs, aliases) in &e.networks {
+            let zone = view.zones.entry(net.clone()).or_insert_with(|| Zone {
+                name: net_name.to_lowercase(),
+                ..Default::default()
+            });
+            zone.name = net_name.to_lowercase();
+            for name in e.names.iter().chain(aliases) {
+                let key = name.to_lowercase();
+                let targets = zone.names.entry(key).or_default();
+                if !targets.iter().any(|t| t.container == e.id) {
+                    targets.push(Target {
+                        container: e.id.clone(),
+                        addrs: addrs.clone(),
+                    });
+                }
+            }
+            for a in addrs {
+                zone.reverse.insert(*a, e.ptr_name.to_lowercase());
+            }
+        }
+        if let Some(c) = &e.client {
+            view.clients.insert(e.id.clone(), c.clone());
+        }
+        drop(view);
+        let mut own = self.own_upstreams.write().unwrap_or_else(|p| p.into_inner());
+        match (e.upstreams.is_empty(), ns) {
+            (false, Some(ns)) => {
+                own.insert(e.id.clone(), (e.upstreams.clone(), ns));
+            }
+            _ => {
+                own.remove(&e.id);
+            }
+        }
+    }
+
+    /// Takes a container's names out and stops its listener. Idempotent.
+    pub fn remove(&self, id: &str) {
+        remove_from(&mut self.view.write().unwrap_or_else(|p| p.into_inner()), id);
+        self.own_upstreams
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        self.listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+
+    /// Starts answering at 127.0.0.11:53 inside `ns` for container `id`.
+    /// Replaces a listener it may already have.
+    pub fn listen(self: &Arc<Self>, id: &str, ns: &Netns) -> Result<()> {
+        let listener = serve::listen(self.clone(), id.to_owned(), ns)?;
+        self.listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), listener);
+        Ok(())
+    }
+
+    /// Whether container `id` has a listener.
+    pub fn listening(&self, id: &str) -> bool {
+        self.listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(id)
+    }
+
+    /// Where container `id`'s unknown names go.
+    pub(crate) fn upstreams(&self, id: &str) -> Upstreams {
+        if let Some((servers, ns)) = self
+            .own_upstreams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+        {
+            return Upstreams {
+                servers: servers
+                    .iter()
+                    .take(3)
+                    .map(|ip| SocketAddr::new(*ip, 53))
+                    .collect(),
+                ns: Some(ns.clone()),
+            };
+        }
+        Upstreams {
+            servers: self.host_servers(),
+            ns: None,
+        }
+    }
+
+    /// The host's servers, re-read when its resolv.conf changed.
+    fn host_servers(&self) -> Vec<SocketAddr> {
+        let mtime = std::fs::metadata(&self.host_conf).and_then(|m| m.modified()).ok();
+        let mut cache = self.host_servers.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.0 != mtime || mtime.is_none() {
+            let conf = std::fs::read_to_string(&self.host_conf).unwrap_or_default();
+            *cache = (mtime, nameservers(&conf));
+        }
+        cache.1.clone()
+    }
+}
+
+fn remove_from(view: &mut View, id: &str) {
+    view.clients.remove(id);
+    for zone in view.zones.values_mut() {
+        zone.names.retain(|_, targets| {
+            targets.retain(|t| t.container != id);
+            !targets.is_empty()
+        });
+    }
+    // Reverse entries are keyed by address: drop those whose name no
+    // longer has a target with that address.
+    for zone in view.zones.values_mut() {
+        let live: std::collections::HashSet<IpAddr> = zone
+            .names
+            .values()
+            .flatten()
+            .flat_map(|t| t.addrs.iter().copied())
+            .collect();
+        zone.reverse.retain(|ip, _| live.contains(ip));
+    }
+    view.zones.retain(|_, z| !z.names.is_empty());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_proto::op::Message;
+    use hickory_proto::rr::RecordType;
+
+    fn entry(id: &str, name: &str, net: &str, ip: &str) -> Entry {
+        Entry {
+            id: id.into(),
+            names: vec![name.into(), id[..4].into()],
+            ptr_name: name.into(),
+            networks: vec![(
+                net.into(),
+                "netname".into(),
+                vec![ip.parse().unwrap()],
+                vec!["svc".into()],
+            )],
+            client: Some(Client {
+                networks: vec![net.into()],
+                links: HashMap::new(),
+                forward: true,
+            }),
+            upstreams: vec![],
+        }
+    }
+
+    fn ips(r: &Resolver, client: &str, name: &str) -> Vec<String> {
+        match r.answer(client, &query(1, name, RecordType::A), true) {
+            Action::Reply(b) => {
+                let mut v: Vec<String> = Message::from_vec(&b)
+                    .unwrap()
+                    .answers
+                    .iter()
+                    .map(|a| a.data.to_string())
+                    .collect();
+                v.sort();
+                v
+            }
+            _ => vec![],
+        }
+    }
+
+    #[test]
+    fn updates_take_effect_at_once() {
+        let r = Resolver::new(PathBuf::from("/nonexistent"));
+        r.set(&entry("aaaa1111", "one", "n", "10.0.0.2"), None);
+        r.set(&entry("bbbb2222", "two", "n", "10.0.0.3"), None);
+        assert_eq!(ips(&r, "aaaa1111", "two"), ["10.0.0.3"]);
+        assert_eq!(ips(&r, "aaaa1111", "bbbb"), ["10.0.0.3"]);
+        assert_eq!(ips(&r, "aaaa1111", "svc"), ["10.0.0.2", "10.0.0.3"]);
+        r.set(&entry("bbbb2222", "two", "n", "10.0.0.9"), None);
+        assert_eq!(ips(&r, "aaaa1111", "two"), ["10.0.0.9"]);
+        r.remove("bbbb2222");
+        assert!(matches!(
+            r.answer("aaaa1111", &query(1, "two", RecordType::A), true),
+            Action::Forward(_)
+        ));
+        assert_eq!(ips(&r, "aaaa1111", "svc"), ["10.0.0.2"]);
+    }
+
+    #[test]
+    fn nameservers_are_read_like_libc() {
+        let conf = "nameserver 127.0.0.53\n# x\nnameserver fe80::1%eth0\nnameserver 10.0.0.1\nnameserver 10.0.0.2\nsearch x\n";
+        let s: Vec<String> = nameservers(conf).iter().map(|a| a.to_string()).collect();
+        assert_eq!(s, ["127.0.0.53:53", "[fe80::1]:53", "10.0.0.1:53"]);
+    }
+}

@@ -1,0 +1,248 @@
+//! The sockets: a UDP socket and a TCP listener at 127.0.0.11:53 inside
+//! each container, served by tasks of the daemon's runtime, and the
+//! forwarding of what the resolver does not know.
+//!
+//! Local names are answered inline, in microseconds. Forwarded queries run
+//! as tasks of their own, at most [`MAX_FORWARDS`] per container, so that a
+//! slow upstream or a flood never stalls local answers; beyond that bound
+//! the answer is SERVFAIL at once.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth_core::{Error, Netns, Result};
+use hickory_proto::op::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+use super::answer::{self, Action};
+use super::{ADDRESS, Resolver, Upstreams};
+
+/// Forwarded queries in flight per container.
+const MAX_FORWARDS: usize = 128;
+/// TCP connections per container.
+const MAX_TCP: usize = 32;
+/// How long one upstream server gets to answer.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long a TCP client may idle between queries.
+const TCP_IDLE: Duration = Duration::from_secs(10);
+
+/// The tasks serving one container; dropping it stops them and closes the
+/// sockets.
+pub(crate) struct Listener {
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Opens the sockets inside `ns` and starts serving them.
+pub(super) fn listen(resolver: Arc<Resolver>, id: String, ns: &Netns) -> Result<Listener> {
+    let addr = SocketAddr::from((ADDRESS, 53));
+    let (udp, tcp) = ns.run(|| {
+        let udp = std::net::UdpSocket::bind(addr)?;
+        udp.set_nonblocking(true)?;
+        let tcp = std::net::TcpListener::bind(addr)?;
+        tcp.set_nonblocking(true)?;
+        Ok((udp, tcp))
+    })?;
+    let ctx = |e: io::Error| Error::kernel("registering the resolver's sockets", e);
+    let udp = Arc::new(UdpSocket::from_std(udp).map_err(ctx)?);
+    let tcp = TcpListener::from_std(tcp).map_err(ctx)?;
+    let forwards = Arc::new(Semaphore::new(MAX_FORWARDS));
+    let tasks = vec![
+        tokio::spawn(serve_udp(resolver.clone(), id.clone(), udp, forwards.clone())),
+        tokio::spawn(serve_tcp(resolver, id, tcp, forwards)),
+    ];
+    Ok(Listener { tasks })
+}
+
+async fn serve_udp(resolver: Arc<Resolver>, id: String, sock: Arc<UdpSocket>, forwards: Arc<Semaphore>) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
+            // Transient errors (ICMP unreachable replays, ENOMEM): go on.
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        };
+        match resolver.answer(&id, &buf[..n], true) {
+            Action::Reply(out) => {
+                let _ = sock.send_to(&out, peer).await;
+            }
+            Action::Drop => {}
+            Action::Forward(q) => {
+                let raw = buf[..n].to_vec();
+                match forwards.clone().try_acquire_owned() {
+                    Ok(permit) => {
+                        let (resolver, id, sock) = (resolver.clone(), id.clone(), sock.clone());
+                        tokio::spawn(async move {
+                            let limit = answer::udp_limit(&q);
+                            let out = forward(&resolver, &id, &q, &raw, false).await;
+                            let out = fit(out, &q, limit);
+                            let _ = sock.send_to(&out, peer).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(_) => {
+                        let _ = sock
+                            .send_to(&answer::encode(&answer::failure(&q), Some(512)), peer)
+                            .await;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An upstream answer that is too big for the client's UDP limit goes out
+/// truncated, so the client asks again over TCP.
+fn fit(out: Vec<u8>, q: &Message, limit: usize) -> Vec<u8> {
+    if out.len() <= limit {
+        return out;
+    }
+    match Message::from_vec(&out) {
+        Ok(m) => m.truncate().to_vec().unwrap_or_default(),
+        Err(_) => answer::encode(&answer::failure(q), Some(limit)),
+    }
+}
+
+async fn serve_tcp(resolver: Arc<Resolver>, id: String, listener: TcpListener, forwards: Arc<Semaphore>) {
+    let conns = Arc::new(Semaphore::new(MAX_TCP));
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            continue;
+        };
+        // Over the bound, the connection is closed at once.
+        let Ok(permit) = conns.clone().try_acquire_owned() else {
+            continue;
+        };
+        let (resolver, id, forwards) = (resolver.clone(), id.clone(), forwards.clone());
+        tokio::spawn(async move {
+            let _ = serve_conn(&resolver, &id, stream, &forwards).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_conn(resolver: &Resolver, id: &str, mut s: TcpStream, forwards: &Semaphore) -> io::Result<()> {
+    loop {
+        let Ok(len) = timeout(TCP_IDLE, s.read_u16()).await else {
+            return Ok(());
+        };
+        let len = usize::from(len?);
+        let mut q = vec![0u8; len];
+        if timeout(TCP_IDLE, s.read_exact(&mut q)).await.is_err() {
+            return Ok(());
+        }
+        let out = match resolver.answer(id, &q, false) {
+            Action::Reply(out) => out,
+            Action::Drop => return Ok(()),
+            Action::Forward(m) => match forwards.try_acquire() {
+                Ok(_permit) => forward(resolver, id, &m, &q, true).await,
+                Err(_) => answer::encode(&answer::failure(&m), None),
+            },
+        };
+        let Ok(n) = u16::try_from(out.len()) else {
+            return Ok(());
+        };
+        s.write_all(&[&n.to_be_bytes()[..], &out].concat()).await?;
+    }
+}
+
+/// Asks the container's upstream servers in turn (at most three, each
+/// bounded by [`UPSTREAM_TIMEOUT`]) and returns the first answer, or
+/// SERVFAIL.
+async fn forward(resolver: &Resolver, id: &str, q: &Message, raw: &[u8], tcp: bool) -> Vec<u8> {
+    let up = resolver.upstreams(id);
+    for server in up.servers.iter().take(3) {
+        let asked = if tcp {
+            ask_tcp(&up, *server, raw).await
+        } else {
+            match ask_udp(&up, *server, raw, q.metadata.id).await {
+                // Truncated upstream: ask the same server over TCP.
+                Ok(resp) if resp.len() > 2 && resp[2] & 0x02 != 0 => ask_tcp(&up, *server, raw).await,
+                other => other,
+            }
+        };
+        match asked {
+            Ok(resp) => return resp,
+            Err(e) => tracing::debug!(server = %server, "upstream did not answer: {e}"),
+        }
+    }
+    answer::encode(&answer::failure(q), None)
+}
+
+/// Makes a socket in the upstream's namespace: the host's (ours) or the
+/// container's, entered on a short-lived thread.
+fn in_ns<T: Send>(up: &Upstreams, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+    match &up.ns {
+        None => f(),
+        Some(ns) => ns.run(f).map_err(|e| io::Error::other(e.chain())),
+    }
+}
+
+async fn ask_udp(up: &Upstreams, server: SocketAddr, raw: &[u8], id: u16) -> io::Result<Vec<u8>> {
+    let bind: SocketAddr = if server.is_ipv4() {
+        "0.0.0.0:0".parse()
+    } else {
+        "[::]:0".parse()
+    }
+    .map_err(|_| io::Error::other("bind address"))?;
+    let std_sock = in_ns(up, || {
+        let s = std::net::UdpSocket::bind(bind)?;
+        s.set_nonblocking(true)?;
+        s.connect(server)?;
+        Ok(s)
+    })?;
+    let sock = UdpSocket::from_std(std_sock)?;
+    sock.send(raw).await?;
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + UPSTREAM_TIMEOUT;
+    loop {
+        let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "upstream timed out"))??;
+        // A connected socket only hears from `server`; also insist on the
+        // query's id and the response bit.
+        if n >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id && buf[2] & 0x80 != 0 {
+            buf.truncate(n);
+            return Ok(buf);
+        }
+    }
+}
+
+async fn ask_tcp(up: &Upstreams, server: SocketAddr, raw: &[u8]) -> io::Result<Vec<u8>> {
+    let exchange = async {
+        let mut s = match &up.ns {
+            None => TcpStream::connect(server).await?,
+            Some(_) => {
+                let std_stream = in_ns(up, || {
+                    let s = std::net::TcpStream::connect_timeout(&server, UPSTREAM_TIMEOUT)?;
+                    s.set_nonblocking(true)?;
+                    Ok(s)
+                })?;
+                TcpStream::from_std(std_stream)?
+            }
+        };
+        let n = u16::try_from(raw.len()).map_err(|_| io::Error::other("query too long"))?;
+        s.write_all(&[&n.to_be_bytes()[..], raw].concat()).await?;
+        let len = usize::from(s.read_u16().await?);
+        let mut resp = vec![0u8; len];
+        s.read_exact(&mut resp).await?;
+        Ok(resp)
+    };
+    timeout(UPSTREAM_TIMEOUT, exchange)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "upstream timed out"))?
+}
