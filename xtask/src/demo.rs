@@ -87,14 +87,18 @@ pub fn run(_args: &[String]) -> Result<()> {
     d.step(&["ps"])?;
 
     let ip1 = ip_of(&d, "centos01", "my-net")?;
-    let ip2 = ip_of(&d, "centos02", "my-net")?;
-    d.say("They reach each other on my-net");
-    d.step(&["exec", "centos01", "--", "ping", "-c2", &ip2])?;
-    d.step(&["exec", "centos02", "--", "ping", "-c2", &ip1])?;
+    d.say(
+        "They find each other by name: the embedded resolver at 127.0.0.11 answers on user-defined networks",
+    );
+    d.step(&["exec", "centos01", "--", "ping", "-c2", "centos02"])?;
+    d.step(&["exec", "centos02", "--", "ping", "-c2", "centos01"])?;
 
-    d.say("Each has its own /etc/hosts (its address with its hostname, the short id) and hostname");
+    d.say(
+        "Each has its own /etc/hosts (its address with its hostname, the short id), hostname and resolv.conf",
+    );
     d.step(&["exec", "centos02", "--", "cat", "/etc/hosts"])?;
     d.step(&["exec", "centos02", "--", "hostname"])?;
+    d.step(&["exec", "centos02", "--", "cat", "/etc/resolv.conf"])?;
 
     d.say("-h sets the hostname, seen only inside the container");
     d.step(&[
@@ -110,8 +114,27 @@ pub fn run(_args: &[String]) -> Result<()> {
         "hostname; tail -1 /etc/hosts",
     ])?;
 
-    d.say("On the default bridge, resolv.conf is the host's with loopback servers removed");
+    d.say("On the default bridge there is no embedded DNS: resolv.conf is the host's without loopback servers, and --dns, --dns-search replace its lines");
     d.step(&["run", "--rm", "--", "cat", "/etc/resolv.conf"])?;
+    d.step(&[
+        "run",
+        "--rm",
+        "--dns",
+        "10.0.0.53",
+        "--dns-search",
+        "example.com",
+        "--",
+        "cat",
+        "/etc/resolv.conf",
+    ])?;
+
+    d.say("Legacy --link on the default bridge writes the linked container into /etc/hosts");
+    d.step(&["run", "-d", "--name", "legacy01", "--", "sleep", "3600"])?;
+    d.step(&[
+        "run", "-d", "--name", "legacy02", "--link", "legacy01", "--", "sleep", "3600",
+    ])?;
+    d.step(&["exec", "legacy02", "--", "cat", "/etc/hosts"])?;
+    d.step(&["exec", "legacy02", "--", "ping", "-c1", "legacy01"])?;
 
     d.say("Networks are isolated: a container on the default bridge cannot reach my-net");
     println!("\n$ berth run --rm -- ping -c1 -W1 {ip1}");
@@ -133,7 +156,7 @@ pub fn run(_args: &[String]) -> Result<()> {
     d.step(&["network", "inspect", "backend"])?;
 
     d.say("Clean up");
-    d.step(&["rm", "-f", "centos01", "centos02"])?;
+    d.step(&["rm", "-f", "centos01", "centos02", "legacy01", "legacy02"])?;
     d.step(&["network", "rm", "my-net", "backend"])?;
     d.step(&["network", "ls"])?;
     println!("\ndemo done; the throwaway host namespace is removed now");

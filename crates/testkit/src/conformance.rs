@@ -70,6 +70,7 @@ pub const CHECKS: &[&str] = &[
     "create",
     "attach two sandboxes",
     "reach each other",
+    "resolve by name",
     "isolated from a second network",
     "detach is idempotent",
     "delete leaves nothing",
@@ -281,6 +282,53 @@ impl Row<'_> {
         }
     }
 
+    fn resolve(&self) -> Check {
+        match self.case.kind {
+            Kind::Own => {
+                // Through the container's own libc resolver: /etc/hosts,
+                // then the embedded resolver at 127.0.0.11.
+                let b = ipv4(self.h, "conf-b", &self.net)?;
+                let out = ok(self.h, &["exec", "conf-a", "--", "getent", "hosts", "conf-b"])?;
+                ensure(
+                    out.starts_with(&format!("{b} ")),
+                    format!("conf-b resolved to {out:?}, not {b}"),
+                )?;
+                let a = ipv4(self.h, "conf-a", &self.net)?;
+                let out = ok(self.h, &["exec", "conf-b", "--", "getent", "hosts", "conf-a"])?;
+                ensure(
+                    out.starts_with(&format!("{a} ")),
+                    format!("conf-a resolved to {out:?}, not {a}"),
+                )?;
+                Ok(Outcome::Pass)
+            }
+            Kind::Host => {
+                // Host mode resolves exactly as the host does.
+                let mine = ok(self.h, &["exec", "conf-a", "--", "cat", "/etc/resolv.conf"])?;
+                let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+                ensure(
+                    mine == host,
+                    format!("resolv.conf differs from the host's: {mine:?}"),
+                )?;
+                Ok(Outcome::Pass)
+            }
+            Kind::Isolated => {
+                let conf = ok(self.h, &["exec", "conf-a", "--", "cat", "/etc/resolv.conf"])?;
+                ensure(
+                    !conf.contains("127.0.0.11"),
+                    "a none-mode container points at the embedded resolver",
+                )?;
+                let r = self
+                    .h
+                    .berth(&["exec", "conf-a", "--", "getent", "hosts", "conf-b"]);
+                ensure(
+                    r.code != 0,
+                    format!("a none-mode container resolved conf-b: {}", r.stdout),
+                )?;
+                Ok(Outcome::Pass)
+            }
+        }
+    }
+
     fn isolated(&self) -> Check {
         if self.case.kind != Kind::Own {
             return Ok(Outcome::NotApplicable(
@@ -408,10 +456,11 @@ pub fn run(berth: &Path, case: &Case) -> Vec<Outcome> {
     let mut out = Vec::new();
     let mut broken: Option<String> = None;
     type Step<'a> = fn(&mut Row<'a>) -> Check;
-    let steps: [Step<'_>; 7] = [
+    let steps: [Step<'_>; 8] = [
         Row::create,
         |r| r.attach_two(),
         |r| r.reach(),
+        |r| r.resolve(),
         |r| r.isolated(),
         |r| r.detach_idempotent(),
         |r| r.delete(),
@@ -421,7 +470,7 @@ pub fn run(berth: &Path, case: &Case) -> Vec<Outcome> {
         // "delete" and "bad options" run even after a failure: they clean up
         // and test independent things.
         if let Some(why) = &broken
-            && i < 5
+            && i < 6
         {
             out.push(Outcome::Fail(format!("not run: {why}")));
             continue;
