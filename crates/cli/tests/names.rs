@@ -182,11 +182,23 @@ fn names_hostnames_ids_aliases_and_ptr() {
     ]);
     let w1 = ip(&h, "web1", "n");
     let w2 = ip(&h, "web2", "n");
-    assert_eq!(q(&h, "client", "web1", RecordType::A).records, std::slice::from_ref(&w1));
-    assert_eq!(q(&h, "client", "WWW", RecordType::A).records, std::slice::from_ref(&w1));
-    assert_eq!(q(&h, "client", "web1.n", RecordType::A).records, std::slice::from_ref(&w1));
+    assert_eq!(
+        q(&h, "client", "web1", RecordType::A).records,
+        std::slice::from_ref(&w1)
+    );
+    assert_eq!(
+        q(&h, "client", "WWW", RecordType::A).records,
+        std::slice::from_ref(&w1)
+    );
+    assert_eq!(
+        q(&h, "client", "web1.n", RecordType::A).records,
+        std::slice::from_ref(&w1)
+    );
     let short = inspect(&h, "web2")["Id"].as_str().unwrap()[..12].to_owned();
-    assert_eq!(q(&h, "client", &short, RecordType::A).records, std::slice::from_ref(&w2));
+    assert_eq!(
+        q(&h, "client", &short, RecordType::A).records,
+        std::slice::from_ref(&w2)
+    );
     assert_eq!(q(&h, "client", "web1", RecordType::AAAA).records, ["fd00:60::2"]);
     // A shared alias answers both, in turning order.
     let mut firsts = std::collections::BTreeSet::new();
@@ -580,6 +592,38 @@ fn legacy_links_both_kinds() {
 }
 
 #[test]
+fn connecting_to_a_user_defined_network_brings_the_resolver() {
+    let (h, _up) = host_with_upstream(&[]);
+    h.ok(&["network", "create", "n"]);
+    h.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "peer",
+        "--network",
+        "n",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    h.ok(&["run", "-d", "--name", "late", "--", "sleep", "600"]);
+    assert!(
+        !h.ok(&["exec", "late", "--", "cat", "/etc/resolv.conf"])
+            .contains("127.0.0.11")
+    );
+    h.ok(&["network", "connect", "n", "late"]);
+    assert_eq!(
+        h.ok(&["exec", "late", "--", "cat", "/etc/resolv.conf"]),
+        "nameserver 127.0.0.11\nsearch corp.example\noptions ndots:0 edns0\n"
+    );
+    let out = h.ok(&["exec", "late", "--", "getent", "hosts", "peer"]);
+    assert!(out.starts_with(&ip(&h, "peer", "n")), "{out}");
+    // And the other way round.
+    let out = h.ok(&["exec", "peer", "--", "getent", "hosts", "late"]);
+    assert!(out.starts_with(&ip(&h, "late", "n")), "{out}");
+}
+
+#[test]
 fn edited_files_are_left_alone() {
     let (h, _up) = host_with_upstream(&[]);
     h.ok(&["network", "create", "a"]);
@@ -604,6 +648,21 @@ fn edited_files_are_left_alone() {
     h.ok(&["network", "connect", "b", "d"]);
     let hosts = h.ok(&["exec", "d", "--", "cat", "/etc/hosts"]);
     assert!(hosts.contains(&ip(&h, "d", "b")), "{hosts}");
+    // An edited resolv.conf survives the switch to the embedded resolver.
+    h.ok(&["run", "-d", "--name", "e", "--", "sleep", "600"]);
+    h.ok(&[
+        "exec",
+        "e",
+        "--",
+        "sh",
+        "-c",
+        "echo 'nameserver 10.7.7.7' > /etc/resolv.conf",
+    ]);
+    h.ok(&["network", "connect", "a", "e"]);
+    assert_eq!(
+        h.ok(&["exec", "e", "--", "cat", "/etc/resolv.conf"]),
+        "nameserver 10.7.7.7\n"
+    );
 }
 
 #[test]

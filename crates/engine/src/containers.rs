@@ -432,6 +432,21 @@ impl Engine {
         for dir in [paths.hosts.parent(), paths.log.parent()].into_iter().flatten() {
             fs::create_dir_all(dir).map_err(|e| Error::kernel(format!("creating {}", dir.display()), e))?;
         }
+        self.write_resolv(c, kind)?;
+        files::write_in_place(&paths.hostname, format!("{}\n", c.hostname).as_bytes())?;
+        self.write_hosts(c, kind)
+    }
+
+    /// Writes a container's `/etc/resolv.conf`, unless someone edited it
+    /// inside the container since berth last wrote it.
+    pub(crate) fn write_resolv(&self, c: &mut ContainerRecord, kind: SandboxKind) -> Result<()> {
+        let path = self.cfg.paths(&c.id).resolv_conf;
+        if let Some(h) = c.dns.resolv_hash
+            && fs::read(&path).is_ok_and(|now| files::hash(&now) != h)
+        {
+            tracing::info!(container = %c.name, "/etc/resolv.conf was edited inside the container; leaving it as it is");
+            return Ok(());
+        }
         let host_conf = self.host_resolv_conf();
         let r = files::Resolv {
             servers: &c.dns.servers,
@@ -446,10 +461,9 @@ impl Engine {
             SandboxKind::Host => files::resolv_conf(&host_conf, &r, true),
             _ => files::resolv_conf(&host_conf, &r, addresses(c).iter().any(IpAddr::is_ipv6)),
         };
-        files::write_in_place(&paths.resolv_conf, resolv.as_bytes())?;
+        files::write_in_place(&path, resolv.as_bytes())?;
         c.dns.resolv_hash = Some(files::hash(resolv.as_bytes()));
-        files::write_in_place(&paths.hostname, format!("{}\n", c.hostname).as_bytes())?;
-        self.write_hosts(c, kind)
+        Ok(())
     }
 
     /// Rewrites a container's `/etc/hosts` (after its addresses changed),
@@ -971,7 +985,16 @@ impl Engine {
             let sb = self.sandbox(&c)?;
             self.attach(&net, &sb, &mut ep).await?;
             c.endpoints.push(ep.clone());
+            // The first user-defined network brings the embedded resolver,
+            // as Docker's does for a container that started on the default
+            // bridge.
+            let starts_resolver = !c.dns.embedded && !net.builtin;
             let saved = async {
+                if starts_resolver {
+                    self.dns.listen(&c.id, &sb.ns)?;
+                    c.dns.embedded = true;
+                    self.write_resolv(&mut c, SandboxKind::Own)?;
+                }
                 self.write_hosts(&mut c, SandboxKind::Own)?;
                 failpoint("connect-after-attach");
                 self.save_container(&c).await
@@ -979,6 +1002,11 @@ impl Engine {
             .await;
             if let Err(e) = saved {
                 c.endpoints.pop();
+                if starts_resolver {
+                    self.dns.remove(&c.id);
+                    c.dns.embedded = false;
+                    let _ = self.write_resolv(&mut c, SandboxKind::Own);
+                }
                 let _ = self.detach(&net, Some(&sb), &ep).await;
                 let _ = self.write_hosts(&mut c, SandboxKind::Own);
                 return Err(e);
