@@ -4,11 +4,12 @@
 //! - `test-drivers`: the driver conformance suite, printed as a table.
 //! - `demo`: the Docker walkthrough of `../shared/seed`, played by berth
 //!   inside a throwaway host namespace.
-//! - `bench [attach]`: berth next to its peers, measured in the same run.
+//! - `bench [attach|dns]`: berth next to its peers, measured in the same run.
 
 mod bench;
 mod demo;
 mod drivers;
+mod fuzz;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -23,8 +24,9 @@ fn main() -> ExitCode {
         Some("test-drivers") => drivers::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask test | test-drivers | demo | bench [attach]");
+            eprintln!("usage: cargo xtask test | test-drivers | demo | bench [attach|dns]");
             return ExitCode::from(2);
         }
     };
