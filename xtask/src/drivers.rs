@@ -7,7 +7,8 @@ use berth_testkit::conformance::{self, CHECKS, Case, Outcome};
 pub fn run(_args: &[String]) -> Result<()> {
     berth_testkit::require_root();
     let berth = crate::build_berth(false)?;
-    let rows = Case::builtin_rows();
+    let mut rows = Case::builtin_rows();
+    rows.push(Case::sublink("macvlan", &[]));
     let mut results = Vec::new();
     for case in &rows {
         eprintln!("testing driver {} …", case.label);

@@ -16,16 +16,26 @@ pub fn run(args: &[String]) -> Result<()> {
         match a.as_str() {
             "--seconds" => {
                 let v = it.next().context("--seconds needs a value")?;
-                seconds = v.parse().with_context(|| format!("--seconds {v:?}: expected a number"))?;
+                seconds = v
+                    .parse()
+                    .with_context(|| format!("--seconds {v:?}: expected a number"))?;
             }
-            t if TARGETS.contains(&t) => targets.push(TARGETS[TARGETS.iter().position(|x| *x == t).unwrap_or(0)]),
-            other => bail!("unknown fuzz target or option {other:?} (targets: {}; option: --seconds N)", TARGETS.join(", ")),
+            t if TARGETS.contains(&t) => {
+                targets.push(TARGETS[TARGETS.iter().position(|x| *x == t).unwrap_or(0)])
+            }
+            other => bail!(
+                "unknown fuzz target or option {other:?} (targets: {}; option: --seconds N)",
+                TARGETS.join(", ")
+            ),
         }
     }
     if targets.is_empty() {
         targets = TARGETS.to_vec();
     }
-    let have = Command::new("cargo").args(["fuzz", "--version"]).output().is_ok_and(|o| o.status.success());
+    let have = Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !have {
         bail!("cargo-fuzz is not installed: cargo install cargo-fuzz");
     }

@@ -181,7 +181,15 @@ pub fn info(v: &Value) {
     println!(" Host resolv.conf: {}", s(&v["ResolvConf"]));
     println!(" Network drivers:");
     for d in v["Drivers"].as_array().into_iter().flatten() {
-        println!("  {} ({} scope)", s(&d["Name"]), s(&d["Scope"]));
+        if d["Supported"].as_bool().unwrap_or(true) {
+            println!("  {} ({} scope)", s(&d["Name"]), s(&d["Scope"]));
+        } else {
+            println!(
+                "  {} (not supported here: {})",
+                s(&d["Name"]),
+                s(&d["Unsupported"])
+            );
+        }
     }
 }
 

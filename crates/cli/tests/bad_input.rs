@@ -75,7 +75,10 @@ fn network_create_refusals() {
         (vec!["taken"], vec!["network with name taken already exists"]),
         (
             vec!["-d", "warp", "x"],
-            vec!["unknown driver \"warp\"", "known: bridge, host, null, none"],
+            vec![
+                "unknown driver \"warp\"",
+                "known: bridge, host, ipvlan, macvlan, null, none",
+            ],
         ),
         (
             vec!["-o", "colour=red", "x"],

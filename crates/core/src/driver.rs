@@ -1,14 +1,14 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::netns::Netns;
-use crate::{Error, Firewall, IfName, Result};
+use crate::{Error, Features, Firewall, IfName, Result};
 
 /// A network as the engine hands it to its driver: the name, the options
 /// (`-o k=v`) and the address plan the engine's IPAM already settled.
@@ -104,7 +104,9 @@ pub struct Capabilities {
 }
 
 /// The host side of the world a driver works in: the host's namespace
-/// (where bridges live), an rtnetlink handle opened there, and the firewall.
+/// (where bridges live), an rtnetlink handle opened there, the firewall,
+/// what the kernel can do, and the other networks (for drivers whose
+/// networks share kernel objects, such as a parent link).
 pub struct Context {
     /// The namespace that plays the host: the daemon's own.
     pub host: Arc<Netns>,
@@ -112,6 +114,27 @@ pub struct Context {
     pub handle: rtnetlink::Handle,
     /// The `inet berth` nftables table.
     pub firewall: Arc<Firewall>,
+    /// The link kinds the running kernel has.
+    pub features: Features,
+    /// Every network the engine has, kept current by the engine.
+    pub networks: Networks,
+}
+
+/// The engine's networks, as drivers see them: a snapshot that the engine
+/// replaces whenever a network comes or goes.
+#[derive(Clone, Default)]
+pub struct Networks(Arc<RwLock<Arc<Vec<Network>>>>);
+
+impl Networks {
+    /// The current networks.
+    pub fn get(&self) -> Arc<Vec<Network>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Replaces the snapshot.
+    pub fn set(&self, nets: Vec<Network>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(nets);
+    }
 }
 
 /// A container's network stack: a namespace and a netlink handle inside it.
@@ -129,8 +152,9 @@ pub struct Endpoint<'a> {
     /// 64 hex digits, unique per endpoint; drivers derive host-side names
     /// from it so that the engine can find strays after a crash.
     pub id: &'a str,
-    /// The sandbox to wire in.
-    pub sandbox: &'a Sandbox,
+    /// The sandbox to wire in. `None` only on detach, when the sandbox is
+    /// already gone (with every link inside it).
+    pub sandbox: Option<&'a Sandbox>,
     /// The interface name inside the sandbox: `eth0`, `eth1`, …
     pub ifname: &'a IfName,
     /// The interface's MAC address.
@@ -173,6 +197,19 @@ pub trait NetworkDriver: Send + Sync {
 
     /// Checks the network's options and address plan; touches nothing.
     fn validate(&self, net: &Network) -> Result<()>;
+
+    /// Whether the running kernel can do what this driver needs; the error
+    /// is one line naming what is missing, e.g. "this kernel has no ipvlan
+    /// support (CONFIG_IPVLAN)".
+    fn supported(&self, _features: &Features) -> std::result::Result<(), String> {
+        Ok(())
+    }
+
+    /// Whether a network is internal whatever the user asked (a macvlan
+    /// network without a parent has no way out).
+    fn forces_internal(&self, _net: &Network) -> bool {
+        false
+    }
 
     /// Makes the network exist in the kernel (bridge, firewall elements).
     async fn create_network(&self, ctx: &Context, net: &Network) -> Result<()>;

@@ -10,18 +10,21 @@
 
 mod driver;
 mod error;
+mod features;
 pub mod firewall;
 mod ifname;
 pub mod link;
 pub mod netns;
 pub mod nft;
+pub mod parent;
 
 pub use async_trait::async_trait;
 pub use driver::{
-    Attachment, Capabilities, Context, Endpoint, IpamConfig, Network, NetworkDriver, Sandbox, SandboxKind,
-    Scope, check_options, parse_bool,
+    Attachment, Capabilities, Context, Endpoint, IpamConfig, Network, NetworkDriver, Networks, Sandbox,
+    SandboxKind, Scope, check_options, parse_bool,
 };
 pub use error::{Error, Result, is_errno, netlink_io};
+pub use features::Features;
 pub use firewall::{Firewall, FwNetwork};
 pub use ifname::{IFNAME_MAX, IfName};
 pub use ipnet;

@@ -113,14 +113,22 @@ pub async fn add_bridge(
         .await?
         .ok_or_else(|| Error::Internal(format!("bridge {name} vanished after it was created")))?;
     // The alias cannot ride on RTM_NEWLINK: the kernel only applies it on change.
-    let set = LinkUnspec::new_with_index(link.index)
-        .append_extra_attribute(LinkAttribute::IfAlias(alias.to_owned()))
-        .build();
-    if let Err(e) = handle.link().set(set).execute().await {
+    if let Err(e) = set_alias(handle, link.index, alias).await {
         let _ = del(handle, link.index).await;
-        return Err(Error::netlink(format!("labelling bridge {name}"), e));
+        return Err(e);
     }
     Ok(link.index)
+}
+
+/// Sets a link's alias (`IFLA_IFALIAS`), like `ip link set INDEX alias
+/// ALIAS`. berth marks the links it makes this way.
+pub async fn set_alias(handle: &Handle, index: u32, alias: &str) -> Result<()> {
+    handle
+        .link()
+        .set(crate::parent::alias_msg(index, alias))
+        .execute()
+        .await
+        .map_err(|e| Error::netlink(format!("labelling link {index}"), e))
 }
 
 /// Creates a veth pair whose host end `name` stays down in the handle's
@@ -311,7 +319,11 @@ pub async fn del_default_route(handle: &Handle, gateway: IpAddr) -> Result<()> {
 
 /// Brings the interface `ifname` of a sandbox up and puts addresses and
 /// default routes on it: the part of an attach that every driver with an
-/// interface in the sandbox shares.
+/// interface in the sandbox shares. Without an IPv6 address among
+/// `addresses` the interface gets no IPv6 link-local address either (as
+/// Docker does on IPv4-only networks): it then sends no IPv6 duplicate
+/// address or multicast-listener traffic, which a bridge would copy to all
+/// its ports and every other container would have to process.
 pub async fn configure(
     handle: &Handle,
     ifname: &IfName,
@@ -321,6 +333,15 @@ pub async fn configure(
     let link = get(handle, ifname.as_str())
         .await?
         .ok_or_else(|| Error::Internal(format!("{ifname} is missing in the sandbox")))?;
+    if !addresses.iter().any(|a| a.addr().is_ipv6()) {
+        let msg = LinkUnspec::new_with_index(link.index).append_extra_attribute(no_ipv6_addresses());
+        handle
+            .link()
+            .set(msg.build())
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("turning off IPv6 addresses on {ifname}"), e))?;
+    }
     set_up(handle, link.index).await?;
     for addr in addresses {
         add_address(handle, link.index, *addr).await?;
@@ -372,4 +393,41 @@ pub async fn routes(handle: &Handle) -> Result<Vec<IpNet>> {
 /// Brings `lo` up in a fresh namespace, like `ip link set lo up`.
 pub async fn loopback_up(handle: &Handle) -> Result<()> {
     set_up(handle, 1).await
+}
+
+/// Adds a default route through a device, with no gateway, like `ip route
+/// add default dev INDEX` (ipvlan l3 and l3s, where every address is
+/// on-link). An existing default route of the same family is replaced.
+pub async fn add_default_route_dev(handle: &Handle, index: u32, v6: bool) -> Result<()> {
+    let msg = if v6 {
+        RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+            .output_interface(index)
+            .build()
+    } else {
+        RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+            .output_interface(index)
+            .build()
+    };
+    handle
+        .route()
+        .add(msg)
+        .replace()
+        .execute()
+        .await
+        .map_err(|e| Error::netlink("adding a default route through the device", e))
+}
+
+/// Creates a sub-interface (macvlan, ipvlan) of a parent in the handle's
+/// namespace directly inside `ns` under its final name, from a prepared
+/// link message, like `ip link add NAME netns NS link PARENT type …`. A
+/// busy parent (`EBUSY`: another kind of sub-interface, or a passthru
+/// child) is reported as such.
+pub async fn add_sublink_into(handle: &Handle, mut msg: LinkMessage, ns: &Netns, what: &str) -> Result<()> {
+    msg.attributes.push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
+    match handle.link().add(msg).execute().await {
+        Err(e) if is_errno(&e, libc::EBUSY) => Err(Error::Conflict(format!(
+            "creating {what}: the parent is busy (it carries interfaces of another kind, or a macvlan passthru interface, which takes a parent alone)"
+        ))),
+        r => r.map_err(|e| Error::netlink(format!("creating {what}"), e)),
+    }
 }

@@ -77,6 +77,22 @@ impl Netns {
         Ok(handle)
     }
 
+    /// Creates a new, empty network namespace held only by the returned fd
+    /// (it goes away when that is closed and nothing else is in it), after
+    /// running `f` inside it.
+    pub fn run_in_new(f: impl FnOnce() -> io::Result<()> + Send) -> Result<Self> {
+        thread::scope(|s| {
+            s.spawn(|| -> Result<Self> {
+                unshare(CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| Error::kernel("creating network namespace", e.into()))?;
+                f().map_err(|e| Error::kernel("working inside a new network namespace", e))?;
+                Self::current()
+            })
+            .join()
+            .unwrap_or_else(|p| panic::resume_unwind(p))
+        })
+    }
+
     /// Creates a new, empty network namespace and pins it with a bind mount
     /// at `path` (as `ip netns add` does under `/run/netns`), so that it
     /// outlives every process in it. Returns it open.

@@ -139,12 +139,15 @@ impl NetworkDriver for Bridge {
             Error::NotFound(format!("bridge {} of network {} is missing", cfg.name, net.name))
         })?;
         let host_if = veth_name(ep.id);
-        link::add_veth_into(&ctx.handle, &host_if, cfg.mtu, &ep.sandbox.ns, ep.ifname, ep.mac).await?;
+        let sandbox = ep
+            .sandbox
+            .ok_or_else(|| Error::Internal("attach without a sandbox".into()))?;
+        link::add_veth_into(&ctx.handle, &host_if, cfg.mtu, &sandbox.ns, ep.ifname, ep.mac).await?;
         // The sandbox side first, then the bridge port: the kernel's work
         // for a new port walks every other port, and done last it does not
         // hold up the sandbox's setup.
         let rest = async {
-            link::configure(&ep.sandbox.handle, ep.ifname, ep.addresses, ep.gateways).await?;
+            link::configure(&sandbox.handle, ep.ifname, ep.addresses, ep.gateways).await?;
             if cfg.icc {
                 link::attach_port(&ctx.handle, &host_if, Some(bridge.index)).await
             } else {

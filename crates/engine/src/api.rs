@@ -68,7 +68,15 @@ async fn info(State(e): Eng) -> Json<Value> {
     let drivers: Vec<Value> = e
         .drivers()
         .into_iter()
-        .map(|(name, caps)| json!({ "Name": name, "Scope": caps.scope, "Options": caps.options }))
+        .map(|(name, caps, supported)| {
+            json!({
+                "Name": name,
+                "Scope": caps.scope,
+                "Options": caps.options,
+                "Supported": supported.is_ok(),
+                "Unsupported": supported.err().unwrap_or_default(),
+            })
+        })
         .collect();
     let cfg = e.config();
     Json(json!({

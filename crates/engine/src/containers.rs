@@ -384,7 +384,7 @@ impl Engine {
                 &net.net,
                 &Endpoint {
                     id: &ep.id,
-                    sandbox: sb,
+                    sandbox: Some(sb),
                     ifname: ep.ifname.as_ref().unwrap_or(&placeholder),
                     mac: parse_mac(&ep.mac),
                     addresses: &ep.addresses,
@@ -405,10 +405,6 @@ impl Engine {
     ) -> Result<()> {
         let driver = self.driver(&net.net.driver)?;
         let placeholder = IfName::new("eth0")?;
-        let sb = match sb {
-            Some(sb) => sb,
-            None => &self.host_sandbox, // the sandbox is gone; drivers only use host-side state then
-        };
         driver
             .detach(
                 &self.ctx,

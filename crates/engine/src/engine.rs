@@ -189,9 +189,13 @@ impl Engine {
             Arc::new(berth_driver_bridge::Bridge) as Arc<dyn NetworkDriver>,
             Arc::new(berth_driver_host::Host),
             Arc::new(berth_driver_none::Null),
+            Arc::new(berth_driver_macvlan::Macvlan),
+            Arc::new(berth_driver_ipvlan::Ipvlan),
         ] {
             drivers.insert(d.name().to_owned(), d);
         }
+        let features = berth_core::Features::probe().await?;
+        tracing::info!("kernel link kinds: {features}");
         let store = Store::open(&cfg.data_root.join("berth.redb"))?;
         let dns = crate::dns::Resolver::new(cfg.resolv_conf.clone());
         let engine = Arc::new(Self {
@@ -202,6 +206,8 @@ impl Engine {
                 host,
                 handle,
                 firewall,
+                features,
+                networks: Default::default(),
             },
             host_sandbox,
             drivers,
@@ -239,12 +245,19 @@ impl Engine {
         })
     }
 
-    /// Names of the drivers `-d` accepts, with what each does.
-    pub fn drivers(&self) -> Vec<(String, berth_core::Capabilities)> {
+    /// Names of the drivers `-d` accepts, with what each does and whether
+    /// the running kernel supports it.
+    pub fn drivers(&self) -> Vec<(String, berth_core::Capabilities, std::result::Result<(), String>)> {
         self.drivers
             .iter()
-            .map(|(n, d)| (n.clone(), d.capabilities()))
+            .map(|(n, d)| (n.clone(), d.capabilities(), d.supported(&self.ctx.features)))
             .collect()
+    }
+
+    /// Tells the drivers what networks exist now.
+    pub(crate) fn sync_networks(&self) {
+        let nets = self.state().networks.values().map(|n| n.net.clone()).collect();
+        self.ctx.networks.set(nets);
     }
 
     /// Serializes operations on one container.

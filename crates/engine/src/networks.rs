@@ -210,6 +210,7 @@ impl Engine {
                 driver.name()
             )));
         }
+        driver.supported(&self.ctx.features).map_err(Error::Unsupported)?;
         let id = util::new_id();
         // Options first: a bad option is the user's first problem to fix.
         driver.validate(&Network {
@@ -284,7 +285,7 @@ impl Engine {
                     c.gateway = first_host(&c.subnet);
                 }
             }
-            let net = Network {
+            let mut net = Network {
                 id: id.clone(),
                 name: req.name.clone(),
                 driver: driver.name().to_owned(),
@@ -293,6 +294,7 @@ impl Engine {
                 ipv6: req.enable_ipv6,
                 internal: req.internal,
             };
+            net.internal |= driver.forces_internal(&net);
             st.reserved_names.insert(req.name.clone());
             for c in &net.ipam {
                 st.reserved_subnets.push((c.subnet, req.name.clone()));
@@ -315,6 +317,8 @@ impl Engine {
         st.pools
             .insert(rec.net.id.clone(), rec.net.ipam.iter().map(Pool::new).collect());
         st.networks.insert(rec.net.id.clone(), rec.clone());
+        drop(st);
+        self.sync_networks();
         Ok(rec)
     }
 
@@ -413,6 +417,8 @@ impl Engine {
         done?;
         st.networks.remove(&rec.net.id);
         st.pools.remove(&rec.net.id);
+        drop(st);
+        self.sync_networks();
         Ok(rec.net.name)
     }
 

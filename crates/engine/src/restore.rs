@@ -27,6 +27,9 @@ impl Engine {
 
         // Networks first, with the firewall staged so that the table and
         // all its elements go in as one transaction.
+        self.ctx
+            .networks
+            .set(nets.iter().map(|n| n.net.clone()).collect());
         self.ctx.firewall.stage();
         for n in &nets {
             match self.driver(&n.net.driver) {
@@ -178,9 +181,12 @@ impl Engine {
             let stray_port = l.master.is_some_and(|m| berth_bridges.contains(&m))
                 && l.name.starts_with("veth")
                 && !known_veths.contains(&l.name);
-            let stray_bridge = berth_bridges.contains(&l.index)
+            // Bridges, VLAN and dummy parents berth made for a network it
+            // no longer knows (a crash between making them and recording
+            // the network).
+            let stray_own = matches!(l.kind.as_deref(), Some("bridge" | "vlan" | "dummy"))
                 && ours(&l.alias).is_some_and(|id| !known_nets.contains(&id));
-            if stray_port || stray_bridge {
+            if stray_port || stray_own {
                 tracing::info!("removing stray link {}", l.name);
                 link::del(&self.ctx.handle, l.index).await?;
             }

@@ -34,6 +34,12 @@ pub struct Case {
     pub kind: Kind,
     /// The built-in network of a driver that allows only one (host, none).
     pub builtin: Option<String>,
+    /// Shell commands run in the host namespace first (e.g. make a parent
+    /// link for macvlan).
+    pub setup: Vec<String>,
+    /// `network create` arguments for the second network (the isolation
+    /// check); the first network's when empty.
+    pub create_args2: Vec<String>,
 }
 
 impl Case {
@@ -46,6 +52,8 @@ impl Case {
                 create_args: vec![],
                 kind: Kind::Own,
                 builtin: None,
+                setup: vec![],
+                create_args2: vec![],
             },
             Case {
                 label: "host".into(),
@@ -53,6 +61,8 @@ impl Case {
                 create_args: vec![],
                 kind: Kind::Host,
                 builtin: Some("host".into()),
+                setup: vec![],
+                create_args2: vec![],
             },
             Case {
                 label: "none".into(),
@@ -60,8 +70,46 @@ impl Case {
                 create_args: vec![],
                 kind: Kind::Isolated,
                 builtin: Some("none".into()),
+                setup: vec![],
+                create_args2: vec![],
             },
         ]
+    }
+
+    /// A macvlan or ipvlan row: each network on a veth parent of its own
+    /// in the test host (`-o parent=mv0`, `mv1`), extra options `opts`.
+    pub fn sublink(driver: &str, opts: &[&str]) -> Case {
+        let args = |parent: &str, subnet: &str| {
+            let mut a: Vec<String> = vec![
+                "--subnet".into(),
+                subnet.into(),
+                "-o".into(),
+                format!("parent={parent}"),
+            ];
+            for o in opts {
+                a.push("-o".into());
+                a.push((*o).into());
+            }
+            a
+        };
+        Case {
+            label: if opts.is_empty() {
+                driver.to_owned()
+            } else {
+                format!("{driver} {}", opts.join(" "))
+            },
+            driver: driver.into(),
+            create_args: args("mv0", "10.198.1.0/24"),
+            kind: Kind::Own,
+            builtin: None,
+            setup: vec![
+                "ip link add mv0 type veth peer name mv0peer && ip link set mv0 up && ip link set mv0peer up"
+                    .into(),
+                "ip link add mv1 type veth peer name mv1peer && ip link set mv1 up && ip link set mv1peer up"
+                    .into(),
+            ],
+            create_args2: args("mv1", "10.198.2.0/24"),
+        }
     }
 }
 
@@ -336,7 +384,12 @@ impl Row<'_> {
             ));
         }
         let mut args = vec!["network", "create", "-d", &self.case.driver];
-        args.extend(self.case.create_args.iter().map(String::as_str));
+        let second = if self.case.create_args2.is_empty() {
+            &self.case.create_args
+        } else {
+            &self.case.create_args2
+        };
+        args.extend(second.iter().map(String::as_str));
         args.push("conf2");
         ok(self.h, &args)?;
         ok(
@@ -447,6 +500,9 @@ impl Row<'_> {
 /// depend on it too.
 pub fn run(berth: &Path, case: &Case) -> Vec<Outcome> {
     let h = TestHost::new(berth);
+    for cmd in &case.setup {
+        h.sh(cmd);
+    }
     let mut row = Row {
         h: &h,
         case,

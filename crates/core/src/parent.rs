@@ -1,0 +1,341 @@
+//! The parent link of macvlan and ipvlan networks, which both drivers
+//! share: an existing interface (`-o parent=eth0`), an 802.1q
+//! sub-interface berth makes when it is missing (`-o parent=eth0.10`), or,
+//! with no parent, a dummy link of the network's own (`dm-<id>`), as
+//! Docker does.
+//!
+//! The kernel keeps one ipvlan mode per parent, refuses macvlan and ipvlan
+//! on one parent (EBUSY) and gives a macvlan passthru child its parent
+//! alone; [`check_conflicts`] refuses such plans up front, naming the
+//! network in the way.
+
+use rtnetlink::{LinkDummy, LinkUnspec, LinkVlan};
+
+use crate::link::{self, Link};
+use crate::{Context, Error, Features, IfName, Network, Result};
+
+/// Where a network's sub-interfaces hang.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Parent {
+    /// An interface that exists and is not berth's.
+    Existing(IfName),
+    /// An 802.1q sub-interface `BASE.ID`, made by berth when missing.
+    Vlan {
+        /// `eth0.10`.
+        name: IfName,
+        /// `eth0`.
+        base: IfName,
+        /// 1 to 4094.
+        id: u16,
+    },
+    /// A dummy link of the network's own, for an internal network.
+    Dummy(IfName),
+}
+
+/// The option that names the parent.
+pub const OPTION: &str = "parent";
+
+impl Parent {
+    /// Reads `-o parent=` of `net`: `None` means a dummy parent.
+    pub fn of(net: &Network) -> Result<Self> {
+        let Some(value) = net.options.get(OPTION) else {
+            return Ok(Parent::Dummy(IfName::new(&format!("dm-{}", net.short_id()))?));
+        };
+        let name = IfName::new(value).map_err(|e| Error::invalid(format!("option parent: {e}")))?;
+        match value.rsplit_once('.') {
+            Some((base, id))
+                if !base.is_empty() && !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) =>
+            {
+                let id: u16 = id
+                    .parse()
+                    .ok()
+                    .filter(|id| (1..=4094).contains(id))
+                    .ok_or_else(|| {
+                        Error::invalid(format!(
+                            "invalid VLAN ID {id} in parent {value} (accepted: 1-4094)"
+                        ))
+                    })?;
+                Ok(Parent::Vlan {
+                    name,
+                    base: IfName::new(base)?,
+                    id,
+                })
+            }
+            _ => Ok(Parent::Existing(name)),
+        }
+    }
+
+    /// The parent's interface name.
+    pub fn name(&self) -> &IfName {
+        match self {
+            Parent::Existing(n) | Parent::Dummy(n) => n,
+            Parent::Vlan { name, .. } => name,
+        }
+    }
+
+    /// Whether the kernel can make this parent.
+    pub fn supported(&self, f: &Features) -> std::result::Result<(), String> {
+        match self {
+            Parent::Vlan { .. } if !f.vlan => {
+                Err("this kernel has no 802.1q VLAN support (CONFIG_VLAN_8021Q)".into())
+            }
+            Parent::Dummy(_) if !f.dummy => Err(
+                "this kernel has no dummy link support (CONFIG_DUMMY), which a network without -o parent needs".into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    fn alias(net: &Network) -> String {
+        format!("berth:{}", net.id)
+    }
+
+    /// Makes sure the parent exists and may carry sub-interfaces: creates
+    /// a missing VLAN or dummy link (marked as berth's), refuses a parent
+    /// that is a bridge port or itself a macvlan or ipvlan interface.
+    /// Returns its index. Leaves nothing behind on error.
+    pub async fn ensure(&self, ctx: &Context, net: &Network) -> Result<u32> {
+        let h = &ctx.handle;
+        if let Some(l) = link::get(h, self.name().as_str()).await? {
+            usable(ctx, &l, self.name().as_str()).await?;
+            return Ok(l.index);
+        }
+        let msg = match self {
+            Parent::Existing(n) => {
+                return Err(Error::invalid(format!(
+                    "parent {n} does not exist (give an existing interface, see `ip link`)"
+                )));
+            }
+            Parent::Vlan { name, base, id } => {
+                let b = link::get(h, base.as_str()).await?.ok_or_else(|| {
+                    Error::invalid(format!("parent {name}: its base interface {base} does not exist"))
+                })?;
+                usable(ctx, &b, base.as_str()).await?;
+                LinkVlan::new(name.as_str(), b.index, *id).up().build()
+            }
+            Parent::Dummy(name) => LinkDummy::new(name.as_str()).up().build(),
+        };
+        h.link()
+            .add(msg)
+            .execute()
+            .await
+            .map_err(|e| Error::netlink(format!("creating parent {}", self.name()), e))?;
+        let l = link::get(h, self.name().as_str())
+            .await?
+            .ok_or_else(|| Error::Internal(format!("{} vanished after it was created", self.name())))?;
+        if let Err(e) = link::set_alias(h, l.index, &Self::alias(net)).await {
+            let _ = link::del(h, l.index).await;
+            return Err(e);
+        }
+        Ok(l.index)
+    }
+
+    /// Removes a parent berth made for this network, unless another network
+    /// still uses it (which then inherits it). Idempotent.
+    pub async fn release(&self, ctx: &Context, net: &Network) -> Result<()> {
+        let h = &ctx.handle;
+        let Some(l) = link::get(h, self.name().as_str()).await? else {
+            return Ok(());
+        };
+        if l.alias.as_deref() != Some(Self::alias(net).as_str()) {
+            return Ok(()); // not ours, or not made for this network
+        }
+        let heir = ctx
+            .networks
+            .get()
+            .iter()
+            .find(|n| n.id != net.id && uses(n).is_some_and(|u| u.parent == self.name().as_str()))
+            .cloned();
+        match heir {
+            Some(n) => link::set_alias(h, l.index, &Self::alias(&n)).await,
+            None => link::del(h, l.index).await,
+        }
+    }
+}
+
+/// Refuses parents the kernel would refuse or misuse.
+async fn usable(ctx: &Context, l: &Link, name: &str) -> Result<()> {
+    if let Some(kind) = l.kind.as_deref()
+        && ["macvlan", "ipvlan", "macvtap", "ipvtap"].contains(&kind)
+    {
+        return Err(Error::invalid(format!(
+            "parent {name} is itself a {kind} interface (give the interface it hangs on instead)"
+        )));
+    }
+    if let Some(master) = l.master {
+        let what = match link::list(&ctx.handle)
+            .await?
+            .into_iter()
+            .find(|m| m.index == master)
+        {
+            Some(m) if m.kind.as_deref() == Some("bridge") => format!("a port of bridge {}", m.name),
+            Some(m) => format!("enslaved to {}", m.name),
+            None => "enslaved to another link".to_owned(),
+        };
+        return Err(Error::invalid(format!(
+            "parent {name} is {what}: a port cannot carry macvlan or ipvlan interfaces (use the bridge itself)"
+        )));
+    }
+    Ok(())
+}
+
+/// How a macvlan or ipvlan network uses its parent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParentUse {
+    /// The network's name.
+    pub network: String,
+    /// `macvlan` or `ipvlan`.
+    pub driver: String,
+    /// The parent's interface name.
+    pub parent: String,
+    /// `macvlan_mode` or `ipvlan_mode`, defaults filled in.
+    pub mode: String,
+}
+
+/// How `net` uses a parent, if it is a macvlan or ipvlan network.
+pub fn uses(net: &Network) -> Option<ParentUse> {
+    let (key, default) = match net.driver.as_str() {
+        "macvlan" => ("macvlan_mode", "bridge"),
+        "ipvlan" => ("ipvlan_mode", "l2"),
+        _ => return None,
+    };
+    Some(ParentUse {
+        network: net.name.clone(),
+        driver: net.driver.clone(),
+        parent: Parent::of(net).ok()?.name().to_string(),
+        mode: net
+            .options
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| default.to_owned()),
+    })
+}
+
+/// Refuses a network whose parent another network uses in a way the kernel
+/// cannot combine with it.
+pub fn check_conflicts(this: &ParentUse, others: &[ParentUse]) -> Result<()> {
+    for o in others
+        .iter()
+        .filter(|o| o.parent == this.parent && o.network != this.network)
+    {
+        if o.driver != this.driver {
+            return Err(Error::Conflict(format!(
+                "parent {} is used by {} network {}: macvlan and ipvlan cannot share a parent",
+                this.parent, o.driver, o.network
+            )));
+        }
+        if this.driver == "ipvlan" && o.mode != this.mode {
+            return Err(Error::Conflict(format!(
+                "parent {} is used by ipvlan network {} in mode {}: a parent has one ipvlan mode (accepted here: ipvlan_mode={})",
+                this.parent, o.network, o.mode, o.mode
+            )));
+        }
+        if this.driver == "macvlan" && (this.mode == "passthru" || o.mode == "passthru") {
+            return Err(Error::Conflict(format!(
+                "parent {} is used by macvlan network {}: macvlan passthru needs its parent alone",
+                this.parent, o.network
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Sets a link's alias, like `ip link set INDEX alias ALIAS`.
+pub(crate) fn alias_msg(index: u32, alias: &str) -> rtnetlink::packet_route::link::LinkMessage {
+    LinkUnspec::new_with_index(index)
+        .append_extra_attribute(rtnetlink::packet_route::link::LinkAttribute::IfAlias(
+            alias.to_owned(),
+        ))
+        .build()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    fn net(name: &str, driver: &str, opts: &[(&str, &str)]) -> Network {
+        Network {
+            id: format!("{name:0<64}"),
+            name: name.into(),
+            driver: driver.into(),
+            options: opts
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+            ipam: vec![],
+            ipv6: false,
+            internal: false,
+        }
+    }
+
+    #[test]
+    fn parents_parse() {
+        assert_eq!(
+            Parent::of(&net("a", "macvlan", &[("parent", "eth0")])).unwrap(),
+            Parent::Existing(IfName::new("eth0").unwrap())
+        );
+        assert_eq!(
+            Parent::of(&net("a", "macvlan", &[("parent", "eth0.10")])).unwrap(),
+            Parent::Vlan {
+                name: IfName::new("eth0.10").unwrap(),
+                base: IfName::new("eth0").unwrap(),
+                id: 10
+            }
+        );
+        assert_eq!(
+            Parent::of(&net("abc", "macvlan", &[])).unwrap().name().as_str(),
+            "dm-abc000000000"
+        );
+        for bad in ["eth0.0", "eth0.4095", "eth0.99999"] {
+            let e = Parent::of(&net("a", "macvlan", &[("parent", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("invalid VLAN ID") && e.contains("accepted: 1-4094"),
+                "{bad}: {e}"
+            );
+        }
+        let e = Parent::of(&net("a", "macvlan", &[("parent", "much-too-long-name0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("option parent"), "{e}");
+    }
+
+    #[test]
+    fn conflicts_are_named() {
+        let u = |n: &str, d: &str, o: &[(&str, &str)]| uses(&net(n, d, o)).unwrap();
+        let mv = u("m1", "macvlan", &[("parent", "eth0")]);
+        let iv = u("i1", "ipvlan", &[("parent", "eth0")]);
+        let e = check_conflicts(&iv, std::slice::from_ref(&mv))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("macvlan and ipvlan cannot share a parent") && e.contains("m1"),
+            "{e}"
+        );
+        let l3 = u("i2", "ipvlan", &[("parent", "eth0"), ("ipvlan_mode", "l3")]);
+        let e = check_conflicts(&l3, std::slice::from_ref(&iv))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("in mode l2") && e.contains("one ipvlan mode"), "{e}");
+        assert!(
+            check_conflicts(
+                &u("i3", "ipvlan", &[("parent", "eth0")]),
+                std::slice::from_ref(&iv)
+            )
+            .is_ok()
+        );
+        let pt = u(
+            "m2",
+            "macvlan",
+            &[("parent", "eth0"), ("macvlan_mode", "passthru")],
+        );
+        let e = check_conflicts(&pt, std::slice::from_ref(&mv))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("passthru needs its parent alone"), "{e}");
+        assert!(check_conflicts(&u("m3", "macvlan", &[("parent", "eth1")]), &[mv, iv]).is_ok());
+    }
+}
