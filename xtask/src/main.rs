@@ -5,12 +5,15 @@
 //! - `demo`: the Docker walkthrough of `../shared/seed`, played by berth
 //!   inside a throwaway host namespace.
 //! - `bench [attach|dns]`: berth next to its peers, measured in the same run.
+//! - `vmtest [--timeout SECS] [FILTER]`: the tests that need ipvlan, 802.1q
+//!   and dummy links, in a stock Debian kernel under qemu.
 
 mod bench;
 mod demo;
 mod drivers;
 mod fuzz;
 mod test;
+mod vmtest;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -25,8 +28,11 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("vmtest") => vmtest::run(&args[1..]),
         _ => {
-            eprintln!("usage: cargo xtask test | test-drivers | demo | bench [attach|dns]");
+            eprintln!(
+                "usage: cargo xtask test | test-drivers | demo | bench [attach|dns] | vmtest [--timeout SECS] [FILTER] | fuzz [TARGET] [--seconds N]"
+            );
             return ExitCode::from(2);
         }
     };

@@ -1,5 +1,7 @@
 //! `cargo xtask test`: every test, the root-only ones included, then a
-//! check that nothing berth made was left behind.
+//! check that nothing berth made was left behind, then the tests that need
+//! kernel features this machine lacks, in a VM (`cargo xtask vmtest`).
+//! `--no-vm` skips the VM, and says so.
 
 use std::process::Command;
 
@@ -56,6 +58,8 @@ fn leaks(links_before: &[String]) -> Vec<String> {
 
 pub fn run(args: &[String]) -> Result<()> {
     berth_testkit::require_root();
+    let no_vm = args.iter().any(|a| a == "--no-vm");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--no-vm").cloned().collect();
     let links_before = machine_links();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let nextest = Command::new(&cargo)
@@ -70,18 +74,25 @@ pub fn run(args: &[String]) -> Result<()> {
         eprintln!("cargo-nextest is not installed: running cargo test instead");
         cmd.args(["test", "--workspace", "--no-fail-fast"]);
     }
-    cmd.args(args);
+    cmd.args(&args);
     let status = cmd.status().context("running the tests")?;
     let leaked = leaks(&links_before);
     for l in &leaked {
         eprintln!("LEAK: {l}");
     }
+    let vm = if no_vm {
+        eprintln!("NOT RUN: the VM tests (ipvlan, 802.1q, dummy parents) were skipped with --no-vm");
+        Ok(())
+    } else {
+        crate::vmtest::run(&[])
+    };
     if !status.success() {
         bail!("tests failed");
     }
     if !leaked.is_empty() {
         bail!("the tests left {} thing(s) behind", leaked.len());
     }
-    println!("all tests passed; nothing was left behind");
+    vm.context("the VM tests failed")?;
+    println!("all tests passed, on this kernel and in the VM; nothing was left behind");
     Ok(())
 }
