@@ -32,6 +32,12 @@ use anyhow::{Context, Result, bail};
 const TEST: &str = "vm";
 
 pub fn run(args: &[String]) -> Result<()> {
+    reports(args).map(drop)
+}
+
+/// Runs the VM tests like [`run`] and returns the `CONFORMANCE …` lines
+/// they printed (the conformance rows of drivers that only the VM has).
+pub fn reports(args: &[String]) -> Result<Vec<String>> {
     let started = Instant::now();
     let mut timeout = std::env::var("BERTH_VMTEST_TIMEOUT")
         .ok()
@@ -50,7 +56,7 @@ pub fn run(args: &[String]) -> Result<()> {
             }
             "-h" | "--help" => {
                 println!("usage: cargo xtask vmtest [--timeout SECS] [FILTER|TEST-ARGS…]");
-                return Ok(());
+                return Ok(Vec::new());
             }
             _ => test_args.push(a.clone()),
         }
@@ -125,7 +131,7 @@ pub fn run(args: &[String]) -> Result<()> {
             bail!("no test ran in the VM: does the filter match a test of crates/cli/tests/{TEST}.rs?")
         }
         End::Exit(initramfs::PASSED) if failed > 0 => bail!("{failed} VM test(s) failed"),
-        End::Exit(initramfs::PASSED) => Ok(()),
+        End::Exit(initramfs::PASSED) => Ok(run.reports),
         End::Exit(code) => bail!(
             "the VM ended without a test result (qemu exit code {code}): a kernel panic or a broken /init, see the console above"
         ),
@@ -223,6 +229,8 @@ struct Boot {
     end: End,
     /// `(test name, "ok" | "FAILED" | "ignored")`, in order.
     tests: Vec<(String, String)>,
+    /// `CONFORMANCE …` lines the tests printed.
+    reports: Vec<String>,
     /// From qemu's start to /init's ready line.
     boot: Option<Duration>,
     /// From qemu's start to its end.
@@ -279,6 +287,7 @@ fn boot(kernel: &Path, initrd: &Path, timeout: Duration) -> Result<Boot> {
     let mut run = Boot {
         end: End::TimedOut,
         tests: Vec::new(),
+        reports: Vec::new(),
         boot: None,
         vm: Duration::ZERO,
     };
@@ -293,6 +302,9 @@ fn boot(kernel: &Path, initrd: &Path, timeout: Duration) -> Result<Boot> {
                 }
                 if let Some(t) = result_line(&line) {
                     run.tests.push(t);
+                }
+                if line.starts_with("CONFORMANCE ") {
+                    run.reports.push(line.clone());
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,

@@ -35,7 +35,7 @@ fn the_kernel_has_dummy_vlan_ipvlan_and_geneve_links() {
         "{}",
         link(&h, "mv0")
     );
-    h.sh("ip link add gnv0 type geneve id 42 remote 192.0.2.1");
+    h.sh("ip link add gnv0 type geneve id 42 remote 10.254.0.1");
     assert!(link(&h, "gnv0").contains("geneve id 42"), "{}", link(&h, "gnv0"));
 }
 
@@ -92,4 +92,355 @@ fn two_containers_on_a_bridge_network_ping_each_other_by_name() {
         let out = h.ok(&["exec", from, "--", "ping", "-c1", "-W2", to]);
         assert!(out.contains(&format!("({})", ip(to))), "{out}");
     }
+}
+
+const VM: &str = "needs ipvlan, 802.1q and dummy links: runs in cargo xtask vmtest";
+
+/// A test host with two veth parents, `lan0` and `lan1`.
+fn lan_host() -> TestHost {
+    let h = TestHost::new(berth());
+    for p in ["lan0", "lan1"] {
+        h.sh(&format!(
+            "ip link add {p} type veth peer name {p}x && ip link set {p} up && ip link set {p}x up"
+        ));
+    }
+    h
+}
+
+fn ip(h: &TestHost, c: &str, net: &str) -> String {
+    let v: Value = serde_json::from_str(&h.ok(&["inspect", c])).unwrap();
+    v[0]["NetworkSettings"]["Networks"][net]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Two containers on `net` reach each other by address and by name.
+fn pair_talks(h: &TestHost, net: &str) {
+    h.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("{net}-a"),
+        "--network",
+        net,
+        "--",
+        "sleep",
+        "600",
+    ]);
+    h.ok(&[
+        "run",
+        "-d",
+        "--name",
+        &format!("{net}-b"),
+        "--network",
+        net,
+        "--",
+        "sleep",
+        "600",
+    ]);
+    let b = ip(h, &format!("{net}-b"), net);
+    h.ok(&["exec", &format!("{net}-a"), "--", "ping", "-c1", "-W2", &b]);
+    h.ok(&[
+        "exec",
+        &format!("{net}-b"),
+        "--",
+        "ping",
+        "-c1",
+        "-W2",
+        &format!("{net}-a"),
+    ]);
+}
+
+#[test]
+#[ignore = "needs ipvlan, 802.1q and dummy links: runs in cargo xtask vmtest"]
+fn macvlan_on_a_vlan_that_berth_makes_and_removes() {
+    let h = lan_host();
+    let before = h.kernel_state();
+    h.ok(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet",
+        "10.40.10.0/24",
+        "-o",
+        "parent=lan0.10",
+        "v10",
+    ]);
+    assert!(
+        link(&h, "lan0.10").contains("vlan protocol 802.1Q id 10"),
+        "{}",
+        link(&h, "lan0.10")
+    );
+    pair_talks(&h, "v10");
+    // A second network may share the VLAN parent; it inherits it.
+    h.ok(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet",
+        "10.40.11.0/24",
+        "-o",
+        "parent=lan0.10",
+        "v10b",
+    ]);
+    h.ok(&["rm", "-f", "v10-a", "v10-b"]);
+    h.ok(&["network", "rm", "v10"]);
+    assert!(
+        h.run("ip", &["link", "show", "lan0.10"]).code == 0,
+        "removed while v10b uses it"
+    );
+    h.ok(&["network", "rm", "v10b"]);
+    assert!(
+        h.run("ip", &["link", "show", "lan0.10"]).code != 0,
+        "berth's VLAN link outlived its networks"
+    );
+    assert_eq!(h.kernel_state(), before);
+    // A VLAN link that was there before is used, and left alone.
+    h.sh("ip link add link lan1 name lan1.20 type vlan id 20 && ip link set lan1.20 up");
+    h.ok(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet",
+        "10.40.20.0/24",
+        "-o",
+        "parent=lan1.20",
+        "v20",
+    ]);
+    h.ok(&["network", "rm", "v20"]);
+    h.sh("ip link show lan1.20");
+    for (parent, want) in [
+        ("lan0.0", "invalid VLAN ID 0"),
+        ("lan0.4095", "accepted: 1-4094"),
+        ("nope.5", "base interface nope does not exist"),
+    ] {
+        let line = h.fails(&[
+            "network",
+            "create",
+            "-d",
+            "macvlan",
+            "--subnet",
+            "10.40.30.0/24",
+            "-o",
+            &format!("parent={parent}"),
+            "bad",
+        ]);
+        assert!(line.contains(want), "{parent}: {line}");
+    }
+}
+
+#[test]
+#[ignore = "needs ipvlan, 802.1q and dummy links: runs in cargo xtask vmtest"]
+fn ipvlan_l2_l3_and_l3s() {
+    let h = lan_host();
+    // One parent has one ipvlan mode: l2 on lan0, l3 and l3s on two VLANs.
+    h.ok(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        "10.41.0.0/24",
+        "-o",
+        "parent=lan0",
+        "l2",
+    ]);
+    h.ok(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        "10.42.0.0/24",
+        "-o",
+        "parent=lan1.30",
+        "-o",
+        "ipvlan_mode=l3",
+        "l3",
+    ]);
+    h.ok(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        "10.43.0.0/24",
+        "-o",
+        "parent=lan1.31",
+        "-o",
+        "ipvlan_mode=l3s",
+        "l3s",
+    ]);
+    for net in ["l2", "l3", "l3s"] {
+        pair_talks(&h, net);
+    }
+    let l2 = h.ok(&["exec", "l2-a", "--", "ip", "-d", "-o", "link", "show", "eth0"]);
+    assert!(l2.contains("ipvlan  mode l2 bridge"), "{l2}");
+    let r = h.ok(&["exec", "l2-a", "--", "ip", "route", "show", "default"]);
+    assert!(r.contains("via 10.41.0.1 dev eth0"), "{r}");
+    for net in ["l3", "l3s"] {
+        let l = h.ok(&[
+            "exec",
+            &format!("{net}-a"),
+            "--",
+            "ip",
+            "-d",
+            "-o",
+            "link",
+            "show",
+            "eth0",
+        ]);
+        assert!(l.contains(&format!("ipvlan  mode {net} ")), "{l}");
+        let r = h.ok(&[
+            "exec",
+            &format!("{net}-a"),
+            "--",
+            "ip",
+            "route",
+            "show",
+            "default",
+        ]);
+        assert!(r.starts_with("default dev eth0"), "{net}: {r}");
+    }
+    // The parent's mode and kind are the parent's: refused up front.
+    let line = h.fails(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        "10.44.0.0/24",
+        "-o",
+        "parent=lan0",
+        "-o",
+        "ipvlan_mode=l3",
+        "x",
+    ]);
+    assert!(line.contains("used by ipvlan network l2 in mode l2"), "{line}");
+    let line = h.fails(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet",
+        "10.44.0.0/24",
+        "-o",
+        "parent=lan0",
+        "x",
+    ]);
+    assert!(
+        line.contains("macvlan and ipvlan cannot share a parent"),
+        "{line}"
+    );
+    let line = h.fails(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        "10.44.0.0/24",
+        "-o",
+        "parent=lan0",
+        "-o",
+        "ipvlan_mode=l4",
+        "x",
+    ]);
+    assert!(line.contains("accepted: l2, l3, l3s"), "{line}");
+    let line = h.fails(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        "10.44.0.0/24",
+        "-o",
+        "parent=lan0",
+        "-o",
+        "ipvlan_flag=open",
+        "x",
+    ]);
+    assert!(line.contains("accepted: bridge, private, vepa"), "{line}");
+}
+
+#[test]
+#[ignore = "needs ipvlan, 802.1q and dummy links: runs in cargo xtask vmtest"]
+fn no_parent_means_an_internal_network_on_a_dummy_of_its_own() {
+    let h = lan_host();
+    let before = h.kernel_state();
+    for driver in ["macvlan", "ipvlan"] {
+        let id = h
+            .ok(&["network", "create", "-d", driver, &format!("{driver}-alone")])
+            .trim()
+            .to_owned();
+        let dm = format!("dm-{}", &id[..12]);
+        assert!(link(&h, &dm).contains(" dummy "), "{}", link(&h, &dm));
+        let v: Value =
+            serde_json::from_str(&h.ok(&["network", "inspect", &format!("{driver}-alone")])).unwrap();
+        assert_eq!(v[0]["Internal"], true);
+        pair_talks(&h, &format!("{driver}-alone"));
+        let r = h.ok(&[
+            "exec",
+            &format!("{driver}-alone-a"),
+            "--",
+            "ip",
+            "route",
+            "show",
+            "default",
+        ]);
+        assert!(
+            r.trim().is_empty(),
+            "an internal network has a default route: {r}"
+        );
+        h.ok(&[
+            "rm",
+            "-f",
+            &format!("{driver}-alone-a"),
+            &format!("{driver}-alone-b"),
+        ]);
+        h.ok(&["network", "rm", &format!("{driver}-alone")]);
+        assert!(
+            h.run("ip", &["link", "show", &dm]).code != 0,
+            "{dm} outlived its network"
+        );
+    }
+    assert_eq!(h.kernel_state(), before);
+}
+
+#[test]
+#[ignore = "needs ipvlan, 802.1q and dummy links: runs in cargo xtask vmtest"]
+fn ipvlan_conforms() {
+    use berth_testkit::conformance::{CHECKS, Case, Outcome, run};
+    let outcomes = run(berth(), &Case::sublink("ipvlan", &[]));
+    // One line that `cargo xtask test-drivers` reads from the console:
+    // the VM's /init prints this file after the tests.
+    use std::io::Write;
+    let mut reports = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/run/vmtest-reports")
+        .expect("the reports file");
+    writeln!(
+        reports,
+        "CONFORMANCE ipvlan {}",
+        outcomes
+            .iter()
+            .map(|o| o.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+    .expect("writing a report");
+    let failures: Vec<String> = CHECKS
+        .iter()
+        .zip(&outcomes)
+        .filter_map(|(c, o)| match o {
+            Outcome::Fail(why) => Some(format!("{c}: {why}")),
+            _ => None,
+        })
+        .collect();
+    assert!(failures.is_empty(), "ipvlan:\n{}", failures.join("\n"));
+    let _ = VM;
 }

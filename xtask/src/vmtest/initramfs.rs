@@ -165,6 +165,10 @@ pub const PASSED: i32 = (0x10 << 1) | 1;
 /// See [`PASSED`].
 pub const FAILED: i32 = (0x11 << 1) | 1;
 
+/// Where VM tests append report lines (such as `CONFORMANCE …`) that /init
+/// prints after the tests, out of the way of the test harness's output.
+pub const REPORTS: &str = "/run/vmtest-reports";
+
 /// The line /init prints when the modules are loaded and the tests start.
 pub const READY: &str = "vmtest: ready";
 
@@ -213,6 +217,8 @@ booted=$(dmesg | wc -l)
 {test} {args}
 rc=$?
 echo "vmtest: the tests exited with $rc after $(cut -d' ' -f1 /proc/uptime) s of uptime"
+# Reports the tests left for the host (the conformance rows).
+cat {REPORTS} 2>/dev/null
 if [ $rc -eq 0 ]; then quit 020; fi
 echo "vmtest: kernel messages during the tests (last 40):"
 dmesg | tail -n +$((booted + 1)) | tail -n 40
