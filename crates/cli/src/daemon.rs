@@ -22,6 +22,23 @@ pub struct DaemonArgs {
     /// /etc/resolv.conf only names its local stub).
     #[arg(long)]
     resolv_conf: Option<PathBuf>,
+    /// Directory of shared-library network plugins (repeatable)
+    /// [default: /usr/lib/berth/plugins and /etc/berth/plugins].
+    #[arg(long = "plugin-dir", value_name = "DIR")]
+    plugin_dir: Vec<PathBuf>,
+    /// Directory of Docker network plugin sockets (repeatable) [default: /run/docker/plugins].
+    #[arg(long = "docker-plugin-dir", value_name = "DIR")]
+    docker_plugin_dir: Vec<PathBuf>,
+    /// Directory of Docker plugin .spec and .json files (repeatable)
+    /// [default: /etc/docker/plugins and /usr/lib/docker/plugins].
+    #[arg(long = "docker-plugin-spec-dir", value_name = "DIR")]
+    docker_plugin_spec_dir: Vec<PathBuf>,
+    /// Directory of CNI network configuration lists.
+    #[arg(long = "cni-config-dir", default_value = "/etc/cni/net.d")]
+    cni_config_dir: PathBuf,
+    /// Where CNI plugin programs are, `:`-separated.
+    #[arg(long = "cni-path", default_value = "/opt/cni/bin:/usr/lib/cni")]
+    cni_path: String,
     /// Log filter (error, warn, info, debug, trace).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -47,6 +64,11 @@ fn default_resolv_conf() -> PathBuf {
     }
 }
 
+/// The given directories, or the defaults when none were given.
+fn or(given: Vec<PathBuf>, defaults: &[&str]) -> Vec<PathBuf> {
+    if given.is_empty() { defaults.iter().map(PathBuf::from).collect() } else { given }
+}
+
 /// Runs the daemon until SIGINT or SIGTERM.
 pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
     let socket = client::socket_path(host.unwrap_or(&client::default_host()))?;
@@ -63,6 +85,13 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
         data_root: args.data_root.unwrap_or_else(client::default_data_root),
         exec_root: args.exec_root.unwrap_or_else(client::default_exec_root),
         resolv_conf: args.resolv_conf.unwrap_or_else(default_resolv_conf),
+        plugins: berth_engine::plugins::PluginConfig {
+            plugin_dirs: or(args.plugin_dir, &["/usr/lib/berth/plugins", "/etc/berth/plugins"]),
+            docker_socket_dirs: or(args.docker_plugin_dir, &["/run/docker/plugins"]),
+            docker_spec_dirs: or(args.docker_plugin_spec_dir, &["/etc/docker/plugins", "/usr/lib/docker/plugins"]),
+            cni_config_dir: args.cni_config_dir,
+            cni_path: args.cni_path.split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect(),
+        },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

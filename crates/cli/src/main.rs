@@ -73,6 +73,9 @@ enum Cmd {
     },
     /// Show the daemon's configuration and drivers.
     Info,
+    /// Manage network plugins.
+    #[command(subcommand)]
+    Plugin(PluginCmd),
     #[command(name = "__shim", hide = true)]
     Shim {
         spec: String,
@@ -146,6 +149,19 @@ enum NetworkCmd {
         /// Container.
         container: String,
     },
+}
+
+#[derive(Subcommand)]
+enum PluginCmd {
+    /// List plugins: name, transport, path, ABI version, status.
+    #[command(alias = "list")]
+    Ls {
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Discover plugins again.
+    Reload,
 }
 
 #[derive(Args)]
@@ -357,6 +373,16 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let body = connect(host)?.get_bytes(&format!("/containers/{}/logs", enc(&container)))?;
             use std::io::Write;
             std::io::stdout().write_all(&body)?;
+            Ok(0)
+        }
+        Cmd::Plugin(PluginCmd::Ls { format }) => {
+            let list = connect(host)?.call("GET", "/plugins", None)?;
+            output::plugins(&list, &format)?;
+            Ok(0)
+        }
+        Cmd::Plugin(PluginCmd::Reload) => {
+            let list = connect(host)?.call("POST", "/plugins/reload", None)?;
+            output::plugins(&list, "table")?;
             Ok(0)
         }
         Cmd::Info => {

@@ -64,6 +64,33 @@ pub fn networks(list: &Value, quiet: bool, format: &str, no_trunc: bool) -> Resu
     Ok(())
 }
 
+/// `plugin ls`.
+pub fn plugins(list: &Value, format: &str) -> Result<()> {
+    let items = list.as_array().cloned().unwrap_or_default();
+    match format {
+        "table" => {
+            let mut t = table(&["NAME", "TRANSPORT", "ABI", "STATUS", "PATH"]);
+            for p in &items {
+                t.add_row(vec![
+                    s(&p["Name"]).to_owned(),
+                    s(&p["Transport"]).to_owned(),
+                    p["Abi"].as_u64().map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                    s(&p["Status"]).to_owned(),
+                    s(&p["Path"]).to_owned(),
+                ]);
+            }
+            print(&t);
+        }
+        "json" => {
+            for p in &items {
+                println!("{p}");
+            }
+        }
+        other => bail!("unknown format {other:?} (accepted: table, json)"),
+    }
+    Ok(())
+}
+
 /// Parses berth's own RFC 3339 timestamps into Unix seconds.
 fn unix(ts: &str) -> Option<i64> {
     let (date, time) = ts.split_once('T')?;

@@ -171,6 +171,16 @@ pub struct Endpoint<'a> {
 pub struct Attachment {
     /// The host-side interface, where there is one (the veth on a bridge).
     pub host_ifname: Option<String>,
+    /// Addresses the driver chose itself (drivers that do their own
+    /// addressing, such as CNI chains); empty when the engine's were used.
+    #[serde(default)]
+    pub addresses: Vec<IpNet>,
+    /// Gateways the driver chose itself, for `inspect`.
+    #[serde(default)]
+    pub gateways: Vec<IpAddr>,
+    /// The interface's MAC, when the driver chose it.
+    #[serde(default)]
+    pub mac: Option<String>,
 }
 
 /// A network mode: what `-d NAME` selects.

@@ -161,6 +161,7 @@ impl NetworkDriver for Bridge {
         }
         Ok(Attachment {
             host_ifname: Some(host_if),
+            ..Default::default()
         })
     }
 

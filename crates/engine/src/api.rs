@@ -244,6 +244,14 @@ async fn container_logs(State(e): Eng, UrlPath(id): UrlPath<String>) -> ApiResul
     Ok(e.logs(&id)?)
 }
 
+async fn plugin_list(State(e): Eng) -> Json<Value> {
+    Json(json!(e.plugins()))
+}
+
+async fn plugin_reload(State(e): Eng) -> Json<Value> {
+    Json(json!(e.reload_plugins().await))
+}
+
 async fn not_found(uri: Uri) -> ApiError {
     ApiError(Error::NotFound(format!("no such endpoint: {}", uri.path())))
 }
@@ -266,6 +274,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/started", post(container_started))
         .route("/containers/{id}/exited", post(container_exited))
         .route("/containers/{id}/logs", get(container_logs))
+        .route("/plugins", get(plugin_list))
+        .route("/plugins/reload", post(plugin_reload))
         .fallback(not_found)
         .with_state(engine)
 }

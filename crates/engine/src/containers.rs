@@ -393,6 +393,16 @@ impl Engine {
             )
             .await?;
         ep.host_ifname = att.host_ifname;
+        // Drivers that address their interfaces themselves (CNI) say how.
+        if !att.addresses.is_empty() {
+            ep.addresses = att.addresses;
+        }
+        if !att.gateways.is_empty() {
+            ep.gateways = att.gateways;
+        }
+        if let Some(mac) = att.mac {
+            ep.mac = mac;
+        }
         Ok(())
     }
 

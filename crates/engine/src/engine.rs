@@ -26,6 +26,8 @@ pub struct Config {
     pub exec_root: PathBuf,
     /// The host's resolv.conf, read for containers' resolv.conf.
     pub resolv_conf: PathBuf,
+    /// Where third-party drivers come from.
+    pub plugins: crate::plugins::PluginConfig,
 }
 
 impl Config {
@@ -79,7 +81,10 @@ pub struct Engine {
     pub(crate) store: Store,
     pub(crate) ctx: Context,
     pub(crate) host_sandbox: Arc<Sandbox>,
-    pub(crate) drivers: BTreeMap<String, Arc<dyn NetworkDriver>>,
+    /// Built-in drivers and loaded plugins, by `-d` name.
+    pub(crate) drivers: std::sync::RwLock<BTreeMap<String, Arc<dyn NetworkDriver>>>,
+    /// What plugin discovery found, loaded or not.
+    pub(crate) plugins: Mutex<Vec<crate::plugins::PluginInfo>>,
     pub(crate) state: Mutex<State>,
     pub(crate) sandboxes: Mutex<HashMap<String, Arc<Sandbox>>>,
     pub(crate) dns: Arc<crate::dns::Resolver>,
@@ -185,13 +190,7 @@ impl Engine {
             path: cfg.host_netns(),
         });
         let mut drivers: BTreeMap<String, Arc<dyn NetworkDriver>> = BTreeMap::new();
-        for d in [
-            Arc::new(berth_driver_bridge::Bridge) as Arc<dyn NetworkDriver>,
-            Arc::new(berth_driver_host::Host),
-            Arc::new(berth_driver_none::Null),
-            Arc::new(berth_driver_macvlan::Macvlan),
-            Arc::new(berth_driver_ipvlan::Ipvlan),
-        ] {
+        for d in crate::plugins::builtin(&cfg.plugins) {
             drivers.insert(d.name().to_owned(), d);
         }
         let features = berth_core::Features::probe().await?;
@@ -210,12 +209,14 @@ impl Engine {
                 networks: Default::default(),
             },
             host_sandbox,
-            drivers,
+            drivers: std::sync::RwLock::new(drivers),
+            plugins: Mutex::new(Vec::new()),
             state: Mutex::new(State::default()),
             sandboxes: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
             _lock: lock,
         });
+        engine.reload_plugins().await;
         engine.restore().await?;
         Ok(engine)
     }
@@ -232,10 +233,11 @@ impl Engine {
     /// The driver for `-d NAME`, aliases included.
     pub(crate) fn driver(&self, name: &str) -> Result<Arc<dyn NetworkDriver>> {
         let name = ALIASES.iter().find(|(a, _)| *a == name).map_or(name, |(_, d)| d);
-        self.drivers.get(name).cloned().ok_or_else(|| {
+        let drivers = self.drivers.read().unwrap_or_else(|p| p.into_inner());
+        drivers.get(name).cloned().ok_or_else(|| {
             Error::invalid(format!(
                 "unknown driver {name:?} (known: {})",
-                self.drivers
+                drivers
                     .keys()
                     .map(String::as_str)
                     .chain(ALIASES.iter().map(|(a, _)| *a))
@@ -249,9 +251,48 @@ impl Engine {
     /// the running kernel supports it.
     pub fn drivers(&self) -> Vec<(String, berth_core::Capabilities, std::result::Result<(), String>)> {
         self.drivers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
             .iter()
             .map(|(n, d)| (n.clone(), d.capabilities(), d.supported(&self.ctx.features)))
             .collect()
+    }
+
+    /// Discovers plugins again: new ones become drivers, gone ones stop
+    /// being drivers (their networks stay, and say so when used). Built-in
+    /// drivers cannot be replaced. Returns what was found.
+    pub async fn reload_plugins(&self) -> Vec<crate::plugins::PluginInfo> {
+        let found = crate::plugins::discover(&self.cfg.plugins).await;
+        let builtin: Vec<String> =
+            crate::plugins::builtin(&self.cfg.plugins).iter().map(|d| d.name().to_owned()).collect();
+        let mut infos = Vec::new();
+        {
+            let mut drivers = self.drivers.write().unwrap_or_else(|p| p.into_inner());
+            drivers.retain(|name, _| builtin.contains(name));
+            for mut p in found {
+                if builtin.contains(&p.info.name) || ALIASES.iter().any(|(a, _)| *a == p.info.name) {
+                    p.info.status = format!("refused: {:?} is a built-in driver", p.info.name);
+                    p.driver = None;
+                } else if drivers.contains_key(&p.info.name) {
+                    p.info.status = format!("refused: another plugin already provides {:?}", p.info.name);
+                    p.driver = None;
+                }
+                if let Some(d) = p.driver {
+                    drivers.insert(p.info.name.clone(), d);
+                }
+                if p.info.status != "loaded" {
+                    tracing::warn!(plugin = %p.info.name, path = %p.info.path, "{}", p.info.status);
+                }
+                infos.push(p.info);
+            }
+        }
+        *self.plugins.lock().unwrap_or_else(|p| p.into_inner()) = infos.clone();
+        infos
+    }
+
+    /// What the last discovery found.
+    pub fn plugins(&self) -> Vec<crate::plugins::PluginInfo> {
+        self.plugins.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Tells the drivers what networks exist now.

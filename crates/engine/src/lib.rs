@@ -18,6 +18,7 @@ pub mod ipam;
 pub mod model;
 mod names;
 mod networks;
+pub mod plugins;
 mod process;
 mod restore;
 pub mod store;

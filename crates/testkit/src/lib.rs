@@ -257,6 +257,12 @@ impl TestHost {
         self.env.clear();
     }
 
+    /// The directory this host's daemon loads shared-library plugins from
+    /// (also `docker-plugins`, `docker-plugin-specs` and `cni` beside it).
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.root.join("plugins")
+    }
+
     /// The data root.
     pub fn data_root(&self) -> PathBuf {
         self.root.join("data")
@@ -303,6 +309,15 @@ impl TestHost {
             .arg(self.data_root())
             .arg("--exec-root")
             .arg(self.exec_root())
+            // Plugins only from this host's own directories, never the machine's.
+            .arg("--plugin-dir")
+            .arg(self.plugin_dir())
+            .arg("--docker-plugin-dir")
+            .arg(self.root.join("docker-plugins"))
+            .arg("--docker-plugin-spec-dir")
+            .arg(self.root.join("docker-plugin-specs"))
+            .arg("--cni-config-dir")
+            .arg(self.root.join("cni"))
             .args(extra)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())

