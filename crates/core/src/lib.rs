@@ -17,6 +17,7 @@ pub mod link;
 pub mod netns;
 pub mod nft;
 pub mod parent;
+pub mod protocol;
 
 pub use async_trait::async_trait;
 pub use driver::{

@@ -8,6 +8,10 @@
 //! `-d NAME`. Discovery never fails the daemon: a plugin that cannot be
 //! loaded is listed with the reason.
 
+mod cni;
+mod docker;
+mod shared;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -54,18 +58,22 @@ pub struct Found {
     pub driver: Option<Arc<dyn NetworkDriver>>,
 }
 
-/// The drivers that are always there.
-pub fn builtin(_cfg: &PluginConfig) -> Vec<Arc<dyn NetworkDriver>> {
-    vec![
+/// The drivers that are always there (the `cni` one runs CNI plugins).
+pub fn builtin(cfg: &PluginConfig) -> Vec<Arc<dyn NetworkDriver>> {
+    let mut v: Vec<Arc<dyn NetworkDriver>> = vec![
         Arc::new(berth_driver_bridge::Bridge),
         Arc::new(berth_driver_host::Host),
         Arc::new(berth_driver_none::Null),
         Arc::new(berth_driver_macvlan::Macvlan),
         Arc::new(berth_driver_ipvlan::Ipvlan),
-    ]
+    ];
+    v.extend(cni::driver(cfg));
+    v
 }
 
 /// Looks for plugins of every transport.
-pub async fn discover(_cfg: &PluginConfig) -> Vec<Found> {
-    Vec::new()
+pub async fn discover(cfg: &PluginConfig) -> Vec<Found> {
+    let mut found = shared::discover(cfg).await;
+    found.extend(docker::discover(cfg).await);
+    found
 }
