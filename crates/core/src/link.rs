@@ -2,7 +2,7 @@
 //! driver needs, each idempotent where its doc says so.
 
 use std::net::IpAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 
 use futures_util::TryStreamExt;
 use ipnet::IpNet;
@@ -395,6 +395,33 @@ pub async fn loopback_up(handle: &Handle) -> Result<()> {
     set_up(handle, 1).await
 }
 
+/// Brings `lo` up in the calling thread's namespace, synchronously (one
+/// ioctl), for code that runs on a thread inside a new namespace and binds
+/// loopback addresses next: a socket bound to 127.0.0.11 while `lo` is down
+/// answers from 127.0.0.1, which resolvers reject.
+pub fn loopback_up_here() -> std::io::Result<()> {
+    // SAFETY: plain socket, ioctl on a zeroed ifreq naming "lo", close.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fd = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (d, s) in req.ifr_name.iter_mut().zip(b"lo") {
+            *d = *s as libc::c_char;
+        }
+        if libc::ioctl(fd.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(fd.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
 /// Adds a default route through a device, with no gateway, like `ip route
 /// add default dev INDEX` (ipvlan l3 and l3s, where every address is
 /// on-link). An existing default route of the same family is replaced.
@@ -430,4 +457,38 @@ pub async fn add_sublink_into(handle: &Handle, mut msg: LinkMessage, ns: &Netns,
         ))),
         r => r.map_err(|e| Error::netlink(format!("creating {what}"), e)),
     }
+}
+
+/// Moves the link `name` of the handle's namespace into `ns` and renames it
+/// `new_name` there, in one `RTM_SETLINK`, like `ip link set NAME netns NS
+/// name NEW`. Docker network plugins hand the engine an interface made in
+/// the host this way. Fails with `ENODEV` when there is no such link and
+/// `EEXIST` when `ns` already has a link called `new_name`; on failure the
+/// link stays where it was. Needs `CAP_NET_ADMIN` over both namespaces.
+pub async fn move_link(handle: &Handle, name: &str, ns: &Netns, new_name: &IfName) -> Result<()> {
+    let what = || format!("moving {name} into the sandbox as {new_name}");
+    let link = get(handle, name)
+        .await?
+        .ok_or_else(|| Error::kernel(what(), std::io::Error::from_raw_os_error(libc::ENODEV)))?;
+    let msg = LinkUnspec::new_with_index(link.index)
+        .setns_by_fd(ns.as_raw_fd())
+        .name(new_name.as_str())
+        .build();
+    handle
+        .link()
+        .set(msg)
+        .execute()
+        .await
+        .map_err(|e| Error::netlink(what(), e))
+}
+
+/// Sets a link's MAC address, like `ip link set dev INDEX address MAC`.
+/// Some kinds (veth among them) take it only while the link is down.
+pub async fn set_mac(handle: &Handle, index: u32, mac: [u8; 6]) -> Result<()> {
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(index).address(mac.to_vec()).build())
+        .execute()
+        .await
+        .map_err(|e| Error::netlink(format!("setting the MAC address of link {index}"), e))
 }

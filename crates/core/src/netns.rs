@@ -97,10 +97,20 @@ impl Netns {
     /// at `path` (as `ip netns add` does under `/run/netns`), so that it
     /// outlives every process in it. Returns it open.
     pub fn create_pinned(path: &Path) -> Result<Self> {
+        Self::create_pinned_with(path, || Ok(())).map(|(ns, ())| ns)
+    }
+
+    /// Like [`Netns::create_pinned`], and runs `f` inside the new namespace
+    /// on the same short-lived thread (to open sockets there without
+    /// entering it again). Nothing is left behind when `f` fails.
+    pub fn create_pinned_with<T: Send>(
+        path: &Path,
+        f: impl FnOnce() -> io::Result<T> + Send,
+    ) -> Result<(Self, T)> {
         let ctx = |what: &str, e: io::Error| Error::kernel(format!("{what} {}", path.display()), e);
         File::create(path).map_err(|e| ctx("creating namespace file", e))?;
         let made = thread::scope(|s| {
-            s.spawn(|| -> Result<Self> {
+            s.spawn(|| -> Result<(Self, T)> {
                 unshare(CloneFlags::CLONE_NEWNET)
                     .map_err(|e| Error::kernel("creating network namespace", e.into()))?;
                 mount(
@@ -111,7 +121,15 @@ impl Netns {
                     None::<&str>,
                 )
                 .map_err(|e| ctx("pinning network namespace at", e.into()))?;
-                Self::current()
+                let ns = Self::current()?;
+                let extra = f().map_err(|e| Error::kernel("setting up the new network namespace", e));
+                match extra {
+                    Ok(t) => Ok((ns, t)),
+                    Err(e) => {
+                        let _ = umount2(path, MntFlags::MNT_DETACH);
+                        Err(e)
+                    }
+                }
             })
             .join()
             .unwrap_or_else(|p| panic::resume_unwind(p))

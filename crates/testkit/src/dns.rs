@@ -44,46 +44,59 @@ pub fn query_bytes(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {
     m.to_vec().expect("encoding a query")
 }
 
-fn parse(bytes: &[u8], took: Duration) -> Answer {
-    let m = Message::from_vec(bytes).expect("the resolver's answer parses");
-    Answer {
+fn parse(bytes: &[u8], took: Duration) -> Result<Answer, String> {
+    let m = Message::from_vec(bytes).map_err(|e| format!("the answer does not parse: {e}"))?;
+    Ok(Answer {
         rcode: m.metadata.response_code,
         records: m.answers.iter().map(|r| r.data.to_string()).collect(),
         took,
-    }
+    })
 }
 
 /// Asks `server` (UDP, or TCP when `tcp`) from inside the namespace at
 /// `ns`; `None` when nothing came back within 3 s.
 pub fn ask(ns: &Path, server: SocketAddr, name: &str, qtype: RecordType, tcp: bool) -> Option<Answer> {
+    try_ask(ns, server, name, qtype, tcp).ok()
+}
+
+/// [`ask`], with the reason when no answer came back within 3 s.
+pub fn try_ask(
+    ns: &Path,
+    server: SocketAddr,
+    name: &str,
+    qtype: RecordType,
+    tcp: bool,
+) -> Result<Answer, String> {
     let ns = ns.to_owned();
     let name = name.to_owned();
-    thread::spawn(move || -> Option<Answer> {
-        enter(&ns).ok()?;
+    thread::spawn(move || -> Result<Answer, String> {
+        enter(&ns).map_err(|e| format!("entering {}: {e}", ns.display()))?;
         let q = query_bytes(0x4242, &name, qtype);
         let start = Instant::now();
+        let io = |what: &'static str| move |e: std::io::Error| format!("{what}: {e}");
         if tcp {
-            let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(3)).ok()?;
-            s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+            let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(3)).map_err(io("connect"))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))
+                .map_err(io("timeout"))?;
             s.write_all(&[&(q.len() as u16).to_be_bytes()[..], &q].concat())
-                .ok()?;
+                .map_err(io("write"))?;
             let mut len = [0u8; 2];
-            s.read_exact(&mut len).ok()?;
+            s.read_exact(&mut len).map_err(io("read"))?;
             let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
-            s.read_exact(&mut buf).ok()?;
-            Some(parse(&buf, start.elapsed()))
+            s.read_exact(&mut buf).map_err(io("read"))?;
+            parse(&buf, start.elapsed())
         } else {
-            let s = UdpSocket::bind(("0.0.0.0", 0)).ok()?;
-            s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-            s.send_to(&q, server).ok()?;
+            let s = UdpSocket::bind(("0.0.0.0", 0)).map_err(io("bind"))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))
+                .map_err(io("timeout"))?;
+            s.send_to(&q, server).map_err(io("send"))?;
             let mut buf = [0u8; 4096];
-            let n = s.recv(&mut buf).ok()?;
-            Some(parse(&buf[..n], start.elapsed()))
+            let n = s.recv(&mut buf).map_err(io("recv"))?;
+            parse(&buf[..n], start.elapsed())
         }
     })
     .join()
-    .ok()
-    .flatten()
+    .map_err(|_| "the asking thread panicked".to_string())?
 }
 
 /// Sends `count` datagrams (every `garbage_every`th one random bytes, the

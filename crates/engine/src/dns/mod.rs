@@ -24,6 +24,7 @@ use berth_core::{Netns, Result};
 
 pub use answer::{Action, Client, Target, View, Zone, answer, query};
 pub(crate) use serve::Listener;
+pub use serve::{Sockets, bind};
 
 /// The address the resolver answers on inside each container.
 pub const ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 11);
@@ -158,6 +159,17 @@ impl Resolver {
     /// Replaces a listener it may already have.
     pub fn listen(self: &Arc<Self>, id: &str, ns: &Netns) -> Result<()> {
         let listener = serve::listen(self.clone(), id.to_owned(), ns)?;
+        self.listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_owned(), listener);
+        Ok(())
+    }
+
+    /// Like [`Resolver::listen`], with sockets already bound by [`bind`]
+    /// inside the container's namespace.
+    pub fn serve(self: &Arc<Self>, id: &str, sockets: Sockets) -> Result<()> {
+        let listener = serve::serve(self.clone(), id.to_owned(), sockets)?;
         self.listeners
             .lock()
             .unwrap_or_else(|p| p.into_inner())

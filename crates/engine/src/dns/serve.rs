@@ -46,19 +46,33 @@ impl Drop for Listener {
     }
 }
 
+/// The resolver's sockets of one container, bound but not served yet.
+pub struct Sockets {
+    udp: std::net::UdpSocket,
+    tcp: std::net::TcpListener,
+}
+
+/// Binds 127.0.0.11:53 (UDP and TCP) in the calling thread's namespace:
+/// call it on a thread inside the container's namespace.
+pub fn bind() -> io::Result<Sockets> {
+    let addr = SocketAddr::from((ADDRESS, 53));
+    let udp = std::net::UdpSocket::bind(addr)?;
+    udp.set_nonblocking(true)?;
+    let tcp = std::net::TcpListener::bind(addr)?;
+    tcp.set_nonblocking(true)?;
+    Ok(Sockets { udp, tcp })
+}
+
 /// Opens the sockets inside `ns` and starts serving them.
 pub(super) fn listen(resolver: Arc<Resolver>, id: String, ns: &Netns) -> Result<Listener> {
-    let addr = SocketAddr::from((ADDRESS, 53));
-    let (udp, tcp) = ns.run(|| {
-        let udp = std::net::UdpSocket::bind(addr)?;
-        udp.set_nonblocking(true)?;
-        let tcp = std::net::TcpListener::bind(addr)?;
-        tcp.set_nonblocking(true)?;
-        Ok((udp, tcp))
-    })?;
+    serve(resolver, id, ns.run(bind)?)
+}
+
+/// Starts serving sockets made by [`bind`].
+pub(super) fn serve(resolver: Arc<Resolver>, id: String, s: Sockets) -> Result<Listener> {
     let ctx = |e: io::Error| Error::kernel("registering the resolver's sockets", e);
-    let udp = Arc::new(UdpSocket::from_std(udp).map_err(ctx)?);
-    let tcp = TcpListener::from_std(tcp).map_err(ctx)?;
+    let udp = Arc::new(UdpSocket::from_std(s.udp).map_err(ctx)?);
+    let tcp = TcpListener::from_std(s.tcp).map_err(ctx)?;
     let forwards = Arc::new(Semaphore::new(MAX_FORWARDS));
     let tasks = vec![
         tokio::spawn(serve_udp(resolver.clone(), id.clone(), udp, forwards.clone())),
