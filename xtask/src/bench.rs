@@ -10,9 +10,16 @@
 //! - `attach`: attach a fresh sandbox to a bridge network (address, default
 //!   route, NAT) and detach it, with 1, 100 and 500 other sandboxes present;
 //!   against netavark and the CNI bridge plugin.
+//! - `dns`: the embedded resolver from inside a container: sequential
+//!   queries for a container name and for a forwarded name, and how soon a
+//!   new container's name resolves after its `run`; against aardvark-dns
+//!   (through netavark) and Docker's embedded DNS.
 
+mod aardvark;
 mod attach;
 mod cni;
+mod dns;
+mod docker;
 mod http;
 mod netavark;
 
@@ -27,7 +34,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 /// Every bench, in the order `cargo xtask bench` runs them.
-const BENCHES: &[(&str, Bench)] = &[("attach", attach::run)];
+const BENCHES: &[(&str, Bench)] = &[("attach", attach::run), ("dns", dns::run)];
 
 /// A bench's entry point, given the options after its name.
 type Bench = fn(&[String]) -> Result<()>;
@@ -106,18 +113,25 @@ fn warn_if_busy() {
 /// has died down, so that it does not land in the next subject's figures.
 /// Every subject gets the same quiet start.
 fn settle() {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    if let Some(busy) = settle_within(Duration::from_secs(30)) {
+        println!(
+            "WARNING: the machine stayed {:.0}% busy; figures will be noisy",
+            busy * 100.0
+        );
+    }
+}
+
+/// Waits like [`settle`], at most `limit`; the busy share when the machine
+/// did not get quiet in time.
+fn settle_within(limit: Duration) -> Option<f64> {
+    let deadline = Instant::now() + limit;
     loop {
         let busy = busy_share(Duration::from_millis(500));
         if busy < 0.10 {
-            return;
+            return None;
         }
-        if std::time::Instant::now() > deadline {
-            println!(
-                "WARNING: the machine stayed {:.0}% busy; figures will be noisy",
-                busy * 100.0
-            );
-            return;
+        if Instant::now() > deadline {
+            return Some(busy);
         }
     }
 }
@@ -230,9 +244,46 @@ impl Samples {
 
     /// The 90th percentile, nearest rank.
     fn p90(&self) -> Option<Duration> {
+        self.percentile(90)
+    }
+
+    /// The 99th percentile, nearest rank.
+    fn p99(&self) -> Option<Duration> {
+        self.percentile(99)
+    }
+
+    /// The `p`th percentile (1 to 100), nearest rank.
+    fn percentile(&self, p: usize) -> Option<Duration> {
         let v = self.sorted();
-        let rank = (v.len() * 9).div_ceil(10);
+        let rank = (v.len() * p).div_ceil(100);
         v.get(rank.max(1) - 1).copied()
+    }
+}
+
+/// Prints a table: columns padded to their widest cell, joined by ` | `.
+fn print_table(header: &[String], body: &[Vec<String>]) {
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            body.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+            .trim_end()
+            .to_owned()
+    };
+    println!("{}", line(header));
+    for r in body {
+        println!("{}", line(r));
     }
 }
 
@@ -243,6 +294,15 @@ fn ms(d: Duration) -> String {
         format!("{m:.2} ms")
     } else {
         format!("{m:.1} ms")
+    }
+}
+
+/// Microseconds below 1 ms, else as [`ms`].
+fn us(d: Duration) -> String {
+    if d < Duration::from_millis(1) {
+        format!("{} µs", d.as_micros())
+    } else {
+        ms(d)
     }
 }
 
@@ -260,6 +320,9 @@ mod tests {
         assert_eq!(samples(&[4, 1, 2, 3]).median(), Some(Duration::from_micros(2500)));
         let s = samples(&(1..=10).collect::<Vec<_>>());
         assert_eq!(s.p90(), Some(Duration::from_millis(9)));
+        let s = samples(&(1..=200).collect::<Vec<_>>());
+        assert_eq!(s.p99(), Some(Duration::from_millis(198)));
+        assert_eq!(samples(&[5]).p99(), Some(Duration::from_millis(5)));
         assert_eq!(Samples::default().median(), None);
     }
 
@@ -267,5 +330,7 @@ mod tests {
     fn milliseconds_keep_two_figures() {
         assert_eq!(ms(Duration::from_micros(1234)), "1.23 ms");
         assert_eq!(ms(Duration::from_micros(34_567)), "34.6 ms");
+        assert_eq!(us(Duration::from_nanos(78_900)), "78 µs");
+        assert_eq!(us(Duration::from_micros(1234)), "1.23 ms");
     }
 }

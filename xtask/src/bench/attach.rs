@@ -527,32 +527,6 @@ fn ratio(a: Option<Duration>, b: Option<Duration>) -> Option<f64> {
     (!b.is_zero()).then(|| a.as_secs_f64() / b.as_secs_f64())
 }
 
-fn print_table(header: &[String], body: &[Vec<String>]) {
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            body.iter()
-                .map(|r| r[i].chars().count())
-                .chain([header[i].chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let line = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join(" | ")
-            .trim_end()
-            .to_owned()
-    };
-    println!("{}", line(header));
-    for r in body {
-        println!("{}", line(r));
-    }
-}
-
 fn report(rows: &[Row], peers: &[Peer], n: usize) {
     let mut header: Vec<String> = [
         "others",
@@ -617,14 +591,14 @@ fn report(rows: &[Row], peers: &[Peer], n: usize) {
             line.push(cell.unwrap_or_else(|| "—".into()));
         }
     }
-    print_table(&mheader, &body);
+    super::print_table(&mheader, &body);
     println!(
         "peer/berth: the peer's attach ÷ berth's API attach / the peer's detach ÷ berth's API detach \
          (times slower than berth)"
     );
     println!();
     println!("p90 of the same runs");
-    print_table(&header, &timings(p90, &mut cut));
+    super::print_table(&header, &timings(p90, &mut cut));
     if cut {
         println!(
             "* the loop hit its {} s time bound before {n} rounds; see the progress lines for the count",

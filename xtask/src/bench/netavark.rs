@@ -1,7 +1,8 @@
 //! netavark (podman's network stack) as a bench peer: `netavark setup` and
 //! `teardown` of pinned namespaces on one bridge network, with the
 //! iptables firewall (the only one 1.4 has), run inside a host namespace of
-//! its own so its rules never mix with another peer's.
+//! its own so its rules never mix with another peer's. The DNS bench uses
+//! the same network with `dns_enabled` (see `aardvark.rs`).
 
 use std::fs;
 use std::net::Ipv4Addr;
@@ -21,7 +22,8 @@ pub const BIN: &str = "/usr/lib/podman/netavark";
 pub const INSTALL: &str = "apt-get install netavark";
 
 const SUBNET: &str = "10.89.0.0/16";
-const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 89, 0, 1);
+/// The `bench` network's gateway (where aardvark-dns answers, with DNS on).
+pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 89, 0, 1);
 /// The probe's address, away from the others' (10.89.0.2 upwards).
 const PROBE_IP: Ipv4Addr = Ipv4Addr::new(10, 89, 200, 1);
 const PROBE_ID: u64 = 0xffff_ffff;
@@ -53,21 +55,37 @@ impl Netavark {
 
     /// `netavark --config DIR VERB NS < opts`, timed.
     fn exec(&self, verb: &str, ns: &Path, opts: &str) -> Result<Duration> {
-        let mut cmd = Command::new(BIN);
-        cmd.env("NETAVARK_FW", "iptables")
-            .arg("--config")
-            .arg(&self.config)
-            .arg(verb)
-            .arg(ns);
+        let mut cmd = command(&self.config, None, verb, ns);
         let what = format!("netavark {verb} {}", ns.display());
         Ok(super::timed_in(&self.host.ns, &mut cmd, opts, &what)?.0)
     }
+}
+
+/// `netavark --config CONFIG [-a AARDVARK] VERB NS` with the iptables
+/// firewall; the options go to its stdin.
+pub fn command(config: &Path, aardvark: Option<&Path>, verb: &str, ns: &Path) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("NETAVARK_FW", "iptables").arg("--config").arg(config);
+    if let Some(a) = aardvark {
+        cmd.arg("-a").arg(a);
+    }
+    cmd.arg(verb).arg(ns);
+    cmd
 }
 
 /// The options podman would send for container `id` with a static address
 /// on the `bench` network (podman does its own IPAM and always passes the
 /// address).
 fn options(id: u64, name: &str, ip: Ipv4Addr) -> String {
+    options_with(id, name, ip, false)
+}
+
+/// [`options`] on the `bench` network with aardvark-dns answering for it.
+pub fn dns_options(id: u64, name: &str, ip: Ipv4Addr) -> String {
+    options_with(id, name, ip, true)
+}
+
+fn options_with(id: u64, name: &str, ip: Ipv4Addr, dns: bool) -> String {
     json!({
         "container_id": format!("{id:064x}"),
         "container_name": name,
@@ -84,7 +102,7 @@ fn options(id: u64, name: &str, ip: Ipv4Addr) -> String {
                 "subnets": [{ "subnet": SUBNET, "gateway": GATEWAY.to_string() }],
                 "ipv6_enabled": false,
                 "internal": false,
-                "dns_enabled": false,
+                "dns_enabled": dns,
                 "ipam_options": { "driver": "host-local" }
             }
         }
@@ -93,7 +111,7 @@ fn options(id: u64, name: &str, ip: Ipv4Addr) -> String {
 }
 
 /// The address of the `i`th other container: 10.89.0.2, .3, …
-fn other_ip(i: usize) -> Ipv4Addr {
+pub fn other_ip(i: usize) -> Ipv4Addr {
     Ipv4Addr::from(u32::from(GATEWAY) + i as u32)
 }
 
@@ -140,5 +158,8 @@ mod tests {
         assert_eq!(id.len(), 64);
         assert!(id.ends_with("07"));
         assert_eq!(v["networks"]["bench"]["static_ips"][0], "10.89.0.8");
+        assert_eq!(v["network_info"]["bench"]["dns_enabled"], false);
+        let v: serde_json::Value = serde_json::from_str(&dns_options(7, "o7", other_ip(7))).unwrap();
+        assert_eq!(v["network_info"]["bench"]["dns_enabled"], true);
     }
 }

@@ -1,0 +1,417 @@
+//! Asking a resolver from inside a container: sockets opened in its
+//! namespace, sequential and parallel query loops, and the poll that times
+//! how soon a new container's name answers.
+
+use std::fs::File;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use berth_testkit::dns::{Upstream, query_bytes};
+use berth_testkit::hickory_proto::op::Message;
+use berth_testkit::hickory_proto::rr::{RData, RecordType};
+use nix::sched::{CloneFlags, setns};
+
+use super::{
+    FORWARDED, FORWARDED_IP, LOOP_BUDGET, PARALLEL_CLIENTS, PARALLEL_TIME, POLL_TIMEOUT, QUERY_TIMEOUT,
+    RESOLVABLE_WAIT, RUNS_BUDGET, SLOW, Subject,
+};
+use crate::bench::{Samples, ms};
+
+/// The bench's upstream server inside `ns`, knowing only [`FORWARDED`].
+pub fn upstream(ns: &Path, addr: SocketAddr) -> Upstream {
+    Upstream::start(ns, addr, &[(FORWARDED, IpAddr::V4(FORWARDED_IP))])
+}
+
+/// A UDP socket inside the namespace at `ns`, connected to `server`. Only
+/// a short-lived thread enters the namespace; the socket stays there.
+pub fn socket_in(ns: &Path, server: SocketAddr, timeout: Duration) -> Result<UdpSocket> {
+    let f = File::open(ns).with_context(|| format!("opening {}", ns.display()))?;
+    thread::scope(|s| {
+        s.spawn(|| -> io::Result<UdpSocket> {
+            setns(&f, CloneFlags::CLONE_NEWNET)?;
+            let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+            sock.connect(server)?;
+            sock.set_read_timeout(Some(timeout))?;
+            Ok(sock)
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+    .with_context(|| format!("opening a UDP socket to {server} in {}", ns.display()))
+}
+
+/// Sends `q` with `id` and waits for the answer with that id (skipping
+/// late answers to earlier queries); `None` when it did not come in time.
+fn exchange(s: &UdpSocket, q: &mut [u8], id: u16, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    q[..2].copy_from_slice(&id.to_be_bytes());
+    s.send(q)?;
+    loop {
+        match s.recv(buf) {
+            Ok(n) if n >= 12 && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 => return Ok(Some(n)),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// RCODE and answer count from an answer's header.
+fn header(buf: &[u8]) -> (u8, u16) {
+    (buf[3] & 0x0f, u16::from_be_bytes([buf[6], buf[7]]))
+}
+
+/// Checks that an answer gives `want` for `name`.
+fn check_answer(buf: &[u8], name: &str, want: IpAddr) -> Result<()> {
+    let m = Message::from_vec(buf).with_context(|| format!("the answer for {name} does not parse"))?;
+    let got: Vec<IpAddr> = m
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+            _ => None,
+        })
+        .collect();
+    ensure!(
+        got.contains(&want),
+        "{name} answered {} {got:?}, expected {want}",
+        m.metadata.response_code
+    );
+    Ok(())
+}
+
+/// Whether `name` answers with an address from inside `ns`, asked again
+/// and again for at most `within`.
+pub fn resolves(ns: &Path, server: SocketAddr, name: &str, within: Duration) -> Result<bool> {
+    let sock = socket_in(ns, server, POLL_TIMEOUT)?;
+    let mut q = query_bytes(0, name, RecordType::A);
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + within;
+    let mut id = 0u16;
+    while Instant::now() < deadline {
+        id = id.wrapping_add(1);
+        match exchange(&sock, &mut q, id, &mut buf) {
+            Ok(Some(n)) if header(&buf[..n]).0 == 0 && header(&buf[..n]).1 > 0 => return Ok(true),
+            Ok(_) => {}
+            // Nothing listens yet (ICMP port unreachable).
+            Err(_) => thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    Ok(false)
+}
+
+/// Whether `name` stops answering with an address inside `ns` (asked
+/// again and again for at most `within`). Only for a name the resolver
+/// forwards once it is gone.
+fn gone(ns: &Path, server: SocketAddr, name: &str, within: Duration) -> Result<bool> {
+    let sock = socket_in(ns, server, POLL_TIMEOUT)?;
+    let mut q = query_bytes(0, name, RecordType::A);
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + within;
+    let mut id = 0u16;
+    while Instant::now() < deadline {
+        id = id.wrapping_add(1);
+        if let Some(n) = exchange(&sock, &mut q, id, &mut buf)? {
+            let (rcode, answers) = header(&buf[..n]);
+            if rcode != 0 || answers == 0 {
+                return Ok(true);
+            }
+        }
+        // Not timed: gently, so as not to slow what it waits for.
+        thread::sleep(Duration::from_millis(100));
+    }
+    Ok(false)
+}
+
+/// Sequential queries for one name.
+#[derive(Default)]
+pub(super) struct Sequential {
+    pub(super) samples: Samples,
+    /// Wall time of the timed loop.
+    pub(super) elapsed: Duration,
+    /// Queries that got no answer within [`QUERY_TIMEOUT`].
+    pub(super) lost: usize,
+    /// The loop hit its time bound before its count.
+    pub(super) cut: bool,
+}
+
+impl Sequential {
+    /// Adds another round's figures.
+    pub(super) fn merge(&mut self, other: Sequential) {
+        self.samples.0.extend(other.samples.0);
+        self.elapsed += other.elapsed;
+        self.lost += other.lost;
+        self.cut |= other.cut;
+    }
+
+    pub(super) fn rate(&self) -> f64 {
+        self.samples.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// `warmup` untimed queries (the first answer checked to give `want`),
+/// then up to `n` timed ones within [`LOOP_BUDGET`], one at a time. An
+/// answer that is not NOERROR with records is an error.
+pub(super) fn sequential(
+    sock: &UdpSocket,
+    name: &str,
+    want: IpAddr,
+    warmup: usize,
+    n: usize,
+) -> Result<Sequential> {
+    let mut q = query_bytes(0, name, RecordType::A);
+    let mut buf = [0u8; 4096];
+    let mut id = 0u16;
+    let mut ask = |buf: &mut [u8]| -> Result<Option<(usize, Duration)>> {
+        id = id.wrapping_add(1);
+        let t = Instant::now();
+        let got = exchange(sock, &mut q, id, buf).with_context(|| format!("asking for {name}"))?;
+        let took = t.elapsed();
+        let Some(len) = got else { return Ok(None) };
+        let (rcode, answers) = header(&buf[..len]);
+        ensure!(
+            rcode == 0 && answers > 0,
+            "{name}: answer with RCODE {rcode} and {answers} records"
+        );
+        Ok(Some((len, took)))
+    };
+    let mut checked = false;
+    let mut lost_warm = 0;
+    for _ in 0..warmup.max(1) {
+        match ask(&mut buf)? {
+            Some((len, _)) if !checked => {
+                check_answer(&buf[..len], name, want)?;
+                checked = true;
+            }
+            Some(_) => {}
+            None => lost_warm += 1,
+        }
+        ensure!(
+            lost_warm < 3 || checked,
+            "no answer for {name} ({lost_warm} tries)"
+        );
+    }
+    ensure!(checked, "no answer for {name}");
+    let mut out = Sequential::default();
+    let start = Instant::now();
+    let deadline = start + LOOP_BUDGET;
+    while out.samples.len() + out.lost < n {
+        if Instant::now() > deadline {
+            out.cut = true;
+            break;
+        }
+        match ask(&mut buf)? {
+            Some((_, took)) => out.samples.push(took),
+            None => out.lost += 1,
+        }
+    }
+    out.elapsed = start.elapsed();
+    ensure!(out.samples.len() > 0, "no answer for {name} in the timed loop");
+    Ok(out)
+}
+
+/// Answers per second for `name` from [`PARALLEL_CLIENTS`] threads asking
+/// one query at a time each, for [`PARALLEL_TIME`].
+pub(super) fn parallel(ns: &Path, server: SocketAddr, name: &str) -> Result<f64> {
+    let socks = (0..PARALLEL_CLIENTS)
+        .map(|_| socket_in(ns, server, QUERY_TIMEOUT))
+        .collect::<Result<Vec<_>>>()?;
+    let start = Instant::now();
+    let deadline = start + PARALLEL_TIME;
+    let counts = thread::scope(|s| {
+        let hs: Vec<_> = socks
+            .iter()
+            .enumerate()
+            .map(|(k, sock)| {
+                s.spawn(move || -> Result<usize> {
+                    let mut q = query_bytes(0, name, RecordType::A);
+                    let mut buf = [0u8; 4096];
+                    let mut id = (k as u16) << 12;
+                    let mut answered = 0;
+                    while Instant::now() < deadline {
+                        id = id.wrapping_add(1);
+                        if let Some(n) = exchange(sock, &mut q, id, &mut buf)? {
+                            let (rcode, answers) = header(&buf[..n]);
+                            ensure!(rcode == 0 && answers > 0, "{name}: answer with RCODE {rcode}");
+                            answered += 1;
+                        }
+                    }
+                    Ok(answered)
+                })
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect::<Result<Vec<usize>>>()
+    })?;
+    Ok(counts.iter().sum::<usize>() as f64 / start.elapsed().as_secs_f64())
+}
+
+/// How soon new containers' names resolve.
+#[derive(Default)]
+pub(super) struct Resolvable {
+    /// From the start of the command to the first answer.
+    pub(super) after_run: Samples,
+    /// The command itself, start to exit.
+    pub(super) run: Samples,
+    /// Runs whose name answered before the command had exited.
+    pub(super) before_exit: usize,
+    /// Runs whose name did not answer within [`RESOLVABLE_WAIT`] (counted
+    /// in `after_run` as that long).
+    pub(super) unresolved: usize,
+    /// Removed names that still answered [`RESOLVABLE_WAIT`] later.
+    pub(super) unforgotten: usize,
+    /// The runs bound hit before the count.
+    pub(super) cut: bool,
+}
+
+/// Asks for `name` back to back until it answers with an address, `stop`
+/// is set or [`RESOLVABLE_WAIT`] has passed; says when it answered.
+fn poll(sock: &UdpSocket, name: &str, stop: &AtomicBool, ready: mpsc::Sender<()>) -> Option<Instant> {
+    let mut q = query_bytes(0, name, RecordType::A);
+    let mut buf = [0u8; 4096];
+    let deadline = Instant::now() + RESOLVABLE_WAIT;
+    let mut id = 0u16;
+    let _ = ready.send(());
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        id = id.wrapping_add(1);
+        match exchange(sock, &mut q, id, &mut buf) {
+            Ok(Some(n)) => {
+                let (rcode, answers) = header(&buf[..n]);
+                if rcode == 0 && answers > 0 {
+                    return Some(Instant::now());
+                }
+            }
+            Ok(None) => {}
+            Err(_) => thread::sleep(Duration::from_millis(1)),
+        }
+    }
+    None
+}
+
+/// `runs` times: a poller starts asking for a fresh name, the subject
+/// creates the container (timed from just before the command starts),
+/// the poller reports when the name answered; the container goes again.
+pub(super) fn resolvable(s: &mut dyn Subject, runs: usize, progress: &dyn Fn(&str)) -> Result<Resolvable> {
+    let mut out = Resolvable::default();
+    let deadline = Instant::now() + RUNS_BUDGET;
+    for i in 1..=runs {
+        if i > 1 && Instant::now() > deadline {
+            out.cut = true;
+            break;
+        }
+        let name = format!("fresh-{i}");
+        s.prepare(&name)?;
+        let sock = socket_in(s.client_ns(), s.server(), POLL_TIMEOUT)?;
+        let stop = AtomicBool::new(false);
+        let (ran, t0, found) = thread::scope(|sc| {
+            let (ready, wait) = mpsc::channel();
+            let poller = sc.spawn(|| poll(&sock, &name, &stop, ready));
+            let _ = wait.recv();
+            let t0 = Instant::now();
+            let ran = s.run(&name);
+            if ran.is_err() {
+                stop.store(true, Ordering::Relaxed);
+            }
+            let found = poller.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (ran, t0, found)
+        });
+        let removed = s.remove(&name);
+        let ran = ran.with_context(|| format!("creating {name}"))?;
+        removed.with_context(|| format!("removing {name}"))?;
+        let after = match found {
+            Some(at) => at - t0,
+            None => {
+                out.unresolved += 1;
+                RESOLVABLE_WAIT
+            }
+        };
+        out.after_run.push(after);
+        out.run.push(ran);
+        if after < ran {
+            out.before_exit += 1;
+        }
+        if i == 1 || i % 5 == 0 || after > SLOW {
+            progress(&format!(
+                "run {i}/{runs}: resolvable after {}{}, command took {}",
+                if found.is_some() { "" } else { "more than " },
+                ms(after),
+                ms(ran)
+            ));
+        }
+        // The next run starts once this name is forgotten.
+        let t = Instant::now();
+        if !gone(s.client_ns(), s.server(), &name, RESOLVABLE_WAIT)? {
+            out.unforgotten += 1;
+        }
+        if t.elapsed() > SLOW {
+            progress(&format!(
+                "{name} was forgotten {} after its removal",
+                ms(t.elapsed())
+            ));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::TARGET;
+    use super::*;
+
+    #[test]
+    fn headers_and_answers_are_read() {
+        let mut q = query_bytes(7, TARGET, RecordType::A);
+        assert_eq!(header(&q), (0, 0));
+        q[3] |= 3; // NXDOMAIN
+        assert_eq!(header(&q).0, 3);
+        let mut m = Message::from_vec(&query_bytes(7, TARGET, RecordType::A)).unwrap();
+        m.add_answer(berth_testkit::hickory_proto::rr::Record::from_rdata(
+            berth_testkit::hickory_proto::rr::Name::from_ascii(TARGET).unwrap(),
+            60,
+            RData::A(berth_testkit::hickory_proto::rr::rdata::A(Ipv4Addr::new(
+                10, 0, 0, 3,
+            ))),
+        ));
+        let b = m.to_vec().unwrap();
+        assert_eq!(header(&b).1, 1);
+        check_answer(&b, TARGET, "10.0.0.3".parse().unwrap()).unwrap();
+        assert!(check_answer(&b, TARGET, "10.0.0.4".parse().unwrap()).is_err());
+    }
+
+    #[test]
+    fn exchange_skips_stale_answers() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.connect(server.local_addr().unwrap()).unwrap();
+        client.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let t = thread::spawn(move || {
+            let mut buf = [0u8; 512];
+            let (n, peer) = server.recv_from(&mut buf).unwrap();
+            let mut stale = buf[..n].to_vec();
+            stale[0] ^= 0xff;
+            stale[2] |= 0x80;
+            server.send_to(&stale, peer).unwrap();
+            let mut good = buf[..n].to_vec();
+            good[2] |= 0x80;
+            server.send_to(&good, peer).unwrap();
+            server
+        });
+        let mut q = query_bytes(0, TARGET, RecordType::A);
+        let mut buf = [0u8; 512];
+        let n = exchange(&client, &mut q, 0x0102, &mut buf).unwrap().unwrap();
+        assert_eq!(&buf[..2], &[1, 2]);
+        assert!(n >= 12);
+        // The server is still there but answers nothing more: lost, not an error.
+        let _server = t.join().unwrap();
+        assert_eq!(exchange(&client, &mut q, 9, &mut buf).unwrap(), None);
+    }
+}
