@@ -9,6 +9,12 @@ pub fn run(_args: &[String]) -> Result<()> {
     let berth = crate::build_berth(false)?;
     let mut rows = Case::builtin_rows();
     rows.push(Case::sublink("macvlan", &[]));
+    rows.push(Case::cni_bridge());
+    // A Docker network plugin: berth's test plugin over a unix socket.
+    rows.push(Case::docker_plugin("testplug"));
+    // A shared-library plugin: the example ptp driver (examples/ptp).
+    let ptp = berth_testkit::plugin_library("berth-plugin-ptp");
+    rows.push(Case::plugin("ptp", ptp));
     let mut results = Vec::new();
     for case in &rows {
         eprintln!("testing driver {} …", case.label);

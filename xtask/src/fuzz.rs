@@ -6,7 +6,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-const TARGETS: &[&str] = &["dns_answer"];
+const TARGETS: &[&str] = &["dns_answer", "cni_result", "docker_response", "plugin_answer"];
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut seconds = 60u64;

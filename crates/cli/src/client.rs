@@ -47,6 +47,8 @@ pub fn socket_path(host: &str) -> Result<PathBuf> {
 /// A client of one daemon.
 pub struct Client {
     socket: PathBuf,
+    /// Start a daemon when none answers (the default socket only).
+    autostart: bool,
 }
 
 /// An error answer of the daemon: its message.
@@ -67,7 +69,26 @@ impl std::error::Error for ApiError {}
 impl Client {
     /// A client of the daemon at `socket`.
     pub fn new(socket: PathBuf) -> Self {
-        Self { socket }
+        Self {
+            socket,
+            autostart: false,
+        }
+    }
+
+    /// Connects to the daemon, starting one first when it is the default
+    /// daemon and nothing listens. No round trip is spent checking: the
+    /// first request finds out.
+    fn stream(&self) -> std::io::Result<UnixStream> {
+        match UnixStream::connect(&self.socket) {
+            Err(e)
+                if self.autostart
+                    && matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) =>
+            {
+                start_daemon(self).map_err(|e| std::io::Error::other(format!("{e:#}")))?;
+                UnixStream::connect(&self.socket)
+            }
+            r => r,
+        }
     }
 
     /// The socket it talks to.
@@ -77,7 +98,7 @@ impl Client {
 
     /// Sends one request and returns the status and body.
     pub fn raw(&self, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<(u16, Vec<u8>)> {
-        let mut s = UnixStream::connect(&self.socket)?;
+        let mut s = self.stream()?;
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         let req = format!(
             "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -125,9 +146,10 @@ impl Client {
         Ok(body)
     }
 
-    /// True when the daemon answers `/_ping`.
+    /// True when the daemon answers `/_ping` (never starts one).
     pub fn ping(&self) -> bool {
-        matches!(self.raw("GET", "/_ping", None), Ok((200, _)))
+        let quiet = Client::new(self.socket.clone());
+        matches!(quiet.raw("GET", "/_ping", None), Ok((200, _)))
     }
 }
 

@@ -66,7 +66,11 @@ fn default_resolv_conf() -> PathBuf {
 
 /// The given directories, or the defaults when none were given.
 fn or(given: Vec<PathBuf>, defaults: &[&str]) -> Vec<PathBuf> {
-    if given.is_empty() { defaults.iter().map(PathBuf::from).collect() } else { given }
+    if given.is_empty() {
+        defaults.iter().map(PathBuf::from).collect()
+    } else {
+        given
+    }
 }
 
 /// Runs the daemon until SIGINT or SIGTERM.
@@ -88,9 +92,17 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
         plugins: berth_engine::plugins::PluginConfig {
             plugin_dirs: or(args.plugin_dir, &["/usr/lib/berth/plugins", "/etc/berth/plugins"]),
             docker_socket_dirs: or(args.docker_plugin_dir, &["/run/docker/plugins"]),
-            docker_spec_dirs: or(args.docker_plugin_spec_dir, &["/etc/docker/plugins", "/usr/lib/docker/plugins"]),
+            docker_spec_dirs: or(
+                args.docker_plugin_spec_dir,
+                &["/etc/docker/plugins", "/usr/lib/docker/plugins"],
+            ),
             cni_config_dir: args.cni_config_dir,
-            cni_path: args.cni_path.split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect(),
+            cni_path: args
+                .cni_path
+                .split(':')
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+                .collect(),
         },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -139,6 +139,12 @@ enum NetworkCmd {
         /// Container.
         container: String,
     },
+    /// Check that every container on a network is still wired as its driver
+    /// left it (CNI's CHECK): one line per container, exit 1 if any failed.
+    Check {
+        /// Network.
+        network: String,
+    },
     /// Disconnect a container from a network.
     Disconnect {
         /// Go on even if the driver fails to undo its work.
@@ -548,6 +554,20 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
                 Some(&body),
             )?;
             Ok(0)
+        }
+        NetworkCmd::Check { network } => {
+            let r = c.call("POST", &format!("/networks/{}/check", enc(&network)), None)?;
+            let mut failed = 0;
+            for item in r.as_array().into_iter().flatten() {
+                let name = item["Container"].as_str().unwrap_or_default();
+                if item["Ok"] == json!(true) {
+                    println!("{name}: OK");
+                } else {
+                    failed += 1;
+                    println!("{name}: {}", item["Error"].as_str().unwrap_or_default());
+                }
+            }
+            Ok(if failed > 0 { 1 } else { 0 })
         }
         NetworkCmd::Disconnect {
             force,

@@ -74,7 +74,10 @@ pub fn plugins(list: &Value, format: &str) -> Result<()> {
                 t.add_row(vec![
                     s(&p["Name"]).to_owned(),
                     s(&p["Transport"]).to_owned(),
-                    p["Abi"].as_u64().map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                    p["Abi"]
+                        .as_u64()
+                        .map(|v| v.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     s(&p["Status"]).to_owned(),
                     s(&p["Path"]).to_owned(),
                 ]);

@@ -46,3 +46,21 @@ fn none_conforms() {
 fn macvlan_conforms() {
     check_case(&Case::sublink("macvlan", &[]));
 }
+
+#[test]
+fn docker_plugin_conforms() {
+    check_case(&Case::docker_plugin("testplug"));
+}
+
+#[test]
+fn ptp_conforms() {
+    // The example shared-library plugin (examples/ptp), built here.
+    let lib = berth_testkit::plugin_library("berth-plugin-ptp");
+    check_case(&Case::plugin("ptp", lib));
+}
+
+#[test]
+fn cni_bridge_conforms() {
+    // Debian's reference plugins: bridge with host-local IPAM.
+    check_case(&Case::cni_bridge());
+}

@@ -164,6 +164,10 @@ pub struct Endpoint<'a> {
     /// Default routes to install through these gateways (empty when another
     /// network provides the default route, or the network is internal).
     pub gateways: &'a [IpAddr],
+    /// What the driver asked the engine to keep at attach
+    /// ([`Attachment::state`]), handed back on detach and check; `None` on
+    /// a first attach and for drivers that keep nothing.
+    pub state: Option<&'a serde_json::Value>,
 }
 
 /// What a driver reports after wiring an endpoint in.
@@ -181,6 +185,11 @@ pub struct Attachment {
     /// The interface's MAC, when the driver chose it.
     #[serde(default)]
     pub mac: Option<String>,
+    /// Opaque state the engine stores with the endpoint and hands back in
+    /// [`Endpoint::state`] on detach and check, also after a restart (a
+    /// CNI chain keeps its configuration and result here for DEL and CHECK).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<serde_json::Value>,
 }
 
 /// A network mode: what `-d NAME` selects.
@@ -232,6 +241,17 @@ pub trait NetworkDriver: Send + Sync {
 
     /// Undoes `attach`. Succeeds when there is nothing left to undo.
     async fn detach(&self, ctx: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<()>;
+
+    /// Checks that an attached endpoint is still wired as `attach` left it
+    /// (`berth network check`, CNI's `CHECK`); touches nothing. Drivers
+    /// that cannot tell answer [`Error::Unsupported`].
+    async fn check(&self, _ctx: &Context, net: &Network, _ep: &Endpoint<'_>) -> Result<()> {
+        Err(Error::Unsupported(format!(
+            "network {} (driver {}) cannot check its containers: only cni networks can",
+            net.name,
+            self.name()
+        )))
+    }
 }
 
 /// Parses option values the way Docker does (Go's `strconv.ParseBool`).

@@ -17,6 +17,7 @@ pub mod link;
 pub mod netns;
 pub mod nft;
 pub mod parent;
+pub mod plugin;
 pub mod protocol;
 
 pub use async_trait::async_trait;

@@ -34,6 +34,11 @@ pub mod method {
     pub const JOIN: &str = "Join";
     /// `Leave`.
     pub const LEAVE: &str = "Leave";
+    /// berth only, for shared-library plugins: check a network's options
+    /// and address plan before anything is made (Docker has no such step).
+    /// The request is a [`CreateNetworkRequest`](super::CreateNetworkRequest)
+    /// with its `Berth` member; the answer `{}` or `{"Err": "..."}`.
+    pub const VALIDATE: &str = "Validate";
 }
 
 /// Docker's option key for `-o KEY=VALUE` options of a network.
@@ -278,6 +283,11 @@ pub struct BerthEndpoint {
     pub addresses: Vec<ipnet::IpNet>,
     /// Default routes to install through these.
     pub gateways: Vec<std::net::IpAddr>,
+    /// What the driver asked the engine to keep at attach
+    /// ([`Attachment::state`](crate::Attachment::state)), handed back on
+    /// `Leave`; absent on `Join`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<Value>,
 }
 
 /// Docker's `IPv4Data`/`IPv6Data` of a network.
@@ -288,8 +298,15 @@ pub fn ipam_data(net: &Network, v6: bool) -> Vec<IpamData> {
         .map(|c| IpamData {
             address_space: String::new(),
             pool: c.subnet.to_string(),
-            gateway: c.gateway.map(|g| format!("{g}/{}", c.subnet.prefix_len())).unwrap_or_default(),
-            aux_addresses: c.aux_addresses.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+            gateway: c
+                .gateway
+                .map(|g| format!("{g}/{}", c.subnet.prefix_len()))
+                .unwrap_or_default(),
+            aux_addresses: c
+                .aux_addresses
+                .iter()
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect(),
         })
         .collect()
 }
@@ -297,8 +314,11 @@ pub fn ipam_data(net: &Network, v6: bool) -> Vec<IpamData> {
 /// Docker's `Options` of a network: the `-o` options under
 /// `com.docker.network.generic`, and `com.docker.network.enable_ipv6`.
 pub fn network_options(net: &Network) -> BTreeMap<String, Value> {
-    let generic: serde_json::Map<String, Value> =
-        net.options.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
+    let generic: serde_json::Map<String, Value> = net
+        .options
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
     BTreeMap::from([
         (GENERIC_OPTIONS.to_owned(), Value::Object(generic)),
         ("com.docker.network.enable_ipv6".to_owned(), Value::Bool(net.ipv6)),
@@ -312,7 +332,10 @@ mod tests {
     #[test]
     fn shapes_match_dockers_names() {
         let j = serde_json::to_value(JoinResponse {
-            interface_name: Some(InterfaceName { src_name: "veth1".into(), dst_prefix: "eth".into() }),
+            interface_name: Some(InterfaceName {
+                src_name: "veth1".into(),
+                dst_prefix: "eth".into(),
+            }),
             gateway: "10.0.0.1".into(),
             ..Default::default()
         })

@@ -46,6 +46,17 @@ impl IntoResponse for ApiError {
 }
 
 type ApiResult<T> = Result<T, ApiError>;
+
+/// Runs a change to the end even if the client goes away: axum drops a
+/// handler's future when its connection closes, which would stop an attach
+/// halfway and leave it to the next restart to clean up.
+async fn finish<T: Send + 'static>(
+    fut: impl std::future::Future<Output = Result<T, Error>> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::spawn(fut)
+        .await
+        .map_err(|e| Error::Internal(format!("the operation's task failed: {e}")))?
+}
 type Eng = State<Arc<Engine>>;
 
 #[derive(Deserialize, Default)]
@@ -118,7 +129,7 @@ async fn network_create(
     State(e): Eng,
     Json(req): Json<NetworkCreate>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let rec = e.create_network(req).await?;
+    let rec = finish(async move { e.create_network(req).await }).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "Id": rec.net.id, "Warning": "" })),
@@ -126,12 +137,13 @@ async fn network_create(
 }
 
 async fn network_remove(State(e): Eng, UrlPath(id): UrlPath<String>) -> ApiResult<StatusCode> {
-    e.remove_network(&id).await?;
+    finish(async move { e.remove_network(&id).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn network_prune(State(e): Eng) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "NetworksDeleted": e.prune_networks().await? })))
+    let deleted = finish(async move { e.prune_networks().await }).await?;
+    Ok(Json(json!({ "NetworksDeleted": deleted })))
 }
 
 #[derive(Deserialize, Default)]
@@ -164,14 +176,17 @@ async fn network_connect(
     UrlPath(id): UrlPath<String>,
     Json(req): Json<ConnectRequest>,
 ) -> ApiResult<StatusCode> {
-    let ip = &req.endpoint_config.ipam_config;
-    e.connect(
-        &id,
-        &req.container,
-        &ip.ipv4,
-        &ip.ipv6,
-        &req.endpoint_config.aliases,
-    )
+    finish(async move {
+        let ip = &req.endpoint_config.ipam_config;
+        e.connect(
+            &id,
+            &req.container,
+            &ip.ipv4,
+            &ip.ipv6,
+            &req.endpoint_config.aliases,
+        )
+        .await
+    })
     .await?;
     Ok(StatusCode::OK)
 }
@@ -181,15 +196,19 @@ async fn network_disconnect(
     UrlPath(id): UrlPath<String>,
     Json(req): Json<ConnectRequest>,
 ) -> ApiResult<StatusCode> {
-    e.disconnect(&id, &req.container, req.force).await?;
+    finish(async move { e.disconnect(&id, &req.container, req.force).await }).await?;
     Ok(StatusCode::OK)
+}
+
+async fn network_check(State(e): Eng, UrlPath(id): UrlPath<String>) -> ApiResult<Json<Vec<Value>>> {
+    Ok(Json(e.check_network(&id).await?))
 }
 
 async fn container_create(
     State(e): Eng,
     Json(req): Json<ContainerCreate>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let created = e.create_container(req).await?;
+    let created = finish(async move { e.create_container(req).await }).await?;
     Ok((StatusCode::CREATED, Json(json!(created))))
 }
 
@@ -206,7 +225,7 @@ async fn container_remove(
     UrlPath(id): UrlPath<String>,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<StatusCode> {
-    e.remove_container(&id, truthy(&q.force)).await?;
+    finish(async move { e.remove_container(&id, truthy(&q.force)).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -221,7 +240,7 @@ async fn container_started(
     UrlPath(id): UrlPath<String>,
     Json(s): Json<Started>,
 ) -> ApiResult<StatusCode> {
-    e.container_started(&id, s.pid).await?;
+    finish(async move { e.container_started(&id, s.pid).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -236,7 +255,7 @@ async fn container_exited(
     UrlPath(id): UrlPath<String>,
     Json(x): Json<Exited>,
 ) -> ApiResult<StatusCode> {
-    e.container_exited(&id, x.exit_code).await?;
+    finish(async move { e.container_exited(&id, x.exit_code).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -267,6 +286,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/networks/{id}", get(network_inspect).delete(network_remove))
         .route("/networks/{id}/connect", post(network_connect))
         .route("/networks/{id}/disconnect", post(network_disconnect))
+        .route("/networks/{id}/check", post(network_check))
         .route("/containers/create", post(container_create))
         .route("/containers/json", get(container_list))
         .route("/containers/{id}/json", get(container_inspect))

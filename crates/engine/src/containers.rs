@@ -338,6 +338,7 @@ impl Engine {
             host_ifname: None,
             static_ip: wanted.to_vec(),
             aliases: Vec::new(),
+            driver_state: None,
         })
     }
 
@@ -389,10 +390,12 @@ impl Engine {
                     mac: parse_mac(&ep.mac),
                     addresses: &ep.addresses,
                     gateways: &gateways,
+                    state: ep.driver_state.as_ref(),
                 },
             )
             .await?;
         ep.host_ifname = att.host_ifname;
+        ep.driver_state = att.state;
         // Drivers that address their interfaces themselves (CNI) say how.
         if !att.addresses.is_empty() {
             ep.addresses = att.addresses;
@@ -426,6 +429,33 @@ impl Engine {
                     mac: parse_mac(&ep.mac),
                     addresses: &ep.addresses,
                     gateways: &[],
+                    state: ep.driver_state.as_ref(),
+                },
+            )
+            .await
+    }
+
+    /// Has the driver check that `ep` is still wired as it left it.
+    pub(crate) async fn check(
+        &self,
+        net: &NetworkRecord,
+        sb: Option<&Sandbox>,
+        ep: &EndpointRecord,
+    ) -> Result<()> {
+        let driver = self.driver(&net.net.driver)?;
+        let placeholder = IfName::new("eth0")?;
+        driver
+            .check(
+                &self.ctx,
+                &net.net,
+                &Endpoint {
+                    id: &ep.id,
+                    sandbox: sb,
+                    ifname: ep.ifname.as_ref().unwrap_or(&placeholder),
+                    mac: parse_mac(&ep.mac),
+                    addresses: &ep.addresses,
+                    gateways: &ep.gateways,
+                    state: ep.driver_state.as_ref(),
                 },
             )
             .await
@@ -765,7 +795,7 @@ impl Engine {
         let made = async {
             let sb = match kind {
                 SandboxKind::Host => self.host_sandbox.clone(),
-                _ => self.new_sandbox(&id).await?,
+                _ => self.new_sandbox(&id, rec.dns.embedded).await?,
             };
             rec.sandbox = Some(sb.path.clone());
             if let Err(e) = self.attach(&net, &sb, &mut ep).await {
@@ -774,9 +804,9 @@ impl Engine {
             }
             rec.endpoints.push(ep.clone());
             let saved = async {
-                if rec.dns.embedded {
-                    self.dns.listen(&id, &sb.ns)?;
-                }
+                // Resolvable now: the files and the commit that follow take
+                // a millisecond or two, and a failure takes the name back.
+                self.publish(&rec);
                 self.write_files(&mut rec, kind)?;
                 failpoint("create-after-attach");
                 self.save_container(&rec).await
@@ -798,7 +828,6 @@ impl Engine {
         made?;
         st.containers.insert(id.clone(), rec.clone());
         drop(st);
-        self.publish(&rec);
         let paths = self.cfg.paths(&id);
         Ok(Created {
             id,

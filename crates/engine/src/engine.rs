@@ -8,6 +8,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use berth_core::rtnetlink;
 use berth_core::{Context, Error, Firewall, Netns, NetworkDriver, Result, Sandbox, SandboxKind, link};
 use ipnet::IpNet;
 use nix::mount::{MsFlags, mount};
@@ -263,8 +264,10 @@ impl Engine {
     /// drivers cannot be replaced. Returns what was found.
     pub async fn reload_plugins(&self) -> Vec<crate::plugins::PluginInfo> {
         let found = crate::plugins::discover(&self.cfg.plugins).await;
-        let builtin: Vec<String> =
-            crate::plugins::builtin(&self.cfg.plugins).iter().map(|d| d.name().to_owned()).collect();
+        let builtin: Vec<String> = crate::plugins::builtin(&self.cfg.plugins)
+            .iter()
+            .map(|d| d.name().to_owned())
+            .collect();
         let mut infos = Vec::new();
         {
             let mut drivers = self.drivers.write().unwrap_or_else(|p| p.into_inner());
@@ -348,17 +351,26 @@ impl Engine {
     }
 
     /// Makes a pinned namespace with `lo` up.
-    pub(crate) async fn new_sandbox(&self, id: &str) -> Result<Arc<Sandbox>> {
+    pub(crate) async fn new_sandbox(&self, id: &str, dns: bool) -> Result<Arc<Sandbox>> {
         let path = self.cfg.sandbox_path(id);
-        let ns = Netns::create_pinned(&path)?;
-        let made = async {
-            let handle = ns.connect()?;
-            link::loopback_up(&handle).await?;
-            Ok::<_, Error>(handle)
-        }
-        .await;
+        // One thread inside the new namespace opens everything the sandbox
+        // needs there: its netlink socket and the resolver's sockets.
+        let rt = tokio::runtime::Handle::current();
+        let (ns, (conn, sockets)) = Netns::create_pinned_with(&path, || {
+            let _rt = rt.enter(); // register the sockets with the runtime
+            link::loopback_up_here()?;
+            let (conn, handle, _) = rtnetlink::new_connection()?;
+            let sockets = if dns { Some(crate::dns::bind()?) } else { None };
+            Ok(((conn, handle), sockets))
+        })?;
+        let (conn, handle) = conn;
+        rt.spawn(conn);
+        let made = match sockets {
+            Some(s) => self.dns.serve(id, s),
+            None => Ok(()),
+        };
         match made {
-            Ok(handle) => {
+            Ok(()) => {
                 let sb = Arc::new(Sandbox { ns, handle, path });
                 self.sandboxes
                     .lock()
@@ -367,6 +379,7 @@ impl Engine {
                 Ok(sb)
             }
             Err(e) => {
+                self.dns.remove(id);
                 let _ = Netns::unpin(&path);
                 Err(e)
             }
@@ -375,6 +388,8 @@ impl Engine {
 
     /// Unpins a container's namespace and forgets its handle. Idempotent.
     pub(crate) fn drop_sandbox(&self, id: &str) -> Result<()> {
+        // Its resolver sockets live in the namespace too.
+        self.dns.remove(id);
         self.sandboxes
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -60,6 +60,10 @@ pub struct EndpointRecord {
     /// Extra names on this network (`--network-alias`, `connect --alias`).
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// What the driver asked to keep ([`berth_core::Attachment::state`]),
+    /// handed back to it on detach and check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_state: Option<Value>,
 }
 
 impl EndpointRecord {

@@ -422,6 +422,46 @@ impl Engine {
         Ok(rec.net.name)
     }
 
+    /// Checks every container on a network with its driver (CNI's
+    /// `CHECK`), one container at a time under its lock, and reports each:
+    /// `{"Container", "Id", "Ok", "Error"}`, by container name. A driver
+    /// that cannot check fails the whole request.
+    pub async fn check_network(&self, key: &str) -> Result<Vec<Value>> {
+        let net = self.find_network(key)?;
+        let mut members: Vec<(String, String)> = self
+            .state()
+            .containers
+            .values()
+            .filter(|c| c.endpoint(&net.net.id).is_some())
+            .map(|c| (c.name.clone(), c.id.clone()))
+            .collect();
+        members.sort();
+        let mut out = Vec::new();
+        for (_, id) in members {
+            let lock = self.container_lock(&id);
+            let _g = lock.lock().await;
+            let Ok(c) = self.find_container(&id) else {
+                continue; // removed meanwhile
+            };
+            let Some(ep) = c.endpoint(&net.net.id) else {
+                continue; // disconnected meanwhile
+            };
+            let sb = self.sandbox(&c).ok();
+            let error = match self.check(&net, sb.as_deref(), ep).await {
+                Ok(()) => String::new(),
+                Err(e @ Error::Unsupported(_)) => return Err(e),
+                Err(e) => e.chain(),
+            };
+            out.push(serde_json::json!({
+                "Container": c.name,
+                "Id": c.id,
+                "Ok": error.is_empty(),
+                "Error": error,
+            }));
+        }
+        Ok(out)
+    }
+
     /// Removes every network that is not built in and has no containers.
     pub async fn prune_networks(&self) -> Result<Vec<String>> {
         let unused: Vec<String> = {

@@ -3,7 +3,7 @@
 //! integration tests insist that every check passes.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -40,6 +40,13 @@ pub struct Case {
     /// `network create` arguments for the second network (the isolation
     /// check); the first network's when empty.
     pub create_args2: Vec<String>,
+    /// The driver is a Docker network plugin: the test plugin
+    /// ([`crate::docker_plugin`]) is served under the driver's name in the
+    /// test host before its daemon starts.
+    pub docker_plugin: bool,
+    /// Shared-library plugins to put into the host's plugin directory
+    /// before its daemon starts (the row of a driver that one provides).
+    pub plugins: Vec<PathBuf>,
 }
 
 impl Case {
@@ -54,6 +61,8 @@ impl Case {
                 builtin: None,
                 setup: vec![],
                 create_args2: vec![],
+                docker_plugin: false,
+                plugins: vec![],
             },
             Case {
                 label: "host".into(),
@@ -63,6 +72,8 @@ impl Case {
                 builtin: Some("host".into()),
                 setup: vec![],
                 create_args2: vec![],
+                docker_plugin: false,
+                plugins: vec![],
             },
             Case {
                 label: "none".into(),
@@ -72,6 +83,8 @@ impl Case {
                 builtin: Some("none".into()),
                 setup: vec![],
                 create_args2: vec![],
+                docker_plugin: false,
+                plugins: vec![],
             },
         ]
     }
@@ -109,9 +122,95 @@ impl Case {
                     .into(),
             ],
             create_args2: args("mv1", "10.198.2.0/24"),
+            docker_plugin: false,
+            plugins: vec![],
+        }
+    }
+
+    /// A row for a Docker network plugin: berth's test plugin
+    /// ([`crate::docker_plugin`]), served as `NAME` over a unix socket.
+    pub fn docker_plugin(name: &str) -> Case {
+        Case {
+            label: "docker plugin".into(),
+            driver: name.into(),
+            create_args: vec![],
+            kind: Kind::Own,
+            builtin: None,
+            setup: vec![],
+            create_args2: vec![],
+            docker_plugin: true,
+            plugins: vec![],
+        }
+    }
+
+    /// The row of a driver that a shared-library plugin provides: the
+    /// library is installed into the test host's plugin directory.
+    pub fn plugin(driver: &str, library: PathBuf) -> Case {
+        Case {
+            label: driver.to_owned(),
+            driver: driver.into(),
+            create_args: vec![],
+            kind: Kind::Own,
+            builtin: None,
+            setup: vec![],
+            create_args2: vec![],
+            docker_plugin: false,
+            plugins: vec![library],
         }
     }
 }
+
+impl Case {
+    /// The CNI row: the reference `bridge` plugin with `host-local` IPAM
+    /// (`-d cni -o cni.plugin=bridge`, Debian's containernetworking-plugins
+    /// in `/usr/lib/cni`). Each network has a bridge and subnet of its own
+    /// with its gateway on the bridge and the containers' default route
+    /// through it (`isDefaultGateway`), so the host would route between
+    /// the two networks: the isolation check tests berth's firewall, not a
+    /// missing route. host-local keeps its leases under the test's root.
+    pub fn cni_bridge() -> Case {
+        let args = |bridge: &str, subnet: &str| -> Vec<String> {
+            [
+                "cni.plugin=bridge".to_owned(),
+                format!("bridge={bridge}"),
+                "isDefaultGateway=true".to_owned(),
+                "ipam.type=host-local".to_owned(),
+                format!("ipam.subnet={subnet}"),
+                format!("ipam.dataDir={ROOT}/cni-ipam"),
+            ]
+            .into_iter()
+            .flat_map(|o| ["-o".to_owned(), o])
+            .collect()
+        };
+        // The bridge row's fields, so that rows added later need no edit here.
+        let base = Case::builtin_rows().swap_remove(0);
+        Case {
+            label: "cni bridge".into(),
+            driver: "cni".into(),
+            create_args: args("cnibr1", "10.197.1.0/24"),
+            create_args2: args("cnibr2", "10.197.2.0/24"),
+            ..base
+        }
+    }
+
+    /// The case with [`ROOT`] in its arguments and setup commands replaced
+    /// by the test host's root directory.
+    fn rooted(&self, root: &Path) -> Case {
+        let root = root.display().to_string();
+        let fix = |v: &[String]| v.iter().map(|s| s.replace(ROOT, &root)).collect();
+        Case {
+            create_args: fix(&self.create_args),
+            create_args2: fix(&self.create_args2),
+            setup: fix(&self.setup),
+            ..self.clone()
+        }
+    }
+}
+
+/// Stands for the test host's root directory in a [`Case`]'s
+/// `create_args`, `create_args2` and `setup` (for files a driver keeps,
+/// such as CNI's host-local leases).
+pub const ROOT: &str = "{root}";
 
 /// The checks, in table order.
 pub const CHECKS: &[&str] = &[
@@ -499,7 +598,19 @@ impl Row<'_> {
 /// outcomes in [`CHECKS`] order. A failed check fails the ones that
 /// depend on it too.
 pub fn run(berth: &Path, case: &Case) -> Vec<Outcome> {
-    let h = TestHost::new(berth);
+    let mut h = TestHost::without_daemon(berth);
+    let case = &case.rooted(&h.root);
+    // Served before the daemon starts, which activates it; stopped before
+    // the host goes.
+    let _plugin = case
+        .docker_plugin
+        .then(|| crate::docker_plugin::DockerPlugin::start(&h, &case.driver));
+    for lib in &case.plugins {
+        std::fs::create_dir_all(h.plugin_dir()).expect("creating the plugin directory");
+        let name = lib.file_name().expect("a library file name");
+        std::fs::copy(lib, h.plugin_dir().join(name)).expect("installing a plugin");
+    }
+    h.start_daemon(&[]);
     for cmd in &case.setup {
         h.sh(cmd);
     }

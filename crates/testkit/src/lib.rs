@@ -13,6 +13,7 @@
 
 pub mod conformance;
 pub mod dns;
+pub mod docker_plugin;
 
 pub use hickory_proto; // the tests read answers with its types
 
@@ -499,6 +500,42 @@ impl TestHost {
         sandboxes.sort();
         format!("links: {links:?}\naddresses: {addrs:?}\nsandboxes: {sandboxes:?}\nnftables:\n{nft}")
     }
+}
+
+/// Builds the `cdylib` of a workspace package (an example plugin under
+/// `examples/`) with cargo, once per test process, and returns the path of
+/// the shared library. A build that fails fails the test.
+pub fn plugin_library(package: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, p)) = built.iter().find(|(n, _)| n == package) {
+        return p.clone();
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(&cargo)
+        .current_dir(&root)
+        .args(["build", "--quiet", "--message-format=json", "-p", package])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("running {cargo} build -p {package}: {e}"));
+    assert!(out.status.success(), "cargo build -p {package} failed");
+    let lib = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| {
+            v["reason"] == "compiler-artifact"
+                && v["target"]["kind"]
+                    .as_array()
+                    .is_some_and(|k| k.iter().any(|x| x == "cdylib"))
+        })
+        .flat_map(|v| v["filenames"].as_array().cloned().unwrap_or_default())
+        .filter_map(|f| f.as_str().map(PathBuf::from))
+        .find(|p| p.extension().is_some_and(|e| e == "so"))
+        .unwrap_or_else(|| panic!("cargo build -p {package} made no shared library"));
+    built.push((package.to_owned(), lib.clone()));
+    lib
 }
 
 /// Runs a program inside the namespace pinned at `ns`.

@@ -8,9 +8,11 @@
 //! `-d NAME`. Discovery never fails the daemon: a plugin that cannot be
 //! loaded is listed with the reason.
 
-mod cni;
-mod docker;
+pub mod cni;
+pub mod docker;
 mod shared;
+
+pub use shared::{TIMEOUT_ENV, decode_answer};
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,0 +1,898 @@
+//! Shared-library plugins: the C ABI of `berth_plugin_v1`, and the plugin
+//! side of it, which [`export_driver!`](crate::export_driver) wraps around
+//! any [`NetworkDriver`].
+//!
+//! # The ABI, version 1
+//!
+//! A plugin is a `cdylib` that exports one symbol, [`SYMBOL`]:
+//!
+//! ```text
+//! extern "C" fn berth_plugin_v1() -> *const PluginV1
+//! ```
+//!
+//! It returns a pointer to a [`PluginV1`] that stays valid as long as the
+//! library is loaded (berth never unloads one), or null when the plugin
+//! cannot start. The host reads `abi_version` first and nothing else unless
+//! it is [`ABI_VERSION`]: every later version keeps a `u32` version as the
+//! first field. `name` is the driver's name (`-d NAME`) and `capabilities`
+//! a [`CapabilitiesResponse`] with its `Berth` member, both NUL-terminated
+//! UTF-8.
+//!
+//! Everything else goes through `call`: a method name of
+//! [`protocol::method`] (Docker's remote-driver
+//! methods plus `Validate`), a JSON request in the shapes of
+//! [`protocol`] with its `Berth` member, and a JSON answer
+//! that the host hands back to `free` once it has copied it. Failures are
+//! answered `{"Err": "message", "BerthKind": "invalid"}` ([`ErrorAnswer`]),
+//! never by unwinding: a panic is caught at the boundary and answered as an
+//! error. Nothing but bytes crosses, because a plugin links its own copy of
+//! berth-core, std and tokio: no Rust type of one side means anything to
+//! the other.
+//!
+//! # The plugin side
+//!
+//! The plugin runs inside the daemon's process, in the host's network
+//! namespace: `call` comes on the engine's blocking threads, which never
+//! enter another namespace, and may come on several of them at once. Each
+//! loaded plugin owns one tokio runtime (one worker, made at the first
+//! call, kept for the life of the process); the trait's futures run on its
+//! worker, beside rtnetlink's connection tasks, while the calling thread
+//! waits for them. The [`Context`] is made once: the host's
+//! namespace and a netlink handle there, the [`Firewall`] (elements of the
+//! shared `inet berth` table only), the kernel's [`Features`], and an empty
+//! [`Networks`](crate::Networks) (a plugin sees only the network of each
+//! request). Sandboxes are opened from their `SandboxKey`, their netlink
+//! sockets made by one long-lived thread of the plugin (not a new thread
+//! each), and kept while an endpoint of this plugin is in them, so that a
+//! second network on one container does not open a second socket.
+//!
+//! # Lifetime
+//!
+//! The host keeps a plugin loaded until the process ends (it is opened
+//! with `RTLD_NODELETE`): the plugin's runtime threads run the library's
+//! code, and unloading it under them would crash the daemon. Replacing a
+//! library file therefore takes effect at the next daemon start.
+
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CStr, CString, c_char};
+use std::fs::File;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::{io, thread};
+
+use nix::sched::{CloneFlags, setns};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::{
+    self, BerthCapabilities, BerthEndpoint, CapabilitiesResponse, CreateEndpointResponse,
+    CreateNetworkRequest, DeleteNetworkRequest, EndpointRequest, JoinRequest, JoinResponse, method,
+};
+use crate::{
+    Context, Endpoint, Error, Features, Firewall, IfName, Netns, Network, NetworkDriver, Result, Sandbox,
+    SandboxKind, Scope,
+};
+
+/// The ABI version this berth speaks.
+pub const ABI_VERSION: u32 = 1;
+
+/// The name of the entry point a plugin exports.
+pub const SYMBOL: &str = "berth_plugin_v1";
+
+/// The entry point's type: see the [module docs](self).
+pub type EntryFn = unsafe extern "C" fn() -> *const PluginV1;
+
+/// `call`: `method` is a NUL-terminated method name, `request` points to
+/// `len` bytes of JSON (it may be null when `len` is 0). The answer is
+/// `*out_len` bytes of JSON owned by the plugin until the host passes them
+/// to `free`, or null (with `*out_len` 0) when the plugin has nothing to
+/// say, which the host treats as an error. The pointers must be valid for
+/// the call; the plugin keeps none of them.
+pub type CallFn = unsafe extern "C" fn(
+    method: *const c_char,
+    request: *const u8,
+    len: usize,
+    out_len: *mut usize,
+) -> *mut u8;
+
+/// `free`: gives back an answer of `call`, with the length `call` gave.
+pub type FreeFn = unsafe extern "C" fn(answer: *mut u8, len: usize);
+
+/// What `berth_plugin_v1` returns. `#[repr(C)]`; `abi_version` stays the
+/// first field in every version.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PluginV1 {
+    /// [`ABI_VERSION`] for this layout.
+    pub abi_version: u32,
+    /// The driver's name, NUL-terminated UTF-8.
+    pub name: *const c_char,
+    /// A [`CapabilitiesResponse`] as JSON, NUL-terminated UTF-8.
+    pub capabilities: *const c_char,
+    /// The one call: see [`CallFn`]. `None` (null) is refused by the host.
+    pub call: Option<CallFn>,
+    /// Frees an answer: see [`FreeFn`].
+    pub free: Option<FreeFn>,
+}
+
+/// An error answer: Docker's `{"Err": "..."}` plus, for berth, what kind
+/// of error it is, so that the engine can tell a bad option (the user's
+/// to fix) from a kernel failure.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ErrorAnswer {
+    /// The message; empty on success.
+    #[serde(rename = "Err", default)]
+    pub err: String,
+    /// `invalid`, `not-found`, `conflict`, `unsupported`, `kernel`,
+    /// `internal` or `panic`.
+    #[serde(rename = "BerthKind", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+impl ErrorAnswer {
+    /// The answer for a driver's error, with its causes in the message.
+    pub fn from_error(e: &Error) -> Self {
+        let kind = match e {
+            Error::Invalid(_) => "invalid",
+            Error::NotFound(_) => "not-found",
+            Error::Conflict(_) => "conflict",
+            Error::Unsupported(_) => "unsupported",
+            Error::Kernel(..) => "kernel",
+            _ => "internal",
+        };
+        Self {
+            err: e.chain(),
+            kind: Some(kind.into()),
+        }
+    }
+
+    /// Back into an [`Error`] of the same kind (kernel errors lose their
+    /// errno on the way: it is in the message).
+    pub fn into_error(self, msg: String) -> Error {
+        match self.kind.as_deref() {
+            Some("invalid") => Error::Invalid(msg),
+            Some("not-found") => Error::NotFound(msg),
+            Some("conflict") => Error::Conflict(msg),
+            Some("unsupported") => Error::Unsupported(msg),
+            _ => Error::Internal(msg),
+        }
+    }
+}
+
+/// The capabilities of a driver, as a plugin declares them.
+pub fn capabilities_answer(driver: &dyn NetworkDriver) -> CapabilitiesResponse {
+    let caps = driver.capabilities();
+    let scope = match caps.scope {
+        Scope::Local => "local",
+        Scope::Global => "global",
+    };
+    CapabilitiesResponse {
+        scope: scope.into(),
+        connectivity_scope: scope.into(),
+        berth: Some(BerthCapabilities {
+            sandbox: match caps.sandbox {
+                SandboxKind::Own => "own",
+                SandboxKind::Host => "host",
+                SandboxKind::Isolated => "isolated",
+            }
+            .into(),
+            ipam: caps.ipam,
+            options: caps.options.iter().map(|o| (*o).to_owned()).collect(),
+            multi_network: caps.multi_network,
+        }),
+    }
+}
+
+/// Parses a MAC written `02:42:ac:12:00:02`.
+pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        *b = parts
+            .next()
+            .filter(|p| p.len() == 2)
+            .and_then(|p| u8::from_str_radix(p, 16).ok())
+            .ok_or_else(|| Error::invalid(format!("invalid MAC address {s:?}")))?;
+    }
+    match parts.next() {
+        None => Ok(mac),
+        Some(_) => Err(Error::invalid(format!("invalid MAC address {s:?}"))),
+    }
+}
+
+/// Writes a MAC as `02:42:ac:12:00:02`.
+pub fn format_mac(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// A sandbox this plugin has open, and the endpoints of this plugin in it.
+struct Open {
+    /// `(st_dev, st_ino)` of the namespace when it was opened: a path that
+    /// now names another namespace is opened again.
+    id: (u64, u64),
+    sandbox: Arc<Sandbox>,
+    endpoints: HashSet<String>,
+}
+
+/// Work for the [`Opener`]'s thread, given the thread's own namespace to
+/// go back to; answers whether it got back.
+type Job = Box<dyn FnOnce(&OwnedFd) -> bool + Send>;
+
+/// One long-lived thread that opens sockets inside sandboxes. Opening a
+/// netlink socket inside a namespace takes a thread that enters it; a new
+/// thread per sandbox (what [`Netns::connect`] does) costs about 60 µs,
+/// most of what a plugin's attach costs over a built-in driver's. This
+/// thread enters the sandbox, runs the job and goes back to the host's
+/// namespace; a thread that cannot go back ends, and the next job starts
+/// another. It never runs tokio tasks, so no task ever sees it elsewhere.
+#[derive(Default)]
+struct Opener(Mutex<Option<mpsc::Sender<Job>>>);
+
+impl Opener {
+    fn spawn() -> io::Result<mpsc::Sender<Job>> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        thread::Builder::new()
+            .name("berth-plugin-netns".into())
+            .spawn(move || {
+                // Born in the namespace of the thread that made it: the host's.
+                let Ok(home) = File::open("/proc/thread-self/ns/net").map(OwnedFd::from) else {
+                    return;
+                };
+                for job in rx {
+                    if !job(&home) {
+                        return;
+                    }
+                }
+            })?;
+        Ok(tx)
+    }
+
+    /// Runs `f` inside `ns` on the opener's thread and waits for it.
+    fn run<T: Send + 'static>(
+        &self,
+        ns: &Netns,
+        f: impl FnOnce() -> io::Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let target = ns
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::kernel("duplicating a namespace fd", e))?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        let job: Job = Box::new(move |home| {
+            let r = setns(&target, CloneFlags::CLONE_NEWNET)
+                .map_err(io::Error::from)
+                .and_then(|()| f());
+            let back = setns(home, CloneFlags::CLONE_NEWNET).is_ok();
+            let _ = tx.send(r);
+            back
+        });
+        {
+            let mut sender = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            let job = match sender.as_ref() {
+                Some(s) => s.send(job).err().map(|mpsc::SendError(job)| job), // the thread ended
+                None => Some(job),
+            };
+            if let Some(job) = job {
+                let s =
+                    Self::spawn().map_err(|e| Error::kernel("starting the plugin's namespace thread", e))?;
+                s.send(job)
+                    .map_err(|_| Error::Internal("the plugin's namespace thread ended at once".into()))?;
+                *sender = Some(s);
+            }
+        }
+        rx.recv()
+            .map_err(|_| Error::Internal("the plugin's namespace thread ended".into()))?
+            .map_err(|e| Error::kernel("working inside the sandbox's network namespace", e))
+    }
+}
+
+/// One loaded plugin: a driver and what it keeps between calls.
+pub struct Plugin {
+    driver: Box<dyn NetworkDriver>,
+    name: CString,
+    capabilities: CString,
+    runtime: OnceLock<std::result::Result<tokio::runtime::Runtime, String>>,
+    ctx: tokio::sync::OnceCell<Context>,
+    sandboxes: Mutex<HashMap<String, Open>>,
+    opener: Opener,
+}
+
+fn c_string(s: String) -> CString {
+    CString::new(s.replace('\0', " ")).unwrap_or_default()
+}
+
+fn parse<T: DeserializeOwned>(m: &str, req: &[u8]) -> Result<T> {
+    serde_json::from_slice(req).map_err(|e| Error::invalid(format!("{m}: the request does not decode: {e}")))
+}
+
+fn json(v: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(v)
+        .unwrap_or_else(|e| error_json(&Error::Internal(format!("encoding the answer: {e}"))))
+}
+
+fn error_json(e: &Error) -> Vec<u8> {
+    serde_json::to_vec(&ErrorAnswer::from_error(e)).unwrap_or_else(|_| br#"{"Err":"error"}"#.to_vec())
+}
+
+fn berth<T>(m: &str, member: Option<T>) -> Result<T> {
+    member.ok_or_else(|| {
+        Error::invalid(format!(
+            "{m}: the request has no Berth member (is this a berth engine?)"
+        ))
+    })
+}
+
+fn ns_id(path: &str) -> Result<(u64, u64)> {
+    std::fs::metadata(path)
+        .map(|m| (m.dev(), m.ino()))
+        .map_err(|e| Error::kernel(format!("opening sandbox {path}"), e))
+}
+
+/// The text of a panic's payload.
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+impl Plugin {
+    /// Wraps a driver. Makes no threads and touches no kernel state: that
+    /// waits for the first call.
+    pub fn new(driver: Box<dyn NetworkDriver>) -> Self {
+        let name = c_string(driver.name().to_owned());
+        let capabilities =
+            c_string(serde_json::to_string(&capabilities_answer(driver.as_ref())).unwrap_or_default());
+        Self {
+            driver,
+            name,
+            capabilities,
+            runtime: OnceLock::new(),
+            ctx: tokio::sync::OnceCell::new(),
+            sandboxes: Mutex::new(HashMap::new()),
+            opener: Opener::default(),
+        }
+    }
+
+    /// The driver's name.
+    pub fn name(&self) -> &CStr {
+        &self.name
+    }
+
+    /// The capabilities as JSON.
+    pub fn capabilities(&self) -> &CStr {
+        &self.capabilities
+    }
+
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime> {
+        self.runtime
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name(format!("berth-plugin-{}", self.name.to_string_lossy()))
+                    .enable_all()
+                    .build()
+                    .map_err(|e| format!("starting the plugin's runtime: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| Error::Internal(e.clone()))
+    }
+
+    /// The host's side, made at the first call that needs it.
+    async fn context(&self) -> Result<&Context> {
+        self.ctx
+            .get_or_try_init(|| async {
+                // The engine calls from threads that never leave the host's namespace.
+                let host = Arc::new(Netns::current()?);
+                let handle = host.connect()?;
+                let firewall = Arc::new(Firewall::new(host.clone())?);
+                let features = Features::probe().await.unwrap_or_else(|e| {
+                    tracing::warn!("plugin: probing the kernel's link kinds: {}", e.chain());
+                    Features::default()
+                });
+                Ok(Context {
+                    host,
+                    handle,
+                    firewall,
+                    features,
+                    networks: Default::default(),
+                })
+            })
+            .await
+    }
+
+    /// The sandbox at `key`, opened (or taken from the cache) and held for
+    /// `endpoint`; its netlink connection runs on the plugin's runtime.
+    fn sandbox(&self, key: &str, endpoint: &str) -> Result<Arc<Sandbox>> {
+        let id = ns_id(key)?;
+        let mut open = self.sandboxes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(o) = open.get_mut(key)
+            && o.id == id
+        {
+            o.endpoints.insert(endpoint.to_owned());
+            return Ok(o.sandbox.clone());
+        }
+        // Forget sandboxes whose path now names another namespace (or none).
+        open.retain(|k, o| ns_id(k).is_ok_and(|i| i == o.id));
+        drop(open);
+        let ns = Netns::open(key)?;
+        // What `Netns::connect` does, on the opener's thread instead of a
+        // new one.
+        let rt = self.runtime()?.handle().clone();
+        let inside = rt.clone();
+        let (conn, handle, _) = self.opener.run(&ns, move || {
+            let _rt = inside.enter(); // register the socket with the plugin's reactor
+            rtnetlink::new_connection()
+        })?;
+        rt.spawn(conn);
+        let sandbox = Arc::new(Sandbox {
+            ns,
+            handle,
+            path: key.into(),
+        });
+        self.sandboxes.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            key.to_owned(),
+            Open {
+                id,
+                sandbox: sandbox.clone(),
+                endpoints: HashSet::from([endpoint.to_owned()]),
+            },
+        );
+        Ok(sandbox)
+    }
+
+    /// Lets go of `endpoint`'s hold on its sandbox; closes the sandbox when
+    /// no endpoint of this plugin is left in it, so that the plugin never
+    /// keeps a container's namespace alive.
+    fn release(&self, endpoint: &str) {
+        let mut open = self.sandboxes.lock().unwrap_or_else(|p| p.into_inner());
+        for o in open.values_mut() {
+            o.endpoints.remove(endpoint);
+        }
+        open.retain(|_, o| !o.endpoints.is_empty());
+    }
+
+    /// Answers one call; never panics (a panic of the driver is caught and
+    /// answered as an error).
+    pub fn answer(&'static self, method: &str, request: &[u8]) -> Vec<u8> {
+        match panic::catch_unwind(AssertUnwindSafe(|| self.dispatch(method, request))) {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(e)) => error_json(&e),
+            Err(p) => {
+                // The engine names the plugin and the method.
+                let msg = format!("panic inside the plugin: {}", panic_message(&*p));
+                serde_json::to_vec(&ErrorAnswer {
+                    err: msg,
+                    kind: Some("panic".into()),
+                })
+                .unwrap_or_default()
+            }
+        }
+    }
+
+    /// Runs a driver's future to its end. The future is spawned on the
+    /// plugin's runtime rather than run by `block_on` on the calling
+    /// thread: on the worker, beside the netlink connections, each request
+    /// and its answer stay on one thread instead of waking two (about
+    /// 20 µs a netlink message on a busy host). A panic in it is resumed
+    /// here, for [`Plugin::answer`] to catch.
+    fn run<T: Send + 'static>(&self, f: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
+        let rt = self.runtime()?;
+        match rt.block_on(rt.spawn(f)) {
+            Ok(r) => r,
+            Err(e) if e.is_panic() => panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(Error::Internal(format!("the plugin's task ended: {e}"))),
+        }
+    }
+
+    fn dispatch(&'static self, m: &str, req: &[u8]) -> Result<Vec<u8>> {
+        let d: &'static dyn NetworkDriver = self.driver.as_ref();
+        match m {
+            method::GET_CAPABILITIES => Ok(self.capabilities.as_bytes().to_vec()),
+            method::VALIDATE => {
+                let net = berth(m, parse::<CreateNetworkRequest>(m, req)?.berth)?.network;
+                self.run(async move {
+                    let ctx = self.context().await?;
+                    d.supported(&ctx.features).map_err(Error::Unsupported)?;
+                    d.validate(&net)
+                })?;
+                Ok(json(&ErrorAnswer::default()))
+            }
+            method::CREATE_NETWORK => {
+                let net = berth(m, parse::<CreateNetworkRequest>(m, req)?.berth)?.network;
+                // Validated again: a host that skipped Validate still gets
+                // "nothing made" for a bad option.
+                d.validate(&net)?;
+                self.run(async move { d.create_network(self.context().await?, &net).await })?;
+                Ok(json(&ErrorAnswer::default()))
+            }
+            method::DELETE_NETWORK => {
+                let net = berth(m, parse::<DeleteNetworkRequest>(m, req)?.berth)?.network;
+                self.run(async move { d.delete_network(self.context().await?, &net).await })?;
+                Ok(json(&ErrorAnswer::default()))
+            }
+            // berth's engine did the addressing; the work happens in Join.
+            method::CREATE_ENDPOINT => Ok(json(&CreateEndpointResponse::default())),
+            method::ENDPOINT_OPER_INFO => Ok(br#"{"Value":{}}"#.to_vec()),
+            method::JOIN => {
+                let r: JoinRequest = parse(m, req)?;
+                let b = berth(m, r.berth)?;
+                let key = b.sandbox_key.clone().unwrap_or(r.sandbox_key);
+                let (ifname, mac) = endpoint_parts(&b)?;
+                let id = r.endpoint_id;
+                let joined = self.sandbox(&key, &id).and_then(|sandbox| {
+                    let id = id.clone();
+                    self.run(async move {
+                        let ctx = self.context().await?;
+                        let ep = Endpoint {
+                            id: &id,
+                            sandbox: Some(&sandbox),
+                            ifname: &ifname,
+                            mac,
+                            addresses: &b.addresses,
+                            gateways: &b.gateways,
+                            state: b.state.as_ref(),
+                        };
+                        d.attach(ctx, &b.network, &ep).await
+                    })
+                });
+                match joined {
+                    Ok(att) => Ok(json(&JoinResponse {
+                        berth: Some(att),
+                        ..Default::default()
+                    })),
+                    Err(e) => {
+                        self.release(&id);
+                        Err(e)
+                    }
+                }
+            }
+            method::LEAVE => {
+                let r: EndpointRequest = parse(m, req)?;
+                let b = berth(m, r.berth)?;
+                let (ifname, mac) = endpoint_parts(&b)?;
+                let id = r.endpoint_id;
+                // The sandbox is gone when the engine sends no key, or when
+                // its pin went away in the meantime.
+                let sandbox = b.sandbox_key.as_deref().and_then(|k| self.sandbox(k, &id).ok());
+                let ep_id = id.clone();
+                let left = self.run(async move {
+                    let ctx = self.context().await?;
+                    let ep = Endpoint {
+                        id: &ep_id,
+                        sandbox: sandbox.as_deref(),
+                        ifname: &ifname,
+                        mac,
+                        addresses: &b.addresses,
+                        gateways: &b.gateways,
+                        state: b.state.as_ref(),
+                    };
+                    d.detach(ctx, &b.network, &ep).await
+                });
+                self.release(&id);
+                left?;
+                Ok(json(&ErrorAnswer::default()))
+            }
+            method::DELETE_ENDPOINT => {
+                let r: EndpointRequest = parse(m, req)?;
+                self.release(&r.endpoint_id);
+                Ok(json(&ErrorAnswer::default()))
+            }
+            other => Err(Error::invalid(format!(
+                "unknown method {other:?} (this plugin speaks berth_plugin_v1 version {ABI_VERSION})"
+            ))),
+        }
+    }
+}
+
+/// The interface name and MAC of a request's endpoint.
+fn endpoint_parts(b: &BerthEndpoint) -> Result<(IfName, [u8; 6])> {
+    let ifname = IfName::new(&b.ifname)?;
+    let mac = if b.mac.is_empty() {
+        [0; 6]
+    } else {
+        parse_mac(&b.mac)?
+    };
+    Ok((ifname, mac))
+}
+
+/// What a plugin's `berth_plugin_v1` hands out: one [`Plugin`] and its
+/// [`PluginV1`] table, made at the first call.
+/// [`export_driver!`](crate::export_driver) puts one in a `static`.
+pub struct Slot {
+    plugin: OnceLock<Option<Plugin>>,
+    table: OnceLock<Table>,
+}
+
+/// The table, which holds pointers into the [`Plugin`] beside it.
+struct Table(PluginV1);
+
+// SAFETY: the pointers in the table point to the `CString`s of the plugin
+// in the same `static` `Slot`, which are never changed or freed; the
+// function pointers are plain code addresses.
+unsafe impl Sync for Table {}
+// SAFETY: as for `Sync`.
+unsafe impl Send for Table {}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Slot {
+    /// An empty slot, for a `static`.
+    pub const fn new() -> Self {
+        Self {
+            plugin: OnceLock::new(),
+            table: OnceLock::new(),
+        }
+    }
+
+    /// The body of `berth_plugin_v1`: makes the driver with `make` (once),
+    /// and returns the table whose `call` is `call`, or null when `make`
+    /// panicked.
+    pub fn entry(&'static self, make: fn() -> Box<dyn NetworkDriver>, call: CallFn) -> *const PluginV1 {
+        let table = panic::catch_unwind(AssertUnwindSafe(|| {
+            let plugin = self
+                .plugin
+                .get_or_init(|| panic::catch_unwind(make).ok().map(Plugin::new))
+                .as_ref()?;
+            Some(self.table.get_or_init(|| {
+                Table(PluginV1 {
+                    abi_version: ABI_VERSION,
+                    name: plugin.name.as_ptr(),
+                    capabilities: plugin.capabilities.as_ptr(),
+                    call: Some(call),
+                    free: Some(free),
+                })
+            }))
+        }));
+        match table {
+            Ok(Some(t)) => &t.0,
+            _ => std::ptr::null(),
+        }
+    }
+
+    /// The body of `call`.
+    ///
+    /// # Safety
+    /// The contract of [`CallFn`]: `method` NUL-terminated, `request` valid
+    /// for `len` bytes, `out_len` writable.
+    pub unsafe fn call(
+        &'static self,
+        method: *const c_char,
+        request: *const u8,
+        len: usize,
+        out_len: *mut usize,
+    ) -> *mut u8 {
+        if out_len.is_null() {
+            return std::ptr::null_mut();
+        }
+        let answer = match self.plugin.get().and_then(Option::as_ref) {
+            None => error_json(&Error::Internal("the plugin did not start".into())),
+            Some(_) if method.is_null() => error_json(&Error::invalid("no method name")),
+            Some(p) => {
+                // SAFETY: non-null and NUL-terminated, by the caller's contract.
+                let m = unsafe { CStr::from_ptr(method) }.to_string_lossy();
+                let req: &[u8] = if request.is_null() || len == 0 {
+                    &[]
+                } else {
+                    // SAFETY: `request` is valid for `len` bytes, by the caller's contract.
+                    unsafe { std::slice::from_raw_parts(request, len) }
+                };
+                p.answer(&m, req)
+            }
+        };
+        // SAFETY: `out_len` is non-null and writable, by the caller's contract.
+        unsafe { into_raw(answer, out_len) }
+    }
+}
+
+/// Hands an answer to the host: leaks it as a boxed slice, whose length
+/// `free` gets back.
+///
+/// # Safety
+/// `out_len` must be valid for a write.
+unsafe fn into_raw(answer: Vec<u8>, out_len: *mut usize) -> *mut u8 {
+    let boxed = answer.into_boxed_slice();
+    // SAFETY: the caller guarantees `out_len` is writable.
+    unsafe { *out_len = boxed.len() };
+    Box::into_raw(boxed).cast::<u8>()
+}
+
+/// The `free` of every plugin made with [`export_driver!`](crate::export_driver).
+///
+/// # Safety
+/// `answer` and `len` must be what this plugin's `call` returned, and each
+/// answer is freed once.
+pub unsafe extern "C" fn free(answer: *mut u8, len: usize) {
+    if answer.is_null() {
+        return;
+    }
+    // SAFETY: `answer` came from `into_raw` as a boxed slice of `len` bytes.
+    drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(answer, len)) });
+}
+
+/// Turns a value of a type that implements [`NetworkDriver`] into a
+/// shared-library plugin: defines the `berth_plugin_v1` entry point (see
+/// [`plugin`](crate::plugin)). Use it once, in the root of a `cdylib`:
+///
+/// ```ignore
+/// berth_core::export_driver!(Ptp::default());
+/// ```
+///
+/// The expression is evaluated once, at the first call of the entry point.
+#[macro_export]
+macro_rules! export_driver {
+    ($driver:expr) => {
+        /// The entry point berth's engine loads: see `berth_core::plugin`.
+        #[unsafe(no_mangle)]
+        pub extern "C" fn berth_plugin_v1() -> *const $crate::plugin::PluginV1 {
+            static SLOT: $crate::plugin::Slot = $crate::plugin::Slot::new();
+            unsafe extern "C" fn call(
+                method: *const ::std::ffi::c_char,
+                request: *const u8,
+                len: usize,
+                out_len: *mut usize,
+            ) -> *mut u8 {
+                // SAFETY: the host keeps the contract of `CallFn`, which this forwards unchanged.
+                unsafe { SLOT.call(method, request, len, out_len) }
+            }
+            fn make() -> ::std::boxed::Box<dyn $crate::NetworkDriver> {
+                ::std::boxed::Box::new($driver)
+            }
+            SLOT.entry(make, call)
+        }
+    };
+}
+
+/// The JSON of a `Validate` or `CreateNetwork` request for `net`.
+pub fn network_request(net: &Network) -> CreateNetworkRequest {
+    CreateNetworkRequest {
+        network_id: net.id.clone(),
+        options: protocol::network_options(net),
+        ipv4_data: protocol::ipam_data(net, false),
+        ipv6_data: protocol::ipam_data(net, true),
+        berth: Some(protocol::BerthNetwork { network: net.clone() }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Attachment, Capabilities, async_trait};
+
+    struct Toy;
+
+    #[async_trait]
+    impl NetworkDriver for Toy {
+        fn name(&self) -> &str {
+            "toy"
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                scope: Scope::Local,
+                sandbox: SandboxKind::Own,
+                ipam: true,
+                options: &["colour"],
+                multi_network: true,
+            }
+        }
+        fn validate(&self, net: &Network) -> Result<()> {
+            if net.options.get("colour").is_some_and(|c| c == "boom") {
+                panic!("boom");
+            }
+            crate::check_options("toy", &net.options, &["colour"])
+        }
+        async fn create_network(&self, _: &Context, _: &Network) -> Result<()> {
+            Ok(())
+        }
+        async fn delete_network(&self, _: &Context, _: &Network) -> Result<()> {
+            Ok(())
+        }
+        async fn attach(&self, _: &Context, _: &Network, _: &Endpoint<'_>) -> Result<Attachment> {
+            Ok(Attachment::default())
+        }
+        async fn detach(&self, _: &Context, _: &Network, _: &Endpoint<'_>) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    crate::export_driver!(Toy);
+
+    fn call(m: &str, req: &[u8]) -> Vec<u8> {
+        let t = berth_plugin_v1();
+        assert!(!t.is_null());
+        // SAFETY: the table is static; the arguments are valid for the call.
+        unsafe {
+            let t = &*t;
+            let m = CString::new(m).unwrap();
+            let mut len = 0;
+            let p = (t.call.unwrap())(m.as_ptr(), req.as_ptr(), req.len(), &mut len);
+            assert!(!p.is_null());
+            let out = std::slice::from_raw_parts(p, len).to_vec();
+            (t.free.unwrap())(p, len);
+            out
+        }
+    }
+
+    fn net(opts: &[(&str, &str)]) -> Network {
+        Network {
+            id: "0".repeat(64),
+            name: "n".into(),
+            driver: "toy".into(),
+            options: opts.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect(),
+            ipam: vec![],
+            ipv6: false,
+            internal: false,
+        }
+    }
+
+    fn err(answer: &[u8]) -> ErrorAnswer {
+        serde_json::from_slice(answer).unwrap()
+    }
+
+    #[test]
+    fn the_table_names_the_driver_and_its_capabilities() {
+        // SAFETY: the table and its strings are static.
+        let t = unsafe { &*berth_plugin_v1() };
+        assert_eq!(t.abi_version, ABI_VERSION);
+        // SAFETY: NUL-terminated strings owned by the static slot.
+        let (name, caps) = unsafe { (CStr::from_ptr(t.name), CStr::from_ptr(t.capabilities)) };
+        assert_eq!(name.to_str().unwrap(), "toy");
+        let caps: CapabilitiesResponse = serde_json::from_slice(caps.to_bytes()).unwrap();
+        assert_eq!(caps.scope, "local");
+        assert_eq!(caps.berth.unwrap().options, ["colour"]);
+        assert_eq!(call("GetCapabilities", b""), t_caps());
+    }
+
+    fn t_caps() -> Vec<u8> {
+        // SAFETY: as above.
+        unsafe { CStr::from_ptr((*berth_plugin_v1()).capabilities) }
+            .to_bytes()
+            .to_vec()
+    }
+
+    #[test]
+    fn bad_requests_and_panics_become_error_answers() {
+        let e = err(&call("Join", b"not json"));
+        assert!(e.err.contains("Join: the request does not decode"), "{e:?}");
+        assert_eq!(e.kind.as_deref(), Some("invalid"));
+        let e = err(&call("Fly", b"{}"));
+        assert!(e.err.contains("unknown method \"Fly\""), "{e:?}");
+        let e = err(&call("Leave", br#"{"NetworkID":"n","EndpointID":"e"}"#));
+        assert!(e.err.contains("no Berth member"), "{e:?}");
+        let boom = serde_json::to_vec(&network_request(&net(&[("colour", "boom")]))).unwrap();
+        // Validate before it touches anything: CreateNetwork validates too.
+        let e = err(&call("CreateNetwork", &boom));
+        assert_eq!(e.kind.as_deref(), Some("panic"), "{e:?}");
+        assert_eq!(e.err, "panic inside the plugin: boom");
+        let bad = serde_json::to_vec(&network_request(&net(&[("shape", "round")]))).unwrap();
+        let e = err(&call("CreateNetwork", &bad));
+        assert_eq!(e.kind.as_deref(), Some("invalid"));
+        assert!(e.err.contains("unknown option \"shape\""), "{e:?}");
+        assert!(err(&call("CreateEndpoint", b"{}")).err.is_empty());
+    }
+
+    #[test]
+    fn macs_round_trip() {
+        let mac = [0x02, 0x42, 0xac, 0x12, 0, 2];
+        assert_eq!(parse_mac(&format_mac(mac)).unwrap(), mac);
+        for bad in [
+            "",
+            "02:42",
+            "02:42:ac:12:00:02:03",
+            "zz:42:ac:12:00:02",
+            "2:42:ac:12:00:02",
+        ] {
+            assert!(parse_mac(bad).is_err(), "{bad}");
+        }
+    }
+}
