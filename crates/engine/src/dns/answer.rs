@@ -9,14 +9,16 @@ use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType};
 use rand::seq::SliceRandom;
 
+pub use super::fast::answer_fast;
+
 /// How long clients may cache a container's address, as Docker's resolver
 /// says.
 pub const TTL: u32 = 600;
 
 /// The largest UDP answer without EDNS (RFC 1035).
-const CLASSIC_UDP: usize = 512;
+pub(crate) const CLASSIC_UDP: usize = 512;
 /// The largest UDP answer berth sends with EDNS (the DNS flag day value).
-const EDNS_UDP: u16 = 1232;
+pub(super) const EDNS_UDP: u16 = 1232;
 
 /// One container as seen from a network: its addresses there.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,7 +128,7 @@ fn lower(name: &Name) -> String {
 /// The addresses `name` has for `client`: on each network they share, the
 /// containers called `name` there, or `name.network`, or the target of a
 /// link alias. `None` when the name is not a container name at all.
-fn lookup(view: &View, client: &Client, name: &str) -> Option<Vec<IpAddr>> {
+pub(super) fn lookup(view: &View, client: &Client, name: &str) -> Option<Vec<IpAddr>> {
     let mut found = false;
     let mut out = Vec::new();
     let linked = client.links.get(name);
@@ -166,15 +168,28 @@ fn add_new(out: &mut Vec<IpAddr>, addrs: &[IpAddr]) {
 
 /// The PTR name of `ip` for `client`, on the first shared network that
 /// knows it.
-fn reverse(view: &View, client: &Client, ip: IpAddr) -> Option<String> {
+pub(super) fn reverse(view: &View, client: &Client, ip: IpAddr) -> Option<String> {
     client.networks.iter().find_map(|net| {
         let zone = view.zones.get(net)?;
         zone.reverse.get(&ip).map(|n| format!("{n}.{}.", zone.name))
     })
 }
 
-/// Answers one datagram from container `client_id`.
+/// Answers one datagram from container `client_id`: the common query for
+/// a known name by hand ([`answer_fast`]), everything else through
+/// hickory ([`answer_full`]).
 pub fn answer(view: &View, client_id: &str, query: &[u8], udp: bool) -> Action {
+    let mut out = Vec::new();
+    if answer_fast(view, client_id, query, udp, &mut out) {
+        return Action::Reply(out);
+    }
+    answer_full(view, client_id, query, udp)
+}
+
+/// Answers one datagram from container `client_id` with hickory's parser
+/// and encoder, whatever it is: what [`answer`] does when the fast path
+/// declines, and what the tests and the fuzz target compare it with.
+pub fn answer_full(view: &View, client_id: &str, query: &[u8], udp: bool) -> Action {
     // Check the header before handing the rest to the parser: one
     // question, no answers, a few additional records at most. Anything
     // else is not a query a stub resolver sends.

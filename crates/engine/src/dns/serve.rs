@@ -83,13 +83,18 @@ pub(super) fn serve(resolver: Arc<Resolver>, id: String, s: Sockets) -> Result<L
 
 async fn serve_udp(resolver: Arc<Resolver>, id: String, sock: Arc<UdpSocket>, forwards: Arc<Semaphore>) {
     let mut buf = vec![0u8; 4096];
+    let mut reply = Vec::with_capacity(answer::CLASSIC_UDP);
     loop {
         let Ok((n, peer)) = sock.recv_from(&mut buf).await else {
             // Transient errors (ICMP unreachable replays, ENOMEM): go on.
             tokio::time::sleep(Duration::from_millis(1)).await;
             continue;
         };
-        match resolver.answer(&id, &buf[..n], true) {
+        let Some(action) = resolver.answer_into(&id, &buf[..n], true, &mut reply) else {
+            let _ = sock.send_to(&reply, peer).await;
+            continue;
+        };
+        match action {
             Action::Reply(out) => {
                 let _ = sock.send_to(&out, peer).await;
             }
