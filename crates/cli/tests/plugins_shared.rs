@@ -86,7 +86,8 @@ fn plugin_ls_shows_the_ptp_plugin_loaded() {
     let p = plugin(&h, "ptp");
     assert_eq!(p["Transport"], "shared-library");
     assert_eq!(p["Path"], h.plugin_dir().join("ptp.so").display().to_string());
-    assert_eq!(p["Abi"], 1);
+    // export_driver! makes version 2 tables (with call_async).
+    assert_eq!(p["Abi"], 2);
     assert_eq!(p["Status"], "loaded");
     let table = h.ok(&["plugin", "ls"]);
     assert!(
@@ -143,12 +144,74 @@ fn ptp_containers_reach_each_other_through_the_host() {
     assert_eq!(h.kernel_state(), before, "ptp left something behind");
 }
 
+/// The processes' fds that are the namespace `(st_dev, st_ino)`.
+fn holders(ns: (u64, u64)) -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = Vec::new();
+    for p in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            // stat follows the fd to what it is, however it was opened.
+            if std::fs::metadata(fd.path()).is_ok_and(|m| (m.dev(), m.ino()) == ns) {
+                out.push(fd.path().display().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The plugin keeps a sandbox open between a container's attaches (the
+/// same container joining again reuses its socket), and lets go of it once
+/// the container is removed: nothing holds the namespace a few seconds on.
+#[test]
+fn a_removed_containers_namespace_is_let_go() {
+    use std::os::unix::fs::MetadataExt;
+    let h = host(&[(&ptp(), "ptp.so")], &[]);
+    h.ok(&[
+        "network",
+        "create",
+        "-d",
+        "ptp",
+        "--subnet",
+        "10.45.0.0/24",
+        "p2p",
+    ]);
+    run_on(&h, "c", "p2p");
+    let v: Value = serde_json::from_str(&h.ok(&["inspect", "c"])).unwrap();
+    let key = v[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap().to_owned();
+    let m = std::fs::metadata(&key).unwrap();
+    let ns = (m.dev(), m.ino());
+    for _ in 0..3 {
+        h.ok(&["network", "disconnect", "p2p", "c"]);
+        h.ok(&["network", "connect", "p2p", "c"]);
+        let addr = h.ok(&["exec", "c", "--", "ip", "-o", "-4", "addr", "show", "eth0"]);
+        assert!(addr.contains(&format!("{}/32", ip(&h, "c", "p2p"))), "{addr}");
+        h.ok(&["exec", "c", "--", "ping", "-c1", "-W2", "10.45.0.1"]);
+    }
+    assert!(
+        !holders(ns).is_empty(),
+        "nothing holds a running container's namespace"
+    );
+    h.ok(&["rm", "-f", "c"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !holders(ns).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the namespace of a removed container is still held: {:?}",
+            holders(ns)
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn libraries_that_cannot_be_used_are_listed_with_the_reason() {
     let f = faulty();
     let h = TestHost::without_daemon(berth());
     install(&h, &f, "faulty.so");
-    install(&h, &f, "faulty-abi2.so");
+    install(&h, &f, "faulty-abi9.so");
     install(&h, &f, "nullentry.so");
     std::fs::write(h.plugin_dir().join("notelf.so"), "this is not a library\n").unwrap();
     let st = Command::new("cc")
@@ -164,10 +227,10 @@ fn libraries_that_cannot_be_used_are_listed_with_the_reason() {
     let status = |name: &str| plugin(&h, name)["Status"].as_str().unwrap().to_owned();
     assert_eq!(status("faulty"), "loaded");
     assert_eq!(
-        status("faulty-abi2"),
-        "refused: ABI version 2, this berth speaks 1"
+        status("faulty-abi9"),
+        "refused: ABI version 9, this berth speaks 1 to 2"
     );
-    assert_eq!(plugin(&h, "faulty-abi2")["Abi"], 2);
+    assert_eq!(plugin(&h, "faulty-abi9")["Abi"], 9);
     assert_eq!(status("nosym"), "refused: no berth_plugin_v1 symbol");
     assert!(
         status("notelf").starts_with("refused: cannot load it: "),
@@ -183,8 +246,8 @@ fn libraries_that_cannot_be_used_are_listed_with_the_reason() {
     h.ok(&["network", "create", "-d", "faulty", "fine"]);
     run_on(&h, "c", "fine");
     h.ok(&["exec", "c", "--", "ip", "link", "show", "eth0"]);
-    let e = h.fails(&["network", "create", "-d", "faulty-abi2", "nope"]);
-    assert!(e.contains("unknown driver \"faulty-abi2\""), "{e}");
+    let e = h.fails(&["network", "create", "-d", "faulty-abi9", "nope"]);
+    assert!(e.contains("unknown driver \"faulty-abi9\""), "{e}");
 }
 
 #[test]
@@ -333,19 +396,23 @@ fn bad_answers_fail_in_one_line_and_leave_nothing() {
 /// rolled back again when it does.
 #[test]
 fn a_hung_plugin_is_cut_off_and_the_attach_rolled_back() {
+    hung_plugin_is_cut_off("faulty");
+}
+
+/// The same through version 2's `call_async`: the engine waits for the
+/// answer without a blocking thread, and the bound and the rollbacks hold.
+#[test]
+fn a_hung_async_call_is_cut_off_and_the_attach_rolled_back() {
+    hung_plugin_is_cut_off("faulty-v2");
+}
+
+fn hung_plugin_is_cut_off(name: &str) {
     let h = host(
-        &[(&faulty(), "faulty.so")],
+        &[(&faulty(), &format!("{name}.so"))],
         &[("BERTH_PLUGIN_TIMEOUT_MS", "1500")],
     );
-    h.ok(&[
-        "network",
-        "create",
-        "-d",
-        "faulty",
-        "-o",
-        "fault=hang@Join",
-        "hung",
-    ]);
+    assert_eq!(plugin(&h, name)["Abi"], if name.contains("v2") { 2 } else { 1 });
+    h.ok(&["network", "create", "-d", name, "-o", "fault=hang@Join", "hung"]);
     let before = h.kernel_state();
     let started = Instant::now();
     let run = h
@@ -379,7 +446,7 @@ fn a_hung_plugin_is_cut_off_and_the_attach_rolled_back() {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
-        err.contains("plugin faulty: Join did not answer within 1500 ms"),
+        err.contains(&format!("plugin {name}: Join did not answer within 1500 ms")),
         "{err}"
     );
     assert!(err.contains("rolled back"), "{err}");
@@ -392,15 +459,7 @@ fn a_hung_plugin_is_cut_off_and_the_attach_rolled_back() {
 
     // A slow Join (2 s, past the 1.5 s timeout) answers after the engine
     // gave up and rolled back: the rollback runs again then.
-    h.ok(&[
-        "network",
-        "create",
-        "-d",
-        "faulty",
-        "-o",
-        "fault=slow@Join",
-        "slow",
-    ]);
+    h.ok(&["network", "create", "-d", name, "-o", "fault=slow@Join", "slow"]);
     let before = h.kernel_state();
     let e = h.fails(&[
         "run",
@@ -428,6 +487,6 @@ fn a_hung_plugin_is_cut_off_and_the_attach_rolled_back() {
         thread::sleep(Duration::from_millis(100));
     }
     // The hung call still holds a thread; everything else works.
-    h.ok(&["network", "create", "-d", "faulty", "fine"]);
+    h.ok(&["network", "create", "-d", name, "fine"]);
     run_on(&h, "fine", "fine");
 }

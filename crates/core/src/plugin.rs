@@ -10,13 +10,14 @@
 //! extern "C" fn berth_plugin_v1() -> *const PluginV1
 //! ```
 //!
-//! It returns a pointer to a [`PluginV1`] that stays valid as long as the
+//! It returns a pointer to a table that stays valid as long as the
 //! library is loaded (berth never unloads one), or null when the plugin
 //! cannot start. The host reads `abi_version` first and nothing else unless
-//! it is [`ABI_VERSION`]: every later version keeps a `u32` version as the
-//! first field. `name` is the driver's name (`-d NAME`) and `capabilities`
-//! a [`CapabilitiesResponse`] with its `Berth` member, both NUL-terminated
-//! UTF-8.
+//! it is a version it speaks ([`MIN_ABI_VERSION`] to [`ABI_VERSION`]):
+//! every version keeps a `u32` version as the first field. Version 1's
+//! table is a [`PluginV1`]. `name` is the driver's name (`-d NAME`) and
+//! `capabilities` a [`CapabilitiesResponse`] with its `Berth` member, both
+//! NUL-terminated UTF-8.
 //!
 //! Everything else goes through `call`: a method name of
 //! [`protocol::method`] (Docker's remote-driver
@@ -29,22 +30,43 @@
 //! berth-core, std and tokio: no Rust type of one side means anything to
 //! the other.
 //!
+//! # Version 2: answers without a waiting thread
+//!
+//! Version 2's table, [`PluginV2`], is version 1's followed by
+//! `call_async` ([`CallAsyncFn`]): the same methods and JSON, but the call
+//! returns at once and the plugin hands the answer to a `complete`
+//! function of the host ([`CompleteFn`]) with the host's token, exactly
+//! once, from any thread. A version 1 call costs a blocking thread of the
+//! host that waits while the plugin's runtime works, and two thread
+//! wake-ups to get the answer back; with `call_async` the plugin's runtime
+//! wakes the engine's task directly. The host uses `call_async` for the
+//! calls of an attach and a detach, `call` for the rest; it still loads
+//! version 1 plugins and calls them through `call` only.
+//! [`export_driver!`](crate::export_driver) makes version 2 tables.
+//!
 //! # The plugin side
 //!
 //! The plugin runs inside the daemon's process, in the host's network
-//! namespace: `call` comes on the engine's blocking threads, which never
-//! enter another namespace, and may come on several of them at once. Each
-//! loaded plugin owns one tokio runtime (one worker, made at the first
-//! call, kept for the life of the process); the trait's futures run on its
-//! worker, beside rtnetlink's connection tasks, while the calling thread
-//! waits for them. The [`Context`] is made once: the host's
+//! namespace: calls come on the engine's threads (its blocking threads for
+//! `call`, its runtime's for `call_async`), which never enter another
+//! namespace, and may come on several of them at once. Each loaded plugin
+//! owns one tokio runtime (one worker, made at the first call, kept for the
+//! life of the process); the trait's futures run on its worker, beside
+//! rtnetlink's connection tasks. Methods that need neither the runtime nor
+//! the kernel (`GetCapabilities`, `CreateEndpoint`, `EndpointOperInfo`,
+//! `DeleteEndpoint`) are answered on the calling thread, before
+//! `call_async` returns. The [`Context`] is made once: the host's
 //! namespace and a netlink handle there, the [`Firewall`] (elements of the
 //! shared `inet berth` table only), the kernel's [`Features`], and an empty
 //! [`Networks`](crate::Networks) (a plugin sees only the network of each
 //! request). Sandboxes are opened from their `SandboxKey`, their netlink
 //! sockets made by one long-lived thread of the plugin (not a new thread
-//! each), and kept while an endpoint of this plugin is in them, so that a
-//! second network on one container does not open a second socket.
+//! each). A sandbox stays open while an endpoint of this plugin is in it,
+//! and after its last one left until its pin is gone (the container was
+//! removed; a sweeper looks every second), at most 32 of those: a second
+//! network on one container, or the same container joining again, does
+//! not open a second socket. A removed container's namespace is thus kept
+//! for at most a second after its removal.
 //!
 //! # Lifetime
 //!
@@ -54,12 +76,16 @@
 //! library file therefore takes effect at the next daemon start.
 
 use std::collections::{HashMap, HashSet};
-use std::ffi::{CStr, CString, c_char};
+use std::ffi::{CStr, CString, c_char, c_void};
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::panic::{self, AssertUnwindSafe};
+
+use futures_util::FutureExt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
 use std::{io, thread};
 
 use nix::sched::{CloneFlags, setns};
@@ -76,13 +102,18 @@ use crate::{
     SandboxKind, Scope,
 };
 
-/// The ABI version this berth speaks.
-pub const ABI_VERSION: u32 = 1;
+/// The ABI version this berth's plugins declare ([`PluginV2`]).
+pub const ABI_VERSION: u32 = 2;
+
+/// The oldest ABI version the host still loads ([`PluginV1`]: `call`
+/// only).
+pub const MIN_ABI_VERSION: u32 = 1;
 
 /// The name of the entry point a plugin exports.
 pub const SYMBOL: &str = "berth_plugin_v1";
 
-/// The entry point's type: see the [module docs](self).
+/// The entry point's type: see the [module docs](self). Whatever the
+/// version, the table starts with the fields of [`PluginV1`].
 pub type EntryFn = unsafe extern "C" fn() -> *const PluginV1;
 
 /// `call`: `method` is a NUL-terminated method name, `request` points to
@@ -101,6 +132,25 @@ pub type CallFn = unsafe extern "C" fn(
 /// `free`: gives back an answer of `call`, with the length `call` gave.
 pub type FreeFn = unsafe extern "C" fn(answer: *mut u8, len: usize);
 
+/// What `call_async` answers through: `token` as the host gave it, and
+/// `len` bytes of JSON at `answer`, valid only during this call (the host
+/// copies them; the plugin frees them afterwards).
+pub type CompleteFn = unsafe extern "C" fn(token: *mut c_void, answer: *const u8, len: usize);
+
+/// `call_async` (version 2): the same call as [`CallFn`], but it returns at
+/// once, having blocked on nothing, and the answer goes to `complete` with
+/// `token`, exactly once, on whichever thread the plugin likes, before or
+/// after `call_async` returns. `method` and `request` are valid only during
+/// `call_async` (the plugin copies what it keeps); `token` stays valid
+/// until `complete` is called with it.
+pub type CallAsyncFn = unsafe extern "C" fn(
+    method: *const c_char,
+    request: *const u8,
+    len: usize,
+    complete: CompleteFn,
+    token: *mut c_void,
+);
+
 /// What `berth_plugin_v1` returns. `#[repr(C)]`; `abi_version` stays the
 /// first field in every version.
 #[repr(C)]
@@ -116,6 +166,20 @@ pub struct PluginV1 {
     pub call: Option<CallFn>,
     /// Frees an answer: see [`FreeFn`].
     pub free: Option<FreeFn>,
+}
+
+/// What `berth_plugin_v1` returns for version 2: version 1's table and
+/// `call_async`. A host that speaks only version 1 refuses it by its
+/// version, so the extra field is never read past the end of a version 1
+/// table. `#[repr(C)]`.
+#[repr(C)]
+#[derive(Debug)]
+pub struct PluginV2 {
+    /// Version 1's fields, with `abi_version` 2.
+    pub v1: PluginV1,
+    /// The call without waiting: see [`CallAsyncFn`]. `None` (null) makes
+    /// the host use `call`.
+    pub call_async: Option<CallAsyncFn>,
 }
 
 /// An error answer: Docker's `{"Err": "..."}` plus, for berth, what kind
@@ -218,7 +282,16 @@ struct Open {
     id: (u64, u64),
     sandbox: Arc<Sandbox>,
     endpoints: HashSet<String>,
+    /// When its last endpoint left; `None` while it has endpoints.
+    idle_since: Option<Instant>,
 }
+
+/// How often the sweeper looks for sandboxes whose pin went away.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// At most this many sandboxes without an endpoint of this plugin stay
+/// open; past it the one idle longest is closed.
+const MAX_IDLE: usize = 32;
 
 /// Work for the [`Opener`]'s thread, given the thread's own namespace to
 /// go back to; answers whether it got back.
@@ -253,8 +326,9 @@ impl Opener {
         Ok(tx)
     }
 
-    /// Runs `f` inside `ns` on the opener's thread and waits for it.
-    fn run<T: Send + 'static>(
+    /// Runs `f` inside `ns` on the opener's thread; the caller's task
+    /// waits for it without blocking its thread.
+    async fn run<T: Send + 'static>(
         &self,
         ns: &Netns,
         f: impl FnOnce() -> io::Result<T> + Send + 'static,
@@ -263,7 +337,7 @@ impl Opener {
             .as_fd()
             .try_clone_to_owned()
             .map_err(|e| Error::kernel("duplicating a namespace fd", e))?;
-        let (tx, rx) = mpsc::sync_channel(1);
+        let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |home| {
             let r = setns(&target, CloneFlags::CLONE_NEWNET)
                 .map_err(io::Error::from)
@@ -286,7 +360,7 @@ impl Opener {
                 *sender = Some(s);
             }
         }
-        rx.recv()
+        rx.await
             .map_err(|_| Error::Internal("the plugin's namespace thread ended".into()))?
             .map_err(|e| Error::kernel("working inside the sandbox's network namespace", e))
     }
@@ -300,6 +374,8 @@ pub struct Plugin {
     runtime: OnceLock<std::result::Result<tokio::runtime::Runtime, String>>,
     ctx: tokio::sync::OnceCell<Context>,
     sandboxes: Mutex<HashMap<String, Open>>,
+    /// Whether the sweeper task runs (it ends when nothing is open).
+    sweeping: AtomicBool,
     opener: Opener,
 }
 
@@ -356,6 +432,7 @@ impl Plugin {
             runtime: OnceLock::new(),
             ctx: tokio::sync::OnceCell::new(),
             sandboxes: Mutex::new(HashMap::new()),
+            sweeping: AtomicBool::new(false),
             opener: Opener::default(),
         }
     }
@@ -409,99 +486,196 @@ impl Plugin {
 
     /// The sandbox at `key`, opened (or taken from the cache) and held for
     /// `endpoint`; its netlink connection runs on the plugin's runtime.
-    fn sandbox(&self, key: &str, endpoint: &str) -> Result<Arc<Sandbox>> {
+    async fn sandbox(&'static self, key: &str, endpoint: &str) -> Result<Arc<Sandbox>> {
         let id = ns_id(key)?;
-        let mut open = self.sandboxes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(o) = open.get_mut(key)
-            && o.id == id
         {
-            o.endpoints.insert(endpoint.to_owned());
-            return Ok(o.sandbox.clone());
+            let mut open = self.sandboxes.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(o) = open.get_mut(key)
+                && o.id == id
+            {
+                o.endpoints.insert(endpoint.to_owned());
+                o.idle_since = None;
+                return Ok(o.sandbox.clone());
+            }
         }
-        // Forget sandboxes whose path now names another namespace (or none).
-        open.retain(|k, o| ns_id(k).is_ok_and(|i| i == o.id));
-        drop(open);
         let ns = Netns::open(key)?;
         // What `Netns::connect` does, on the opener's thread instead of a
         // new one.
         let rt = self.runtime()?.handle().clone();
         let inside = rt.clone();
-        let (conn, handle, _) = self.opener.run(&ns, move || {
-            let _rt = inside.enter(); // register the socket with the plugin's reactor
-            rtnetlink::new_connection()
-        })?;
+        let (conn, handle, _) = self
+            .opener
+            .run(&ns, move || {
+                let _rt = inside.enter(); // register the socket with the plugin's reactor
+                rtnetlink::new_connection()
+            })
+            .await?;
         rt.spawn(conn);
         let sandbox = Arc::new(Sandbox {
             ns,
             handle,
             path: key.into(),
         });
+        // A path that now names another namespace is replaced here.
         self.sandboxes.lock().unwrap_or_else(|p| p.into_inner()).insert(
             key.to_owned(),
             Open {
                 id,
                 sandbox: sandbox.clone(),
                 endpoints: HashSet::from([endpoint.to_owned()]),
+                idle_since: None,
             },
         );
+        if !self.sweeping.swap(true, Ordering::SeqCst) {
+            rt.spawn(self.sweeper());
+        }
         Ok(sandbox)
     }
 
-    /// Lets go of `endpoint`'s hold on its sandbox; closes the sandbox when
-    /// no endpoint of this plugin is left in it, so that the plugin never
-    /// keeps a container's namespace alive.
+    /// Lets go of `endpoint`'s hold on its sandbox. A sandbox left without
+    /// an endpoint of this plugin stays open (its socket is what an attach
+    /// of the same container would otherwise open again, about a tenth of
+    /// a bridge attach) until the sweeper sees that its pin is gone, that
+    /// is, until the engine removed the container: the plugin keeps a
+    /// removed container's namespace alive for at most [`SWEEP_EVERY`].
+    /// At most [`MAX_IDLE`] stay open that way.
     fn release(&self, endpoint: &str) {
         let mut open = self.sandboxes.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
         for o in open.values_mut() {
-            o.endpoints.remove(endpoint);
+            if o.endpoints.remove(endpoint) && o.endpoints.is_empty() {
+                o.idle_since = Some(now);
+            }
         }
-        open.retain(|_, o| !o.endpoints.is_empty());
-    }
-
-    /// Answers one call; never panics (a panic of the driver is caught and
-    /// answered as an error).
-    pub fn answer(&'static self, method: &str, request: &[u8]) -> Vec<u8> {
-        match panic::catch_unwind(AssertUnwindSafe(|| self.dispatch(method, request))) {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(e)) => error_json(&e),
-            Err(p) => {
-                // The engine names the plugin and the method.
-                let msg = format!("panic inside the plugin: {}", panic_message(&*p));
-                serde_json::to_vec(&ErrorAnswer {
-                    err: msg,
-                    kind: Some("panic".into()),
-                })
-                .unwrap_or_default()
+        let mut idle: Vec<(Instant, String)> = open
+            .iter()
+            .filter_map(|(k, o)| o.idle_since.map(|t| (t, k.clone())))
+            .collect();
+        if idle.len() > MAX_IDLE {
+            idle.sort();
+            for (_, k) in &idle[..idle.len() - MAX_IDLE] {
+                open.remove(k);
             }
         }
     }
 
-    /// Runs a driver's future to its end. The future is spawned on the
-    /// plugin's runtime rather than run by `block_on` on the calling
-    /// thread: on the worker, beside the netlink connections, each request
-    /// and its answer stay on one thread instead of waking two (about
-    /// 20 µs a netlink message on a busy host). A panic in it is resumed
-    /// here, for [`Plugin::answer`] to catch.
-    fn run<T: Send + 'static>(&self, f: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
-        let rt = self.runtime()?;
-        match rt.block_on(rt.spawn(f)) {
-            Ok(r) => r,
-            Err(e) if e.is_panic() => panic::resume_unwind(e.into_panic()),
-            Err(e) => Err(Error::Internal(format!("the plugin's task ended: {e}"))),
+    /// Closes the sandboxes whose path no longer names the namespace that
+    /// was opened (the engine removed the container, or a crash left an
+    /// endpoint without its `Leave`), every [`SWEEP_EVERY`], while any is
+    /// open. The paths are checked without holding the lock.
+    async fn sweeper(&'static self) {
+        loop {
+            tokio::time::sleep(SWEEP_EVERY).await;
+            let seen: Vec<(String, (u64, u64))> = {
+                let open = self.sandboxes.lock().unwrap_or_else(|p| p.into_inner());
+                open.iter().map(|(k, o)| (k.clone(), o.id)).collect()
+            };
+            let gone: Vec<(String, (u64, u64))> = seen
+                .into_iter()
+                .filter(|(k, id)| ns_id(k).ok() != Some(*id))
+                .collect();
+            let mut open = self.sandboxes.lock().unwrap_or_else(|p| p.into_inner());
+            for (k, id) in gone {
+                if open.get(&k).is_some_and(|o| o.id == id) {
+                    open.remove(&k);
+                }
+            }
+            if open.is_empty() {
+                // Under the lock: `sandbox` inserts under it, then starts a
+                // sweeper unless this flag says one runs.
+                self.sweeping.store(false, Ordering::SeqCst);
+                return;
+            }
         }
     }
 
-    fn dispatch(&'static self, m: &str, req: &[u8]) -> Result<Vec<u8>> {
+    /// Answers one call on the calling thread (ABI version 1's `call`);
+    /// never panics (a panic of the driver is caught and answered as an
+    /// error). The work runs on the plugin's runtime, as for
+    /// [`Plugin::answer_async`]; this thread waits for it.
+    pub fn answer(&'static self, method: &str, request: &[u8]) -> Vec<u8> {
+        if let Some(r) = self.answer_now(method, request) {
+            return r.unwrap_or_else(|e| error_json(&e));
+        }
+        let (m, req) = (method.to_owned(), request.to_vec());
+        let run = || -> Result<Vec<u8>> {
+            let rt = self.runtime()?;
+            // Spawned rather than run by `block_on` here: on the worker,
+            // beside the netlink connections, each request and its answer
+            // stay on one thread instead of waking two (about 20 µs a
+            // netlink message on a busy host).
+            match rt.block_on(rt.spawn(async move { self.dispatch(&m, &req).await })) {
+                Ok(r) => r,
+                Err(e) if e.is_panic() => panic::resume_unwind(e.into_panic()),
+                Err(e) => Err(Error::Internal(format!("the plugin's task ended: {e}"))),
+            }
+        };
+        match panic::catch_unwind(AssertUnwindSafe(run)) {
+            Ok(r) => r.unwrap_or_else(|e| error_json(&e)),
+            Err(p) => panic_json(&*p),
+        }
+    }
+
+    /// Answers one call without making the caller wait (ABI version 2's
+    /// `call_async`): the work is queued on the plugin's runtime and
+    /// `reply` gets the answer there, once, when it is done; a panic of the
+    /// driver is answered as an error. Returns at once, having blocked on
+    /// nothing (the first call also starts the runtime).
+    pub fn answer_async(
+        &'static self,
+        method: String,
+        request: Vec<u8>,
+        reply: impl FnOnce(Vec<u8>) + Send + 'static,
+    ) {
+        // What needs neither the runtime nor the kernel is answered before
+        // returning: a hop to the runtime's thread and back would cost
+        // more than the answer (about 60 µs on a busy host).
+        if let Some(r) = self.answer_now(&method, &request) {
+            return reply(r.unwrap_or_else(|e| error_json(&e)));
+        }
+        let rt = match self.runtime() {
+            Ok(rt) => rt,
+            Err(e) => return reply(error_json(&e)),
+        };
+        rt.spawn(async move {
+            let answer = match AssertUnwindSafe(self.dispatch(&method, &request))
+                .catch_unwind()
+                .await
+            {
+                Ok(r) => r.unwrap_or_else(|e| error_json(&e)),
+                Err(p) => panic_json(&*p),
+            };
+            reply(answer);
+        });
+    }
+
+    /// The answer to a method that needs neither the runtime nor the
+    /// kernel (and cannot panic), or `None` for the others.
+    fn answer_now(&self, m: &str, req: &[u8]) -> Option<Result<Vec<u8>>> {
+        Some(match m {
+            method::GET_CAPABILITIES => Ok(self.capabilities.as_bytes().to_vec()),
+            // berth's engine did the addressing; the work happens in Join.
+            method::CREATE_ENDPOINT => Ok(json(&CreateEndpointResponse::default())),
+            method::ENDPOINT_OPER_INFO => Ok(br#"{"Value":{}}"#.to_vec()),
+            method::DELETE_ENDPOINT => parse::<EndpointRequest>(m, req).map(|r| {
+                self.release(&r.endpoint_id);
+                json(&ErrorAnswer::default())
+            }),
+            _ => return None,
+        })
+    }
+
+    async fn dispatch(&'static self, m: &str, req: &[u8]) -> Result<Vec<u8>> {
+        if let Some(r) = self.answer_now(m, req) {
+            return r;
+        }
         let d: &'static dyn NetworkDriver = self.driver.as_ref();
         match m {
-            method::GET_CAPABILITIES => Ok(self.capabilities.as_bytes().to_vec()),
             method::VALIDATE => {
                 let net = berth(m, parse::<CreateNetworkRequest>(m, req)?.berth)?.network;
-                self.run(async move {
-                    let ctx = self.context().await?;
-                    d.supported(&ctx.features).map_err(Error::Unsupported)?;
-                    d.validate(&net)
-                })?;
+                let ctx = self.context().await?;
+                d.supported(&ctx.features).map_err(Error::Unsupported)?;
+                d.validate(&net)?;
                 Ok(json(&ErrorAnswer::default()))
             }
             method::CREATE_NETWORK => {
@@ -509,40 +683,35 @@ impl Plugin {
                 // Validated again: a host that skipped Validate still gets
                 // "nothing made" for a bad option.
                 d.validate(&net)?;
-                self.run(async move { d.create_network(self.context().await?, &net).await })?;
+                d.create_network(self.context().await?, &net).await?;
                 Ok(json(&ErrorAnswer::default()))
             }
             method::DELETE_NETWORK => {
                 let net = berth(m, parse::<DeleteNetworkRequest>(m, req)?.berth)?.network;
-                self.run(async move { d.delete_network(self.context().await?, &net).await })?;
+                d.delete_network(self.context().await?, &net).await?;
                 Ok(json(&ErrorAnswer::default()))
             }
-            // berth's engine did the addressing; the work happens in Join.
-            method::CREATE_ENDPOINT => Ok(json(&CreateEndpointResponse::default())),
-            method::ENDPOINT_OPER_INFO => Ok(br#"{"Value":{}}"#.to_vec()),
             method::JOIN => {
                 let r: JoinRequest = parse(m, req)?;
                 let b = berth(m, r.berth)?;
                 let key = b.sandbox_key.clone().unwrap_or(r.sandbox_key);
                 let (ifname, mac) = endpoint_parts(&b)?;
                 let id = r.endpoint_id;
-                let joined = self.sandbox(&key, &id).and_then(|sandbox| {
-                    let id = id.clone();
-                    self.run(async move {
-                        let ctx = self.context().await?;
-                        let ep = Endpoint {
-                            id: &id,
-                            sandbox: Some(&sandbox),
-                            ifname: &ifname,
-                            mac,
-                            addresses: &b.addresses,
-                            gateways: &b.gateways,
-                            state: b.state.as_ref(),
-                        };
-                        d.attach(ctx, &b.network, &ep).await
-                    })
-                });
-                match joined {
+                let joined = async {
+                    let sandbox = self.sandbox(&key, &id).await?;
+                    let ctx = self.context().await?;
+                    let ep = Endpoint {
+                        id: &id,
+                        sandbox: Some(&sandbox),
+                        ifname: &ifname,
+                        mac,
+                        addresses: &b.addresses,
+                        gateways: &b.gateways,
+                        state: b.state.as_ref(),
+                    };
+                    d.attach(ctx, &b.network, &ep).await
+                };
+                match joined.await {
                     Ok(att) => Ok(json(&JoinResponse {
                         berth: Some(att),
                         ..Default::default()
@@ -560,12 +729,14 @@ impl Plugin {
                 let id = r.endpoint_id;
                 // The sandbox is gone when the engine sends no key, or when
                 // its pin went away in the meantime.
-                let sandbox = b.sandbox_key.as_deref().and_then(|k| self.sandbox(k, &id).ok());
-                let ep_id = id.clone();
-                let left = self.run(async move {
+                let sandbox = match b.sandbox_key.as_deref() {
+                    Some(k) => self.sandbox(k, &id).await.ok(),
+                    None => None,
+                };
+                let left = async {
                     let ctx = self.context().await?;
                     let ep = Endpoint {
-                        id: &ep_id,
+                        id: &id,
                         sandbox: sandbox.as_deref(),
                         ifname: &ifname,
                         mac,
@@ -574,14 +745,10 @@ impl Plugin {
                         state: b.state.as_ref(),
                     };
                     d.detach(ctx, &b.network, &ep).await
-                });
+                };
+                let left = left.await;
                 self.release(&id);
                 left?;
-                Ok(json(&ErrorAnswer::default()))
-            }
-            method::DELETE_ENDPOINT => {
-                let r: EndpointRequest = parse(m, req)?;
-                self.release(&r.endpoint_id);
                 Ok(json(&ErrorAnswer::default()))
             }
             other => Err(Error::invalid(format!(
@@ -589,6 +756,17 @@ impl Plugin {
             ))),
         }
     }
+}
+
+/// The answer for a panic of the driver; the engine names the plugin and
+/// the method.
+fn panic_json(p: &(dyn std::any::Any + Send)) -> Vec<u8> {
+    let msg = format!("panic inside the plugin: {}", panic_message(p));
+    serde_json::to_vec(&ErrorAnswer {
+        err: msg,
+        kind: Some("panic".into()),
+    })
+    .unwrap_or_default()
 }
 
 /// The interface name and MAC of a request's endpoint.
@@ -611,7 +789,7 @@ pub struct Slot {
 }
 
 /// The table, which holds pointers into the [`Plugin`] beside it.
-struct Table(PluginV1);
+struct Table(PluginV2);
 
 // SAFETY: the pointers in the table point to the `CString`s of the plugin
 // in the same `static` `Slot`, which are never changed or freed; the
@@ -636,27 +814,73 @@ impl Slot {
     }
 
     /// The body of `berth_plugin_v1`: makes the driver with `make` (once),
-    /// and returns the table whose `call` is `call`, or null when `make`
-    /// panicked.
-    pub fn entry(&'static self, make: fn() -> Box<dyn NetworkDriver>, call: CallFn) -> *const PluginV1 {
+    /// and returns the table (version 2) whose `call` is `call` and whose
+    /// `call_async` is `call_async`, or null when `make` panicked.
+    pub fn entry(
+        &'static self,
+        make: fn() -> Box<dyn NetworkDriver>,
+        call: CallFn,
+        call_async: CallAsyncFn,
+    ) -> *const PluginV1 {
         let table = panic::catch_unwind(AssertUnwindSafe(|| {
             let plugin = self
                 .plugin
                 .get_or_init(|| panic::catch_unwind(make).ok().map(Plugin::new))
                 .as_ref()?;
             Some(self.table.get_or_init(|| {
-                Table(PluginV1 {
-                    abi_version: ABI_VERSION,
-                    name: plugin.name.as_ptr(),
-                    capabilities: plugin.capabilities.as_ptr(),
-                    call: Some(call),
-                    free: Some(free),
+                Table(PluginV2 {
+                    v1: PluginV1 {
+                        abi_version: ABI_VERSION,
+                        name: plugin.name.as_ptr(),
+                        capabilities: plugin.capabilities.as_ptr(),
+                        call: Some(call),
+                        free: Some(free),
+                    },
+                    call_async: Some(call_async),
                 })
             }))
         }));
         match table {
-            Ok(Some(t)) => &t.0,
+            // The whole table's address: the host reads past `v1` in version 2.
+            Ok(Some(t)) => std::ptr::from_ref(&t.0).cast::<PluginV1>(),
             _ => std::ptr::null(),
+        }
+    }
+
+    /// The body of `call_async`.
+    ///
+    /// # Safety
+    /// The contract of [`CallAsyncFn`]: `method` NUL-terminated or null,
+    /// `request` valid for `len` bytes, `token` valid for `complete`.
+    pub unsafe fn call_async(
+        &'static self,
+        method: *const c_char,
+        request: *const u8,
+        len: usize,
+        complete: CompleteFn,
+        token: *mut c_void,
+    ) {
+        let token = Token(token);
+        let reply = move |answer: Vec<u8>| {
+            let token = token; // the whole `Token`, which is `Send`
+            // SAFETY: `complete` and `token` as the host gave them, called
+            // once; the answer is valid for the call.
+            unsafe { complete(token.0, answer.as_ptr(), answer.len()) }
+        };
+        match self.plugin.get().and_then(Option::as_ref) {
+            None => reply(error_json(&Error::Internal("the plugin did not start".into()))),
+            Some(_) if method.is_null() => reply(error_json(&Error::invalid("no method name"))),
+            Some(p) => {
+                // SAFETY: non-null and NUL-terminated, by the caller's contract.
+                let m = unsafe { CStr::from_ptr(method) }.to_string_lossy().into_owned();
+                let req = if request.is_null() || len == 0 {
+                    Vec::new()
+                } else {
+                    // SAFETY: `request` is valid for `len` bytes, by the caller's contract.
+                    unsafe { std::slice::from_raw_parts(request, len) }.to_vec()
+                };
+                p.answer_async(m, req, reply);
+            }
         }
     }
 
@@ -694,6 +918,13 @@ impl Slot {
         unsafe { into_raw(answer, out_len) }
     }
 }
+
+/// The host's token of a `call_async`.
+struct Token(*mut c_void);
+
+// SAFETY: the contract of `CallAsyncFn`: the token may be given back to
+// `complete` from any thread.
+unsafe impl Send for Token {}
 
 /// Hands an answer to the host: leaks it as a boxed slice, whose length
 /// `free` gets back.
@@ -745,10 +976,20 @@ macro_rules! export_driver {
                 // SAFETY: the host keeps the contract of `CallFn`, which this forwards unchanged.
                 unsafe { SLOT.call(method, request, len, out_len) }
             }
+            unsafe extern "C" fn call_async(
+                method: *const ::std::ffi::c_char,
+                request: *const u8,
+                len: usize,
+                complete: $crate::plugin::CompleteFn,
+                token: *mut ::std::ffi::c_void,
+            ) {
+                // SAFETY: the host keeps the contract of `CallAsyncFn`, which this forwards unchanged.
+                unsafe { SLOT.call_async(method, request, len, complete, token) }
+            }
             fn make() -> ::std::boxed::Box<dyn $crate::NetworkDriver> {
                 ::std::boxed::Box::new($driver)
             }
-            SLOT.entry(make, call)
+            SLOT.entry(make, call, call_async)
         }
     };
 }
@@ -879,6 +1120,64 @@ mod tests {
         assert_eq!(e.kind.as_deref(), Some("invalid"));
         assert!(e.err.contains("unknown option \"shape\""), "{e:?}");
         assert!(err(&call("CreateEndpoint", b"{}")).err.is_empty());
+    }
+
+    /// `complete` for the tests: the token is a boxed sender, taken back once.
+    unsafe extern "C" fn complete(token: *mut c_void, answer: *const u8, len: usize) {
+        // SAFETY: made by `Box::into_raw` in `call_async` below, given back once.
+        let tx = unsafe { Box::from_raw(token.cast::<mpsc::Sender<Vec<u8>>>()) };
+        // SAFETY: valid for `len` bytes during this call.
+        let _ = tx.send(unsafe { std::slice::from_raw_parts(answer, len) }.to_vec());
+    }
+
+    /// One `call_async` through the table; the answer and how many times
+    /// `complete` was called within 10 s.
+    fn call_async(m: &str, req: &[u8]) -> (Vec<u8>, usize) {
+        // SAFETY: the table is static and version 2.
+        let t = unsafe { &*berth_plugin_v1().cast::<PluginV2>() };
+        assert_eq!(t.v1.abi_version, 2);
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let token = Box::into_raw(Box::new(tx)).cast::<c_void>();
+        let m = CString::new(m).unwrap();
+        // SAFETY: the arguments are valid for the call, the token until `complete`.
+        unsafe { (t.call_async.unwrap())(m.as_ptr(), req.as_ptr(), req.len(), complete, token) };
+        let first = rx.recv_timeout(Duration::from_secs(10)).expect("no answer");
+        // The sender went with the first `complete`: a second is impossible.
+        let more = rx.recv_timeout(Duration::from_millis(50)).into_iter().count();
+        (first, 1 + more)
+    }
+
+    #[test]
+    fn call_async_answers_once_like_call() {
+        assert_eq!(call_async("GetCapabilities", b""), (t_caps(), 1));
+        let (a, n) = call_async("CreateEndpoint", b"{}");
+        assert_eq!((n, err(&a).err.as_str()), (1, ""));
+        // These go through the runtime.
+        let (a, n) = call_async("Join", b"not json");
+        assert_eq!(n, 1);
+        assert!(err(&a).err.contains("Join: the request does not decode"), "{a:?}");
+        let (a, _) = call_async("Fly", b"{}");
+        assert!(err(&a).err.contains("unknown method \"Fly\""));
+        let boom = serde_json::to_vec(&network_request(&net(&[("colour", "boom")]))).unwrap();
+        let (a, n) = call_async("Validate", &boom);
+        assert_eq!(n, 1);
+        assert_eq!(err(&a).kind.as_deref(), Some("panic"));
+        assert_eq!(err(&a).err, "panic inside the plugin: boom");
+        let (a, _) = call_async(
+            "Validate",
+            &serde_json::to_vec(&network_request(&net(&[]))).unwrap(),
+        );
+        assert_eq!(err(&a), ErrorAnswer::default());
+        // A null method is answered, not dereferenced.
+        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let token = Box::into_raw(Box::new(tx)).cast::<c_void>();
+        // SAFETY: as above; a null method is allowed by the contract.
+        unsafe {
+            let t = &*berth_plugin_v1().cast::<PluginV2>();
+            (t.call_async.unwrap())(std::ptr::null(), std::ptr::null(), 0, complete, token);
+        }
+        let a = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert!(err(&a).err.contains("no method name"), "{a:?}");
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! What it is comes from the name of the file it was loaded from, so that
 //! copies of one library behave differently: the driver is named after the
 //! file (`faulty.so` is `faulty`, `bridge.so` is `bridge`); a name with
-//! `abi2` in it declares ABI version 2, one with `nullentry` returns no
-//! table at all.
+//! `abi9` in it declares ABI version 9, one with `nullentry` returns no
+//! table at all. It is a version 1 plugin (`call` only), so the tests
+//! show that the engine still speaks version 1, unless its name has `v2`
+//! in it: then it declares version 2 and has a `call_async` that answers
+//! from a thread of its own, with the same faults (`hang` never answers).
 //!
 //! Its networks choose a fault with `-o fault=KIND@METHOD`, for one
 //! method (`Validate`, `CreateNetwork`, `CreateEndpoint`, `Join`, `Leave`,
@@ -29,7 +32,7 @@ use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use berth_core::plugin::{ABI_VERSION, Plugin, PluginV1};
+use berth_core::plugin::{ABI_VERSION, CompleteFn, MIN_ABI_VERSION, Plugin, PluginV1, PluginV2};
 use berth_core::{
     Attachment, Capabilities, Context, Endpoint, Error, Network, NetworkDriver, Result, SandboxKind, Scope,
     async_trait, check_options, link,
@@ -118,7 +121,8 @@ impl NetworkDriver for Faulty {
 /// The plugin and its table, made at the first call of the entry point.
 struct Loaded {
     plugin: Plugin,
-    table: PluginV1,
+    /// Read as a version 1 table unless it declares version 2.
+    table: PluginV2,
 }
 
 // SAFETY: the table's pointers point to the `CString`s of the plugin beside
@@ -160,16 +164,26 @@ pub extern "C" fn berth_plugin_v1() -> *const PluginV1 {
     }
     let loaded = LOADED.get_or_init(|| {
         let plugin = Plugin::new(Box::new(Faulty { name: name.clone() }));
-        let table = PluginV1 {
-            abi_version: if name.contains("abi2") { 2 } else { ABI_VERSION },
-            name: plugin.name().as_ptr(),
-            capabilities: plugin.capabilities().as_ptr(),
-            call: Some(call),
-            free: Some(berth_core::plugin::free),
+        let abi_version = if name.contains("abi9") {
+            9
+        } else if name.contains("v2") {
+            ABI_VERSION
+        } else {
+            MIN_ABI_VERSION
+        };
+        let table = PluginV2 {
+            v1: PluginV1 {
+                abi_version,
+                name: plugin.name().as_ptr(),
+                capabilities: plugin.capabilities().as_ptr(),
+                call: Some(call),
+                free: Some(berth_core::plugin::free),
+            },
+            call_async: Some(call_async),
         };
         Loaded { plugin, table }
     });
-    &loaded.table
+    std::ptr::from_ref(&loaded.table).cast::<PluginV1>()
 }
 
 /// The fault of the request's network for `method`, remembered by network
@@ -188,6 +202,73 @@ fn fault_for(method: &str, req: &[u8]) -> Option<String> {
     }
     let (kind, m) = faults.get(&id)?.split_once('@')?;
     (m == method && kind != "panic").then(|| kind.to_owned())
+}
+
+/// The answer to `m`, with the fault of its network; `None` for a null
+/// pointer.
+fn answer(loaded: &'static Loaded, m: &str, req: &[u8]) -> Option<Vec<u8>> {
+    match fault_for(m, req).as_deref() {
+        Some("hang") => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+        Some("slow") => {
+            std::thread::sleep(Duration::from_secs(2));
+            Some(loaded.plugin.answer(m, req))
+        }
+        Some(kind) => {
+            let real = loaded.plugin.answer(m, req);
+            match kind {
+                "garbage" => Some(b"<html>\n  not JSON\n</html>".to_vec()),
+                "shape" => Some(b"[1, 2, 3]".to_vec()),
+                "error" => Some(br#"{"Err": "injected failure"}"#.to_vec()),
+                "null" => None,
+                "empty" => Some(Vec::new()),
+                _ => Some(real),
+            }
+        }
+        None => Some(loaded.plugin.answer(m, req)),
+    }
+}
+
+/// The host's token, given back from this library's thread.
+struct Token(*mut c_void);
+
+// SAFETY: the contract of `CallAsyncFn`: the token may be given back from
+// any thread.
+unsafe impl Send for Token {}
+
+/// `call_async`: the answer of `call`, made and given to `complete` on a
+/// thread of its own (a `hang` never gives it).
+unsafe extern "C" fn call_async(
+    method: *const c_char,
+    request: *const u8,
+    len: usize,
+    complete: CompleteFn,
+    token: *mut c_void,
+) {
+    let token = Token(token);
+    let (Some(loaded), false) = (LOADED.get(), method.is_null()) else {
+        // SAFETY: `complete` and `token` as the host gave them, once.
+        return unsafe { complete(token.0, std::ptr::null(), 0) };
+    };
+    // SAFETY: NUL-terminated, by the contract of `CallAsyncFn`.
+    let m = unsafe { CStr::from_ptr(method) }.to_string_lossy().into_owned();
+    let req = if request.is_null() || len == 0 {
+        Vec::new()
+    } else {
+        // SAFETY: valid for `len` bytes, by the contract of `CallAsyncFn`.
+        unsafe { std::slice::from_raw_parts(request, len) }.to_vec()
+    };
+    std::thread::spawn(move || {
+        let token = token;
+        let a = answer(loaded, &m, &req);
+        let (p, n) = a
+            .as_ref()
+            .map_or((std::ptr::null(), 0), |a| (a.as_ptr(), a.len()));
+        // SAFETY: `complete` and `token` as the host gave them, once; the
+        // answer is valid for the call.
+        unsafe { complete(token.0, p, n) };
+    });
 }
 
 unsafe extern "C" fn call(
@@ -210,27 +291,7 @@ unsafe extern "C" fn call(
         // SAFETY: valid for `len` bytes, by the contract of `CallFn`.
         unsafe { std::slice::from_raw_parts(request, len) }
     };
-    let answer = match fault_for(&m, req).as_deref() {
-        Some("hang") => loop {
-            std::thread::sleep(Duration::from_secs(3600));
-        },
-        Some("slow") => {
-            std::thread::sleep(Duration::from_secs(2));
-            Some(loaded.plugin.answer(&m, req))
-        }
-        Some(kind) => {
-            let real = loaded.plugin.answer(&m, req);
-            match kind {
-                "garbage" => Some(b"<html>\n  not JSON\n</html>".to_vec()),
-                "shape" => Some(b"[1, 2, 3]".to_vec()),
-                "error" => Some(br#"{"Err": "injected failure"}"#.to_vec()),
-                "null" => None,
-                "empty" => Some(Vec::new()),
-                _ => Some(real),
-            }
-        }
-        None => Some(loaded.plugin.answer(&m, req)),
-    };
+    let answer = answer(loaded, &m, req);
     let Some(answer) = answer else {
         // SAFETY: writable, by the contract of `CallFn`.
         unsafe { *out_len = 0 };

@@ -10,25 +10,32 @@
 //! its code, so unloading it (on a reload that drops its driver) would
 //! crash the daemon.
 //!
-//! Calling: calls run on a blocking thread (`spawn_blocking`), bounded by a
+//! Calling: the ABI versions 1 and 2 are loaded. `call` runs on a
+//! blocking thread (`spawn_blocking`); the calls of an attach and a detach
+//! of a version 2 plugin go through `call_async` instead, straight from the
+//! engine's task, which the plugin wakes with the answer (no blocking
+//! thread, two thread wake-ups fewer per call). Every call is bounded by a
 //! timeout (10 s, or `BERTH_PLUGIN_TIMEOUT_MS` in the daemon's
 //! environment). The two calls of an attach (`CreateEndpoint`, `Join`) and
-//! of a detach (`Leave`, `DeleteEndpoint`) share one hop and one bound.
+//! of a detach (`Leave`, `DeleteEndpoint`) share one bound (and, through
+//! `call`, one hop).
 //! An answer that is missing, not JSON, of the wrong shape or `{"Err": …}`
 //! becomes one line naming the plugin and the method. A failed
 //! or timed-out attach (`CreateEndpoint`, `Join`) is rolled back with
 //! `Leave` and `DeleteEndpoint`, a failed `CreateNetwork` with
 //! `DeleteNetwork`; when a timed-out call answers after all, the rollback
 //! runs again, so that what it made late is undone too. A plugin that
-//! stays hung keeps one blocking thread; the daemon keeps serving.
+//! stays hung keeps one blocking thread (through `call_async`, only the
+//! waiting task's token); the daemon keeps serving.
 //!
 //! Trust: a shared-library plugin runs inside the daemon with its
 //! privileges. The boundary turns the faults the ABI can express (bad
 //! answers, panics, hangs) into errors; it cannot guard against a library
-//! that corrupts memory.
+//! that corrupts memory, nor one whose `call_async` blocks instead of
+//! returning at once (it would hold one of the engine's runtime threads).
 
 use std::collections::BTreeMap;
-use std::ffi::{CStr, CString};
+use std::ffi::{CStr, CString, c_void};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -36,7 +43,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use berth_core::plugin::{
-    ABI_VERSION, CallFn, EntryFn, ErrorAnswer, FreeFn, PluginV1, SYMBOL, format_mac, network_request,
+    ABI_VERSION, CallAsyncFn, CallFn, EntryFn, ErrorAnswer, FreeFn, MIN_ABI_VERSION, PluginV1, PluginV2,
+    SYMBOL, format_mac, network_request,
 };
 use berth_core::protocol::{
     BerthEndpoint, BerthNetwork, CapabilitiesResponse, CreateEndpointRequest, CreateEndpointResponse,
@@ -212,16 +220,23 @@ fn load(path: &Path, timeout: Duration) -> Found {
     // SAFETY: non-null, and every version of the table starts with its
     // `u32` version, which must be read before anything else.
     let abi = unsafe { table.cast::<u32>().read() };
-    if abi != ABI_VERSION {
+    if !(MIN_ABI_VERSION..=ABI_VERSION).contains(&abi) {
         return refused(
             path,
             Some(abi),
-            format!("refused: ABI version {abi}, this berth speaks {ABI_VERSION}"),
+            format!("refused: ABI version {abi}, this berth speaks {MIN_ABI_VERSION} to {ABI_VERSION}"),
         );
     }
-    // SAFETY: version 1 is laid out as `PluginV1`, valid while the library
-    // is loaded (and it stays loaded while `lib` lives).
+    // SAFETY: every version starts with the fields of `PluginV1`, valid
+    // while the library is loaded (and it stays loaded while `lib` lives).
     let t: &PluginV1 = unsafe { &*table };
+    let call_async = if abi >= 2 {
+        // SAFETY: version 2 is laid out as `PluginV2`, whose first field is
+        // the `PluginV1` above; the pointer is the whole table's.
+        unsafe { (*table.cast::<PluginV2>()).call_async }
+    } else {
+        None
+    };
     let (Some(call), Some(free)) = (t.call, t.free) else {
         return refused(
             path,
@@ -278,6 +293,7 @@ fn load(path: &Path, timeout: Duration) -> Found {
         caps,
         call,
         free,
+        call_async,
         timeout,
         _lib: lib,
     };
@@ -413,6 +429,8 @@ struct Lib {
     caps: Capabilities,
     call: CallFn,
     free: FreeFn,
+    /// Version 2's call without waiting, used for attach and detach.
+    call_async: Option<CallAsyncFn>,
     timeout: Duration,
     /// Keeps the library loaded (it is pinned anyway: see the module docs).
     _lib: libloading::Library,
@@ -436,6 +454,43 @@ impl Lib {
         // SAFETY: the answer of `call` with its length, freed once.
         unsafe { (self.free)(answer, len) };
         Some(out)
+    }
+}
+
+/// The `complete` the host gives `call_async`: `token` is the boxed sender
+/// that `Lib::call_async` made, taken back here, once.
+///
+/// # Safety
+/// `token` comes from `Lib::call_async` and is given back once; `answer`
+/// is null or valid for `len` bytes during the call.
+unsafe extern "C" fn complete(token: *mut c_void, answer: *const u8, len: usize) {
+    // SAFETY: made by `Box::into_raw` in `Lib::call_async`, given back once
+    // (the contract of `CallAsyncFn`).
+    let tx = unsafe { Box::from_raw(token.cast::<Answer>()) };
+    let bytes = (!answer.is_null()).then(|| {
+        // SAFETY: `answer` is valid for `len` bytes during this call.
+        unsafe { std::slice::from_raw_parts(answer, len) }.to_vec()
+    });
+    // The engine may have stopped waiting (a timeout): then nobody reads it.
+    let _ = tx.send(bytes);
+}
+
+/// Where `complete` puts an answer.
+type Answer = tokio::sync::oneshot::Sender<Option<Vec<u8>>>;
+
+impl Lib {
+    /// One call through `call_async`, awaited without a blocking thread:
+    /// the plugin's runtime wakes this task when the answer is there.
+    /// `None` when the plugin answered nothing.
+    async fn call_async(&self, f: CallAsyncFn, method: &str, request: &[u8]) -> Option<Vec<u8>> {
+        let m = CString::new(method).ok()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<Option<Vec<u8>>>();
+        let token = Box::into_raw(Box::new(tx)).cast::<c_void>();
+        // SAFETY: the contract of `CallAsyncFn`: `m` is NUL-terminated,
+        // `request` valid for its length, both for the call; `token` stays
+        // valid until `complete` takes it back.
+        unsafe { f(m.as_ptr(), request.as_ptr(), request.len(), complete, token) };
+        rx.await.ok().flatten()
     }
 }
 
@@ -480,6 +535,10 @@ fn json(v: &impl Serialize) -> Result<Arc<Vec<u8>>> {
         .map_err(|e| Error::Internal(format!("encoding a plugin request: {e}")))
 }
 
+/// Decodes the answer of one call of several in a row (given the plugin's
+/// name and the method); `Some` for the answer to keep.
+type Check<T> = fn(&str, &'static str, Option<&[u8]>) -> Result<Option<T>>;
+
 /// The rollback steps: a method and its request.
 type Steps = Vec<(&'static str, Arc<Vec<u8>>)>;
 
@@ -500,31 +559,112 @@ impl SharedPlugin {
         let lib = self.0.clone();
         let at = Arc::new(AtomicUsize::new(0));
         let now = at.clone();
-        let mut task = tokio::task::spawn_blocking(move || f(&lib, &now));
-        let name = &self.0.name;
-        let method = || {
-            methods
-                .get(at.load(Ordering::SeqCst))
-                .copied()
-                .unwrap_or_default()
+        let task = tokio::task::spawn_blocking(move || f(&lib, &now));
+        let name = self.0.name.clone();
+        let (which, names) = (at.clone(), methods.to_vec());
+        let done = async move {
+            task.await.unwrap_or_else(|e| {
+                let method = names
+                    .get(which.load(Ordering::SeqCst))
+                    .copied()
+                    .unwrap_or_default();
+                Err(Error::Internal(format!(
+                    "plugin {name}: {method}: the call failed: {e}"
+                )))
+            })
         };
-        match tokio::time::timeout(self.0.timeout, &mut task).await {
-            Ok(Ok(r)) => r.map_err(|err| Failed { err, late: None }),
-            Ok(Err(e)) => Err(Failed {
-                err: Error::Internal(format!("plugin {name}: {}: the call failed: {e}", method())),
-                late: None,
-            }),
+        self.bounded(methods, &at, Box::pin(done)).await
+    }
+
+    /// Awaits `calls`, bounded by the timeout; on a timeout the error names
+    /// the method whose index in `methods` is in `at`, and the calls are
+    /// handed back to be awaited by a rollback.
+    async fn bounded<T: Send + 'static>(
+        &self,
+        methods: &[&'static str],
+        at: &AtomicUsize,
+        mut calls: Pin<Box<dyn Future<Output = Result<T>> + Send>>,
+    ) -> std::result::Result<T, Failed> {
+        match tokio::time::timeout(self.0.timeout, &mut calls).await {
+            Ok(r) => r.map_err(|err| Failed { err, late: None }),
             Err(_) => Err(Failed {
                 err: Error::Internal(format!(
-                    "plugin {name}: {} did not answer within {}",
-                    method(),
+                    "plugin {}: {} did not answer within {}",
+                    self.0.name,
+                    methods
+                        .get(at.load(Ordering::SeqCst))
+                        .copied()
+                        .unwrap_or_default(),
                     show(self.0.timeout)
                 )),
                 late: Some(Box::pin(async move {
-                    let _ = task.await;
+                    let _ = calls.await;
                 })),
             }),
         }
+    }
+
+    /// Calls `methods` with `requests` in a row, each answer decoded by
+    /// `check` (which gets the method and the answer) before the next call,
+    /// bounded as a whole by the timeout. Through `call_async` where the
+    /// plugin has it (version 2): no blocking thread, the plugin's runtime
+    /// wakes this task; else through [`SharedPlugin::blocking`]. With
+    /// `keep_going`, every call is made whatever the earlier ones answered,
+    /// and the errors are put together.
+    async fn in_a_row<T: Send + 'static>(
+        &self,
+        methods: &[&'static str],
+        requests: Vec<Arc<Vec<u8>>>,
+        keep_going: bool,
+        check: Check<T>,
+    ) -> std::result::Result<Option<T>, Failed> {
+        let steps: Vec<(&'static str, Arc<Vec<u8>>)> = methods.iter().copied().zip(requests).collect();
+        let Some(f) = self.0.call_async else {
+            return self
+                .blocking(methods, move |lib, at| {
+                    let mut out = None;
+                    let mut errors: Option<Error> = None;
+                    for (i, (m, req)) in steps.iter().enumerate() {
+                        at.store(i, Ordering::SeqCst);
+                        let answer = lib.call_blocking(m, req);
+                        match check(&lib.name, m, answer.as_deref()) {
+                            Ok(v) => out = v.or(out),
+                            Err(e) if keep_going => {
+                                errors = Some(match errors {
+                                    None => e,
+                                    Some(a) => annotate(a, &format!("; {e}")),
+                                })
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    errors.map_or(Ok(out), Err)
+                })
+                .await;
+        };
+        let lib = self.0.clone();
+        let at = Arc::new(AtomicUsize::new(0));
+        let now = at.clone();
+        let calls = async move {
+            let mut out = None;
+            let mut errors: Option<Error> = None;
+            for (i, (m, req)) in steps.iter().enumerate() {
+                now.store(i, Ordering::SeqCst);
+                let answer = lib.call_async(f, m, req).await;
+                match check(&lib.name, m, answer.as_deref()) {
+                    Ok(v) => out = v.or(out),
+                    Err(e) if keep_going => {
+                        errors = Some(match errors {
+                            None => e,
+                            Some(a) => annotate(a, &format!("; {e}")),
+                        })
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            errors.map_or(Ok(out), Err)
+        };
+        self.bounded(methods, &at, Box::pin(calls)).await
     }
 
     /// One call, decoded as a `T`.
@@ -721,18 +861,17 @@ impl NetworkDriver for SharedPlugin {
             berth: Some(berth),
         })?;
         let joined = self
-            .blocking(&[method::CREATE_ENDPOINT, method::JOIN], move |lib, at| {
-                let answer = lib.call_blocking(method::CREATE_ENDPOINT, &create);
-                decode::<CreateEndpointResponse>(&lib.name, method::CREATE_ENDPOINT, answer.as_deref())?;
-                at.store(1, Ordering::SeqCst);
-                let answer = lib.call_blocking(method::JOIN, &join);
-                decode::<JoinResponse>(&lib.name, method::JOIN, answer.as_deref())
-            })
+            .in_a_row(
+                &[method::CREATE_ENDPOINT, method::JOIN],
+                vec![create, join],
+                false,
+                attach_answer,
+            )
             .await;
         match joined {
             // A plugin that wired the sandbox itself and said nothing more
             // made no host-side interface worth naming.
-            Ok(j) => Ok(j.berth.unwrap_or_default()),
+            Ok(j) => Ok(j.and_then(|j| j.berth).unwrap_or_default()),
             // Leave is idempotent: after a failed CreateEndpoint it finds
             // nothing to undo, and DeleteEndpoint follows as in Docker.
             Err(f) => {
@@ -749,22 +888,30 @@ impl NetworkDriver for SharedPlugin {
             berth: Some(berth_endpoint(net, ep)?),
         })?;
         // Both, whatever the first answers (teardown keeps going), in one hop.
-        self.blocking(&[method::LEAVE, method::DELETE_ENDPOINT], move |lib, at| {
-            let answer = lib.call_blocking(method::LEAVE, &req);
-            let leave = decode::<ErrorResponse>(&lib.name, method::LEAVE, answer.as_deref());
-            at.store(1, Ordering::SeqCst);
-            let answer = lib.call_blocking(method::DELETE_ENDPOINT, &req);
-            let delete = decode::<ErrorResponse>(&lib.name, method::DELETE_ENDPOINT, answer.as_deref());
-            match (leave, delete) {
-                (Ok(_), Ok(_)) => Ok(()),
-                (Err(a), Ok(_)) => Err(a),
-                (Ok(_), Err(b)) => Err(b),
-                (Err(a), Err(b)) => Err(annotate(a, &format!("; {b}"))),
-            }
-        })
+        self.in_a_row(
+            &[method::LEAVE, method::DELETE_ENDPOINT],
+            vec![req.clone(), req],
+            true,
+            plain_answer,
+        )
         .await
+        .map(drop)
         .map_err(|f| f.err)
     }
+}
+
+/// Decodes the answers of an attach's calls: `Join`'s is kept.
+fn attach_answer(plugin: &str, m: &'static str, answer: Option<&[u8]>) -> Result<Option<JoinResponse>> {
+    if m == method::JOIN {
+        decode(plugin, m, answer).map(Some)
+    } else {
+        decode::<CreateEndpointResponse>(plugin, m, answer).map(|_| None)
+    }
+}
+
+/// Decodes an answer that says only whether the call worked.
+fn plain_answer(plugin: &str, m: &'static str, answer: Option<&[u8]>) -> Result<Option<()>> {
+    decode::<ErrorResponse>(plugin, m, answer).map(|_| None)
 }
 
 #[cfg(test)]
