@@ -14,6 +14,11 @@
 //!   queries for a container name and for a forwarded name, and how soon a
 //!   new container's name resolves after its `run`; against aardvark-dns
 //!   (through netavark) and Docker's embedded DNS.
+//! - `plugins`: attach through each plugin transport next to the built-in
+//!   bridge driver (see `plugins.rs`).
+//! - `ports`: publish 1000 ports (single and as a range), the 1st and the
+//!   1000th container with 2 ports each, and the ruleset's size; against
+//!   netavark (see `ports.rs`).
 
 mod aardvark;
 mod attach;
@@ -22,6 +27,8 @@ mod dns;
 mod docker;
 mod http;
 mod netavark;
+mod plugins;
+mod ports;
 
 use std::fs;
 use std::io::Write;
@@ -34,7 +41,12 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 
 /// Every bench, in the order `cargo xtask bench` runs them.
-const BENCHES: &[(&str, Bench)] = &[("attach", attach::run), ("dns", dns::run)];
+const BENCHES: &[(&str, Bench)] = &[
+    ("attach", attach::run),
+    ("dns", dns::run),
+    ("plugins", plugins::run),
+    ("ports", ports::run),
+];
 
 /// A bench's entry point, given the options after its name.
 type Bench = fn(&[String]) -> Result<()>;

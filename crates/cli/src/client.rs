@@ -87,6 +87,12 @@ impl Client {
                 start_daemon(self).map_err(|e| std::io::Error::other(format!("{e:#}")))?;
                 UnixStream::connect(&self.socket)
             }
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
+                Err(std::io::Error::new(
+                    e.kind(),
+                    format!("is `berth daemon -H unix://{}` running?", self.socket.display()),
+                ))
+            }
             r => r,
         }
     }
@@ -184,23 +190,14 @@ fn dechunk(mut b: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// Connects to the daemon. When the default socket does not answer, starts
-/// a daemon (logging to the exec root) and waits until it does.
+/// A client of the daemon at `host`, else of the default daemon, which the
+/// first request starts (logging to the exec root) when nothing listens.
+/// No round trip is spent checking: `berth run` reaches the daemon in one.
 pub fn connect(host: Option<&str>) -> Result<Client> {
-    let explicit = host.is_some();
-    let client = Client::new(socket_path(host.unwrap_or(&default_host()))?);
-    if client.ping() {
-        return Ok(client);
-    }
-    if explicit {
-        bail!(
-            "cannot reach the berth daemon at {}: is `berth daemon -H unix://{}` running?",
-            client.socket.display(),
-            client.socket.display()
-        );
-    }
-    start_daemon(&client)?;
-    Ok(client)
+    Ok(Client {
+        socket: socket_path(host.unwrap_or(&default_host()))?,
+        autostart: host.is_none(),
+    })
 }
 
 fn start_daemon(client: &Client) -> Result<()> {

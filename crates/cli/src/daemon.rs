@@ -73,7 +73,7 @@ fn or(given: Vec<PathBuf>, defaults: &[&str]) -> Vec<PathBuf> {
     }
 }
 
-/// Runs the daemon until SIGINT or SIGTERM.
+/// Runs the daemon until SIGINT or SIGTERM; SIGHUP re-installs the firewall.
 pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
     let socket = client::socket_path(host.unwrap_or(&client::default_host()))?;
     tracing_subscriber::fmt()
@@ -117,6 +117,17 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
             loop {
                 tick.tick().await;
                 reaper.reap().await;
+            }
+        });
+        let hup = engine.clone();
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing a SIGHUP handler")?;
+        tokio::spawn(async move {
+            while hangup.recv().await.is_some() {
+                tracing::info!("SIGHUP: re-installing the firewall");
+                if let Err(e) = hup.reconcile().await {
+                    tracing::error!("reconciling: {}", e.chain());
+                }
             }
         });
         tracing::info!(socket = %socket.display(), "berth daemon ready");

@@ -66,6 +66,17 @@ enum Cmd {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// List a container's published ports, or where one container port is
+    /// published (`berth port NAME 80/tcp`).
+    Port {
+        /// Container (name or id).
+        container: String,
+        /// PORT[/PROTO] to show alone.
+        private_port: Option<String>,
+    },
+    /// Daemon-wide operations.
+    #[command(subcommand)]
+    System(SystemCmd),
     /// Show what a detached container printed.
     Logs {
         /// Container (name or id).
@@ -155,6 +166,14 @@ enum NetworkCmd {
         /// Container.
         container: String,
     },
+}
+
+#[derive(Subcommand)]
+enum SystemCmd {
+    /// Re-install berth's firewall table with every network's and port's
+    /// elements (after someone flushed nftables); other tables are left
+    /// alone. The daemon does the same on SIGHUP.
+    Reconcile,
 }
 
 #[derive(Subcommand)]
@@ -251,6 +270,16 @@ struct RunArgs {
     /// Extra name on the network (repeatable; user-defined networks only).
     #[arg(long = "network-alias", alias = "net-alias", value_name = "ALIAS")]
     network_alias: Vec<String>,
+    /// Publish a port: [HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/tcp|udp|sctp]
+    /// (repeatable; bridge networks only).
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    publish: Vec<String>,
+    /// Publish every --expose'd port on a free ephemeral host port.
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
+    /// Declare a port the container listens on: PORT[-END][/PROTO] (repeatable; see -P).
+    #[arg(long, value_name = "PORT")]
+    expose: Vec<String>,
     /// Accepted for Docker compatibility; the terminal is always passed on.
     #[arg(short = 'i', long)]
     interactive: bool,
@@ -374,6 +403,17 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 },
                 false,
             )
+        }
+        Cmd::Port {
+            container,
+            private_port,
+        } => {
+            let info = connect(host)?.call("GET", &format!("/containers/{}/json", enc(&container)), None)?;
+            output::ports(&info["NetworkSettings"]["Ports"], private_port.as_deref())
+        }
+        Cmd::System(SystemCmd::Reconcile) => {
+            connect(host)?.call("POST", "/system/reconcile", None)?;
+            Ok(0)
         }
         Cmd::Logs { container } => {
             let body = connect(host)?.get_bytes(&format!("/containers/{}/logs", enc(&container)))?;
@@ -603,6 +643,9 @@ fn run_container(host: Option<&str>, a: RunArgs) -> Result<i32> {
         "ExtraHosts": a.add_host,
         "Links": a.link,
         "Aliases": a.network_alias,
+        "Ports": a.publish,
+        "PublishAll": a.publish_all,
+        "Expose": a.expose,
     });
     let spec: run::Spec = serde_json::from_value(c.call("POST", "/containers/create", Some(&body))?)
         .context("decoding the daemon's answer")?;

@@ -223,6 +223,51 @@ pub fn info(v: &Value) {
     }
 }
 
+/// `docker port`'s lines from Docker's `NetworkSettings.Ports` shape:
+/// `80/tcp -> 0.0.0.0:8080`, or with `private` (`80`, `80/udp`) only the
+/// host side of that port. Exit code 1 when `private` is not published.
+pub fn ports(ports: &Value, private: Option<&str>) -> anyhow::Result<i32> {
+    let host = |b: &Value| {
+        let ip = b["HostIp"].as_str().unwrap_or_default();
+        let port = b["HostPort"].as_str().unwrap_or_default();
+        if ip.contains(':') {
+            format!("[{ip}]:{port}")
+        } else {
+            format!("{ip}:{port}")
+        }
+    };
+    let mut keys: Vec<(u16, String, &Vec<Value>)> = ports
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| {
+            let port = k.split('/').next()?.parse().ok()?;
+            Some((port, k.clone(), v.as_array()?))
+        })
+        .collect();
+    keys.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    if let Some(want) = private {
+        let want = if want.contains('/') {
+            want.to_owned()
+        } else {
+            format!("{want}/tcp")
+        };
+        let Some((_, _, list)) = keys.iter().find(|(_, k, _)| *k == want) else {
+            anyhow::bail!("no public port '{want}' published for this container");
+        };
+        for b in list.iter() {
+            println!("{}", host(b));
+        }
+        return Ok(0);
+    }
+    for (_, k, list) in &keys {
+        for b in list.iter() {
+            println!("{k} -> {}", host(b));
+        }
+    }
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

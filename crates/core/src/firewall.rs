@@ -1,21 +1,50 @@
 //! The `inet berth` nftables table.
 //!
-//! Its rules are fixed; everything that varies per network lives in sets,
-//! so creating a network or attaching a container changes elements, never
-//! rules. The skeleton (with the current elements) is loaded atomically
-//! with `nft -f -` when the daemon starts; after that every change is a
-//! netlink batch of element additions or deletions (microseconds).
+//! Its rules are fixed; everything that varies per network, container or
+//! published port lives in sets and maps, so creating a network, starting a
+//! container or publishing a port changes elements, never rules. The
+//! skeleton is loaded atomically with `nft -f -` when the daemon starts (and
+//! on [`Firewall::install`] again, for `berth system reconcile`); after that
+//! every change is a netlink batch of element additions or deletions
+//! (microseconds), never a listing of the table.
 //!
-//! | set | type | holds |
+//! | set or map | type | holds |
 //! |---|---|---|
 //! | `bridges` | ifname | every berth bridge |
 //! | `internal` | ifname | bridges of `--internal` networks |
 //! | `icc` | ifname . ifname | `(br, br)` for networks whose containers may talk to each other |
 //! | `masq4`, `masq6` | interval | subnets whose outbound traffic is masqueraded |
+//! | `dnat4`, `dnat6` | addr . proto . port → addr . port | single published ports on one host address (hash maps) |
+//! | `dnat4_keep`, `dnat6_keep` | addr . proto . port range → addr | published ranges on one host address that keep their ports (interval maps) |
+//! | `dnat4_any`, `dnat6_any`, `dnat4_any_keep`, `dnat6_any_keep` | the same without the address | ports published on every host address (`0.0.0.0`, `::`) |
+//!
+//! A range whose host and container ports are equal (`-p 8000-8999:8000-8999`)
+//! is one interval element of a `_keep` map: DNAT rewrites the address and
+//! leaves the port. A shifted range (`-p 9000-9009:80-89`) is one element per
+//! port in a hash map: the kernel's NAT port offset
+//! (`NF_NAT_RANGE_PROTO_OFFSET`) is not expressible through nft 1.0.6, the
+//! version these machines carry. Single ports live in hash maps rather than
+//! interval ones because a concatenated interval set (pipapo) rebuilds its
+//! lookup tables on every commit: its updates grow with its size, a hash
+//! map's do not.
+//!
+//! Localhost: the output chain DNATs `127.0.0.1:PORT` too; the bridge needs
+//! `route_localnet` (set by the bridge driver) for a packet from 127.0.0.1 to
+//! leave through it, and postrouting masquerades it to the bridge's address.
+//!
+//! Docker coexistence: a drop in any base chain is final, and Docker sets
+//! the `filter FORWARD` policy of iptables to DROP. berth's forward chain runs
+//! first (priority `filter - 1`) and marks what it accepts with
+//! [`FORWARD_MARK`]; [`Firewall::install`] adds one rule to iptables'
+//! `DOCKER-USER` chain (or `FORWARD`, where there is no `DOCKER-USER`) that
+//! accepts packets carrying that mark, for IPv4 and IPv6, when such a
+//! `filter` table exists. Nothing else in other tables is touched.
 
+use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::IpAddr;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use ipnet::IpNet;
 
@@ -26,12 +55,25 @@ use crate::{Error, IfName, Result};
 /// The table's name, in family `inet`.
 pub const TABLE: &str = "berth";
 
+/// The packet mark bit berth's forward chain sets on what it accepts, so
+/// that one fixed iptables rule can accept the same packets where an
+/// iptables `FORWARD` policy would drop them.
+pub const FORWARD_MARK: u32 = 0x0100_0000;
+
+/// The packet mark bit berth's forward chain sets on a published (DNAT'ed)
+/// connection that comes from a berth bridge (hairpin: a container reaching
+/// a published port through the host's address), so that postrouting
+/// masquerades it and the reply comes back the way it went. The nat
+/// postrouting hook cannot see the input interface itself.
+pub const HAIRPIN_MARK: u32 = 0x0200_0000;
+
 /// The fixed part of the table. Ordering matters: established flows pass
 /// first; same-network traffic (seen here because br_netfilter hands
 /// bridged packets to the inet hooks) passes only for icc networks;
-/// anything else between two berth bridges is dropped (isolation); internal
-/// networks neither send nor receive routed traffic; containers may go out;
-/// only DNAT'ed (published) flows come in.
+/// internal networks neither send nor receive routed traffic; DNAT'ed
+/// (published) flows come in, from outside or from any berth network;
+/// anything else between two berth bridges is dropped (isolation);
+/// containers may go out; nothing else comes in.
 const SKELETON: &str = r#"table inet berth {
 	comment "managed by berth: changes are overwritten"
 	set bridges { type ifname; }
@@ -39,19 +81,48 @@ const SKELETON: &str = r#"table inet berth {
 	set icc { type ifname . ifname; }
 	set masq4 { type ipv4_addr; flags interval; }
 	set masq6 { type ipv6_addr; flags interval; }
+	map dnat4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
+	map dnat4_keep { type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; }
+	map dnat4_any { type inet_proto . inet_service : ipv4_addr . inet_service; }
+	map dnat4_any_keep { type inet_proto . inet_service : ipv4_addr; flags interval; }
+	map dnat6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }
+	map dnat6_keep { type ipv6_addr . inet_proto . inet_service : ipv6_addr; flags interval; }
+	map dnat6_any { type inet_proto . inet_service : ipv6_addr . inet_service; }
+	map dnat6_any_keep { type inet_proto . inet_service : ipv6_addr; flags interval; }
+	chain published {
+		meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @dnat4
+		dnat ip to ip daddr . meta l4proto . th dport map @dnat4_keep
+		meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @dnat4_any
+		dnat ip to meta l4proto . th dport map @dnat4_any_keep
+		meta l4proto { tcp, udp, sctp } dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat6
+		dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat6_keep
+		meta l4proto { tcp, udp, sctp } dnat ip6 to meta l4proto . th dport map @dnat6_any
+		dnat ip6 to meta l4proto . th dport map @dnat6_any_keep
+	}
+	chain prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		fib daddr type local jump published
+	}
+	chain output {
+		type nat hook output priority -100; policy accept;
+		fib daddr type local jump published
+	}
 	chain forward {
-		type filter hook forward priority filter; policy accept;
-		ct state established,related accept
-		iifname . oifname @icc accept
-		iifname @bridges oifname @bridges drop
+		type filter hook forward priority filter - 1; policy accept;
+		ct state established,related meta mark set meta mark | 0x01000000 accept
+		ct status dnat iifname @bridges oifname @bridges meta mark set meta mark | 0x02000000
+		iifname . oifname @icc meta mark set meta mark | 0x01000000 accept
 		iifname @internal drop
 		oifname @internal drop
-		iifname @bridges accept
-		oifname @bridges ct status dnat accept
+		oifname @bridges ct status dnat meta mark set meta mark | 0x01000000 accept
+		iifname @bridges oifname @bridges drop
+		iifname @bridges meta mark set meta mark | 0x01000000 accept
 		oifname @bridges drop
 	}
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
+		meta mark & 0x02000000 == 0x02000000 masquerade
+		oifname @bridges ip saddr 127.0.0.0/8 masquerade
 		oifname @bridges return
 		ip saddr @masq4 masquerade
 		ip6 saddr @masq6 masquerade
@@ -75,12 +146,13 @@ pub struct FwNetwork {
 impl FwNetwork {
     fn elements(&self) -> Vec<(&'static str, Vec<Element>)> {
         let br = nft::key::ifname(self.bridge.as_str());
+        let pair = nft::key::concat(&[&br, &br]);
         let mut sets = vec![("bridges", vec![Element::new(br.clone())])];
         if self.internal {
             sets.push(("internal", vec![Element::new(br.clone())]));
         }
         if self.icc {
-            sets.push(("icc", vec![Element::new(nft::key::concat(&[&br, &br]))]));
+            sets.push(("icc", vec![Element::new(pair)]));
         }
         for (set, v6) in [("masq4", false), ("masq6", true)] {
             let elems: Vec<Element> = self
@@ -95,42 +167,142 @@ impl FwNetwork {
         }
         sets
     }
+}
 
-    fn text(&self, out: &mut Elements) {
-        let br = format!("\"{}\"", self.bridge);
-        out.bridges.push(br.clone());
-        if self.internal {
-            out.internal.push(br.clone());
+/// A transport protocol a port can be published for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// TCP (6).
+    Tcp,
+    /// UDP (17).
+    Udp,
+    /// SCTP (132).
+    Sctp,
+}
+
+impl Proto {
+    /// The IP protocol number (`meta l4proto`).
+    pub fn number(self) -> u8 {
+        match self {
+            Self::Tcp => 6,
+            Self::Udp => 17,
+            Self::Sctp => 132,
         }
-        if self.icc {
-            out.icc.push(format!("{br} . {br}"));
-        }
-        for n in &self.masquerade {
-            if n.addr().is_ipv6() {
-                out.masq6.push(n.trunc().to_string());
-            } else {
-                out.masq4.push(n.trunc().to_string());
-            }
+    }
+
+    /// `tcp`, `udp` or `sctp`, as nft and `docker port` print it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+            Self::Sctp => "sctp",
         }
     }
 }
 
+/// One published port or port range: traffic for `host_ip` (unspecified:
+/// every address of the host) on `host_ports` goes to `addr` on the same
+/// number of ports from `port`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FwPort {
+    /// The host address; `0.0.0.0` or `::` for all of the family's.
+    pub host_ip: IpAddr,
+    /// The protocol.
+    pub proto: Proto,
+    /// First host port.
+    pub host_port: u16,
+    /// Last host port (equal to `host_port` for one port).
+    pub host_end: u16,
+    /// The container's address, of the same family as `host_ip`.
+    pub addr: IpAddr,
+    /// The container port that `host_port` maps to.
+    pub port: u16,
+}
+
+impl FwPort {
+    /// The map and its elements: one interval element when the ports are
+    /// kept, else one element per port.
+    fn elements(&self) -> (&'static str, Vec<Element>) {
+        let v6 = self.addr.is_ipv6();
+        let any = self.host_ip.is_unspecified();
+        // Ranges that keep their ports are intervals (a pipapo set, whose
+        // updates cost more as it grows); single ports go to hash maps,
+        // whose updates cost the same at any size.
+        let keep = self.host_port == self.port && self.host_end != self.host_port;
+        let name = match (v6, any, keep) {
+            (false, false, false) => "dnat4",
+            (false, false, true) => "dnat4_keep",
+            (false, true, false) => "dnat4_any",
+            (false, true, true) => "dnat4_any_keep",
+            (true, false, false) => "dnat6",
+            (true, false, true) => "dnat6_keep",
+            (true, true, false) => "dnat6_any",
+            (true, true, true) => "dnat6_any_keep",
+        };
+        let ip = |a: IpAddr| match a {
+            IpAddr::V4(a) => nft::key::ipv4(a),
+            IpAddr::V6(a) => nft::key::ipv6(a),
+        };
+        let proto = nft::key::inet_proto(self.proto.number());
+        let daddr = ip(self.host_ip);
+        let key = |port: u16| {
+            let port = nft::key::inet_service(port);
+            if any {
+                nft::key::concat(&[&proto, &port])
+            } else {
+                nft::key::concat(&[&daddr, &proto, &port])
+            }
+        };
+        let to = ip(self.addr);
+        let elements = if keep {
+            vec![
+                Element::new(key(self.host_port))
+                    .key_end(key(self.host_end))
+                    .data(to),
+            ]
+        } else {
+            (self.host_port..=self.host_end)
+                .zip(self.port..)
+                .map(|(h, c)| Element::new(key(h)).data(nft::key::concat(&[&to, &nft::key::inet_service(c)])))
+                .collect()
+        };
+        (name, elements)
+    }
+}
+
+/// What is in the table besides the skeleton, so that it can be put back.
 #[derive(Default)]
-struct Elements {
-    bridges: Vec<String>,
-    internal: Vec<String>,
-    icc: Vec<String>,
-    masq4: Vec<String>,
-    masq6: Vec<String>,
+struct Registry {
+    /// While the daemon restores its state, changes are recorded here only
+    /// and written by [`Firewall::install`] in one go.
+    staging: bool,
+    networks: BTreeMap<String, FwNetwork>,
+    /// Published ports by owner (a container id).
+    ports: BTreeMap<String, Vec<FwPort>>,
+}
+
+impl Registry {
+    fn batch(&self) -> Batch {
+        let mut batch = Batch::new();
+        for n in self.networks.values() {
+            for (set, elems) in n.elements() {
+                batch.add(Family::Inet, TABLE, set, elems);
+            }
+        }
+        for p in self.ports.values().flatten() {
+            let (map, elems) = p.elements();
+            batch.add(Family::Inet, TABLE, map, elems);
+        }
+        batch
+    }
 }
 
 /// The `inet berth` table in the host namespace.
 pub struct Firewall {
     host: Arc<Netns>,
     socket: nft::Socket,
-    /// While the daemon restores its state, networks are collected here and
-    /// installed in one transaction with the skeleton.
-    staged: Mutex<Option<Vec<FwNetwork>>>,
+    registry: Mutex<Registry>,
 }
 
 impl Firewall {
@@ -140,47 +312,98 @@ impl Firewall {
         Ok(Self {
             host,
             socket,
-            staged: Mutex::new(None),
+            registry: Mutex::new(Registry::default()),
         })
     }
 
-    /// Starts collecting networks instead of writing them, until
-    /// [`Firewall::install`].
-    pub fn stage(&self) {
-        *self.staged.lock().unwrap_or_else(|p| p.into_inner()) = Some(Vec::new());
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Replaces the table, atomically, with the skeleton plus the elements
-    /// of every network staged since [`Firewall::stage`]. Other tables are
-    /// not touched.
+    /// Starts recording networks and ports instead of writing them, until
+    /// [`Firewall::install`].
+    pub fn stage(&self) {
+        self.registry().staging = true;
+    }
+
+    /// Replaces the table, atomically, with the skeleton, then adds every
+    /// network's and every published port's elements in one netlink batch,
+    /// and makes sure an iptables `FORWARD` policy cannot drop berth's
+    /// traffic (see the module docs). Other tables are not touched. Used at
+    /// start (after [`Firewall::stage`]) and to repair the table after
+    /// someone flushed it (`berth system reconcile`, SIGHUP).
     pub fn install(&self) -> Result<()> {
-        let staged = self
-            .staged
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-            .unwrap_or_default();
-        let mut elems = Elements::default();
-        for n in &staged {
-            n.text(&mut elems);
-        }
-        let mut script = String::from("table inet berth {}\ndelete table inet berth\n");
-        script.push_str(SKELETON);
-        for (set, items) in [
-            ("bridges", &elems.bridges),
-            ("internal", &elems.internal),
-            ("icc", &elems.icc),
-            ("masq4", &elems.masq4),
-            ("masq6", &elems.masq6),
-        ] {
-            if !items.is_empty() {
-                script.push_str(&format!(
-                    "add element inet berth {set} {{ {} }}\n",
-                    items.join(", ")
-                ));
+        let mut reg = self.registry();
+        reg.staging = false;
+        self.nft(&format!(
+            "table inet berth {{}}\ndelete table inet berth\n{SKELETON}"
+        ))?;
+        self.socket
+            .apply(&reg.batch())
+            .map_err(|e| Error::kernel("adding the firewall's elements", e.into()))?;
+        drop(reg);
+        self.coexist();
+        Ok(())
+    }
+
+    /// Adds the rule that accepts [`FORWARD_MARK`]ed packets to iptables'
+    /// `DOCKER-USER` (or `FORWARD`) chain of each `filter` table that
+    /// exists, unless it is there. Failures are logged, not fatal: without
+    /// iptables there is nothing to coexist with.
+    fn coexist(&self) {
+        let mark = format!("{FORWARD_MARK:#x}/{FORWARD_MARK:#x}");
+        for (family, prog) in [("ip", "iptables"), ("ip6", "ip6tables")] {
+            let has = |chain: &str| {
+                self.output("nft", &["list", "chain", family, "filter", chain])
+                    .is_ok_and(|o| o.status.success())
+            };
+            if !has("FORWARD") {
+                continue;
+            }
+            let chain = if has("DOCKER-USER") {
+                "DOCKER-USER"
+            } else {
+                "FORWARD"
+            };
+            let rule = [
+                chain,
+                "-m",
+                "mark",
+                "--mark",
+                &mark,
+                "-m",
+                "comment",
+                "--comment",
+                "berth",
+                "-j",
+                "ACCEPT",
+            ];
+            let present = self
+                .output(prog, &[&["-w", "-C"][..], &rule[..]].concat())
+                .is_ok_and(|o| o.status.success());
+            if present {
+                continue;
+            }
+            let args = [&["-w", "-I"][..], &rule[..1], &["1"][..], &rule[1..]].concat();
+            match self.output(prog, &args) {
+                Ok(o) if o.status.success() => {
+                    tracing::info!("{prog}: accepting berth's traffic in filter {chain}")
+                }
+                Ok(o) => tracing::warn!("{prog} -I {chain}: {}", String::from_utf8_lossy(&o.stderr).trim()),
+                Err(e) => tracing::warn!("{prog}: {}", e.chain()),
             }
         }
-        self.nft(&script)
+    }
+
+    fn output(&self, prog: &str, args: &[&str]) -> Result<std::process::Output> {
+        self.host.run(|| {
+            Command::new(prog)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .output()
+        })
     }
 
     /// Removes the whole table (used when the last berth daemon of a test
@@ -223,9 +446,20 @@ impl Firewall {
 
     /// Adds a network's elements in one netlink batch (or stages them).
     pub fn add_network(&self, net: &FwNetwork) -> Result<()> {
-        if let Some(staged) = self.staged.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            staged.retain(|n| n.bridge != net.bridge);
-            staged.push(net.clone());
+        let mut reg = self.registry();
+        if let Some(old) = reg.networks.get(net.bridge.as_str())
+            && old != net
+            && !reg.staging
+        {
+            // Same bridge, other settings: out with the old elements first.
+            let mut batch = Batch::new();
+            for (set, elems) in old.elements() {
+                batch.delete(Family::Inet, TABLE, set, elems);
+            }
+            let _ = self.socket.apply_idempotent(&batch);
+        }
+        reg.networks.insert(net.bridge.to_string(), net.clone());
+        if reg.staging {
             return Ok(());
         }
         let mut batch = Batch::new();
@@ -242,8 +476,9 @@ impl Firewall {
 
     /// Removes a network's elements. Idempotent: missing elements are fine.
     pub fn remove_network(&self, net: &FwNetwork) -> Result<()> {
-        if let Some(staged) = self.staged.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-            staged.retain(|n| n.bridge != net.bridge);
+        let mut reg = self.registry();
+        reg.networks.remove(net.bridge.as_str());
+        if reg.staging {
             return Ok(());
         }
         let mut batch = Batch::new();
@@ -256,5 +491,55 @@ impl Firewall {
                 e.into(),
             )
         })
+    }
+
+    /// Publishes `owner`'s ports (replacing any it had) in one netlink
+    /// batch, or stages them. All or nothing.
+    pub fn add_ports(&self, owner: &str, ports: &[FwPort]) -> Result<()> {
+        let mut reg = self.registry();
+        let old = reg.ports.get(owner).cloned().unwrap_or_default();
+        if !reg.staging {
+            let mut batch = Batch::new();
+            for p in old.iter().filter(|p| !ports.contains(p)) {
+                let (map, elems) = p.elements();
+                batch.delete(Family::Inet, TABLE, map, elems);
+            }
+            if !batch.is_empty() {
+                let _ = self.socket.apply_idempotent(&batch);
+            }
+            let mut batch = Batch::new();
+            for p in ports {
+                let (map, elems) = p.elements();
+                batch.add(Family::Inet, TABLE, map, elems);
+            }
+            self.socket
+                .apply(&batch)
+                .map_err(|e| Error::kernel(format!("publishing {} port bindings", ports.len()), e.into()))?;
+        }
+        if ports.is_empty() {
+            reg.ports.remove(owner);
+        } else {
+            reg.ports.insert(owner.to_owned(), ports.to_vec());
+        }
+        Ok(())
+    }
+
+    /// Unpublishes `owner`'s ports in one batch. Idempotent.
+    pub fn remove_ports(&self, owner: &str) -> Result<()> {
+        let mut reg = self.registry();
+        let Some(old) = reg.ports.remove(owner) else {
+            return Ok(());
+        };
+        if reg.staging {
+            return Ok(());
+        }
+        let mut batch = Batch::new();
+        for p in &old {
+            let (map, elems) = p.elements();
+            batch.delete(Family::Inet, TABLE, map, elems);
+        }
+        self.socket
+            .apply_idempotent(&batch)
+            .map_err(|e| Error::kernel(format!("unpublishing {} port bindings", old.len()), e.into()))
     }
 }

@@ -27,7 +27,7 @@ pub use driver::{
 };
 pub use error::{Error, Result, is_errno, netlink_io};
 pub use features::Features;
-pub use firewall::{Firewall, FwNetwork};
+pub use firewall::{Firewall, FwNetwork, FwPort, Proto};
 pub use ifname::{IFNAME_MAX, IfName};
 pub use ipnet;
 pub use netns::Netns;

@@ -93,6 +93,41 @@ impl Netns {
         })
     }
 
+    /// Like [`Netns::run_in_new`], and returns what `f` returned: a new
+    /// namespace that only the returned fd holds until [`Netns::pin`].
+    pub fn create_with<T: Send>(f: impl FnOnce() -> io::Result<T> + Send) -> Result<(Self, T)> {
+        thread::scope(|s| {
+            s.spawn(|| -> Result<(Self, T)> {
+                unshare(CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| Error::kernel("creating network namespace", e.into()))?;
+                let t = f().map_err(|e| Error::kernel("setting up the new network namespace", e))?;
+                Ok((Self::current()?, t))
+            })
+            .join()
+            .unwrap_or_else(|p| panic::resume_unwind(p))
+        })
+    }
+
+    /// Pins this namespace with a bind mount of its fd at `path` (as
+    /// `ip netns attach` does), so that it outlives the fd and every process
+    /// in it; [`Netns::unpin`] undoes it. Nothing is left behind on failure.
+    pub fn pin(&self, path: &Path) -> Result<()> {
+        let ctx = |what: &str, e: io::Error| Error::kernel(format!("{what} {}", path.display()), e);
+        File::create(path).map_err(|e| ctx("creating namespace file", e))?;
+        let fd = format!("/proc/self/fd/{}", self.0.as_raw_fd());
+        mount(
+            Some(fd.as_str()),
+            path,
+            None::<&str>,
+            MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            let _ = fs::remove_file(path);
+            ctx("pinning network namespace at", e.into())
+        })
+    }
+
     /// Creates a new, empty network namespace and pins it with a bind mount
     /// at `path` (as `ip netns add` does under `/run/netns`), so that it
     /// outlives every process in it. Returns it open.

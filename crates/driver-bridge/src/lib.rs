@@ -106,6 +106,11 @@ impl NetworkDriver for Bridge {
             }
             link::set_up(&ctx.handle, index).await?;
             ctx.host.sysctl("net/ipv4/ip_forward", "1")?;
+            // Published ports answer on 127.0.0.1 too: a packet from
+            // 127.0.0.1 may leave only through a link with route_localnet
+            // (ip-sysctl.rst), and only this bridge gets it, as Docker does.
+            ctx.host
+                .sysctl(&format!("net/ipv4/conf/{}/route_localnet", cfg.name), "1")?;
             if net.ipv6 {
                 ctx.host.sysctl("net/ipv6/conf/all/forwarding", "1")?;
             }

@@ -271,6 +271,11 @@ async fn plugin_reload(State(e): Eng) -> Json<Value> {
     Json(json!(e.reload_plugins().await))
 }
 
+async fn system_reconcile(State(e): Eng) -> ApiResult<StatusCode> {
+    finish(async move { e.reconcile().await }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 async fn not_found(uri: Uri) -> ApiError {
     ApiError(Error::NotFound(format!("no such endpoint: {}", uri.path())))
 }
@@ -296,6 +301,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/logs", get(container_logs))
         .route("/plugins", get(plugin_list))
         .route("/plugins/reload", post(plugin_reload))
+        .route("/system/reconcile", post(system_reconcile))
         .fallback(not_found)
         .with_state(engine)
 }

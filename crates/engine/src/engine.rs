@@ -74,6 +74,8 @@ pub(crate) struct State {
     pub pending: HashMap<String, usize>,
     /// Networks being removed.
     pub removing: HashSet<String>,
+    /// Host ports published by containers, and by those being created.
+    pub ports: crate::ports::PortIndex,
 }
 
 /// The berth engine.
@@ -88,9 +90,24 @@ pub struct Engine {
     pub(crate) plugins: Mutex<Vec<crate::plugins::PluginInfo>>,
     pub(crate) state: Mutex<State>,
     pub(crate) sandboxes: Mutex<HashMap<String, Arc<Sandbox>>>,
+    /// The namespace the next container gets, made ahead of time.
+    spare: Arc<Mutex<Spare>>,
     pub(crate) dns: Arc<crate::dns::Resolver>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     _lock: File,
+}
+
+/// A namespace made ahead of the next container that needs one: `lo` up,
+/// its netlink connection and the resolver's sockets open. `berth run`
+/// then only pins it, instead of waiting for the kernel to make a
+/// namespace (about half a millisecond, under the RTNL lock). Only its fd
+/// holds it, so the kernel frees it when the daemon exits.
+#[derive(Default)]
+enum Spare {
+    #[default]
+    None,
+    Making,
+    Ready(Netns, rtnetlink::Handle, crate::dns::Sockets),
 }
 
 /// Names `-d` accepts besides the drivers' own.
@@ -214,11 +231,13 @@ impl Engine {
             plugins: Mutex::new(Vec::new()),
             state: Mutex::new(State::default()),
             sandboxes: Mutex::new(HashMap::new()),
+            spare: Arc::default(),
             locks: Mutex::new(HashMap::new()),
             _lock: lock,
         });
         engine.reload_plugins().await;
         engine.restore().await?;
+        engine.make_spare();
         Ok(engine)
     }
 
@@ -350,21 +369,75 @@ impl Engine {
         self.driver(&n.net.driver).ok().map(|d| d.capabilities().sandbox)
     }
 
-    /// Makes a pinned namespace with `lo` up.
+    /// Makes the namespace the next container gets ([`Spare`]), unless one
+    /// is there or being made. Off the runtime; call it once the current
+    /// container is resolvable, so that the kernel's work for the next one
+    /// does not delay this one's.
+    pub(crate) fn make_spare(&self) {
+        {
+            let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+            if !matches!(*spare, Spare::None) {
+                return;
+            }
+            *spare = Spare::Making;
+        }
+        let (slot, rt) = (self.spare.clone(), tokio::runtime::Handle::current());
+        tokio::task::spawn_blocking(move || {
+            let made = Netns::create_with(|| {
+                let _rt = rt.enter(); // register the sockets with the runtime
+                link::loopback_up_here()?;
+                let (conn, handle, _) = rtnetlink::new_connection()?;
+                Ok((conn, handle, crate::dns::bind()?))
+            });
+            let mut spare = slot.lock().unwrap_or_else(|p| p.into_inner());
+            *spare = match made {
+                Ok((ns, (conn, handle, sockets))) => {
+                    rt.spawn(conn);
+                    Spare::Ready(ns, handle, sockets)
+                }
+                Err(e) => {
+                    tracing::debug!("making a spare namespace: {e}");
+                    Spare::None
+                }
+            };
+        });
+    }
+
+    /// Makes a pinned namespace with `lo` up: the spare one when it is
+    /// ready, else a new one.
     pub(crate) async fn new_sandbox(&self, id: &str, dns: bool) -> Result<Arc<Sandbox>> {
         let path = self.cfg.sandbox_path(id);
-        // One thread inside the new namespace opens everything the sandbox
-        // needs there: its netlink socket and the resolver's sockets.
-        let rt = tokio::runtime::Handle::current();
-        let (ns, (conn, sockets)) = Netns::create_pinned_with(&path, || {
-            let _rt = rt.enter(); // register the sockets with the runtime
-            link::loopback_up_here()?;
-            let (conn, handle, _) = rtnetlink::new_connection()?;
-            let sockets = if dns { Some(crate::dns::bind()?) } else { None };
-            Ok(((conn, handle), sockets))
-        })?;
-        let (conn, handle) = conn;
-        rt.spawn(conn);
+        let spare = {
+            let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
+            match std::mem::take(&mut *spare) {
+                Spare::Ready(ns, handle, sockets) => Some((ns, handle, sockets)),
+                other => {
+                    *spare = other;
+                    None
+                }
+            }
+        };
+        let (ns, handle, sockets) = match spare {
+            Some((ns, handle, sockets)) => {
+                ns.pin(&path)?;
+                (ns, handle, dns.then_some(sockets))
+            }
+            None => {
+                // One thread inside the new namespace opens everything the
+                // sandbox needs there: its netlink socket and the resolver's
+                // sockets.
+                let rt = tokio::runtime::Handle::current();
+                let (ns, (conn, handle, sockets)) = Netns::create_pinned_with(&path, || {
+                    let _rt = rt.enter(); // register the sockets with the runtime
+                    link::loopback_up_here()?;
+                    let (conn, handle, _) = rtnetlink::new_connection()?;
+                    let sockets = if dns { Some(crate::dns::bind()?) } else { None };
+                    Ok((conn, handle, sockets))
+                })?;
+                rt.spawn(conn);
+                (ns, handle, sockets)
+            }
+        };
         let made = match sockets {
             Some(s) => self.dns.serve(id, s),
             None => Ok(()),

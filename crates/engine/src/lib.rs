@@ -19,6 +19,7 @@ pub mod model;
 mod names;
 mod networks;
 pub mod plugins;
+mod ports;
 mod process;
 mod restore;
 pub mod store;

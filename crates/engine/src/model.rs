@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use berth_core::{IfName, Network, Scope};
+use berth_core::{IfName, Network, Proto, Scope};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -84,6 +84,69 @@ impl EndpointRecord {
             .map(|g| g.to_string())
             .unwrap_or_default()
     }
+}
+
+/// One published port or range, with the host port chosen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortBinding {
+    /// The protocol.
+    pub proto: Proto,
+    /// The host address; `0.0.0.0` or `::` for every address.
+    pub host_ip: IpAddr,
+    /// First host port.
+    pub host_port: u16,
+    /// Last host port (the same for one port).
+    pub host_end: u16,
+    /// The container port `host_port` goes to; the range continues from it.
+    pub container_port: u16,
+}
+
+impl PortBinding {
+    /// Each host port with its container port.
+    pub fn pairs(&self) -> impl Iterator<Item = (u16, u16)> + '_ {
+        (self.host_port..=self.host_end).zip(self.container_port..)
+    }
+
+    /// `0.0.0.0:8080-8089->80-89/tcp`, as `docker ps` prints bindings.
+    pub fn summary(&self) -> String {
+        let host = match self.host_ip {
+            IpAddr::V6(a) => format!("[{a}]"),
+            a => a.to_string(),
+        };
+        let n = self.host_end - self.host_port;
+        if n == 0 {
+            format!(
+                "{host}:{}->{}/{}",
+                self.host_port,
+                self.container_port,
+                self.proto.as_str()
+            )
+        } else {
+            format!(
+                "{host}:{}-{}->{}-{}/{}",
+                self.host_port,
+                self.host_end,
+                self.container_port,
+                self.container_port + n,
+                self.proto.as_str()
+            )
+        }
+    }
+}
+
+/// Docker's `{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}`, one
+/// key per container port.
+pub fn docker_ports(ports: &[PortBinding]) -> Value {
+    let mut out = serde_json::Map::new();
+    for b in ports {
+        for (h, c) in b.pairs() {
+            let key = format!("{c}/{}", b.proto.as_str());
+            if let Some(list) = out.entry(key).or_insert_with(|| json!([])).as_array_mut() {
+                list.push(json!({ "HostIp": b.host_ip.to_string(), "HostPort": h.to_string() }));
+            }
+        }
+    }
+    Value::Object(out)
 }
 
 /// Where a container's process is.
@@ -171,6 +234,15 @@ pub struct ContainerRecord {
     /// The pinned network namespace while the network is up.
     #[serde(default)]
     pub sandbox: Option<PathBuf>,
+    /// Published ports (`-p`, `-P`), while it runs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<PortBinding>,
+    /// The network whose address the published ports lead to (its id).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ports_network: String,
+    /// `--expose`, as `PORT/PROTO` (ranges as `A-B/PROTO`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed: Vec<String>,
     /// The networks it was on when it exited (for `ps -a`).
     #[serde(default)]
     pub last_networks: Vec<String>,
@@ -237,6 +309,11 @@ pub fn network_view(n: &NetworkRecord, containers: &[&ContainerRecord]) -> Value
                     "MacAddress": ep.mac,
                     "IPv4Address": ep.ipv4().map(|a| a.to_string()).unwrap_or_default(),
                     "IPv6Address": ep.ipv6().map(|a| a.to_string()).unwrap_or_default(),
+                    "Ports": if c.ports_network == n.net.id {
+                        c.ports.iter().map(PortBinding::summary).collect::<Vec<_>>()
+                    } else {
+                        Vec::new()
+                    },
                 }),
             );
         }
@@ -333,7 +410,12 @@ pub fn container_view(
         "HostsPath": paths.hosts,
         "ResolvConfPath": paths.resolv_conf,
         "LogPath": paths.log,
-        "Config": { "Hostname": c.hostname, "Domainname": c.domainname, "Cmd": c.cmd },
+        "Config": {
+            "Hostname": c.hostname,
+            "Domainname": c.domainname,
+            "Cmd": c.cmd,
+            "ExposedPorts": c.exposed.iter().map(|e| (e.clone(), json!({}))).collect::<serde_json::Map<_, _>>(),
+        },
         "HostConfig": {
             "NetworkMode": c.network_mode,
             "AutoRemove": c.auto_remove,
@@ -342,10 +424,13 @@ pub fn container_view(
             "DnsOptions": c.dns.options,
             "ExtraHosts": c.dns.extra_hosts.iter().map(|(n, ip)| format!("{n}:{ip}")).collect::<Vec<_>>(),
             "Links": c.dns.links.iter().map(|l| format!("/{}:/{}/{}", l.name, c.name, l.alias)).collect::<Vec<_>>(),
+            "PortBindings": docker_ports(&c.ports),
         },
         "NetworkSettings": {
             "SandboxKey": c.sandbox.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
             "Networks": nets,
+            "Ports": docker_ports(&c.ports),
+            "PortSummary": c.ports.iter().map(PortBinding::summary).collect::<Vec<_>>(),
         },
     })
 }

@@ -41,6 +41,16 @@ impl Engine {
                 Err(e) => tracing::error!(network = %n.net.name, "{}", e.chain()),
             }
         }
+        // Published ports of containers that may still run go in with the
+        // table; those found dead below are taken out again.
+        for c in containers
+            .iter()
+            .filter(|c| c.status != Status::Exited && !c.ports.is_empty())
+        {
+            if let Err(e) = self.ctx.firewall.add_ports(&c.id, &crate::ports::fw_ports(c)) {
+                tracing::error!(container = %c.name, "restoring published ports: {}", e.chain());
+            }
+        }
         self.ctx.firewall.install()?;
 
         {
@@ -59,6 +69,9 @@ impl Engine {
                             }
                         }
                     }
+                }
+                if c.status != Status::Exited {
+                    st.ports.add(&c.name, &c.ports);
                 }
                 st.containers.insert(c.id.clone(), c.clone());
             }
@@ -101,6 +114,16 @@ impl Engine {
             }
         }
         self.sweep().await
+    }
+
+    /// Puts the firewall back: the `inet berth` table with every network's
+    /// and every published port's elements, as at start, without touching
+    /// other tables (`berth system reconcile`, SIGHUP).
+    pub async fn reconcile(&self) -> Result<()> {
+        let fw = self.ctx.firewall.clone();
+        tokio::task::spawn_blocking(move || fw.install())
+            .await
+            .map_err(|e| berth_core::Error::Internal(format!("reconciling the firewall: {e}")))?
     }
 
     /// Re-makes a live container's links that have gone missing.
