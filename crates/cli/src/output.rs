@@ -152,6 +152,7 @@ pub fn ps(list: &Value, quiet: bool) {
         "COMMAND",
         "CREATED",
         "STATUS",
+        "PORTS",
         "NETWORKS",
         "NAMES",
     ]);
@@ -196,6 +197,13 @@ pub fn ps(list: &Value, quiet: bool) {
             format!("\"{cmd}\""),
             format!("{} ago", ago(s(&c["Created"]))),
             status,
+            c["NetworkSettings"]["PortSummary"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(s)
+                .collect::<Vec<_>>()
+                .join(", "),
             nets.join(","),
             s(&c["Name"]).trim_start_matches('/').to_owned(),
         ]);

@@ -200,6 +200,14 @@ fn a_published_port_is_reachable_from_outside_the_host_localhost_and_a_neighbour
     // berth port, inspect, network inspect.
     assert_eq!(h.ok(&["port", "srv"]).trim(), "80/tcp -> 0.0.0.0:8080");
     assert_eq!(h.ok(&["port", "srv", "80"]).trim(), "0.0.0.0:8080");
+    let ps = h.ok(&["ps"]);
+    assert!(
+        ps.starts_with("CONTAINER ID")
+            && ps
+                .lines()
+                .any(|l| l.contains("srv") && l.contains("0.0.0.0:8080->80/tcp")),
+        "berth ps shows no PORTS for srv:\n{ps}"
+    );
     let v = inspect(&h, "srv");
     assert_eq!(
         v["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"],

@@ -9,7 +9,7 @@
 //!   server knows ([`Upstream`], run inside the subject's namespaces; no
 //!   query ever leaves them);
 //! - **run → resolvable**: from the start of the command that creates a
-//!   container until its name answers, polled back to back by a thread
+//!   container until its name answers, polled every 250 µs by a thread
 //!   that started before the command. Before the container exists its name
 //!   is unknown and may go upstream (aardvark-dns answers single-label
 //!   names itself), so this runs only where forwarding was seen to reach

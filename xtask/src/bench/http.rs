@@ -44,11 +44,22 @@ pub fn post(socket: &Path, path: &str, body: &str, want: u16) -> Result<String> 
     Ok(r.body)
 }
 
+/// `read`, again when a signal interrupted it (a socket with a receive
+/// timeout reports any signal, even a stop and continue, as EINTR).
+fn read_some(s: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match s.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
 fn read_response(s: &mut impl Read) -> Result<Response> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     let head_end = loop {
-        let n = s.read(&mut chunk)?;
+        let n = read_some(s, &mut chunk)?;
         if n == 0 {
             bail!("the connection closed before the end of the headers");
         }
@@ -80,7 +91,7 @@ fn read_response(s: &mut impl Read) -> Result<Response> {
     match length {
         Some(len) if !chunked => {
             while body.len() < len {
-                let n = s.read(&mut chunk)?;
+                let n = read_some(s, &mut chunk)?;
                 if n == 0 {
                     bail!("the connection closed after {} of {len} body bytes", body.len());
                 }

@@ -69,6 +69,10 @@ type OwnUpstreams = (Vec<IpAddr>, Arc<Netns>);
 /// The resolver: what it knows, the sockets it serves, where it forwards.
 pub struct Resolver {
     view: RwLock<View>,
+    /// What each container put into the view, so that taking it out costs
+    /// its own entries, not a walk over every container's. Changed only
+    /// while the view's write lock is held.
+    owned: Mutex<HashMap<String, Owned>>,
     listeners: Mutex<HashMap<String, Listener>>,
     /// Containers with `--dns`: their servers and namespace.
     own_upstreams: RwLock<HashMap<String, OwnUpstreams>>,
@@ -95,6 +99,7 @@ impl Resolver {
     pub fn new(host_conf: PathBuf) -> Arc<Self> {
         Arc::new(Self {
             view: RwLock::new(View::default()),
+            owned: Mutex::new(HashMap::new()),
             listeners: Mutex::new(HashMap::new()),
             own_upstreams: RwLock::new(HashMap::new()),
             host_conf,
@@ -128,7 +133,12 @@ impl Resolver {
     /// the next query.
     pub fn set(&self, e: &Entry, ns: Option<Arc<Netns>>) {
         let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
-        remove_from(&mut view, &e.id);
+        let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
+        remove_from(&mut view, owned.remove(&e.id), &e.id);
+        let mut mine = Owned {
+            ptr: e.ptr_name.to_lowercase(),
+            ..Default::default()
+        };
         for (net, net_name, addrs, aliases) in &e.networks {
             let zone = view.zones.entry(net.clone()).or_insert_with(|| Zone {
                 name: net_name.to_lowercase(),
@@ -137,21 +147,25 @@ impl Resolver {
             zone.name = net_name.to_lowercase();
             for name in e.names.iter().chain(aliases) {
                 let key = name.to_lowercase();
-                let targets = zone.names.entry(key).or_default();
+                let targets = zone.names.entry(key.clone()).or_default();
                 if !targets.iter().any(|t| t.container == e.id) {
                     targets.push(Target {
                         container: e.id.clone(),
                         addrs: addrs.clone(),
                     });
+                    mine.names.push((net.clone(), key));
                 }
             }
             for a in addrs {
-                zone.reverse.insert(*a, e.ptr_name.to_lowercase());
+                zone.reverse.insert(*a, mine.ptr.clone());
+                mine.addrs.push((net.clone(), *a));
             }
         }
         if let Some(c) = &e.client {
             view.clients.insert(e.id.clone(), c.clone());
         }
+        owned.insert(e.id.clone(), mine);
+        drop(owned);
         drop(view);
         let mut own = self.own_upstreams.write().unwrap_or_else(|p| p.into_inner());
         match (e.upstreams.is_empty(), ns) {
@@ -166,7 +180,11 @@ impl Resolver {
 
     /// Takes a container's names out and stops its listener. Idempotent.
     pub fn remove(&self, id: &str) {
-        remove_from(&mut self.view.write().unwrap_or_else(|p| p.into_inner()), id);
+        {
+            let mut view = self.view.write().unwrap_or_else(|p| p.into_inner());
+            let mine = self.owned.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+            remove_from(&mut view, mine, id);
+        }
         self.own_upstreams
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -242,26 +260,48 @@ impl Resolver {
     }
 }
 
-fn remove_from(view: &mut View, id: &str) {
+/// What one container put into the view.
+#[derive(Default)]
+struct Owned {
+    /// (network id, lowercased name) pairs it added itself as a target of.
+    names: Vec<(String, String)>,
+    /// (network id, address) reverse entries it added.
+    addrs: Vec<(String, IpAddr)>,
+    /// The name those reverse entries point at.
+    ptr: String,
+}
+
+/// Takes container `id`'s entries (`mine`) out of the view: its targets,
+/// the names left without one, its reverse entries (unless another
+/// container's have replaced them) and zones left empty.
+fn remove_from(view: &mut View, mine: Option<Owned>, id: &str) {
     view.clients.remove(id);
-    for zone in view.zones.values_mut() {
-        zone.names.retain(|_, targets| {
+    let Some(mine) = mine else {
+        return;
+    };
+    for (net, name) in &mine.names {
+        let Some(zone) = view.zones.get_mut(net) else {
+            continue;
+        };
+        if let Some(targets) = zone.names.get_mut(name) {
             targets.retain(|t| t.container != id);
-            !targets.is_empty()
-        });
+            if targets.is_empty() {
+                zone.names.remove(name);
+            }
+        }
     }
-    // Reverse entries are keyed by address: drop those whose name no
-    // longer has a target with that address.
-    for zone in view.zones.values_mut() {
-        let live: std::collections::HashSet<IpAddr> = zone
-            .names
-            .values()
-            .flatten()
-            .flat_map(|t| t.addrs.iter().copied())
-            .collect();
-        zone.reverse.retain(|ip, _| live.contains(ip));
+    for (net, addr) in &mine.addrs {
+        if let Some(zone) = view.zones.get_mut(net)
+            && zone.reverse.get(addr) == Some(&mine.ptr)
+        {
+            zone.reverse.remove(addr);
+        }
     }
-    view.zones.retain(|_, z| !z.names.is_empty());
+    for (net, _) in mine.names.iter() {
+        if view.zones.get(net).is_some_and(|z| z.names.is_empty()) {
+            view.zones.remove(net);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -322,6 +362,35 @@ mod tests {
             Action::Forward(_)
         ));
         assert_eq!(ips(&r, "aaaa1111", "svc"), ["10.0.0.2"]);
+    }
+
+    #[test]
+    fn removal_takes_out_exactly_what_the_container_put_in() {
+        let r = Resolver::new(PathBuf::from("/nonexistent"));
+        r.set(&entry("aaaa1111", "one", "n", "10.0.0.2"), None);
+        // The address comes back to another container before the first
+        // one's removal reaches the resolver: its PTR stays.
+        r.set(&entry("bbbb2222", "two", "n", "10.0.0.3"), None);
+        r.set(&entry("cccc3333", "three", "n", "10.0.0.2"), None);
+        r.remove("aaaa1111");
+        let view = r.view.read().unwrap();
+        let zone = &view.zones["n"];
+        assert_eq!(
+            zone.reverse.get(&"10.0.0.2".parse().unwrap()).map(String::as_str),
+            Some("three")
+        );
+        assert!(!zone.names.contains_key("one") && !zone.names.contains_key("aaaa"));
+        assert_eq!(zone.names["svc"].len(), 2);
+        assert!(!view.clients.contains_key("aaaa1111"));
+        drop(view);
+        // The last container of a network takes its zone with it; removing
+        // again is a no-op.
+        r.remove("bbbb2222");
+        r.remove("cccc3333");
+        r.remove("cccc3333");
+        let view = r.view.read().unwrap();
+        assert!(view.zones.is_empty() && view.clients.is_empty(), "{view:?}");
+        assert!(r.owned.lock().unwrap().is_empty());
     }
 
     #[test]

@@ -461,10 +461,28 @@ mod tests {
         }
     }
 
-    fn dir() -> PathBuf {
-        let d = std::env::temp_dir().join(format!("berth-cni-config-{}", std::process::id()));
+    /// A scratch directory of the test's own, removed when dropped.
+    struct Scratch(PathBuf);
+
+    impl std::ops::Deref for Scratch {
+        type Target = Path;
+        fn deref(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn dir() -> Scratch {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let d = std::env::temp_dir().join(format!("berth-cni-config-{}-{n}", std::process::id()));
         let _ = fs::create_dir_all(&d);
-        d
+        Scratch(d)
     }
 
     #[test]
@@ -559,7 +577,8 @@ mod tests {
 
     #[test]
     fn configurations_are_found_by_file_or_name() {
-        let d = dir().join("found");
+        let scratch = dir();
+        let d = scratch.join("found");
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
         fs::write(
