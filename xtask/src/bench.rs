@@ -18,7 +18,7 @@
 //!   bridge driver (see `plugins.rs`).
 //! - `ports`: publish 1000 ports (single and as a range), the 1st and the
 //!   1000th container with 2 ports each, and the ruleset's size; against
-//!   netavark (see `ports.rs`).
+//!   netavark and Docker (see `ports.rs`).
 
 mod aardvark;
 mod attach;

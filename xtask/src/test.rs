@@ -7,7 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-fn machine_links() -> Vec<String> {
+pub(crate) fn machine_links() -> Vec<String> {
     let out = Command::new("ip")
         .args(["-o", "link", "show"])
         .output()
@@ -20,9 +20,21 @@ fn machine_links() -> Vec<String> {
         .collect()
 }
 
+/// Entries of the temporary directory whose names start with `berth`.
+fn temp_entries() -> Vec<String> {
+    std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("berth"))
+        .collect()
+}
+
 /// What berth's tests may have leaked into the machine: stale test roots,
-/// mounts, links and nftables tables.
-fn leaks(links_before: &[String]) -> Vec<String> {
+/// mounts, links, nftables tables and scratch files in the temporary
+/// directory.
+fn leaks(links_before: &[String], temp_before: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for r in berth_testkit::stale_roots() {
         out.push(format!("test root {} (removed now)", r.display()));
@@ -45,6 +57,14 @@ fn leaks(links_before: &[String]) -> Vec<String> {
             out.push(format!("link {l} in the machine's namespace"));
         }
     }
+    for t in temp_entries() {
+        if !temp_before.contains(&t) && !t.starts_with(berth_testkit::ROOT_PREFIX) {
+            out.push(format!(
+                "{} in the temporary directory",
+                std::env::temp_dir().join(t).display()
+            ));
+        }
+    }
     let tables = Command::new("nft")
         .args(["list", "tables"])
         .output()
@@ -61,6 +81,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let no_vm = args.iter().any(|a| a == "--no-vm");
     let args: Vec<String> = args.iter().filter(|a| *a != "--no-vm").cloned().collect();
     let links_before = machine_links();
+    let temp_before = temp_entries();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let nextest = Command::new(&cargo)
         .args(["nextest", "--version"])
@@ -76,7 +97,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     cmd.args(&args);
     let status = cmd.status().context("running the tests")?;
-    let leaked = leaks(&links_before);
+    let leaked = leaks(&links_before, &temp_before);
     for l in &leaked {
         eprintln!("LEAK: {l}");
     }

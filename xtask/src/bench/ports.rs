@@ -1,5 +1,5 @@
 //! `cargo xtask bench ports`: publishing ports at scale, berth next to
-//! netavark (and Docker, see below), in the same run.
+//! netavark and Docker, in the same run.
 //!
 //! - publish 1000 single ports on one container, and 1000 ports as one range;
 //! - start the 1st and the Nth container (default 1000) each with 2 ports;
@@ -9,11 +9,16 @@
 //! published in µs": choosing and checking host ports, and the netlink
 //! batch), next to the whole `berth run` minus a `berth run` without ports.
 //! netavark's are `netavark setup` with the port mappings minus a setup
-//! without. Everything runs in throwaway namespaces.
+//! without. Everything runs in throwaway namespaces but Docker.
 //!
-//! Docker is not measured here: its port publishing writes iptables rules
-//! (and starts a docker-proxy per port) in the namespace dockerd runs in,
-//! which is the machine's own, and benches never touch it.
+//! Docker's are `docker run -d` with the ports minus a plain `docker run
+//! -d`, from a dockerd of the bench's own (`docker/daemon.rs`), the one
+//! thing a bench runs in the machine's namespace. Its iptables are off, so
+//! it publishes through docker-proxy, one process a port: only on
+//! 127.0.0.1 and on ports below the ephemeral range that nothing listens
+//! on, so nothing reachable from outside the machine changes. Its ruleset
+//! is not measured (it writes none); the docker-proxy processes are what
+//! grow. 100 containers, not 1000: a `docker run` costs ~0.3 s.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -22,7 +27,27 @@ use anyhow::{Context, Result, bail};
 use berth_testkit::TestHost;
 use serde_json::{Value, json};
 
+use super::docker::{self, Dockerd, IMAGE, Net};
 use super::netavark;
+
+/// Docker's containers with 2 ports each (at most `--containers`).
+const DOCKER_CONTAINERS: usize = 100;
+/// A figure this long means the bench's watchdog ended the process.
+const OVER: Duration = super::PROCESS_TIMEOUT;
+/// Docker's host ports, on 127.0.0.1 of the machine: 1000 single ports
+/// (the first 101 for Docker's example), a 1000-port range, and 2 per
+/// container. All below the ephemeral range (32768-60999).
+const DOCKER_SINGLES: u16 = 21000;
+const DOCKER_RANGE: u16 = 23000;
+const DOCKER_PAIRS: u16 = 25000;
+/// Docker's network: a /24 nothing here uses (checked before dockerd starts).
+const DOCKER_NET: Net = Net {
+    name: "berth-bench-ports",
+    bridge: "berthports0",
+    subnet: "10.214.0.0/24",
+    gateway: "10.214.0.1",
+    proxy: true,
+};
 
 struct Opts {
     containers: usize,
@@ -65,6 +90,10 @@ struct Figures {
     last: Option<Duration>,
     first5: Option<Duration>,
     last5: Option<Duration>,
+    /// 101 single ports, Docker's own example.
+    singles101: Option<Duration>,
+    /// The [`DOCKER_CONTAINERS`]th container, 2 ports.
+    hundredth: Option<Duration>,
     rules_empty: usize,
     rules_ports: usize,
     rules_one: usize,
@@ -208,6 +237,7 @@ fn berth(bin: &Path, n: usize) -> Result<Figures> {
     f.listing_all = listing_lines(&h);
     f.first = times.first().copied();
     f.last = times.last().copied();
+    f.hundredth = times.get(DOCKER_CONTAINERS.min(n) - 1).copied();
     f.first5 = median(times.iter().take(5).copied().collect());
     f.last5 = median(times.iter().rev().take(5).copied().collect());
     Ok(f)
@@ -283,6 +313,7 @@ fn netavark_figures(bin: &Path, n: usize) -> Result<Figures> {
         nv.setup(Value::Null)?; // makes the bridge and chains
         let base = nv.setup(Value::Null)?;
         let singles: Vec<Value> = (0..1000u16).map(|i| nv_map(20000 + i, 20000 + i, 1)).collect();
+        let t = Instant::now();
         match nv.setup(json!(singles)) {
             Ok(t) => {
                 f.singles = Some(t.saturating_sub(base));
@@ -290,17 +321,18 @@ fn netavark_figures(bin: &Path, n: usize) -> Result<Figures> {
                 f.rules_ports = ruleset_lines(&nv.h);
             }
             // Ended by the bench's 30 s watchdog: that is the figure.
-            Err(e) => println!("netavark: 1000 single ports: {e:#} (the bench ends any process after 30 s)"),
+            Err(_) if t.elapsed() >= OVER => {
+                f.singles = Some(OVER);
+                f.singles_e2e = f.singles;
+            }
+            Err(e) => println!("netavark: 1000 single ports: {e:#}"),
         }
         let mut nv = NvHost::new(bin)?;
         nv.setup(Value::Null)?;
         let base = nv.setup(Value::Null)?;
         let hundred: Vec<Value> = (0..101u16).map(|i| nv_map(20000 + i, 20000 + i, 1)).collect();
         let t = nv.setup(json!(hundred))?;
-        println!(
-            "netavark: 101 single ports (Docker's example): {}",
-            super::ms(t.saturating_sub(base))
-        );
+        f.singles101 = Some(t.saturating_sub(base));
     }
     let mut nv = NvHost::new(bin)?;
     nv.setup(Value::Null)?;
@@ -324,13 +356,192 @@ fn netavark_figures(bin: &Path, n: usize) -> Result<Figures> {
     f.listing_all = listing_lines(&nv.h);
     f.first = times.first().copied();
     f.last = times.last().copied();
+    f.hundredth = times.get(DOCKER_CONTAINERS.min(n) - 1).copied();
     f.first5 = median(times.iter().take(5).copied().collect());
     f.last5 = median(times.iter().rev().take(5).copied().collect());
     Ok(f)
 }
 
+/// Ports of the machine's namespace something listens on (TCP, v4 and v6).
+fn listening() -> Vec<u16> {
+    let mut out = Vec::new();
+    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let t = std::fs::read_to_string(f).unwrap_or_default();
+        for l in t.lines().skip(1) {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            // "sl local_address rem_address st …"; 0A is LISTEN.
+            if w.get(3) == Some(&"0A")
+                && let Some(p) = w.get(1).and_then(|a| a.rsplit(':').next())
+                && let Ok(p) = u16::from_str_radix(p, 16)
+            {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// `-p 127.0.0.1:P:P` for each host port `P` of `ports`.
+fn published_on_lo(ports: impl Iterator<Item = (u16, u16)>) -> Vec<String> {
+    ports
+        .flat_map(|(h, c)| ["-p".to_owned(), format!("127.0.0.1:{h}:{c}")])
+        .collect()
+}
+
+/// Times `docker run -d --name NAME … PORTS IMAGE sleep 3600`; [`OVER`]
+/// when the watchdog ended it.
+fn docker_run(d: &Dockerd, name: &str, ports: &[String]) -> Result<Duration> {
+    let mut args = vec!["run", "-d", "--name", name, "--network", DOCKER_NET.name];
+    args.extend(ports.iter().map(String::as_str));
+    args.extend([IMAGE, "sleep", "3600"]);
+    let t = Instant::now();
+    match super::timed(&mut d.cmd(&args), "", &format!("docker run -d --name {name}")) {
+        Ok((took, _)) => Ok(took),
+        Err(_) if t.elapsed() >= OVER => Ok(OVER),
+        Err(e) => Err(e),
+    }
+}
+
+/// `docker rm -f NAME`, again while a start the watchdog cut short still
+/// holds the container (bounded: a few tries of at most 30 s each).
+fn docker_rm(d: &Dockerd, name: &str) -> Result<()> {
+    let mut last = None;
+    for _ in 0..6 {
+        match d.docker(&["rm", "-f", name]) {
+            Ok(_) => return Ok(()),
+            Err(e) if format!("{e:#}").contains("No such container") => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(
+        || anyhow::anyhow!("docker rm -f {name}"),
+        |e| e.context("removing it"),
+    ))
+}
+
+/// A figure minus the plain run's, unless the watchdog ended it.
+fn minus(t: Duration, base: Duration) -> Duration {
+    if t >= OVER { OVER } else { t.saturating_sub(base) }
+}
+
+/// Docker's figures, and how many docker-proxy processes ran with 1000
+/// ports, with 1 container, with all.
+fn docker_measure(d: &Dockerd, n: usize) -> Result<(Figures, [usize; 3])> {
+    let mut f = Figures::default();
+    let mut plain = Vec::new();
+    for i in 0..5 {
+        let name = format!("plain{i}");
+        plain.push(docker_run(d, &name, &[])?);
+        docker_rm(d, &name)?;
+    }
+    plain.sort();
+    let (lo, hi) = (plain[0], plain[plain.len() - 1]);
+    let base = median(plain).context("no plain run")?;
+    // Figures within that spread are noise.
+    println!(
+        "Docker: a plain `docker run -d` takes {} (median of 5, from {} to {})",
+        super::ms(base),
+        super::ms(lo),
+        super::ms(hi)
+    );
+    let t = docker_run(
+        d,
+        "singles101",
+        &published_on_lo((0..101).map(|i| (DOCKER_SINGLES + i, DOCKER_SINGLES + i))),
+    )?;
+    f.singles101 = Some(minus(t, base));
+    docker_rm(d, "singles101")?;
+    let t = docker_run(
+        d,
+        "singles",
+        &published_on_lo((0..1000).map(|i| (DOCKER_SINGLES + i, DOCKER_SINGLES + i))),
+    )?;
+    f.singles_e2e = Some(minus(t, base));
+    let proxies_ports = d.proxies();
+    docker_rm(d, "singles")?;
+    let range = format!(
+        "127.0.0.1:{}-{}:{}-{}",
+        DOCKER_RANGE,
+        DOCKER_RANGE + 999,
+        DOCKER_RANGE,
+        DOCKER_RANGE + 999
+    );
+    let t = docker_run(d, "range", &["-p".to_owned(), range])?;
+    f.range = Some(minus(t, base));
+    docker_rm(d, "range")?;
+    let m = DOCKER_CONTAINERS.min(n);
+    let mut times = Vec::with_capacity(m);
+    let mut proxies_one = 0;
+    for i in 0..m {
+        let p = DOCKER_PAIRS + 2 * i as u16;
+        let t = docker_run(
+            d,
+            &format!("c{i}"),
+            &published_on_lo([(p, 80), (p + 1, 81)].into_iter()),
+        )?;
+        times.push(minus(t, base));
+        if i == 0 {
+            proxies_one = d.proxies();
+        }
+        if (i + 1) % 25 == 0 {
+            eprintln!("Docker: {} containers", i + 1);
+        }
+    }
+    f.first = times.first().copied();
+    f.hundredth = times.last().copied();
+    f.first5 = median(times.iter().take(5).copied().collect());
+    Ok((f, [proxies_ports, proxies_one, d.proxies()]))
+}
+
+/// Starts the bench's dockerd, measures, and shuts it down; prints what
+/// the cleanup found.
+fn docker_figures(n: usize) -> Option<(Figures, [usize; 3])> {
+    let ours = |p: u16| {
+        (DOCKER_SINGLES..DOCKER_SINGLES + 1000).contains(&p)
+            || (DOCKER_RANGE..DOCKER_RANGE + 1000).contains(&p)
+            || (DOCKER_PAIRS..DOCKER_PAIRS + 2 * DOCKER_CONTAINERS as u16).contains(&p)
+    };
+    if let Some(p) = listening().into_iter().find(|p| ours(*p)) {
+        println!("Docker: NOT MEASURED: something in the machine listens on port {p}, one of the bench's");
+        return None;
+    }
+    let mut d = match Dockerd::start(DOCKER_NET, &["sleep"]) {
+        Ok(d) => d,
+        Err((e, notes)) => {
+            println!("Docker: FAILED to start: {e:#}");
+            notes.iter().for_each(|n| println!("Docker cleanup: {n}"));
+            return None;
+        }
+    };
+    let got = docker_measure(&d, n);
+    let notes = d.shut();
+    notes.iter().for_each(|n| println!("Docker cleanup: {n}"));
+    match got {
+        Ok(f) => Some(f),
+        Err(e) => {
+            println!("Docker: FAILED: {e:#}");
+            None
+        }
+    }
+}
+
 fn cell(d: Option<Duration>) -> String {
-    d.map(super::us).unwrap_or_else(|| "-".into())
+    match d {
+        Some(d) if d >= OVER => format!("over {} s", OVER.as_secs()),
+        Some(d) => super::us(d),
+        None => "-".into(),
+    }
+}
+
+/// `x / y` as "2.0×" (">2.0×" when `x` was cut short).
+fn ratio(x: Option<Duration>, y: Option<Duration>) -> String {
+    match (x, y) {
+        (Some(x), Some(y)) if !y.is_zero() => {
+            let over = if x >= OVER { ">" } else { "" };
+            format!("{over}{:.1}×", x.as_secs_f64() / y.as_secs_f64())
+        }
+        _ => "-".into(),
+    }
 }
 
 pub fn run(args: &[String]) -> Result<()> {
@@ -346,10 +557,18 @@ pub fn run(args: &[String]) -> Result<()> {
         "berth: {} (release build of this tree); figures from the daemon's log",
         bin.display()
     );
-    println!(
-        "Docker: NOT MEASURED: dockerd publishes ports with iptables rules and docker-proxy processes \
-         in the machine's own namespace, which benches never touch (Docker's own figure: about 9 s for 101 ports)"
-    );
+    let m = DOCKER_CONTAINERS.min(o.containers);
+    let docker_missing = docker::missing();
+    match &docker_missing {
+        Some(why) => println!("Docker: {why}: no Docker figures in this run"),
+        None => println!(
+            "Docker: {}, its own dockerd in the machine's namespace (--iptables=false, so ports go through \
+             docker-proxy, on 127.0.0.1 only); figures are `docker run -d` with ports minus a plain one; \
+             {m} containers, not {}: a docker run costs ~0.3 s",
+            super::first_line(docker::DOCKERD, &["--version"]).unwrap_or_else(|| "unknown version".into()),
+            o.containers
+        ),
+    }
     let nv_installed = Path::new(netavark::BIN).exists();
     if !nv_installed {
         println!(
@@ -378,13 +597,24 @@ pub fn run(args: &[String]) -> Result<()> {
         None
     };
 
+    let dk = if docker_missing.is_none() && o.peers {
+        super::settle();
+        docker_figures(o.containers)
+    } else {
+        None
+    };
+
     let n = o.containers;
     let mut header = vec!["".to_owned(), "berth".to_owned()];
     if nv.is_some() {
         header.extend(["netavark".to_owned(), "netavark / berth".to_owned()]);
     }
+    if dk.is_some() {
+        header.extend(["Docker".to_owned(), "Docker / berth".to_owned()]);
+    }
     type Time = fn(&Figures) -> Option<Duration>;
-    let rows: Vec<(String, Time)> = vec![
+    let mut rows: Vec<(String, Time)> = vec![
+        ("101 single ports (Docker's example)".into(), |f| f.singles101),
         ("1000 single ports (port work)".into(), |f| f.singles),
         ("1000 single ports (whole run - plain run)".into(), |f| {
             f.singles_e2e
@@ -395,15 +625,15 @@ pub fn run(args: &[String]) -> Result<()> {
         ("first 5 containers, median".into(), |f| f.first5),
         ("last 5 containers, median".into(), |f| f.last5),
     ];
+    if m != n {
+        rows.insert(5, (format!("{m}th container, 2 ports"), |f| f.hundredth));
+    }
     let mut body = Vec::new();
     for (label, get) in &rows {
         let mut r = vec![label.clone(), cell(get(&b))];
-        if let Some(nv) = &nv {
-            r.push(cell(get(nv)));
-            r.push(match (get(nv), get(&b)) {
-                (Some(x), Some(y)) if !y.is_zero() => format!("{:.1}×", x.as_secs_f64() / y.as_secs_f64()),
-                _ => "-".into(),
-            });
+        for f in nv.iter().chain(dk.as_ref().map(|(f, _)| f)) {
+            r.push(cell(get(f)));
+            r.push(ratio(get(f), get(&b)));
         }
         body.push(r);
     }
@@ -421,9 +651,30 @@ pub fn run(args: &[String]) -> Result<()> {
             r.push(get(nv).to_string());
             r.push(String::new());
         }
+        if dk.is_some() {
+            r.extend(["not measured".to_owned(), String::new()]);
+        }
         body.push(r);
     }
     super::print_table(&header, &body);
+    if dk.is_some() {
+        println!(
+            "Docker's times are a whole `docker run -d` minus a plain one (dockerd does not log its port work): \
+             compare them with berth's \"whole run\" row; berth's other rows are its port work alone"
+        );
+    }
+    if let Some((f, [ports, one, all])) = &dk {
+        let cut = if f.singles_e2e >= Some(OVER) {
+            " (so far: that run was ended at 30 s)"
+        } else {
+            ""
+        };
+        println!(
+            "Docker's ruleset is not measured: the bench runs dockerd with --iptables=false, so it writes no rules; \
+             what grows is its docker-proxy processes, one a published port: {ports} with 1000 single ports{cut}, \
+             {one} with 1 container, {all} with {m} containers"
+        );
+    }
 
     println!();
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
