@@ -398,26 +398,9 @@ impl Engine {
         ep: &mut EndpointRecord,
     ) -> Result<()> {
         let driver = self.driver(&net.net.driver)?;
-        let placeholder = IfName::new("eth0")?;
-        let gateways = if ep.default_route {
-            ep.gateways.clone()
-        } else {
-            Vec::new()
-        };
+        let gateways = if ep.default_route { &ep.gateways[..] } else { &[] };
         let att = driver
-            .attach(
-                &self.ctx,
-                &net.net,
-                &Endpoint {
-                    id: &ep.id,
-                    sandbox: Some(sb),
-                    ifname: ep.ifname.as_ref().unwrap_or(&placeholder),
-                    mac: parse_mac(&ep.mac),
-                    addresses: &ep.addresses,
-                    gateways: &gateways,
-                    state: ep.driver_state.as_ref(),
-                },
-            )
+            .attach(&self.ctx, &net.net, &driver_view(ep, Some(sb), gateways))
             .await?;
         ep.host_ifname = att.host_ifname;
         ep.driver_state = att.state;
@@ -442,21 +425,8 @@ impl Engine {
         ep: &EndpointRecord,
     ) -> Result<()> {
         let driver = self.driver(&net.net.driver)?;
-        let placeholder = IfName::new("eth0")?;
         driver
-            .detach(
-                &self.ctx,
-                &net.net,
-                &Endpoint {
-                    id: &ep.id,
-                    sandbox: sb,
-                    ifname: ep.ifname.as_ref().unwrap_or(&placeholder),
-                    mac: parse_mac(&ep.mac),
-                    addresses: &ep.addresses,
-                    gateways: &[],
-                    state: ep.driver_state.as_ref(),
-                },
-            )
+            .detach(&self.ctx, &net.net, &driver_view(ep, sb, &[]))
             .await
     }
 
@@ -468,21 +438,8 @@ impl Engine {
         ep: &EndpointRecord,
     ) -> Result<()> {
         let driver = self.driver(&net.net.driver)?;
-        let placeholder = IfName::new("eth0")?;
         driver
-            .check(
-                &self.ctx,
-                &net.net,
-                &Endpoint {
-                    id: &ep.id,
-                    sandbox: sb,
-                    ifname: ep.ifname.as_ref().unwrap_or(&placeholder),
-                    mac: parse_mac(&ep.mac),
-                    addresses: &ep.addresses,
-                    gateways: &ep.gateways,
-                    state: ep.driver_state.as_ref(),
-                },
-            )
+            .check(&self.ctx, &net.net, &driver_view(ep, sb, &ep.gateways))
             .await
     }
 
@@ -1288,6 +1245,22 @@ fn failpoint(name: &str) {
     if std::env::var("BERTH_FAILPOINT").is_ok_and(|v| v == name) {
         tracing::error!("failpoint {name}: aborting");
         std::process::abort();
+    }
+}
+
+/// The driver's view of an endpoint record. An endpoint planned before its
+/// interface name was chosen is `eth0`.
+fn driver_view<'a>(ep: &'a EndpointRecord, sb: Option<&'a Sandbox>, gateways: &'a [IpAddr]) -> Endpoint<'a> {
+    static ETH0: std::sync::LazyLock<IfName> =
+        std::sync::LazyLock::new(|| IfName::new("eth0").expect("eth0 is a valid interface name"));
+    Endpoint {
+        id: &ep.id,
+        sandbox: sb,
+        ifname: ep.ifname.as_ref().unwrap_or(&ETH0),
+        mac: parse_mac(&ep.mac),
+        addresses: &ep.addresses,
+        gateways,
+        state: ep.driver_state.as_ref(),
     }
 }
 

@@ -72,26 +72,7 @@ impl Berth {
             let r = host.berth(&["network", "create", "--subnet", subnet, name]);
             ensure!(r.code == 0, "berth network create {name}: {}", r.stderr.trim());
         }
-        // A created container keeps its sandbox; once off `scratch`, it is
-        // a sandbox on no network, ready to be attached again and again.
-        let created = http::post(
-            &host.socket,
-            "/containers/create",
-            &json!({ "Name": "probe", "Cmd": ["sleep", "1"], "Network": "scratch" }).to_string(),
-            201,
-        )?;
-        let created: Value = serde_json::from_str(&created).context("parsing /containers/create")?;
-        let probe = PathBuf::from(
-            created["SandboxKey"]
-                .as_str()
-                .with_context(|| format!("no SandboxKey in {created}"))?,
-        );
-        http::post(
-            &host.socket,
-            "/networks/scratch/disconnect",
-            &json!({ "Container": "probe" }).to_string(),
-            200,
-        )?;
+        let probe = probe(&host.socket)?;
         Ok(Self { host, probe })
     }
 
@@ -654,6 +635,31 @@ fn report(rows: &[Row], peers: &[Peer], n: usize) {
         }
         _ => println!("  attach scaling ≤ {SCALING_TARGET}×: not measured (needs two levels)"),
     }
+}
+
+/// Creates the container `probe` on the network `scratch` and takes it off
+/// again: a created container keeps its sandbox, so it is then a sandbox on
+/// no network, ready to be attached again and again. Returns its path.
+pub(super) fn probe(socket: &Path) -> Result<PathBuf> {
+    let created = http::post(
+        socket,
+        "/containers/create",
+        &json!({ "Name": "probe", "Cmd": ["sleep", "1"], "Network": "scratch" }).to_string(),
+        201,
+    )?;
+    let created: Value = serde_json::from_str(&created).context("parsing /containers/create")?;
+    let probe = PathBuf::from(
+        created["SandboxKey"]
+            .as_str()
+            .with_context(|| format!("no SandboxKey in {created}"))?,
+    );
+    http::post(
+        socket,
+        "/networks/scratch/disconnect",
+        &json!({ "Container": "probe" }).to_string(),
+        200,
+    )?;
+    Ok(probe)
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use berth_testkit::TestHost;
 use berth_testkit::docker_plugin::DockerPlugin;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::attach::Subject;
 use super::cni::{self, Cni};
@@ -208,24 +208,7 @@ impl Host {
             _docker: docker,
         };
         h.create("scratch", &["--subnet", "10.86.0.0/24"])?;
-        let created = http::post(
-            &h.host.socket,
-            "/containers/create",
-            &json!({ "Name": "probe", "Cmd": ["sleep", "1"], "Network": "scratch" }).to_string(),
-            201,
-        )?;
-        let created: Value = serde_json::from_str(&created).context("parsing /containers/create")?;
-        let probe = PathBuf::from(
-            created["SandboxKey"]
-                .as_str()
-                .with_context(|| format!("no SandboxKey in {created}"))?,
-        );
-        http::post(
-            &h.host.socket,
-            "/networks/scratch/disconnect",
-            r#"{"Container":"probe"}"#,
-            200,
-        )?;
+        let probe = super::attach::probe(&h.host.socket)?;
         Ok(Self { probe, ..h })
     }
 

@@ -199,7 +199,9 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
 mount -t devpts devpts /dev/pts
 mount -t tmpfs -o mode=1777 tmpfs /dev/shm
-mount -t tmpfs -o mode=1777 tmpfs /tmp
+# /tmp stays on the (writable) initramfs: a checkout under /tmp brought
+# its binaries there, and a tmpfs would hide them.
+chmod 1777 /tmp
 mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/netns
 hostname vmtest
