@@ -5,24 +5,11 @@
 use std::path::Path;
 
 use berth_testkit::TestHost;
-use serde_json::Value;
 
 fn host() -> TestHost {
     let h = TestHost::new(Path::new(env!("CARGO_BIN_EXE_berth")));
-    for p in ["lan0", "lan1"] {
-        h.sh(&format!(
-            "ip link add {p} type veth peer name {p}x && ip link set {p} up && ip link set {p}x up"
-        ));
-    }
+    h.add_lan_parents(&["lan0", "lan1"]);
     h
-}
-
-fn ip(h: &TestHost, c: &str, net: &str) -> String {
-    let v: Value = serde_json::from_str(&h.ok(&["inspect", c])).unwrap();
-    v[0]["NetworkSettings"]["Networks"][net]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 #[test]
@@ -69,7 +56,7 @@ fn two_containers_on_one_parent_reach_each_other() {
     assert!(link.contains("link/ether 02:42:0a:1f:00:01"), "{link}");
     let route = h.ok(&["exec", "a", "--", "ip", "route", "show", "default"]);
     assert!(route.contains("via 10.31.0.254 dev eth0"), "{route}");
-    h.ok(&["exec", "a", "--", "ping", "-c1", "-W2", &ip(&h, "b", "lan")]);
+    h.ok(&["exec", "a", "--", "ping", "-c1", "-W2", &h.address("b", "lan")]);
     h.ok(&["exec", "b", "--", "ping", "-c1", "-W2", "a"]);
     // Nothing on the host's side: the interfaces live in the containers.
     assert!(!h.run("ip", &["-o", "link"]).stdout.contains("macvlan"));
@@ -143,7 +130,7 @@ fn networks_on_two_parents_are_isolated_and_modes_apply() {
         "600",
     ]);
     assert_ne!(
-        h.berth(&["exec", "x", "--", "ping", "-c1", "-W1", &ip(&h, "y", "m1")])
+        h.berth(&["exec", "x", "--", "ping", "-c1", "-W1", &h.address("y", "m1")])
             .code,
         0
     );
@@ -151,13 +138,13 @@ fn networks_on_two_parents_are_isolated_and_modes_apply() {
     let link = h.ok(&["exec", "y", "--", "ip", "-d", "-o", "link", "show", "eth0"]);
     assert!(link.contains("macvlan mode private"), "{link}");
     assert_ne!(
-        h.berth(&["exec", "y", "--", "ping", "-c1", "-W1", &ip(&h, "z", "m1")])
+        h.berth(&["exec", "y", "--", "ping", "-c1", "-W1", &h.address("z", "m1")])
             .code,
         0
     );
     // A container joins a second macvlan network as eth1.
     h.ok(&["network", "connect", "m0", "y"]);
-    h.ok(&["exec", "y", "--", "ping", "-c1", "-W2", &ip(&h, "x", "m0")]);
+    h.ok(&["exec", "y", "--", "ping", "-c1", "-W2", &h.address("x", "m0")]);
 }
 
 #[test]

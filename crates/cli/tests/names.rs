@@ -44,13 +44,6 @@ fn sandbox(h: &TestHost, c: &str) -> PathBuf {
     PathBuf::from(inspect(h, c)["NetworkSettings"]["SandboxKey"].as_str().unwrap())
 }
 
-fn ip(h: &TestHost, c: &str, net: &str) -> String {
-    inspect(h, c)["NetworkSettings"]["Networks"][net]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 fn q(h: &TestHost, from: &str, name: &str, t: RecordType) -> Answer {
     ask(&sandbox(h, from), RESOLVER.parse().unwrap(), name, t, false)
         .unwrap_or_else(|| panic!("no answer from the resolver of {from} for {name}"))
@@ -89,12 +82,12 @@ fn the_seed_walkthrough_by_name() {
     ]);
     let out = h.ok(&["exec", "centos01", "--", "ping", "-c1", "-W2", "centos02"]);
     assert!(
-        out.contains(&format!("({})", ip(&h, "centos02", "my-net"))),
+        out.contains(&format!("({})", h.address("centos02", "my-net"))),
         "{out}"
     );
     let out = h.ok(&["exec", "centos02", "--", "ping", "-c1", "-W2", "centos01"]);
     assert!(
-        out.contains(&format!("({})", ip(&h, "centos01", "my-net"))),
+        out.contains(&format!("({})", h.address("centos01", "my-net"))),
         "{out}"
     );
     let id = inspect(&h, "centos02")["Id"].as_str().unwrap()[..12].to_owned();
@@ -106,7 +99,7 @@ fn the_seed_walkthrough_by_name() {
         "ff00::0\tip6-mcastprefix".into(),
         "ff02::1\tip6-allnodes".into(),
         "ff02::2\tip6-allrouters".into(),
-        format!("{}\t{id}", ip(&h, "centos02", "my-net")),
+        format!("{}\t{id}", h.address("centos02", "my-net")),
     ];
     assert_eq!(hosts.lines().collect::<Vec<_>>(), want);
     let resolv = h.ok(&["exec", "centos02", "--", "cat", "/etc/resolv.conf"]);
@@ -180,8 +173,8 @@ fn names_hostnames_ids_aliases_and_ptr() {
         "sleep",
         "600",
     ]);
-    let w1 = ip(&h, "web1", "n");
-    let w2 = ip(&h, "web2", "n");
+    let w1 = h.address("web1", "n");
+    let w2 = h.address("web2", "n");
     assert_eq!(
         q(&h, "client", "web1", RecordType::A).records,
         std::slice::from_ref(&w1)
@@ -231,7 +224,10 @@ fn names_hostnames_ids_aliases_and_ptr() {
         "sleep",
         "600",
     ]);
-    assert_eq!(q(&h, "other", "db", RecordType::A).records, [ip(&h, "web2", "m")]);
+    assert_eq!(
+        q(&h, "other", "db", RecordType::A).records,
+        [h.address("web2", "m")]
+    );
     assert_eq!(q(&h, "client", "db", RecordType::A).rcode, ResponseCode::NXDomain);
     // TCP works too.
     let a = ask(
@@ -278,7 +274,10 @@ fn names_are_scoped_to_shared_networks() {
     assert!(up.seen() > before, "an unknown name goes upstream");
     // Once they share a network, they see each other.
     h.ok(&["network", "connect", "a", "inb"]);
-    assert_eq!(q(&h, "inb", "ina", RecordType::A).records, [ip(&h, "ina", "a")]);
+    assert_eq!(
+        q(&h, "inb", "ina", RecordType::A).records,
+        [h.address("ina", "a")]
+    );
     h.ok(&["network", "disconnect", "a", "inb"]);
     assert_eq!(q(&h, "inb", "ina", RecordType::A).rcode, ResponseCode::NXDomain);
 }
@@ -440,7 +439,7 @@ fn forwarding_goes_to_dns_servers_or_the_hosts() {
     // Local names still come from berth.
     assert_eq!(
         q(&h, "custom", "plain", RecordType::A).records,
-        [ip(&h, "plain", "n")]
+        [h.address("plain", "n")]
     );
     assert_eq!(
         h.ok(&["exec", "custom", "--", "cat", "/etc/resolv.conf"]),
@@ -579,7 +578,7 @@ fn legacy_links_both_kinds() {
     ]);
     assert_eq!(
         q(&h, "linker", "alias1", RecordType::A).records,
-        [ip(&h, "target", "n")]
+        [h.address("target", "n")]
     );
     assert_eq!(
         q(&h, "bystander", "alias1", RecordType::A).rcode,
@@ -617,10 +616,10 @@ fn connecting_to_a_user_defined_network_brings_the_resolver() {
         "nameserver 127.0.0.11\nsearch corp.example\noptions ndots:0 edns0\n"
     );
     let out = h.ok(&["exec", "late", "--", "getent", "hosts", "peer"]);
-    assert!(out.starts_with(&ip(&h, "peer", "n")), "{out}");
+    assert!(out.starts_with(&h.address("peer", "n")), "{out}");
     // And the other way round.
     let out = h.ok(&["exec", "peer", "--", "getent", "hosts", "late"]);
-    assert!(out.starts_with(&ip(&h, "late", "n")), "{out}");
+    assert!(out.starts_with(&h.address("late", "n")), "{out}");
 }
 
 #[test]
@@ -647,7 +646,7 @@ fn edited_files_are_left_alone() {
     h.ok(&["run", "-d", "--name", "d", "--network", "a", "--", "sleep", "600"]);
     h.ok(&["network", "connect", "b", "d"]);
     let hosts = h.ok(&["exec", "d", "--", "cat", "/etc/hosts"]);
-    assert!(hosts.contains(&ip(&h, "d", "b")), "{hosts}");
+    assert!(hosts.contains(&h.address("d", "b")), "{hosts}");
     // An edited resolv.conf survives the switch to the embedded resolver.
     h.ok(&["run", "-d", "--name", "e", "--", "sleep", "600"]);
     h.ok(&[

@@ -131,15 +131,6 @@ fn inspect(h: &TestHost, c: &str) -> Value {
     v[0].clone()
 }
 
-fn ip(h: &TestHost, c: &str, net: &str) -> String {
-    let v = inspect(h, c);
-    let ip = v["NetworkSettings"]["Networks"][net]["IPAddress"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(!ip.is_empty(), "{c} has no address on {net}: {v:#}");
-    ip.to_owned()
-}
-
 fn can_ping(h: &TestHost, from: &str, to: &str) -> bool {
     h.berth(&["exec", from, "--", "ping", "-c1", "-W1", to]).code == 0
 }
@@ -184,7 +175,7 @@ fn bridge_and_host_local_give_addresses_names_and_a_way_to_each_other() {
     bridge_net(&h, "cn", "cnibr0", "10.88.0.0/24", &[]);
     run(&h, "a", "cn");
     run(&h, "b", "cn");
-    let (ia, ib) = (ip(&h, "a", "cn"), ip(&h, "b", "cn"));
+    let (ia, ib) = (h.address("a", "cn"), h.address("b", "cn"));
     assert!(
         ia.starts_with("10.88.0.") && ib.starts_with("10.88.0.") && ia != ib,
         "{ia} {ib}"
@@ -263,7 +254,7 @@ fn a_list_runs_in_order_deletes_in_reverse_and_outlives_a_restart() {
     let v = inspect(&h, "c1");
     let id = v["Id"].as_str().unwrap().to_owned();
     let sandbox = v["NetworkSettings"]["SandboxKey"].as_str().unwrap().to_owned();
-    let addr = ip(&h, "c1", "chainnet");
+    let addr = h.address("c1", "chainnet");
     let path = format!("{}:{REFERENCE}", fakes(&h).display());
     assert_eq!(
         calls(&h),
@@ -285,7 +276,7 @@ fn a_list_runs_in_order_deletes_in_reverse_and_outlives_a_restart() {
     bridge_net(&h, "second", "cnibr4", "10.90.0.0/24", &[]);
     h.ok(&["network", "connect", "second", "c1"]);
     let eth1 = h.ok(&["exec", "c1", "--", "ip", "-o", "-4", "addr", "show", "eth1"]);
-    assert!(eth1.contains(&ip(&h, "c1", "second")), "{eth1}");
+    assert!(eth1.contains(&h.address("c1", "second")), "{eth1}");
 
     // The recorded result is in the store: a new daemon checks and
     // deletes with it, even after the configuration file is gone.
@@ -333,7 +324,7 @@ fn macvlan_from_a_single_plugin_file_found_by_its_name() {
     run(&h, "b", "lan");
     let link = h.ok(&["exec", "a", "--", "ip", "-d", "-o", "link", "show", "eth0"]);
     assert!(link.contains("macvlan mode bridge"), "{link}");
-    assert!(can_ping(&h, "a", &ip(&h, "b", "lan")));
+    assert!(can_ping(&h, "a", &h.address("b", "lan")));
     assert!(can_ping(&h, "b", "a"), "b cannot reach a by name");
     h.ok(&["rm", "-f", "a", "b"]);
     h.ok(&["network", "rm", "lan"]);
@@ -365,7 +356,7 @@ fn ptp_routes_through_the_host() {
     ]);
     run(&h, "a", "p2p");
     run(&h, "b", "p2p");
-    let ib = ip(&h, "b", "p2p");
+    let ib = h.address("b", "p2p");
     let route = h.ok(&["exec", "a", "--", "ip", "route", "show", "default"]);
     assert!(route.contains("dev eth0"), "{route}");
     assert!(can_ping(&h, "a", &ib));
@@ -397,15 +388,15 @@ fn bridges_are_isolated_unless_asked_not_to_be() {
     // Routed through the host between two bridges: berth's firewall drops
     // it between isolated networks, CNI's own behaviour lets it through.
     assert!(
-        !can_ping(&h, "c-i1", &ip(&h, "c-i2", "i2")),
+        !can_ping(&h, "c-i1", &h.address("c-i2", "i2")),
         "isolated networks reached each other"
     );
     assert!(
-        !can_ping(&h, "c-i2", &ip(&h, "c-i1", "i1")),
+        !can_ping(&h, "c-i2", &h.address("c-i1", "i1")),
         "isolated networks reached each other"
     );
     assert!(
-        can_ping(&h, "c-o1", &ip(&h, "c-o2", "o2")),
+        can_ping(&h, "c-o1", &h.address("c-o2", "o2")),
         "cni.isolate=false networks should route"
     );
     // The gateway of one's own network stays reachable.

@@ -43,14 +43,6 @@ fn plugin<'a>(list: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("plugin {name} is not listed: {list:?}"))
 }
 
-fn ip(h: &TestHost, c: &str, net: &str) -> String {
-    let v: Value = serde_json::from_str(&h.ok(&["inspect", c])).unwrap();
-    v[0]["NetworkSettings"]["Networks"][net]["IPAddress"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
-}
-
 fn run(h: &TestHost, name: &str, net: &str) {
     h.ok(&[
         "run",
@@ -192,12 +184,12 @@ fn two_containers_on_a_plugin_network_reach_each_other_by_ip_and_name() {
         2,
         "{ports}"
     );
-    h.ok(&["exec", "a", "--", "ping", "-c1", "-W2", &ip(&h, "b", "pnet")]);
-    h.ok(&["exec", "b", "--", "ping", "-c1", "-W2", &ip(&h, "a", "pnet")]);
+    h.ok(&["exec", "a", "--", "ping", "-c1", "-W2", &h.address("b", "pnet")]);
+    h.ok(&["exec", "b", "--", "ping", "-c1", "-W2", &h.address("a", "pnet")]);
     h.ok(&["exec", "a", "--", "ping", "-c1", "-W2", "b"]);
     h.ok(&["exec", "b", "--", "ping", "-c1", "-W2", "a"]);
     // The host reaches them through the plugin's bridge.
-    assert_eq!(h.run("ping", &["-c1", "-W2", &ip(&h, "a", "pnet")]).code, 0);
+    assert_eq!(h.run("ping", &["-c1", "-W2", &h.address("a", "pnet")]).code, 0);
 
     // A second network of the plugin, joined as eth1.
     h.ok(&[

@@ -58,14 +58,6 @@ fn plugin(h: &TestHost, name: &str) -> Value {
         .unwrap_or_else(|| panic!("plugin ls has no {name}: {:?}", plugins(h)))
 }
 
-fn ip(h: &TestHost, c: &str, net: &str) -> String {
-    let v: Value = serde_json::from_str(&h.ok(&["inspect", c])).unwrap();
-    v[0]["NetworkSettings"]["Networks"][net]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 fn run_on(h: &TestHost, name: &str, net: &str) -> String {
     h.ok(&[
         "run",
@@ -113,7 +105,7 @@ fn ptp_containers_reach_each_other_through_the_host() {
     ]);
     run_on(&h, "a", "p2p");
     run_on(&h, "b", "p2p");
-    let (a, b) = (ip(&h, "a", "p2p"), ip(&h, "b", "p2p"));
+    let (a, b) = (h.address("a", "p2p"), h.address("b", "p2p"));
     // A /32 in the container, the gateway on-link, everything else via it.
     let addr = h.ok(&["exec", "a", "--", "ip", "-o", "-4", "addr", "show", "eth0"]);
     assert!(addr.contains(&format!("{a}/32")), "{addr}");
@@ -187,7 +179,7 @@ fn a_removed_containers_namespace_is_let_go() {
         h.ok(&["network", "disconnect", "p2p", "c"]);
         h.ok(&["network", "connect", "p2p", "c"]);
         let addr = h.ok(&["exec", "c", "--", "ip", "-o", "-4", "addr", "show", "eth0"]);
-        assert!(addr.contains(&format!("{}/32", ip(&h, "c", "p2p"))), "{addr}");
+        assert!(addr.contains(&format!("{}/32", h.address("c", "p2p"))), "{addr}");
         h.ok(&["exec", "c", "--", "ping", "-c1", "-W2", "10.45.0.1"]);
     }
     assert!(

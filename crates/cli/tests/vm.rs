@@ -99,20 +99,8 @@ const VM: &str = "needs ipvlan, 802.1q and dummy links: runs in cargo xtask vmte
 /// A test host with two veth parents, `lan0` and `lan1`.
 fn lan_host() -> TestHost {
     let h = TestHost::new(berth());
-    for p in ["lan0", "lan1"] {
-        h.sh(&format!(
-            "ip link add {p} type veth peer name {p}x && ip link set {p} up && ip link set {p}x up"
-        ));
-    }
+    h.add_lan_parents(&["lan0", "lan1"]);
     h
-}
-
-fn ip(h: &TestHost, c: &str, net: &str) -> String {
-    let v: Value = serde_json::from_str(&h.ok(&["inspect", c])).unwrap();
-    v[0]["NetworkSettings"]["Networks"][net]["IPAddress"]
-        .as_str()
-        .unwrap()
-        .to_owned()
 }
 
 /// Two containers on `net` reach each other by address and by name.
@@ -139,7 +127,7 @@ fn pair_talks(h: &TestHost, net: &str) {
         "sleep",
         "600",
     ]);
-    let b = ip(h, &format!("{net}-b"), net);
+    let b = h.address(&format!("{net}-b"), net);
     h.ok(&["exec", &format!("{net}-a"), "--", "ping", "-c1", "-W2", &b]);
     h.ok(&[
         "exec",

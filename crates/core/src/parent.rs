@@ -86,6 +86,49 @@ impl Parent {
         }
     }
 
+    /// `--subnet` is needed, the subnet of the LAN behind the parent,
+    /// unless berth makes the parent (a dummy link of the network's own).
+    pub fn check_subnet(&self, driver: &str, net: &Network) -> Result<()> {
+        if !matches!(self, Parent::Dummy(_)) && !net.ipam.iter().any(|c| c.subnet.addr().is_ipv4()) {
+            return Err(Error::invalid(format!(
+                "driver {driver} needs --subnet: the subnet of the LAN behind parent {}",
+                self.name()
+            )));
+        }
+        Ok(())
+    }
+
+    /// A network's creation on this parent: the kernel can make the
+    /// parent, the network does not conflict with the others on it
+    /// ([`check_conflicts`]), and the parent exists ([`Parent::ensure`]).
+    pub async fn create(&self, ctx: &Context, net: &Network) -> Result<()> {
+        self.supported(&ctx.features).map_err(Error::Unsupported)?;
+        if let Some(me) = uses(net) {
+            let others: Vec<_> = ctx
+                .networks
+                .get()
+                .iter()
+                .filter(|n| n.id != net.id)
+                .filter_map(uses)
+                .collect();
+            check_conflicts(&me, &others)?;
+        }
+        self.ensure(ctx, net).await.map(drop)
+    }
+
+    /// The parent link an attach puts a sub-interface on.
+    pub async fn find(&self, ctx: &Context, net: &Network) -> Result<Link> {
+        link::get(&ctx.handle, self.name().as_str())
+            .await?
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "parent {} of network {} is missing",
+                    self.name(),
+                    net.name
+                ))
+            })
+    }
+
     fn alias(net: &Network) -> String {
         format!("berth:{}", net.id)
     }

@@ -104,14 +104,7 @@ impl NetworkDriver for Ipvlan {
     }
 
     fn validate(&self, net: &Network) -> Result<()> {
-        let cfg = Config::parse(net)?;
-        if !matches!(cfg.parent, Parent::Dummy(_)) && !net.ipam.iter().any(|c| c.subnet.addr().is_ipv4()) {
-            return Err(Error::invalid(format!(
-                "driver ipvlan needs --subnet: the subnet of the LAN behind parent {}",
-                cfg.parent.name()
-            )));
-        }
-        Ok(())
+        Config::parse(net)?.parent.check_subnet("ipvlan", net)
     }
 
     fn supported(&self, f: &Features) -> std::result::Result<(), String> {
@@ -127,19 +120,7 @@ impl NetworkDriver for Ipvlan {
     }
 
     async fn create_network(&self, ctx: &Context, net: &Network) -> Result<()> {
-        let cfg = Config::parse(net)?;
-        cfg.parent.supported(&ctx.features).map_err(Error::Unsupported)?;
-        if let Some(me) = parent::uses(net) {
-            let others: Vec<_> = ctx
-                .networks
-                .get()
-                .iter()
-                .filter(|n| n.id != net.id)
-                .filter_map(parent::uses)
-                .collect();
-            parent::check_conflicts(&me, &others)?;
-        }
-        cfg.parent.ensure(ctx, net).await.map(drop)
+        Config::parse(net)?.parent.create(ctx, net).await
     }
 
     async fn delete_network(&self, ctx: &Context, net: &Network) -> Result<()> {
@@ -151,15 +132,7 @@ impl NetworkDriver for Ipvlan {
         let sandbox = ep
             .sandbox
             .ok_or_else(|| Error::Internal("attach without a sandbox".into()))?;
-        let parent = link::get(&ctx.handle, cfg.parent.name().as_str())
-            .await?
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "parent {} of network {} is missing",
-                    cfg.parent.name(),
-                    net.name
-                ))
-            })?;
+        let parent = cfg.parent.find(ctx, net).await?;
         let mode = match cfg.mode {
             Mode::L2 => IpVlanMode::L2,
             Mode::L3 => IpVlanMode::L3,

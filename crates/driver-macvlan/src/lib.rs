@@ -93,14 +93,7 @@ impl NetworkDriver for Macvlan {
     }
 
     fn validate(&self, net: &Network) -> Result<()> {
-        let cfg = Config::parse(net)?;
-        if !matches!(cfg.parent, Parent::Dummy(_)) && !net.ipam.iter().any(|c| c.subnet.addr().is_ipv4()) {
-            return Err(Error::invalid(format!(
-                "driver macvlan needs --subnet: the subnet of the LAN behind parent {}",
-                cfg.parent.name()
-            )));
-        }
-        Ok(())
+        Config::parse(net)?.parent.check_subnet("macvlan", net)
     }
 
     fn supported(&self, f: &Features) -> std::result::Result<(), String> {
@@ -116,19 +109,7 @@ impl NetworkDriver for Macvlan {
     }
 
     async fn create_network(&self, ctx: &Context, net: &Network) -> Result<()> {
-        let cfg = Config::parse(net)?;
-        cfg.parent.supported(&ctx.features).map_err(Error::Unsupported)?;
-        if let Some(me) = parent::uses(net) {
-            let others: Vec<_> = ctx
-                .networks
-                .get()
-                .iter()
-                .filter(|n| n.id != net.id)
-                .filter_map(parent::uses)
-                .collect();
-            parent::check_conflicts(&me, &others)?;
-        }
-        cfg.parent.ensure(ctx, net).await.map(drop)
+        Config::parse(net)?.parent.create(ctx, net).await
     }
 
     async fn delete_network(&self, ctx: &Context, net: &Network) -> Result<()> {
@@ -140,15 +121,7 @@ impl NetworkDriver for Macvlan {
         let sandbox = ep
             .sandbox
             .ok_or_else(|| Error::Internal("attach without a sandbox".into()))?;
-        let parent = link::get(&ctx.handle, cfg.parent.name().as_str())
-            .await?
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "parent {} of network {} is missing",
-                    cfg.parent.name(),
-                    net.name
-                ))
-            })?;
+        let parent = cfg.parent.find(ctx, net).await?;
         let msg = LinkMacVlan::new(ep.ifname.as_str(), parent.index, cfg.mode.kernel())
             .address(ep.mac.to_vec())
             .build();

@@ -375,6 +375,29 @@ impl TestHost {
         cmd
     }
 
+    /// Gives the test host up links to use as macvlan/ipvlan parents: a
+    /// veth pair per name, `NAME` with its peer `NAMEx`, both inside the
+    /// test host.
+    pub fn add_lan_parents(&self, names: &[&str]) {
+        for p in names {
+            self.sh(&format!(
+                "ip link add {p} type veth peer name {p}x && ip link set {p} up && ip link set {p}x up"
+            ));
+        }
+    }
+
+    /// A container's IPv4 address on network `net`, as `berth inspect`
+    /// says; panics (naming what inspect said) when it has none.
+    pub fn address(&self, container: &str, net: &str) -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(&self.ok(&["inspect", container])).expect("berth inspect prints JSON");
+        let ip = v[0]["NetworkSettings"]["Networks"][net]["IPAddress"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(!ip.is_empty(), "{container} has no address on {net}: {v:#}");
+        ip.to_owned()
+    }
+
     /// Runs berth and insists that it succeeds; returns its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let r = self.berth(args);
