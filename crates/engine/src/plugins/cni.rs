@@ -74,24 +74,9 @@ use self::config::Chain;
 use self::exec::{Call, Op};
 use super::PluginConfig;
 
-/// How long one plugin may run unless `BERTH_PLUGIN_TIMEOUT_MS` says
-/// otherwise.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The `cni` driver; it is always there (its networks say what they lack).
 pub fn driver(cfg: &PluginConfig) -> Option<Arc<dyn NetworkDriver>> {
-    let timeout = match std::env::var("BERTH_PLUGIN_TIMEOUT_MS") {
-        Err(_) => DEFAULT_TIMEOUT,
-        Ok(v) => match v.parse::<u64>() {
-            Ok(ms) if ms > 0 => Duration::from_millis(ms),
-            _ => {
-                tracing::warn!(
-                    "BERTH_PLUGIN_TIMEOUT_MS={v:?} is not a positive number of milliseconds; using 10 s"
-                );
-                DEFAULT_TIMEOUT
-            }
-        },
-    };
+    let timeout = super::timeout();
     Some(Arc::new(Cni {
         config_dir: cfg.cni_config_dir.clone(),
         path: cfg.cni_path.clone(),

@@ -54,14 +54,7 @@ use serde_json::Value;
 
 pub use http::{Response as HttpResponse, Transport, parse_response};
 
-use super::{Found, PluginConfig, PluginInfo};
-
-/// The environment variable that sets the timeout of every plugin call, in
-/// milliseconds.
-pub const TIMEOUT_ENV: &str = "BERTH_PLUGIN_TIMEOUT_MS";
-
-/// The timeout of every plugin call unless [`TIMEOUT_ENV`] says otherwise.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+use super::{Found, PluginConfig, PluginInfo, TIMEOUT_ENV, timeout};
 
 /// The subsystem a plugin must implement to be a network driver.
 const NETWORK_DRIVER: &str = "NetworkDriver";
@@ -71,24 +64,6 @@ const NETWORK_DRIVER: &str = "NetworkDriver";
 const PROGRAM_EXTERNAL_CONNECTIVITY: &str = "ProgramExternalConnectivity";
 /// See [`PROGRAM_EXTERNAL_CONNECTIVITY`].
 const REVOKE_EXTERNAL_CONNECTIVITY: &str = "RevokeExternalConnectivity";
-
-/// The timeout of plugin calls: [`TIMEOUT_ENV`] if it holds a number of
-/// milliseconds, else [`DEFAULT_TIMEOUT`].
-pub fn timeout() -> Duration {
-    std::env::var(TIMEOUT_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map_or(DEFAULT_TIMEOUT, Duration::from_millis)
-}
-
-fn show_duration(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{} ms", d.as_millis())
-    }
-}
 
 /// `Plugin.Activate` answer: the subsystems a plugin implements.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,13 +12,52 @@ pub mod cni;
 pub mod docker;
 mod shared;
 
-pub use shared::{TIMEOUT_ENV, decode_answer};
+pub use shared::decode_answer;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use berth_core::NetworkDriver;
 use serde::{Deserialize, Serialize};
+
+/// The daemon's environment variable that bounds each plugin call, of
+/// every transport, in milliseconds.
+pub const TIMEOUT_ENV: &str = "BERTH_PLUGIN_TIMEOUT_MS";
+
+/// The bound on a plugin call unless [`TIMEOUT_ENV`] says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The bound on a plugin call: [`TIMEOUT_ENV`] if it holds a positive
+/// number of milliseconds, else [`DEFAULT_TIMEOUT`] (with one warning when
+/// it holds something else).
+pub fn timeout() -> Duration {
+    let Ok(v) = std::env::var(TIMEOUT_ENV) else {
+        return DEFAULT_TIMEOUT;
+    };
+    match v.trim().parse::<u64>() {
+        Ok(ms) if ms > 0 => Duration::from_millis(ms),
+        _ => {
+            static WARNED: std::sync::Once = std::sync::Once::new();
+            WARNED.call_once(|| {
+                tracing::warn!(
+                    "{TIMEOUT_ENV}={v:?} is not a positive number of milliseconds; using {}",
+                    show_duration(DEFAULT_TIMEOUT)
+                );
+            });
+            DEFAULT_TIMEOUT
+        }
+    }
+}
+
+/// A plugin timeout as messages show it: `10 s`, `700 ms`.
+pub(crate) fn show_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
 
 /// Where plugins are looked for.
 #[derive(Clone, Debug, Default)]

@@ -64,30 +64,8 @@ use super::{Found, PluginConfig, PluginInfo};
 /// What `plugin ls` calls this transport.
 pub const TRANSPORT: &str = "shared-library";
 
-/// The daemon's environment variable that bounds each plugin call, in
-/// milliseconds.
-pub const TIMEOUT_ENV: &str = "BERTH_PLUGIN_TIMEOUT_MS";
-
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The longest piece of a plugin's own text that goes into a message.
 const MAX_TEXT: usize = 300;
-
-fn call_timeout() -> Duration {
-    std::env::var(TIMEOUT_ENV)
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map_or(DEFAULT_TIMEOUT, Duration::from_millis)
-}
-
-fn show(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{} ms", d.as_millis())
-    }
-}
 
 /// A plugin's text on one line, bounded: control characters become spaces.
 fn one_line(s: &str) -> String {
@@ -105,7 +83,7 @@ fn one_line(s: &str) -> String {
 /// Loads the shared-library plugins of the plugin directories, in file
 /// name order. Directories that do not exist are skipped.
 pub async fn discover(cfg: &PluginConfig) -> Vec<Found> {
-    let timeout = call_timeout();
+    let timeout = super::timeout();
     let mut found = Vec::new();
     for dir in &cfg.plugin_dirs {
         let Ok(rd) = std::fs::read_dir(dir) else { continue };
@@ -128,7 +106,7 @@ pub async fn discover(cfg: &PluginConfig) -> Vec<Found> {
                     None,
                     format!(
                         "refused: loading it and calling {SYMBOL} did not finish within {}",
-                        show(timeout)
+                        super::show_duration(timeout)
                     ),
                 ),
             });
@@ -595,7 +573,7 @@ impl SharedPlugin {
                         .get(at.load(Ordering::SeqCst))
                         .copied()
                         .unwrap_or_default(),
-                    show(self.0.timeout)
+                    super::show_duration(self.0.timeout)
                 )),
                 late: Some(Box::pin(async move {
                     let _ = calls.await;
@@ -789,7 +767,7 @@ impl NetworkDriver for SharedPlugin {
             Ok(answer) => decode::<ErrorResponse>(name, method::VALIDATE, answer.as_deref()).map(drop),
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Error::Internal(format!(
                 "plugin {name}: Validate did not answer within {}",
-                show(self.0.timeout)
+                super::show_duration(self.0.timeout)
             ))),
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(Error::Internal(format!(
                 "plugin {name}: Validate: the call failed"

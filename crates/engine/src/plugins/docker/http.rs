@@ -36,7 +36,7 @@ impl fmt::Display for Transport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Unreachable(e) | Self::Broken(e) => write!(f, "{e}"),
-            Self::Timeout(d) => write!(f, "no answer within {}", super::show_duration(*d)),
+            Self::Timeout(d) => write!(f, "no answer within {}", crate::plugins::show_duration(*d)),
             Self::Malformed(why) => write!(f, "the plugin's answer is not HTTP: {why}"),
         }
     }
