@@ -54,7 +54,7 @@ use serde_json::Value;
 
 pub use http::{Response as HttpResponse, Transport, parse_response};
 
-use super::{Found, PluginConfig, PluginInfo, TIMEOUT_ENV, timeout};
+use super::{Found, PluginConfig, PluginInfo, TIMEOUT_ENV, one_line, timeout};
 
 /// The subsystem a plugin must implement to be a network driver.
 const NETWORK_DRIVER: &str = "NetworkDriver";
@@ -100,31 +100,6 @@ impl fmt::Display for ResponseError {
             Self::Invalid(why) => write!(f, "the plugin's answer is not valid: {why}"),
         }
     }
-}
-
-/// At most this many characters of a plugin's text go into a message.
-const MAX_TEXT: usize = 300;
-
-/// Text from a plugin made fit for a one-line message: control characters
-/// and runs of white space become one space, and it is cut at
-/// [`MAX_TEXT`] characters.
-fn one_line(s: &str) -> String {
-    let mut out = String::new();
-    for (i, word) in s
-        .split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|w| !w.is_empty())
-        .enumerate()
-    {
-        if i > 0 {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    if out.chars().count() > MAX_TEXT {
-        out = out.chars().take(MAX_TEXT).collect();
-        out.push('…');
-    }
-    out
 }
 
 /// Decodes a plugin's HTTP answer as Docker's plugin client does: 404 is
@@ -1106,7 +1081,7 @@ mod tests {
     fn one_line_keeps_messages_short_and_flat() {
         assert_eq!(one_line("a\r\n\tb\u{7}c"), "a b c");
         let long = "x".repeat(1000);
-        assert_eq!(one_line(&long).chars().count(), MAX_TEXT + 1);
+        assert_eq!(one_line(&long).chars().count(), crate::plugins::MAX_TEXT + 1);
     }
 
     /// Valid answers of every method, mangled at random: decoding and

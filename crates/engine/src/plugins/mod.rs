@@ -59,6 +59,31 @@ pub(crate) fn show_duration(d: Duration) -> String {
     }
 }
 
+/// At most this many characters of a plugin's text go into a message.
+const MAX_TEXT: usize = 300;
+
+/// Text from a plugin made fit for a one-line message: control characters
+/// and runs of white space become one space, and it is cut at
+/// [`MAX_TEXT`] characters.
+pub(crate) fn one_line(s: &str) -> String {
+    let mut out = String::new();
+    for (i, word) in s
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .enumerate()
+    {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    if out.chars().count() > MAX_TEXT {
+        out = out.chars().take(MAX_TEXT).collect();
+        out.push('…');
+    }
+    out
+}
+
 /// Where plugins are looked for.
 #[derive(Clone, Debug, Default)]
 pub struct PluginConfig {

@@ -59,26 +59,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::{Found, PluginConfig, PluginInfo};
+use super::{Found, PluginConfig, PluginInfo, one_line};
 
 /// What `plugin ls` calls this transport.
 pub const TRANSPORT: &str = "shared-library";
-
-/// The longest piece of a plugin's own text that goes into a message.
-const MAX_TEXT: usize = 300;
-
-/// A plugin's text on one line, bounded: control characters become spaces.
-fn one_line(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(MAX_TEXT)
-        .collect();
-    if s.chars().count() > MAX_TEXT {
-        out.push('…');
-    }
-    out.trim().to_owned()
-}
 
 /// Loads the shared-library plugins of the plugin directories, in file
 /// name order. Directories that do not exist are skipped.
@@ -922,7 +906,7 @@ mod tests {
         assert!(decode_answer("Leave", br#"{"Err": ""}"#).is_ok());
         assert!(decode_answer("Join", br#"{"Berth": {"HostIfname": null}}"#).is_ok());
         let long = format!(r#"{{"Err": "{}"}}"#, "x".repeat(5000));
-        assert!(err(decode_answer("Leave", long.as_bytes())).len() < MAX_TEXT + 100);
+        assert!(err(decode_answer("Leave", long.as_bytes())).len() < crate::plugins::MAX_TEXT + 100);
     }
 
     #[test]
