@@ -52,13 +52,17 @@ fn twenty_concurrent_runs_get_distinct_addresses_and_reach_each_other() {
         .collect();
     let distinct: BTreeSet<&String> = ips.iter().collect();
     assert_eq!(distinct.len(), 20, "addresses are not distinct: {ips:?}");
-    // Every container pings every other one (bounded: one packet, 1 s each).
+    // Every container pings every other one (bounded: at most two tries
+    // of one packet and 2 s each; 400 pings at once on a loaded 2-core
+    // machine can outlast one neighbour resolution).
     let list = ips.join(" ");
     let pingers: Vec<_> = names
         .iter()
         .map(|n| {
-            let script =
-                format!("for ip in {list}; do ping -c1 -W1 $ip >/dev/null || echo unreachable $ip; done");
+            let script = format!(
+                "for ip in {list}; do ping -c1 -W2 $ip >/dev/null || ping -c1 -W2 $ip >/dev/null \
+                 || echo unreachable $ip; done"
+            );
             h.berth_cmd(&["exec", n, "--", "sh", "-c", &script])
                 .stdout(Stdio::piped())
                 .spawn()
