@@ -125,7 +125,7 @@ pub async fn add_bridge(
 pub async fn set_alias(handle: &Handle, index: u32, alias: &str) -> Result<()> {
     handle
         .link()
-        .set(crate::parent::alias_msg(index, alias))
+        .set(alias_msg(index, alias))
         .execute()
         .await
         .map_err(|e| Error::netlink(format!("labelling link {index}"), e))
@@ -491,4 +491,13 @@ pub async fn set_mac(handle: &Handle, index: u32, mac: [u8; 6]) -> Result<()> {
         .execute()
         .await
         .map_err(|e| Error::netlink(format!("setting the MAC address of link {index}"), e))
+}
+
+/// Sets a link's alias, like `ip link set INDEX alias ALIAS`.
+fn alias_msg(index: u32, alias: &str) -> rtnetlink::packet_route::link::LinkMessage {
+    rtnetlink::LinkUnspec::new_with_index(index)
+        .append_extra_attribute(rtnetlink::packet_route::link::LinkAttribute::IfAlias(
+            alias.to_owned(),
+        ))
+        .build()
 }

@@ -9,7 +9,7 @@
 //! alone; [`check_conflicts`] refuses such plans up front, naming the
 //! network in the way.
 
-use rtnetlink::{LinkDummy, LinkUnspec, LinkVlan};
+use rtnetlink::{LinkDummy, LinkVlan};
 
 use crate::link::{self, Link};
 use crate::{Context, Error, Features, IfName, Network, Result};
@@ -281,15 +281,6 @@ pub fn check_conflicts(this: &ParentUse, others: &[ParentUse]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// Sets a link's alias, like `ip link set INDEX alias ALIAS`.
-pub(crate) fn alias_msg(index: u32, alias: &str) -> rtnetlink::packet_route::link::LinkMessage {
-    LinkUnspec::new_with_index(index)
-        .append_extra_attribute(rtnetlink::packet_route::link::LinkAttribute::IfAlias(
-            alias.to_owned(),
-        ))
-        .build()
 }
 
 #[cfg(test)]

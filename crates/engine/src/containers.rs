@@ -8,6 +8,7 @@ use berth_core::{Endpoint, Error, IfName, Netns, Result, Sandbox, SandboxKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::dnsopts::check_hostname;
 use crate::engine::{Engine, State};
 use crate::files;
 use crate::model::{self, ContainerRecord, DnsConfig, EndpointRecord, LinkRecord, NetworkRecord, Status};
@@ -83,31 +84,6 @@ pub struct Created {
     pub hostname_path: String,
     /// Where a detached container's output goes.
     pub log_path: String,
-}
-
-/// Checks a hostname: labels of 1 to 63 letters, digits and hyphens, not
-/// starting or ending with a hyphen, 253 bytes in all.
-pub fn check_hostname(h: &str) -> Result<()> {
-    let bad = |why: &str| {
-        Error::invalid(format!(
-            "invalid hostname {h:?}: {why} (accepted: labels of 1-63 letters, digits or '-', separated by '.', not starting or ending with '-')"
-        ))
-    };
-    if h.is_empty() || h.len() > 253 {
-        return Err(bad("it must be 1 to 253 bytes long"));
-    }
-    for label in h.split('.') {
-        if label.is_empty() || label.len() > 63 {
-            return Err(bad(&format!("label {label:?} must be 1 to 63 bytes long")));
-        }
-        if let Some(c) = label.chars().find(|c| !c.is_ascii_alphanumeric() && *c != '-') {
-            return Err(bad(&format!("it contains {c:?}")));
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return Err(bad(&format!("label {label:?} starts or ends with '-'")));
-        }
-    }
-    Ok(())
 }
 
 fn mac_string(mac: [u8; 6]) -> String {
@@ -1267,23 +1243,6 @@ fn driver_view<'a>(ep: &'a EndpointRecord, sb: Option<&'a Sandbox>, gateways: &'
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hostnames_follow_rfc_1123() {
-        for ok in ["c1", "web-1.example", "a", &"a".repeat(63)] {
-            check_hostname(ok).unwrap();
-        }
-        for (bad, want) in [
-            (&"a".repeat(64) as &str, "1 to 63 bytes"),
-            ("under_score", "contains '_'"),
-            ("-x", "starts or ends with '-'"),
-            ("a..b", "label \"\""),
-            ("", "1 to 253"),
-        ] {
-            let e = check_hostname(bad).unwrap_err().to_string();
-            assert!(e.contains(want), "{bad}: {e}");
-        }
-    }
 
     #[test]
     fn macs_follow_docker() {

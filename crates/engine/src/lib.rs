@@ -25,6 +25,7 @@ mod restore;
 pub mod store;
 mod util;
 
-pub use containers::{ContainerCreate, Created, check_hostname};
+pub use containers::{ContainerCreate, Created};
+pub use dnsopts::check_hostname;
 pub use engine::{Config, Engine};
 pub use networks::{IpamConfigRequest, IpamRequest, NetworkCreate};
