@@ -230,3 +230,38 @@ impl NetworkHandle for BridgeNet {
         link::del_by_name(&ctx.handle, &veth_name(ep.id)).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(index: u32, name: &str, kind: &str, alias: Option<&str>, master: Option<u32>) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            alias: alias.map(str::to_owned),
+            master,
+            kind: Some(kind.into()),
+        }
+    }
+
+    #[test]
+    fn it_claims_its_bridges_and_their_veths_only() {
+        let id = "ab".repeat(32);
+        let links = [
+            link(1, "br-abababababab", "bridge", Some(&format!("berth:{id}")), None),
+            link(2, "veth0123456789a", "veth", None, Some(1)),
+            link(3, "docker0", "bridge", None, None),
+            link(4, "vethcafecafecaf", "veth", None, Some(3)),
+            link(5, "eth0", "veth", None, Some(1)),
+        ];
+        assert_eq!(
+            Bridge.claim(Place::Host, &links),
+            [
+                (1, Claim::Network(id)),
+                (2, Claim::Endpoint("0123456789a".into()))
+            ]
+        );
+        assert!(Bridge.claim(Place::Sandbox, &links).is_empty());
+    }
+}
