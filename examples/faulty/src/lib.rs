@@ -1,7 +1,7 @@
 //! A shared-library plugin that misbehaves on request, for the tests of
 //! berth's plugin boundary. Not a template (see `examples/ptp` for that):
 //! it writes `berth_plugin_v1` by hand, around berth-core's
-//! [`Plugin`](berth_core::plugin::Plugin), so that it can break the ABI.
+//! [`Plugin`], so that it can break the ABI.
 //!
 //! What it is comes from the name of the file it was loaded from, so that
 //! copies of one library behave differently: the driver is named after the
@@ -32,7 +32,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use berth_core::plugin::{ABI_VERSION, CompleteFn, MIN_ABI_VERSION, Plugin, PluginV1, PluginV2};
+use berth_core::abi::{ABI_VERSION, CompleteFn, MIN_ABI_VERSION, PluginV1, PluginV2};
+use berth_core::export::Plugin;
 use berth_core::{
     Attachment, Capabilities, Context, Endpoint, Error, Network, NetworkDriver, NetworkHandle, Result,
     async_trait, check_options, link,
@@ -185,7 +186,7 @@ pub extern "C" fn berth_plugin_v1() -> *const PluginV1 {
                 name: plugin.name().as_ptr(),
                 capabilities: plugin.capabilities().as_ptr(),
                 call: Some(call),
-                free: Some(berth_core::plugin::free),
+                free: Some(berth_core::export::free),
             },
             call_async: Some(call_async),
         };
@@ -308,6 +309,6 @@ unsafe extern "C" fn call(
     let boxed = answer.into_boxed_slice();
     // SAFETY: writable, by the contract of `CallFn`.
     unsafe { *out_len = boxed.len() };
-    // berth_core::plugin::free takes it back as the same boxed slice.
+    // berth_core::export::free takes it back as the same boxed slice.
     Box::into_raw(boxed).cast::<u8>()
 }

@@ -34,16 +34,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Docker's request and answer shapes, which the functions here take.
-pub use berth_core::protocol;
-use berth_core::protocol::{
-    CapabilitiesResponse, CreateEndpointRequest, CreateEndpointResponse, CreateNetworkRequest,
-    DeleteNetworkRequest, EndpointInterface, EndpointRequest, ErrorResponse, JoinRequest, JoinResponse,
-    method,
-};
 use berth_core::{
     Attachment, Capabilities, Context, Endpoint, Error, IfName, Mac, Network, NetworkDriver, NetworkHandle,
     Result, Scope, async_trait, link,
+};
+/// Docker's request and answer shapes, which the functions here take.
+pub use berth_plugin::protocol;
+use berth_plugin::protocol::{
+    CapabilitiesResponse, CreateEndpointRequest, CreateEndpointResponse, CreateNetworkRequest,
+    DeleteNetworkRequest, EndpointInterface, EndpointRequest, ErrorResponse, JoinRequest, JoinResponse,
+    method,
 };
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
@@ -934,7 +934,7 @@ pub async fn discover(cfg: &PluginConfig) -> Vec<Found> {
 
 #[cfg(test)]
 mod tests {
-    use berth_core::protocol::{InterfaceName, StaticRoute as RouteIn};
+    use berth_plugin::protocol::{InterfaceName, StaticRoute as RouteIn};
     use rand::{Rng, SeedableRng};
 
     use super::*;

@@ -1,6 +1,6 @@
 //! Shared-library plugins: `*.so` files in the plugin directories that
 //! export `berth_plugin_v1` (the ABI is described in
-//! [`berth_core::plugin`]).
+//! [`berth_plugin::abi`]).
 //!
 //! Loading: each library is opened with `dlopen`, its entry point called,
 //! its ABI version checked before anything else of its table is read, its
@@ -42,18 +42,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use berth_core::plugin::{
-    ABI_VERSION, CallAsyncFn, CallFn, EntryFn, ErrorAnswer, FreeFn, MIN_ABI_VERSION, PluginV1, PluginV2,
-    SYMBOL, network_request,
-};
-use berth_core::protocol::{
-    BerthEndpoint, BerthNetwork, CapabilitiesResponse, CreateEndpointRequest, CreateEndpointResponse,
-    DeleteNetworkRequest, EndpointInterface, EndpointRequest, ErrorResponse, JoinRequest, JoinResponse,
-    method,
-};
 use berth_core::{
     Attachment, Capabilities, Context, Endpoint, Error, Network, NetworkDriver, NetworkHandle, Ports, Result,
     SandboxKind, Scope, async_trait,
+};
+use berth_plugin::abi::{
+    ABI_VERSION, CallAsyncFn, CallFn, EntryFn, ErrorAnswer, FreeFn, MIN_ABI_VERSION, PluginV1, PluginV2,
+    SYMBOL,
+};
+use berth_plugin::protocol::{
+    BerthEndpoint, BerthNetwork, CapabilitiesResponse, CreateEndpointRequest, CreateEndpointResponse,
+    DeleteNetworkRequest, EndpointInterface, EndpointRequest, ErrorResponse, JoinRequest, JoinResponse,
+    method, network_request,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -323,6 +323,18 @@ pub fn capabilities(c: &CapabilitiesResponse) -> std::result::Result<Capabilitie
     })
 }
 
+/// An error answer as an [`Error`] of the kind the plugin named (kernel
+/// errors lose their errno on the way: it is in the message).
+fn error_of(answer: &ErrorAnswer, msg: String) -> Error {
+    match answer.kind.as_deref() {
+        Some("invalid") => Error::Invalid(msg),
+        Some("not-found") => Error::NotFound(msg),
+        Some("conflict") => Error::Conflict(msg),
+        Some("unsupported") => Error::Unsupported(msg),
+        _ => Error::Internal(msg),
+    }
+}
+
 /// Decodes a plugin's answer to `method`: nothing, bytes that are not
 /// JSON, `{"Err": "…"}` and JSON of another shape are each one line of
 /// error naming the plugin and the method. Never panics.
@@ -364,7 +376,7 @@ pub fn decode<T: DeserializeOwned>(plugin: &str, method: &str, answer: Option<&[
                 } else {
                     format!("plugin {plugin}: {method} failed: {msg}")
                 };
-                return Err(answer.into_error(msg));
+                return Err(error_of(&answer, msg));
             }
             Value::String(_) | Value::Null => {}
             _ => return Err(not_shaped("\"Err\" is not a string".into())),
@@ -891,7 +903,7 @@ fn plain_answer(plugin: &str, m: &'static str, answer: Option<&[u8]>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use berth_core::protocol::BerthCapabilities;
+    use berth_plugin::protocol::BerthCapabilities;
 
     fn err(r: Result<()>) -> String {
         r.unwrap_err().to_string()

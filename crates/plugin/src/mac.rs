@@ -6,8 +6,6 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::Error;
-
 /// A MAC address, written `02:42:ac:12:00:02` as `ip link` prints it.
 ///
 /// The all-zero address means "none" (a host or none endpoint has no
@@ -61,12 +59,24 @@ impl fmt::Display for Mac {
     }
 }
 
+/// A string that is not a MAC address: "invalid MAC address \"…\"".
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidMac(pub String);
+
+impl fmt::Display for InvalidMac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid MAC address {:?}", self.0)
+    }
+}
+
+impl std::error::Error for InvalidMac {}
+
 impl FromStr for Mac {
-    type Err = Error;
+    type Err = InvalidMac;
 
     /// Six pairs of hex digits separated by `:`, either case.
-    fn from_str(s: &str) -> Result<Self, Error> {
-        let bad = || Error::invalid(format!("invalid MAC address {s:?}"));
+    fn from_str(s: &str) -> Result<Self, InvalidMac> {
+        let bad = || InvalidMac(s.to_owned());
         let mut mac = [0u8; 6];
         let mut parts = s.split(':');
         for b in &mut mac {

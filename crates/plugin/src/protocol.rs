@@ -4,17 +4,18 @@
 //! through `berth_plugin_v1`.
 //!
 //! Docker's shapes carry what Docker's engine tells its drivers. berth's
-//! drivers are stateless (each call gets the whole [`Network`]) and wire
-//! the sandbox themselves, so requests to shared-library plugins also
-//! carry a `Berth` member ([`BerthNetwork`], [`BerthEndpoint`]); Docker
-//! plugins ignore it.
+//! drivers wire the sandbox themselves, and a shared-library plugin opens
+//! each network from its whole spec, whenever it has not opened it yet
+//! (after a restart of either side too), so requests to shared-library
+//! plugins also carry a `Berth` member ([`BerthNetwork`],
+//! [`BerthEndpoint`]); Docker plugins ignore it.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Attachment, Network};
+use crate::{Attachment, Mac, Network, Ports};
 
 /// The methods, as `/NetworkDriver.<method>` names them.
 pub mod method {
@@ -81,7 +82,7 @@ pub struct BerthCapabilities {
     pub multi_network: bool,
     /// What `-p` does on its networks; absent: it publishes none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ports: Option<crate::Ports>,
+    pub ports: Option<Ports>,
     /// Its containers ask the embedded resolver; absent: they do when they
     /// get a namespace of their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -288,7 +289,7 @@ pub struct BerthEndpoint {
     /// `eth0`, `eth1`, …
     pub ifname: String,
     /// `02:42:ac:12:00:02`; `""` where there is no interface.
-    pub mac: crate::Mac,
+    pub mac: Mac,
     /// Addresses with prefix lengths.
     pub addresses: Vec<ipnet::IpNet>,
     /// Default routes to install through these.
@@ -298,6 +299,18 @@ pub struct BerthEndpoint {
     /// `Leave`; absent on `Join`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<Value>,
+}
+
+/// The JSON of a `Validate` or `CreateNetwork` request for `net`, with
+/// its `Berth` member.
+pub fn network_request(net: &Network) -> CreateNetworkRequest {
+    CreateNetworkRequest {
+        network_id: net.id.clone(),
+        options: network_options(net),
+        ipv4_data: ipam_data(net, false),
+        ipv6_data: ipam_data(net, true),
+        berth: Some(BerthNetwork { network: net.clone() }),
+    }
 }
 
 /// Docker's `IPv4Data`/`IPv6Data` of a network.
