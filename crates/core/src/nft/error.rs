@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 
-use super::batch::Batch;
+use super::batch::{Batch, Op};
 
 /// Why a batch failed: what was being done (the operation, its set and
 /// table, and where the kernel can tell, which element or name it refused),
@@ -119,6 +119,10 @@ pub(super) fn describe(batch: &Batch, r: &Reject) -> NftError {
     let Some(op) = r.op.and_then(|i| batch.ops.get(i)) else {
         let what = format!("committing a batch of {} operations", batch.ops.len());
         return NftError::new(what, r.msg.clone(), r.errno);
+    };
+    let op = match op {
+        Op::Elements(op) => op,
+        Op::Object(o) => return NftError::new(o.what.clone(), r.msg.clone(), r.errno),
     };
     let mut detail = match (r.at, r.element) {
         (Some(Spot::Table), _) => Some("at the table name".to_owned()),

@@ -157,6 +157,46 @@ pub(super) fn parse_replies(mut data: &[u8], mut f: impl FnMut(Reply)) -> io::Re
     Ok(())
 }
 
+/// One netlink message of a datagram: its type, flags, sequence number and
+/// what follows the header.
+pub(super) struct Msg<'a> {
+    pub(super) ty: u16,
+    pub(super) seq: u32,
+    pub(super) payload: &'a [u8],
+}
+
+/// Splits a datagram into its netlink messages.
+pub(super) fn messages(mut data: &[u8]) -> io::Result<Vec<Msg<'_>>> {
+    let malformed = || io::Error::from_raw_os_error(libc::EPROTO);
+    let mut out = Vec::new();
+    while data.len() >= NLMSG_HDRLEN {
+        let len = u32_at(data, 0).ok_or_else(malformed)? as usize;
+        if len < NLMSG_HDRLEN || len > data.len() {
+            return Err(malformed());
+        }
+        out.push(Msg {
+            ty: u16_at(data, 4).ok_or_else(malformed)?,
+            seq: u32_at(data, 8).ok_or_else(malformed)?,
+            payload: data.get(NLMSG_HDRLEN..len).ok_or_else(malformed)?,
+        });
+        data = data.get(align4(len)..).unwrap_or_default();
+    }
+    Ok(out)
+}
+
+/// The attributes in `data` as (type without flags, value); stops at the
+/// first malformed one. nf_tables dumps do not flag their nests
+/// (`nla_nest_start_noflag`): the caller knows which values are nests.
+pub(super) fn attrs(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
+    std::iter::from_fn(move || {
+        let len = u16_at(data, 0)? as usize;
+        let ty = u16_at(data, 2)? & NLA_TYPE_MASK;
+        let value = data.get(4..len.max(4)).filter(|_| len >= 4)?;
+        data = data.get(align4(len)..).unwrap_or_default();
+        Some((ty, value))
+    })
+}
+
 pub(super) fn parse_extack(mut tlvs: &[u8], reply: &mut Reply) {
     while let (Some(len), Some(ty)) = (u16_at(tlvs, 0), u16_at(tlvs, 2)) {
         let len = len as usize;

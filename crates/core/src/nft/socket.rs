@@ -10,10 +10,12 @@ use netlink_sys::{Socket as NlSocket, SocketAddr};
 use nix::sys::socket::{setsockopt, sockopt};
 use nix::sys::time::{TimeVal, TimeValLike};
 
-use super::batch::{Batch, Kind, Plan, validate};
+use super::batch::{Batch, Kind, Op, Plan, validate};
+use super::element::Family;
 use super::error::{Failure, NftError, Reject, describe};
-use super::reply::{Acks, parse_replies};
-use super::wire::encode;
+use super::reply::{Acks, messages, parse_replies};
+use super::uapi::{NFNL_SUBSYS_NFTABLES, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR};
+use super::wire::{Attr, encode, nfgenmsg, nlmsg_header, put_attr, set_bytes};
 
 /// Receive buffer room per reply: an ack is one small skb, but the kernel
 /// charges the socket the skb's true size.
@@ -42,6 +44,20 @@ pub(super) struct Inner {
 }
 
 impl Socket {
+    /// Sends a get or dump request (not a transaction) and returns the
+    /// attributes of each message of the answer: see [`super::dump`].
+    pub(super) fn query(
+        &self,
+        what: &str,
+        ty: u16,
+        flags: u16,
+        family: Family,
+        attrs: &[Attr],
+    ) -> Result<Vec<Vec<u8>>, NftError> {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.query(what, ty, flags, family, attrs)
+    }
+
     /// Opens a socket in the calling thread's network namespace (to reach
     /// another namespace, open it on a thread inside it, as `Netns::run`
     /// does). Changing nftables needs `CAP_NET_ADMIN` there.
@@ -66,7 +82,7 @@ impl Socket {
     }
 
     /// Sends the batch as one transaction (`NFNL_MSG_BATCH_BEGIN`, the
-    /// element messages, `NFNL_MSG_BATCH_END`, each with `NLM_F_ACK`) and
+    /// batch's messages, `NFNL_MSG_BATCH_END`, each with `NLM_F_ACK`) and
     /// reads every reply. All or nothing: on error the kernel applied none
     /// of it, and the error names the first operation the kernel refused.
     /// An empty batch sends nothing.
@@ -108,7 +124,7 @@ impl Socket {
                 r.errno == libc::ENOENT
                     && r.op
                         .and_then(|op| batch.ops.get(op))
-                        .is_some_and(|op| op.kind == Kind::Delete)
+                        .is_some_and(|op| matches!(op, Op::Elements(op) if op.kind == Kind::Delete))
             };
             if let Some(fatal) = rejects.iter().find(|r| !missing(r)) {
                 return Err(describe(batch, fatal));
@@ -202,6 +218,87 @@ impl Socket {
 }
 
 impl Inner {
+    /// Sends one request outside a batch and collects its answer: the
+    /// attributes (after `struct nfgenmsg`) of every nf_tables message with
+    /// its sequence number, until `NLMSG_DONE` or an acknowledgement.
+    fn query(
+        &mut self,
+        what: &str,
+        ty: u16,
+        flags: u16,
+        family: Family,
+        attrs: &[Attr],
+    ) -> Result<Vec<Vec<u8>>, NftError> {
+        let seq = self.seq;
+        self.seq = seq.wrapping_add(1);
+        let mut buf = Vec::new();
+        nlmsg_header(
+            &mut buf,
+            NFNL_SUBSYS_NFTABLES << 8 | ty,
+            NLM_F_REQUEST | flags,
+            seq,
+        );
+        nfgenmsg(&mut buf, family.nfproto(), 0);
+        for attr in attrs {
+            put_attr(&mut buf, attr)
+                .ok_or_else(|| NftError::new(what, Some("a message is too long".into()), libc::EMSGSIZE))?;
+        }
+        let len = buf.len() as u32;
+        set_bytes(&mut buf, 0, &len.to_ne_bytes());
+        self.sock
+            .send_to(&buf, &SocketAddr::new(0, 0), 0)
+            .map_err(|e| NftError::io(what, e))?;
+
+        let deadline = Instant::now() + ACK_TIMEOUT;
+        let mut out = Vec::new();
+        while Instant::now() < deadline {
+            self.rx.clear();
+            self.rx.reserve(RX_LEN);
+            let len = match self.sock.recv(&mut self.rx, libc::MSG_TRUNC) {
+                Ok(len) => len,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)) => continue,
+                Err(e) => return Err(NftError::io(what, e)),
+            };
+            if len > self.rx.len() {
+                let detail = format!("a reply of {len} bytes was truncated");
+                return Err(NftError::new(what, Some(detail), libc::EMSGSIZE));
+            }
+            let malformed = |e| NftError::io(what, e);
+            for m in messages(&self.rx).map_err(malformed)? {
+                if m.seq != seq {
+                    continue; // a late reply to an earlier request
+                }
+                match m.ty {
+                    NLMSG_DONE | NLMSG_ERROR => {
+                        let mut failed = None;
+                        if m.ty == NLMSG_ERROR {
+                            parse_replies(&self.rx, |r| {
+                                if r.seq == seq && r.error != 0 {
+                                    failed = Some(r);
+                                }
+                            })
+                            .map_err(malformed)?;
+                        }
+                        let error = m
+                            .payload
+                            .get(..4)
+                            .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                        return match (error, failed) {
+                            (0, _) => Ok(out),
+                            (e, r) => Err(NftError::new(
+                                what,
+                                r.and_then(|r| r.msg),
+                                e.checked_abs().unwrap_or(libc::EIO),
+                            )),
+                        };
+                    }
+                    _ => out.push(m.payload.get(4..).unwrap_or_default().to_vec()),
+                }
+            }
+        }
+        Err(NftError::new(what, Some("no answer".into()), libc::ETIMEDOUT))
+    }
+
     /// Makes room for the batch in the send buffer (netlink refuses a
     /// message larger than `SO_SNDBUF`) and for every reply in the receive
     /// buffer (the kernel drops replies that do not fit). The `FORCE`

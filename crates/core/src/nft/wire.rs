@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use super::batch::{Batch, Kind, Plan};
+use super::batch::{Batch, Kind, Op, Plan};
 use super::element::Element;
 use super::error::NftError;
 use super::uapi::*;
@@ -19,7 +19,7 @@ pub(super) struct Wire {
     pub(super) messages: Vec<Message>,
 }
 
-/// One element message of the batch: `seq` is `seq0 + 1 + index`.
+/// One message of the batch: `seq` is `seq0 + 1 + index`.
 #[derive(Debug)]
 pub(super) struct Message {
     pub(super) op: usize,
@@ -47,6 +47,30 @@ pub(super) fn encode(batch: &Batch, plan: &Plan, seq0: u32) -> Result<Wire, NftE
 
     batch_marker(&mut buf, NFNL_MSG_BATCH_BEGIN, seq);
     for (o, (op, part)) in batch.ops.iter().zip(&plan.ops).enumerate() {
+        let op = match op {
+            Op::Elements(op) => op,
+            Op::Object(object) => {
+                seq = seq.wrapping_add(1);
+                let start = buf.len();
+                let flags = NLM_F_REQUEST | NLM_F_ACK | object.flags;
+                nlmsg_header(&mut buf, NFNL_SUBSYS_NFTABLES << 8 | object.ty, flags, seq);
+                nfgenmsg(&mut buf, object.family.nfproto(), 0);
+                for attr in &object.attrs {
+                    put_attr(&mut buf, attr).ok_or_else(too_long)?;
+                }
+                let len = u32::try_from(buf.len() - start).map_err(|_| too_long())?;
+                set_bytes(&mut buf, start, &len.to_ne_bytes());
+                messages.push(Message {
+                    op: o,
+                    ids: Vec::new(),
+                    ack: true,
+                    table_at: 0..0,
+                    set_at: 0..0,
+                    element_at: Vec::new(),
+                });
+                continue;
+            }
+        };
         let mut next = 0;
         while next < part.elements.len() {
             // Fill a message up to ELEMENTS_PER_MESSAGE (at least one element).
@@ -76,6 +100,9 @@ pub(super) fn encode(batch: &Batch, plan: &Plan, seq0: u32) -> Result<Wire, NftE
             let table_at =
                 put_str(&mut buf, NFTA_SET_ELEM_LIST_TABLE, &op.table, start).ok_or_else(too_long)?;
             let set_at = put_str(&mut buf, NFTA_SET_ELEM_LIST_SET, &op.set, start).ok_or_else(too_long)?;
+            if let Some(id) = op.set_id {
+                put_attr(&mut buf, &Attr::U32(NFTA_SET_ELEM_LIST_SET_ID, id)).ok_or_else(too_long)?;
+            }
             let list = nest_start(&mut buf, NFTA_SET_ELEM_LIST_ELEMENTS);
             let mut element_at = Vec::with_capacity(ids.len());
             for e in ids.iter().filter_map(|&i| op.elements.get(i)) {
@@ -169,6 +196,55 @@ pub(super) fn put_value(buf: &mut Vec<u8>, ty: u16, value: &[u8]) -> Option<()> 
     buf.extend_from_slice(value);
     pad(buf);
     nest_end(buf, nest)
+}
+
+/// A netlink attribute of a table, chain, set or rule message, or of an
+/// expression: integers go big endian (`nla_put_be32`), as nf_tables
+/// reads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Attr {
+    U32(u16, u32),
+    U64(u16, u64),
+    /// NUL-terminated.
+    Str(u16, String),
+    Bytes(u16, Vec<u8>),
+    Nest(u16, Vec<Attr>),
+}
+
+impl Attr {
+    /// `nft_data` holding a value: `NEST { NFTA_DATA_VALUE }`.
+    pub(super) fn value(ty: u16, value: impl Into<Vec<u8>>) -> Self {
+        Self::Nest(ty, vec![Self::Bytes(NFTA_DATA_VALUE, value.into())])
+    }
+}
+
+/// Appends `attr`, padded; `None` when a length does not fit its `u16`.
+pub(super) fn put_attr(buf: &mut Vec<u8>, attr: &Attr) -> Option<()> {
+    let raw = |buf: &mut Vec<u8>, ty: u16, value: &[u8]| {
+        let len = u16::try_from(4 + value.len()).ok()?;
+        buf.extend_from_slice(&len.to_ne_bytes());
+        buf.extend_from_slice(&ty.to_ne_bytes());
+        buf.extend_from_slice(value);
+        pad(buf);
+        Some(())
+    };
+    match attr {
+        Attr::U32(ty, v) => raw(buf, *ty, &v.to_be_bytes()),
+        Attr::U64(ty, v) => raw(buf, *ty, &v.to_be_bytes()),
+        Attr::Bytes(ty, v) => raw(buf, *ty, v),
+        Attr::Str(ty, s) => {
+            let mut v = s.as_bytes().to_vec();
+            v.push(0);
+            raw(buf, *ty, &v)
+        }
+        Attr::Nest(ty, attrs) => {
+            let at = nest_start(buf, *ty);
+            for a in attrs {
+                put_attr(buf, a)?;
+            }
+            nest_end(buf, at)
+        }
+    }
 }
 
 pub(super) fn nest_start(buf: &mut Vec<u8>, ty: u16) -> usize {
