@@ -5,7 +5,7 @@
 //! [`Firewall`]) and, per container, an [`Endpoint`] in a [`Sandbox`].
 //! Kernel work goes through [`netns`] (namespaces by fd, entered only on
 //! short-lived threads), [`link`] (links, addresses, routes) and [`nft`]
-//! (nftables set elements over netlink).
+//! (nftables tables, chains, rules and set elements over netlink).
 #![deny(missing_docs)]
 
 mod driver;
