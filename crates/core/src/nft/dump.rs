@@ -92,11 +92,6 @@ impl ListedRule {
         self.handle
     }
 
-    /// The names of its expressions in order (`meta`, `cmp`, `immediate`…).
-    pub fn expr_names(&self) -> impl Iterator<Item = &str> {
-        self.exprs.iter().map(|(name, _)| name.as_str())
-    }
-
     /// True when this rule does what `rule` does: the same expressions in
     /// the same order, each holding every attribute `rule` gives it, with
     /// the same value (the kernel lists some more, such as defaults).

@@ -282,7 +282,8 @@ impl Inner {
                         let error = m
                             .payload
                             .get(..4)
-                            .map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                            .and_then(|b| b.try_into().ok())
+                            .map_or(0, i32::from_ne_bytes);
                         return match (error, failed) {
                             (0, _) => Ok(out),
                             (e, r) => Err(NftError::new(

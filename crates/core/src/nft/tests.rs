@@ -1,6 +1,5 @@
-//! Kernel tests of the element path: each runs in a fresh network
-//! namespace of its own, with a table loaded by `nft -f` (the program is
-//! used by tests only).
+//! Kernel tests: each runs in a fresh network namespace of its own, with a
+//! table loaded by `nft -f` (the program is used by tests only).
 
 use std::io::{self, Write};
 use std::net::Ipv4Addr;
@@ -428,5 +427,78 @@ fn the_socket_is_send_and_sync_and_works_from_other_threads() {
             }
         });
         assert_eq!(set_elems("ifs").as_array().map(Vec::len), Some(100));
+    });
+}
+
+#[test]
+fn chains_and_rules_are_created_and_read_back() {
+    in_netns(TABLE, || {
+        let nft = Socket::open().unwrap();
+        let accept_5 = Rule::new(Family::Inet, "t", "c")
+            .expr(Expr::meta(Meta::Mark, Reg::R1))
+            .expr(Expr::cmp_eq(Reg::R1, key::mark(5)))
+            .expr(Expr::counter())
+            .expr(Expr::verdict(Verdict::Accept));
+        let drop = Rule::new(Family::Inet, "t", "c").expr(Expr::verdict(Verdict::Drop));
+        let mut batch = Batch::new();
+        batch.add_chain(&Chain::new(Family::Inet, "t", "c"));
+        batch.add_rule(&accept_5).add_rule(&drop);
+        nft.apply(&batch).unwrap();
+
+        assert!(nft.has_chain(Family::Inet, "t", "c").unwrap());
+        assert!(!nft.has_chain(Family::Inet, "t", "nosuch").unwrap());
+        assert!(!nft.has_chain(Family::Ip, "t", "c").unwrap(), "no table ip t");
+        let rules = nft.rules(Family::Inet, "t", "c").unwrap();
+        assert_eq!(rules.len(), 2);
+        assert!(rules[0].is(&accept_5) && !rules[0].is(&drop));
+        assert!(rules[1].is(&drop) && !rules[1].is(&accept_5));
+        assert_ne!(rules[0].handle(), rules[1].handle());
+        let err = nft.rules(Family::Inet, "t", "nosuch").unwrap_err();
+        assert_eq!(err.errno(), libc::ENOENT, "{err}");
+
+        // A counter that counted, or a rule written by nft, is the same rule.
+        nft_f("flush chain inet t c\nadd rule inet t c meta mark 5 counter packets 7 bytes 700 accept");
+        let rules = nft.rules(Family::Inet, "t", "c").unwrap();
+        assert!(rules.len() == 1 && rules[0].is(&accept_5));
+        // Inserted rules go first.
+        let mut batch = Batch::new();
+        batch.insert_rule(&drop);
+        nft.apply(&batch).unwrap();
+        let rules = nft.rules(Family::Inet, "t", "c").unwrap();
+        assert!(rules.len() == 2 && rules[0].is(&drop) && rules[1].is(&accept_5));
+
+        // A refused object names itself.
+        let mut batch = Batch::new();
+        batch.add_rule(&Rule::new(Family::Inet, "t", "nosuch").expr(Expr::verdict(Verdict::Drop)));
+        let err = nft.apply(&batch).unwrap_err();
+        assert_eq!(err.errno(), libc::ENOENT);
+        assert!(
+            err.to_string()
+                .starts_with("nftables: adding rule 1 to chain inet t nosuch"),
+            "{err}"
+        );
+    });
+}
+
+#[test]
+fn an_anonymous_set_serves_the_rule_that_looks_it_up() {
+    in_netns(TABLE, || {
+        let nft = Socket::open().unwrap();
+        let mut batch = Batch::new();
+        batch.add_chain(&Chain::new(Family::Inet, "t", "c"));
+        let protos = [6u8, 17].map(|p| Element::new(key::inet_proto(p))).to_vec();
+        let set = batch.add_set(&Set::anonymous(Family::Inet, "t", Meta::L4proto, protos));
+        let rule = Rule::new(Family::Inet, "t", "c")
+            .expr(Expr::meta(Meta::L4proto, Reg::R1))
+            .expr(Expr::lookup(Reg::R1, &set, None))
+            .expr(Expr::verdict(Verdict::Accept));
+        batch.add_rule(&rule);
+        nft.apply(&batch).unwrap();
+        let out = Command::new("nft")
+            .args(["list", "chain", "inet", "t", "c"])
+            .output()
+            .unwrap();
+        let listing = String::from_utf8_lossy(&out.stdout);
+        assert!(listing.contains("meta l4proto { tcp, udp } accept"), "{listing}");
     });
 }
