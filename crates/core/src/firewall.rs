@@ -2,11 +2,16 @@
 //!
 //! Its rules are fixed; everything that varies per network, container or
 //! published port lives in sets and maps, so creating a network, starting a
-//! container or publishing a port changes elements, never rules. The
-//! skeleton is loaded atomically with `nft -f -` when the daemon starts (and
-//! on [`Firewall::install`] again, for `berth system reconcile`); after that
-//! every change is a netlink batch of element additions or deletions
-//! (microseconds), never a listing of the table.
+//! container or publishing a port changes elements, never rules.
+//! [`Firewall::install`] writes the whole table (the rule skeleton of
+//! `firewall/skeleton.rs` and every element berth knows of) as one
+//! nfnetlink transaction that also deletes the old table, so there is no
+//! moment without rules: when the daemon starts, on SIGHUP and on `berth
+//! system reconcile`. After that every change is a netlink batch of element
+//! additions or deletions (microseconds), never a listing of the table.
+//!
+//! Everything here goes over netlink ([`crate::nft`]): the daemon runs no
+//! `nft` or `iptables` program and needs neither installed.
 //!
 //! | set or map | type | holds |
 //! |---|---|---|
@@ -38,18 +43,26 @@
 //! [`FORWARD_MARK`]; [`Firewall::install`] adds one rule to iptables'
 //! `DOCKER-USER` chain (or `FORWARD`, where there is no `DOCKER-USER`) that
 //! accepts packets carrying that mark, for IPv4 and IPv6, when such a
-//! `filter` table exists. Nothing else in other tables is touched.
+//! `filter` table exists (`ip filter`, `ip6 filter`: iptables-nft keeps
+//! its rules in nftables). It finds the chains and looks for the rule over
+//! netlink, and inserts it at the top encoded as iptables-nft 1.8.9 encodes
+//! `-m mark --mark 0x1000000/0x1000000 -m comment --comment berth -j ACCEPT`
+//! (`firewall/iptables.rs`), so `iptables -S` and `iptables -C` see exactly
+//! that rule. Nothing else in other tables is touched.
+
+mod iptables;
+mod skeleton;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::IpAddr;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ipnet::IpNet;
 
 use crate::netns::Netns;
-use crate::nft::{self, Batch, Element, Family};
+use crate::nft::{self, Batch, Element, Family, Table};
 use crate::{Error, IfName, Result};
 
 /// The table's name, in family `inet`.
@@ -66,69 +79,6 @@ pub const FORWARD_MARK: u32 = 0x0100_0000;
 /// masquerades it and the reply comes back the way it went. The nat
 /// postrouting hook cannot see the input interface itself.
 pub const HAIRPIN_MARK: u32 = 0x0200_0000;
-
-/// The fixed part of the table. Ordering matters: established flows pass
-/// first; same-network traffic (seen here because br_netfilter hands
-/// bridged packets to the inet hooks) passes only for icc networks;
-/// internal networks neither send nor receive routed traffic; DNAT'ed
-/// (published) flows come in, from outside or from any berth network;
-/// anything else between two berth bridges is dropped (isolation);
-/// containers may go out; nothing else comes in.
-const SKELETON: &str = r#"table inet berth {
-	comment "managed by berth: changes are overwritten"
-	set bridges { type ifname; }
-	set internal { type ifname; }
-	set icc { type ifname . ifname; }
-	set masq4 { type ipv4_addr; flags interval; }
-	set masq6 { type ipv6_addr; flags interval; }
-	map dnat4 { type ipv4_addr . inet_proto . inet_service : ipv4_addr . inet_service; }
-	map dnat4_keep { type ipv4_addr . inet_proto . inet_service : ipv4_addr; flags interval; }
-	map dnat4_any { type inet_proto . inet_service : ipv4_addr . inet_service; }
-	map dnat4_any_keep { type inet_proto . inet_service : ipv4_addr; flags interval; }
-	map dnat6 { type ipv6_addr . inet_proto . inet_service : ipv6_addr . inet_service; }
-	map dnat6_keep { type ipv6_addr . inet_proto . inet_service : ipv6_addr; flags interval; }
-	map dnat6_any { type inet_proto . inet_service : ipv6_addr . inet_service; }
-	map dnat6_any_keep { type inet_proto . inet_service : ipv6_addr; flags interval; }
-	chain published {
-		meta l4proto { tcp, udp, sctp } dnat ip to ip daddr . meta l4proto . th dport map @dnat4
-		dnat ip to ip daddr . meta l4proto . th dport map @dnat4_keep
-		meta l4proto { tcp, udp, sctp } dnat ip to meta l4proto . th dport map @dnat4_any
-		dnat ip to meta l4proto . th dport map @dnat4_any_keep
-		meta l4proto { tcp, udp, sctp } dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat6
-		dnat ip6 to ip6 daddr . meta l4proto . th dport map @dnat6_keep
-		meta l4proto { tcp, udp, sctp } dnat ip6 to meta l4proto . th dport map @dnat6_any
-		dnat ip6 to meta l4proto . th dport map @dnat6_any_keep
-	}
-	chain prerouting {
-		type nat hook prerouting priority dstnat; policy accept;
-		fib daddr type local jump published
-	}
-	chain output {
-		type nat hook output priority -100; policy accept;
-		fib daddr type local jump published
-	}
-	chain forward {
-		type filter hook forward priority filter - 1; policy accept;
-		ct state established,related meta mark set meta mark | 0x01000000 accept
-		ct status dnat iifname @bridges oifname @bridges meta mark set meta mark | 0x02000000
-		iifname . oifname @icc meta mark set meta mark | 0x01000000 accept
-		iifname @internal drop
-		oifname @internal drop
-		oifname @bridges ct status dnat meta mark set meta mark | 0x01000000 accept
-		iifname @bridges oifname @bridges drop
-		iifname @bridges meta mark set meta mark | 0x01000000 accept
-		oifname @bridges drop
-	}
-	chain postrouting {
-		type nat hook postrouting priority srcnat; policy accept;
-		meta mark & 0x02000000 == 0x02000000 masquerade
-		oifname @bridges ip saddr 127.0.0.0/8 masquerade
-		oifname @bridges return
-		ip saddr @masq4 masquerade
-		ip6 saddr @masq6 masquerade
-	}
-}
-"#;
 
 /// What the firewall knows of one bridge network.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -283,8 +233,8 @@ struct Registry {
 }
 
 impl Registry {
-    fn batch(&self) -> Batch {
-        let mut batch = Batch::new();
+    /// Adds every network's and every published port's elements to `batch`.
+    fn add_to(&self, batch: &mut Batch) {
         for n in self.networks.values() {
             for (set, elems) in n.elements() {
                 batch.add(Family::Inet, TABLE, set, elems);
@@ -294,23 +244,21 @@ impl Registry {
             let (map, elems) = p.elements();
             batch.add(Family::Inet, TABLE, map, elems);
         }
-        batch
     }
 }
 
 /// The `inet berth` table in the host namespace.
 pub struct Firewall {
-    host: Arc<Netns>,
     socket: nft::Socket,
     registry: Mutex<Registry>,
 }
 
 impl Firewall {
-    /// Opens an nfnetlink socket in `host`. Checks nothing else yet.
+    /// Opens an nfnetlink socket in `host`; everything the firewall does
+    /// goes through it. Checks nothing else yet.
     pub fn new(host: Arc<Netns>) -> Result<Self> {
         let socket = host.run(nft::Socket::open)?;
         Ok(Self {
-            host,
             socket,
             registry: Mutex::new(Registry::default()),
         })
@@ -326,122 +274,40 @@ impl Firewall {
         self.registry().staging = true;
     }
 
-    /// Replaces the table, atomically, with the skeleton, then adds every
-    /// network's and every published port's elements in one netlink batch,
-    /// and makes sure an iptables `FORWARD` policy cannot drop berth's
-    /// traffic (see the module docs). Other tables are not touched. Used at
-    /// start (after [`Firewall::stage`]) and to repair the table after
-    /// someone flushed it (`berth system reconcile`, SIGHUP).
+    /// Replaces the table with the skeleton and every network's and every
+    /// published port's elements, in one netlink transaction (the old table
+    /// goes in the same commit, so there is no moment without rules), and
+    /// makes sure an iptables `FORWARD` policy cannot drop berth's traffic
+    /// (see the module docs). Other tables are not touched. Used at start
+    /// (after [`Firewall::stage`]) and to repair the table after someone
+    /// flushed it (`berth system reconcile`, SIGHUP).
     pub fn install(&self) -> Result<()> {
         let mut reg = self.registry();
         reg.staging = false;
-        self.nft(&format!(
-            "table inet berth {{}}\ndelete table inet berth\n{SKELETON}"
-        ))?;
+        let mut batch = Batch::new();
+        // `table inet berth {}; delete table inet berth`: gone whether or
+        // not it was there.
+        batch.add_table(&Table::new(Family::Inet, TABLE));
+        batch.delete_table(Family::Inet, TABLE);
+        skeleton::add(&mut batch);
+        reg.add_to(&mut batch);
         self.socket
-            .apply(&reg.batch())
-            .map_err(|e| Error::kernel("adding the firewall's elements", e.into()))?;
+            .apply(&batch)
+            .map_err(|e| Error::kernel("installing the firewall table", e.into()))?;
         drop(reg);
-        self.coexist();
+        iptables::coexist(&self.socket);
         Ok(())
-    }
-
-    /// Adds the rule that accepts [`FORWARD_MARK`]ed packets to iptables'
-    /// `DOCKER-USER` (or `FORWARD`) chain of each `filter` table that
-    /// exists, unless it is there. Failures are logged, not fatal: without
-    /// iptables there is nothing to coexist with.
-    fn coexist(&self) {
-        let mark = format!("{FORWARD_MARK:#x}/{FORWARD_MARK:#x}");
-        for (family, prog) in [("ip", "iptables"), ("ip6", "ip6tables")] {
-            let has = |chain: &str| {
-                self.output("nft", &["list", "chain", family, "filter", chain])
-                    .is_ok_and(|o| o.status.success())
-            };
-            if !has("FORWARD") {
-                continue;
-            }
-            let chain = if has("DOCKER-USER") {
-                "DOCKER-USER"
-            } else {
-                "FORWARD"
-            };
-            let rule = [
-                chain,
-                "-m",
-                "mark",
-                "--mark",
-                &mark,
-                "-m",
-                "comment",
-                "--comment",
-                "berth",
-                "-j",
-                "ACCEPT",
-            ];
-            let present = self
-                .output(prog, &[&["-w", "-C"][..], &rule[..]].concat())
-                .is_ok_and(|o| o.status.success());
-            if present {
-                continue;
-            }
-            let args = [&["-w", "-I"][..], &rule[..1], &["1"][..], &rule[1..]].concat();
-            match self.output(prog, &args) {
-                Ok(o) if o.status.success() => {
-                    tracing::info!("{prog}: accepting berth's traffic in filter {chain}")
-                }
-                Ok(o) => tracing::warn!("{prog} -I {chain}: {}", String::from_utf8_lossy(&o.stderr).trim()),
-                Err(e) => tracing::warn!("{prog}: {}", e.chain()),
-            }
-        }
-    }
-
-    fn output(&self, prog: &str, args: &[&str]) -> Result<std::process::Output> {
-        self.host.run(|| {
-            Command::new(prog)
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .output()
-        })
     }
 
     /// Removes the whole table (used when the last berth daemon of a test
     /// host goes away for good). Idempotent.
     pub fn remove(&self) -> Result<()> {
-        self.nft("table inet berth {}\ndelete table inet berth\n")
-    }
-
-    fn nft(&self, script: &str) -> Result<()> {
-        let out = self.host.run(|| {
-            let mut child = Command::new("nft")
-                .args(["-f", "-"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()?;
-            if let Some(mut stdin) = child.stdin.take() {
-                stdin.write_all(script.as_bytes())?;
-            }
-            child.wait_with_output()
-        });
-        let out = match out {
-            Ok(out) => out,
-            Err(Error::Kernel(_, e)) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::Unsupported(
-                    "the nft program is missing: install the nftables package".into(),
-                ));
-            }
-            Err(e) => return Err(e),
-        };
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(Error::Internal(format!(
-                "nft -f refused berth's table: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
-        }
+        let mut batch = Batch::new();
+        batch.add_table(&Table::new(Family::Inet, TABLE));
+        batch.delete_table(Family::Inet, TABLE);
+        self.socket
+            .apply(&batch)
+            .map_err(|e| Error::kernel("removing the firewall table", e.into()))
     }
 
     /// Adds a network's elements in one netlink batch (or stages them).

@@ -7,10 +7,11 @@
 //! [`Sandbox`]. Kernel work goes through [`netns`] (namespaces by fd,
 //! entered only on short-lived threads), [`link`] (links, addresses,
 //! routes), [`parent`] (the parent links of macvlan and ipvlan) and
-//! [`nft`] (nftables over netlink). [`export_driver!`] turns any driver
-//! into a shared-library plugin; what crosses that boundary is the
-//! `berth-plugin` crate's, re-exported here ([`Network`], [`Attachment`],
-//! [`Mac`], [`protocol`], …).
+//! [`nft`] (nftables tables, chains, rules and set elements over
+//! netlink). [`export_driver!`] turns any driver into a shared-library
+//! plugin; what crosses that boundary is the `berth-plugin` crate's,
+//! re-exported here ([`Network`], [`Attachment`], [`Mac`], [`protocol`],
+//! …).
 #![deny(missing_docs)]
 
 mod driver;
