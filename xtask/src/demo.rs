@@ -48,6 +48,7 @@ fn ip_of(demo: &Demo, name: &str, net: &str) -> Result<String> {
 
 pub fn run(_args: &[String]) -> Result<()> {
     berth_testkit::require_root();
+    crate::needs::ensure(crate::needs::DEMO, "the demo")?;
     let berth = crate::build_berth(false)?;
     println!("berth demo: Docker's network walkthrough, played in a throwaway host namespace");
     println!(

@@ -6,6 +6,7 @@ use berth_testkit::conformance::{self, CHECKS, Case, Outcome};
 
 pub fn run(_args: &[String]) -> Result<()> {
     berth_testkit::require_root();
+    crate::needs::ensure(crate::needs::TESTS, "the driver conformance tests")?;
     let berth = crate::build_berth(false)?;
     let mut rows = Case::builtin_rows();
     rows.push(Case::sublink("macvlan", &[]));

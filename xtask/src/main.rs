@@ -12,6 +12,7 @@ mod bench;
 mod demo;
 mod drivers;
 mod fuzz;
+mod needs;
 mod test;
 mod vmtest;
 

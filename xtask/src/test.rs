@@ -78,6 +78,7 @@ fn leaks(links_before: &[String], temp_before: &[String]) -> Vec<String> {
 
 pub fn run(args: &[String]) -> Result<()> {
     berth_testkit::require_root();
+    crate::needs::ensure(crate::needs::TESTS, "the tests")?;
     let no_vm = args.iter().any(|a| a == "--no-vm");
     let args: Vec<String> = args.iter().filter(|a| *a != "--no-vm").cloned().collect();
     let links_before = machine_links();

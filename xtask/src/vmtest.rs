@@ -38,6 +38,7 @@ pub fn run(args: &[String]) -> Result<()> {
 /// Runs the VM tests like [`run`] and returns the `CONFORMANCE …` lines
 /// they printed (the conformance rows of drivers that only the VM has).
 pub fn reports(args: &[String]) -> Result<Vec<String>> {
+    crate::needs::ensure(crate::needs::VM, "the VM tests")?;
     let started = Instant::now();
     let mut timeout = std::env::var("BERTH_VMTEST_TIMEOUT")
         .ok()
