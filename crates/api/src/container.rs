@@ -336,8 +336,35 @@ pub struct PortBinding {
     pub host_port: String,
 }
 
+/// A duration as `docker ps` words it: "Less than a second", "5 seconds",
+/// "About a minute", "10 minutes", "About an hour", "5 hours", "3 days".
+/// The daemon builds [`ContainerSummary::status`] with it and `berth ps`
+/// its CREATED column.
+pub fn human_duration(secs: i64) -> String {
+    match secs.max(0) {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s < 120 => "About a minute".into(),
+        s if s < 3600 => format!("{} minutes", s / 60),
+        s if s < 7200 => "About an hour".into(),
+        s if s < 172_800 => format!("{} hours", s / 3600),
+        s => format!("{} days", s / 86_400),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn durations_read_like_dockers() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(5), "5 seconds");
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(600), "10 minutes");
+        assert_eq!(human_duration(200_000), "2 days");
+        assert_eq!(human_duration(-3), "Less than a second");
+    }
+
     use super::*;
 
     #[test]

@@ -66,7 +66,7 @@ mod version;
 pub use container::{
     ContainerConfig, ContainerCreateRequest, ContainerCreateResponse, ContainerExited, ContainerInspect,
     ContainerStarted, ContainerState, ContainerSummary, Empty, HostConfig, MountPoint, NetworkSettings, Port,
-    PortBinding, PortMap, SummaryHostConfig, SummaryNetworkSettings,
+    PortBinding, PortMap, SummaryHostConfig, SummaryNetworkSettings, human_duration,
 };
 pub use filters::Filters;
 pub use map::OrderedMap;
@@ -77,6 +77,6 @@ pub use network::{
 };
 pub use system::{
     Commit, ComponentVersion, DriverInfo, ErrorResponse, InfoPlugins, PING_HEADERS, Platform, PluginInfo,
-    SwarmInfo, SystemInfo, SystemVersion,
+    SwarmInfo, SystemInfo, SystemVersion, go_arch,
 };
 pub use version::{API_VERSION, ApiVersion, ApiVersionError, MIN_API_VERSION};

@@ -20,6 +20,20 @@ pub const PING_HEADERS: [(&str, &str); 5] = [
     ("Pragma", "no-cache"),
 ];
 
+/// Go's name (`GOARCH`) of an architecture named as the kernel and Rust
+/// name it (`x86_64` → `amd64`, `aarch64` → `arm64`): Docker's `/version`
+/// and `docker version` use Go's names.
+pub fn go_arch(arch: &str) -> &str {
+    match arch {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" | "i386" | "i686" => "386",
+        "powerpc64" => "ppc64le",
+        "riscv64gc" => "riscv64",
+        other => other,
+    }
+}
+
 /// Every error answer: `{"message": "..."}`, one line, with the status
 /// Docker would use.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
