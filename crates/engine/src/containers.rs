@@ -4,10 +4,10 @@
 use std::fs;
 use std::net::IpAddr;
 
-use berth_api::{ContainerInspect, ContainerSummary};
+use berth_api::{ContainerInspect, ContainerSummary, Filters};
 use berth_core::{Endpoint, Error, IfName, Netns, Result, Sandbox, SandboxKind};
 
-use crate::api::views;
+use crate::api::{ContainerFilter, views};
 use crate::engine::{Engine, State};
 use crate::files;
 use crate::model::{ContainerRecord, DnsConfig, EndpointRecord, LinkRecord, NetworkRecord, Status};
@@ -1126,20 +1126,24 @@ impl Engine {
         Ok(views::container(c, &self.cfg.paths(&c.id), &st.networks))
     }
 
-    /// Containers in Docker's summary shape (`docker ps`), newest first;
-    /// running and created ones only unless `all`.
-    pub fn list_containers(&self, all: bool) -> Vec<ContainerSummary> {
+    /// Containers in Docker's summary shape (`docker ps`), newest first,
+    /// that pass `filters`; running and created ones only unless `all`.
+    pub fn list_containers(&self, all: bool, filters: &Filters) -> Result<Vec<ContainerSummary>> {
+        let keep = ContainerFilter::new(filters)?;
+        let all = all || keep.implies_all();
         let now = util::unix_now();
         let st = self.state();
         let mut cs: Vec<&ContainerRecord> = st
             .containers
             .values()
             .filter(|c| all || c.status != Status::Exited)
+            .filter(|c| keep.matches(c, &st.networks))
             .collect();
         cs.sort_by(|a, b| b.created.cmp(&a.created));
-        cs.iter()
+        Ok(cs
+            .iter()
             .map(|c| views::container_summary(c, &st.networks, now))
-            .collect()
+            .collect())
     }
 
     /// Marks containers whose process died without anyone saying so as

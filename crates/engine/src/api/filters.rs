@@ -13,12 +13,18 @@
 //! | `dangling=true\|false` | yes | | is user-defined with no containers / is not |
 //! | `scope=local\|global` | yes | | has that scope |
 //! | `until=…` | | refused | |
+//!
+//! The container list (`docker ps`) takes `id=PREFIX`, `name=S`
+//! (substring), `status=created|running|exited` (which lists exited
+//! containers without `-a`, as Docker does) and `network=NAME|ID`.
 
 use berth_api::Filters;
 use berth_core::{Error, Result};
 
+use std::collections::BTreeMap;
+
 use crate::api::views::scope_name;
-use crate::model::NetworkRecord;
+use crate::model::{ContainerRecord, NetworkRecord, Status};
 
 const LIST_KEYS: &[&str] = &["dangling", "driver", "id", "label", "name", "scope", "type"];
 const PRUNE_KEYS: &[&str] = &["label", "label!"];
@@ -124,6 +130,67 @@ impl NetworkFilter {
             && (self.dangling.is_empty() || self.dangling.contains(&dangling))
             && self.labels.iter().all(|l| has_label(n, l))
             && (self.not_labels.is_empty() || !self.not_labels.iter().all(|l| has_label(n, l)))
+    }
+}
+
+const CONTAINER_KEYS: &[&str] = &["id", "name", "network", "status"];
+
+/// The containers `GET /containers/json` lists, from its filters.
+#[derive(Debug, Default)]
+pub(crate) struct ContainerFilter {
+    ids: Vec<String>,
+    names: Vec<String>,
+    networks: Vec<String>,
+    statuses: Vec<Status>,
+}
+
+impl ContainerFilter {
+    /// The filters of `GET /containers/json`.
+    pub(crate) fn new(f: &Filters) -> Result<Self> {
+        if let Some(k) = f.keys().find(|k| !CONTAINER_KEYS.contains(k)) {
+            return Err(Error::invalid(format!(
+                "invalid filter {k:?} (accepted: {})",
+                CONTAINER_KEYS.join(", ")
+            )));
+        }
+        let statuses = f
+            .get("status")
+            .iter()
+            .map(|v| match v.as_str() {
+                "created" => Ok(Status::Created),
+                "running" => Ok(Status::Running),
+                "exited" => Ok(Status::Exited),
+                _ => Err(Error::invalid(format!(
+                    "invalid filter status={v:?} (accepted: created, running, exited)"
+                ))),
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self {
+            ids: f.get("id").to_vec(),
+            names: f.get("name").to_vec(),
+            networks: f.get("network").to_vec(),
+            statuses,
+        })
+    }
+
+    /// A status filter lists exited containers without `all`.
+    pub(crate) fn implies_all(&self) -> bool {
+        !self.statuses.is_empty()
+    }
+
+    /// Whether `c` is listed; `networks` are the engine's, by id.
+    pub(crate) fn matches(&self, c: &ContainerRecord, networks: &BTreeMap<String, NetworkRecord>) -> bool {
+        let any = |vals: &[String], f: &dyn Fn(&str) -> bool| vals.is_empty() || vals.iter().any(|v| f(v));
+        let on = |v: &str| {
+            c.endpoints.iter().any(|e| {
+                e.network_id.starts_with(v) && !v.is_empty()
+                    || networks.get(&e.network_id).is_some_and(|n| n.net.name == v)
+            }) || c.last_networks.iter().any(|n| n == v)
+        };
+        any(&self.ids, &|v| c.id.starts_with(v))
+            && any(&self.names, &|v| c.name.contains(v))
+            && any(&self.networks, &on)
+            && (self.statuses.is_empty() || self.statuses.contains(&c.status))
     }
 }
 

@@ -23,6 +23,6 @@ mod serve;
 pub(crate) mod views;
 
 pub use error::ApiError;
-pub(crate) use filters::NetworkFilter;
+pub(crate) use filters::{ContainerFilter, NetworkFilter};
 pub use routes::router;
 pub use serve::serve;

@@ -231,8 +231,8 @@ async fn container_create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-async fn container_list(State(e): Eng, Params(q): Params<Query>) -> Json<Vec<ContainerSummary>> {
-    Json(e.list_containers(truthy(&q.all)))
+async fn container_list(State(e): Eng, Params(q): Params<Query>) -> ApiResult<Json<Vec<ContainerSummary>>> {
+    Ok(Json(e.list_containers(truthy(&q.all), &filters(&q)?)?))
 }
 
 async fn container_inspect(State(e): Eng, Id(id): Id) -> ApiResult<Json<ContainerInspect>> {
