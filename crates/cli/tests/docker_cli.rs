@@ -102,7 +102,13 @@ impl<'a> Docker<'a> {
             .lines()
             .filter(|l| !l.trim().is_empty() && !l.starts_with("exit status "))
             .collect();
-        assert_eq!(lines.len(), 1, "{} {args:?}: one error line expected: {:?}", self.bin, r.stderr);
+        assert_eq!(
+            lines.len(),
+            1,
+            "{} {args:?}: one error line expected: {:?}",
+            self.bin,
+            r.stderr
+        );
         lines[0].to_owned()
     }
 }
@@ -151,14 +157,22 @@ fn docker_version_and_info_describe_berth() {
             "{bin} info:\n{}",
             r.stdout
         );
-        assert!(r.stderr.contains("this daemon is berth, not Docker"), "{bin} info: {}", r.stderr);
+        assert!(
+            r.stderr.contains("this daemon is berth, not Docker"),
+            "{bin} info: {}",
+            r.stderr
+        );
         let f = d.ok(&[
             "info",
             "--format",
             "{{.ServerVersion}}|{{.OSType}}|{{.Swarm.LocalNodeState}}|{{json .Plugins.Network}}",
         ]);
         let parts: Vec<&str> = f.trim().splitn(4, '|').collect();
-        assert_eq!(&parts[..3], [env!("CARGO_PKG_VERSION"), "linux", "inactive"], "{f}");
+        assert_eq!(
+            &parts[..3],
+            [env!("CARGO_PKG_VERSION"), "linux", "inactive"],
+            "{f}"
+        );
         let nets: Vec<String> = serde_json::from_str(parts[3]).expect("Plugins.Network is JSON");
         for want in ["bridge", "host", "null", "macvlan"] {
             assert!(nets.iter().any(|n| n == want), "{want} not in {nets:?}");
@@ -308,7 +322,9 @@ fn docker_network_create_inspect_ls_rm() {
         for builtin in ["bridge", "host", "none"] {
             let e = d.fails(&["network", "rm", builtin]);
             assert!(
-                e.contains(&format!("{builtin} is a pre-defined network and cannot be removed")),
+                e.contains(&format!(
+                    "{builtin} is a pre-defined network and cannot be removed"
+                )),
                 "{bin}: {e}"
             );
         }
@@ -316,7 +332,9 @@ fn docker_network_create_inspect_ls_rm() {
         assert!(e.contains("unknown driver \"nosuch\""), "{bin}: {e}");
         let e = d.fails(&["network", "ls", "--filter", "colour=red"]);
         assert!(
-            e.contains("invalid filter \"colour\" (accepted: dangling, driver, id, label, name, scope, type)"),
+            e.contains(
+                "invalid filter \"colour\" (accepted: dangling, driver, id, label, name, scope, type)"
+            ),
             "{bin}: {e}"
         );
         let e = d.fails(&["network", "ls", "--filter", "type=mine"]);
@@ -385,7 +403,10 @@ fn docker_network_connect_disconnect_prune() {
             "c1 10.63.0.50/16 fd00:63::50/64"
         );
         let e = d.fails(&["network", "connect", "dn", "c1"]);
-        assert!(e.contains("container c1 is already connected to network dn"), "{bin}: {e}");
+        assert!(
+            e.contains("container c1 is already connected to network dn"),
+            "{bin}: {e}"
+        );
         let e = d.fails(&["network", "connect", "dn", "nope"]);
         assert!(e.contains("no such container: nope"), "{bin}: {e}");
 
@@ -393,9 +414,15 @@ fn docker_network_connect_disconnect_prune() {
         let e = d.fails(&["network", "connect", "--ip", "10.99.0.5", "dn", "c1"]);
         assert!(e.contains("10.99.0.5"), "{bin}: {e}");
         let c = inspect(&h, &["inspect", "c1"]);
-        assert!(c["NetworkSettings"]["Networks"].get("dn").is_none(), "{bin}: {c:#}");
+        assert!(
+            c["NetworkSettings"]["Networks"].get("dn").is_none(),
+            "{bin}: {c:#}"
+        );
         let e = d.fails(&["network", "disconnect", "-f", "dn", "c1"]);
-        assert!(e.contains("container c1 is not connected to network dn"), "{bin}: {e}");
+        assert!(
+            e.contains("container c1 is not connected to network dn"),
+            "{bin}: {e}"
+        );
         // -f is passed on: connect again, disconnect with force.
         d.ok(&["network", "connect", "dn", "c1"]);
         d.ok(&["network", "disconnect", "-f", "dn", "c1"]);
@@ -432,19 +459,47 @@ fn docker_ps_lists_berth_containers() {
         let d = Docker::new(&h, bin);
         h.ok(&["network", "create", "--subnet", "10.64.0.0/16", "web"]);
         let id = h.ok(&[
-            "run", "-d", "--name", "srv", "--network", "web", "-p", "8080:80", "--", "sleep", "600",
+            "run",
+            "-d",
+            "--name",
+            "srv",
+            "--network",
+            "web",
+            "-p",
+            "8080:80",
+            "--",
+            "sleep",
+            "600",
         ]);
         let id = id.trim();
-        let r = h.berth(&["run", "--name", "done", "--network", "web", "--", "sh", "-c", "exit 3"]);
+        let r = h.berth(&[
+            "run",
+            "--name",
+            "done",
+            "--network",
+            "web",
+            "--",
+            "sh",
+            "-c",
+            "exit 3",
+        ]);
         assert_eq!(r.code, 3);
         let ps = d.ok(&["ps"]);
         assert!(ps.starts_with("CONTAINER ID"), "{bin}: {ps}");
         assert_eq!(ps.lines().count(), 2, "{bin}: running containers only:\n{ps}");
         let row = ps.lines().nth(1).unwrap();
-        for want in [&id[..12], "host", "\"sleep 600\"", "Up ", "0.0.0.0:8080->80/tcp", "srv"] {
+        for want in [
+            &id[..12],
+            "host",
+            "\"sleep 600\"",
+            "Up ",
+            "0.0.0.0:8080->80/tcp",
+            "srv",
+        ] {
             assert!(row.contains(want), "{bin}: {want:?} not in {row:?}");
         }
-        let fmt = "{{.ID}}|{{.Names}}|{{.Image}}|{{.Command}}|{{.Status}}|{{.Ports}}|{{.Networks}}|{{.RunningFor}}";
+        let fmt =
+            "{{.ID}}|{{.Names}}|{{.Image}}|{{.Command}}|{{.Status}}|{{.Ports}}|{{.Networks}}|{{.RunningFor}}";
         let rows: Vec<Vec<String>> = d
             .ok(&["ps", "-a", "--format", fmt])
             .lines()
@@ -462,33 +517,50 @@ fn docker_ps_lists_berth_containers() {
         assert_eq!(srv[6], "web");
         assert!(srv[7].ends_with(" ago"), "{bin}: {srv:?}");
         assert_eq!(done[1], "done");
-        assert!(done[4].starts_with("Exited (3) ") && done[4].ends_with(" ago"), "{bin}: {done:?}");
+        assert!(
+            done[4].starts_with("Exited (3) ") && done[4].ends_with(" ago"),
+            "{bin}: {done:?}"
+        );
         assert_eq!(done[5], "");
-        assert_eq!(done[6], "web", "{bin}: an exited container shows the networks it was on");
+        assert_eq!(
+            done[6], "web",
+            "{bin}: an exited container shows the networks it was on"
+        );
         assert_eq!(d.ok(&["ps", "-q"]).trim(), &id[..12]);
-        let all: Vec<String> = d.ok(&["ps", "-a", "-q", "--no-trunc"]).lines().map(str::to_owned).collect();
+        let all: Vec<String> = d
+            .ok(&["ps", "-a", "-q", "--no-trunc"])
+            .lines()
+            .map(str::to_owned)
+            .collect();
         assert_eq!(all.len(), 2);
         assert_eq!(all[1], id);
         // The summary behind it, as a Go template sees it.
         assert_eq!(
-            d.ok(&[
-                "ps",
-                "--format",
-                "{{.Label \"x\"}}|{{.Mounts}}|{{.State}}"
-            ])
-            .trim(),
+            d.ok(&["ps", "--format", "{{.Label \"x\"}}|{{.Mounts}}|{{.State}}"])
+                .trim(),
             "||running"
         );
         // berth's own ps still prints its table from the same answer.
         let ps = h.ok(&["ps", "-a"]);
         assert!(
-            ps.lines().any(|l| l.contains("srv") && l.contains("0.0.0.0:8080->80/tcp") && l.contains("web")),
+            ps.lines()
+                .any(|l| l.contains("srv") && l.contains("0.0.0.0:8080->80/tcp") && l.contains("web")),
             "{ps}"
         );
-        assert!(ps.lines().any(|l| l.contains("done") && l.contains("Exited (3)") && l.contains("web")), "{ps}");
+        assert!(
+            ps.lines()
+                .any(|l| l.contains("done") && l.contains("Exited (3)") && l.contains("web")),
+            "{ps}"
+        );
         // docker inspect reads berth's container inspect.
         assert_eq!(
-            d.ok(&["inspect", "-f", "{{.State.Status}} {{.State.Running}} {{.Name}}", "srv"]).trim(),
+            d.ok(&[
+                "inspect",
+                "-f",
+                "{{.State.Status}} {{.State.Running}} {{.Name}}",
+                "srv"
+            ])
+            .trim(),
             "running true /srv"
         );
         // Filters on the container list.

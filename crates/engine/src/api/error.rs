@@ -77,7 +77,8 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        if path == "." {
+        // "." is the whole body; "?" a place serde could not name yet.
+        if path == "." || path == "?" {
             Error::invalid(format!("invalid request body: {inner}"))
         } else {
             Error::invalid(format!("invalid request body: {path}: {inner}"))
@@ -148,8 +149,9 @@ mod tests {
         assert!(e.to_string().contains("trailing characters"), "{e}");
         let e = decode::<NetworkCreateRequest>(b"\"x\"").unwrap_err();
         assert!(
-            e.to_string()
-                .starts_with("invalid request body: invalid type: string \"x\", expected struct NetworkCreateRequest"),
+            e.to_string().starts_with(
+                "invalid request body: invalid type: string \"x\", expected struct NetworkCreateRequest"
+            ),
             "{e}"
         );
         let ok = decode::<NetworkCreateRequest>(br#"{"Name":"x","Options":null,"ConfigFrom":null}"#).unwrap();
