@@ -199,7 +199,7 @@ fn hostname_hosts_and_resolv_conf() {
     // search domains and options.
     assert_eq!(
         h.ok(&["exec", "web", "--", "cat", "/etc/resolv.conf"]),
-        "nameserver 127.0.0.11\nsearch corp.example\noptions ndots:0 edns0\n"
+        "search corp.example\nnameserver 127.0.0.11\noptions ndots:0 edns0\n"
     );
     // On the default bridge: the host's file without its loopback servers.
     assert_eq!(

@@ -106,8 +106,8 @@ fn the_seed_walkthrough_by_name() {
     assert_eq!(
         resolv.lines().collect::<Vec<_>>(),
         [
-            "nameserver 127.0.0.11",
             "search corp.example",
+            "nameserver 127.0.0.11",
             "options ndots:0 edns0"
         ]
     );
@@ -456,7 +456,7 @@ fn forwarding_goes_to_dns_servers_or_the_hosts() {
     );
     assert_eq!(
         h.ok(&["exec", "custom", "--", "cat", "/etc/resolv.conf"]),
-        "nameserver 127.0.0.11\nsearch x.example\noptions ndots:0 attempts:1\n"
+        "search x.example\nnameserver 127.0.0.11\noptions ndots:0 attempts:1\n"
     );
     // Internal networks do not forward: SERVFAIL, at once.
     let before = up.seen();
@@ -489,7 +489,25 @@ fn dns_options_on_the_default_bridge() {
     ]);
     assert_eq!(
         r,
-        "nameserver 10.9.9.9\nnameserver 10.9.9.8\nsearch a.example\noptions ndots:2\n"
+        "search a.example\nnameserver 10.9.9.9\nnameserver 10.9.9.8\noptions ndots:2\n"
+    );
+    // Docker's order whatever the flags: search, nameserver, options.
+    let r = h.ok(&[
+        "run",
+        "--rm",
+        "--dns",
+        "198.51.100.53",
+        "--dns-search",
+        "example.test",
+        "--dns-option",
+        "timeout:2",
+        "--",
+        "cat",
+        "/etc/resolv.conf",
+    ]);
+    assert_eq!(
+        r,
+        "search example.test\nnameserver 198.51.100.53\noptions timeout:2\n"
     );
     let hosts = h.ok(&[
         "run",
@@ -626,7 +644,7 @@ fn connecting_to_a_user_defined_network_brings_the_resolver() {
     h.ok(&["network", "connect", "n", "late"]);
     assert_eq!(
         h.ok(&["exec", "late", "--", "cat", "/etc/resolv.conf"]),
-        "nameserver 127.0.0.11\nsearch corp.example\noptions ndots:0 edns0\n"
+        "search corp.example\nnameserver 127.0.0.11\noptions ndots:0 edns0\n"
     );
     let out = h.ok(&["exec", "late", "--", "getent", "hosts", "peer"]);
     assert!(out.starts_with(&h.address("peer", "n")), "{out}");

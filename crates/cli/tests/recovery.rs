@@ -184,6 +184,60 @@ fn a_crash_mid_connect_leaves_the_container_as_it_was() {
     );
 }
 
+/// A macvlan interface lives in the sandbox only, with no host side to
+/// find it by: the restart asks the driver what it made there.
+#[test]
+fn a_crash_mid_connect_to_macvlan_leaves_no_interface_in_the_sandbox() {
+    let mut h = TestHost::new(berth());
+    h.add_lan_parents(&["lan0"]);
+    h.ok(&["network", "create", "--subnet", "10.37.0.0/24", "n1"]);
+    h.ok(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet",
+        "10.38.0.0/24",
+        "-o",
+        "parent=lan0",
+        "mv",
+    ]);
+    h.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c",
+        "--network",
+        "n1",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    let c: Value = serde_json::from_str(&h.ok(&["inspect", "c"])).unwrap();
+    let sandbox = std::path::PathBuf::from(c[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap());
+    let links = || berth_testkit::run_in(&sandbox, "ip", &["-o", "link", "show"]).stdout;
+    let links_before = links();
+    h.kill_daemon();
+    h.daemon_env("BERTH_FAILPOINT", "connect-after-attach");
+    h.start_daemon(&[]);
+    assert_ne!(h.berth(&["network", "connect", "mv", "c"]).code, 0);
+    assert!(h.wait_daemon().is_some());
+    let crashed = links();
+    assert_eq!(
+        crashed.lines().count(),
+        links_before.lines().count() + 1,
+        "the failpoint fired before the kernel work: {crashed}"
+    );
+    assert!(crashed.contains(" eth1"), "{crashed}");
+    h.clear_daemon_env();
+    h.start_daemon(&[]);
+    assert_eq!(links(), links_before, "the stray macvlan interface is gone");
+    // Its address is free again: connecting again gets the first one.
+    h.ok(&["network", "connect", "mv", "c"]);
+    assert_eq!(h.address("c", "mv"), "10.38.0.2");
+    h.ok(&["exec", "c", "--", "ip", "link", "show", "eth1"]);
+}
+
 #[test]
 fn restart_repairs_what_was_removed_from_outside() {
     let mut h = TestHost::new(berth());

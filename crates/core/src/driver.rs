@@ -7,8 +7,9 @@ use async_trait::async_trait;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use crate::link::Link;
 use crate::netns::Netns;
-use crate::{Error, Features, Firewall, IfName, Result};
+use crate::{Error, Features, Firewall, IfName, Mac, Result};
 
 /// A network as the engine hands it to its driver: the name, the options
 /// (`-o k=v`) and the address plan the engine's IPAM already settled.
@@ -87,7 +88,27 @@ pub enum Scope {
     Global,
 }
 
-/// What a driver does and what the engine must do for it.
+/// What `-p` can do for a container on a driver's networks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ports {
+    /// The engine forwards host ports to the container's address on the
+    /// network (a bridge in the host's namespace), unless the network is
+    /// internal.
+    Forwarded,
+    /// The container shares the host's ports (`--network host`).
+    Shared,
+    /// The container has no interface to forward to (`--network none`).
+    NoInterface,
+    /// Each container has its own address on the parent link's LAN; there
+    /// is no host port to forward (macvlan, ipvlan).
+    OwnAddress,
+    /// The driver does not publish ports (plugins, CNI chains).
+    Unsupported,
+}
+
+/// What a driver does and what the engine must do for it: the engine asks
+/// these, never the driver's name.
 #[derive(Clone, Debug)]
 pub struct Capabilities {
     /// Where its networks live.
@@ -99,8 +120,38 @@ pub struct Capabilities {
     /// The options `-o` accepts, for error messages and `berth info`.
     pub options: &'static [&'static str],
     /// A container on one of its networks may join others too
-    /// (`network connect`).
+    /// (`network connect`); a driver without it has one network only.
     pub multi_network: bool,
+    /// What `-p` does on its networks.
+    pub ports: Ports,
+    /// Containers on its user-defined networks ask berth's embedded
+    /// resolver (127.0.0.11) for each other's names.
+    pub dns: bool,
+    /// Its interfaces hang on a parent link (`-o parent=`), which several
+    /// networks may share.
+    pub parent: bool,
+    /// Other names `-d` accepts for it (`none` for Docker's `null`).
+    pub aliases: &'static [&'static str],
+}
+
+impl Capabilities {
+    /// What a driver whose containers get a namespace of their own with
+    /// its interface in it usually has: local scope, the engine's IPAM,
+    /// several networks per container, the embedded resolver, no port
+    /// publishing, no parent, no options.
+    pub fn own_sandbox() -> Self {
+        Self {
+            scope: Scope::Local,
+            sandbox: SandboxKind::Own,
+            ipam: true,
+            options: &[],
+            multi_network: true,
+            ports: Ports::Unsupported,
+            dns: true,
+            parent: false,
+            aliases: &[],
+        }
+    }
 }
 
 /// The host side of the world a driver works in: the host's namespace
@@ -120,20 +171,38 @@ pub struct Context {
     pub networks: Networks,
 }
 
-/// The engine's networks, as drivers see them: a snapshot that the engine
-/// replaces whenever a network comes or goes.
+/// The engine's networks, as drivers see them: the handle of each, a
+/// snapshot that the engine replaces whenever a network comes or goes.
 #[derive(Clone, Default)]
-pub struct Networks(Arc<RwLock<Arc<Vec<Network>>>>);
+pub struct Networks(Arc<RwLock<Snapshot>>);
+
+/// The networks at one moment.
+type Snapshot = Arc<Vec<Arc<dyn NetworkHandle>>>;
 
 impl Networks {
     /// The current networks.
-    pub fn get(&self) -> Arc<Vec<Network>> {
+    pub fn get(&self) -> Snapshot {
         self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Replaces the snapshot.
-    pub fn set(&self, nets: Vec<Network>) {
+    pub fn set(&self, nets: Vec<Arc<dyn NetworkHandle>>) {
         *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(nets);
+    }
+
+    /// Whether the engine has the network with this id.
+    pub fn contains(&self, id: &str) -> bool {
+        self.get().iter().any(|n| n.network().id == id)
+    }
+
+    /// The other networks (not `id`) that use the host link `name`
+    /// ([`NetworkHandle::shared_links`]).
+    pub fn sharing(&self, id: &str, name: &str) -> Vec<Arc<dyn NetworkHandle>> {
+        self.get()
+            .iter()
+            .filter(|n| n.network().id != id && n.shared_links().iter().any(|l| l == name))
+            .cloned()
+            .collect()
     }
 }
 
@@ -157,8 +226,9 @@ pub struct Endpoint<'a> {
     pub sandbox: Option<&'a Sandbox>,
     /// The interface name inside the sandbox: `eth0`, `eth1`, …
     pub ifname: &'a IfName,
-    /// The interface's MAC address.
-    pub mac: [u8; 6],
+    /// The interface's MAC address ([`Mac::ZERO`] where there is no
+    /// interface).
+    pub mac: Mac,
     /// Addresses with their prefix lengths, from the engine's IPAM.
     pub addresses: &'a [IpNet],
     /// Default routes to install through these gateways (empty when another
@@ -184,7 +254,7 @@ pub struct Attachment {
     pub gateways: Vec<IpAddr>,
     /// The interface's MAC, when the driver chose it.
     #[serde(default)]
-    pub mac: Option<String>,
+    pub mac: Option<Mac>,
     /// Opaque state the engine stores with the endpoint and hands back in
     /// [`Endpoint::state`] on detach and check, also after a restart (a
     /// CNI chain keeps its configuration and result here for DEL and CHECK).
@@ -192,20 +262,70 @@ pub struct Attachment {
     pub state: Option<serde_json::Value>,
 }
 
+/// Where the engine found a link it asks drivers about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    /// The host's namespace.
+    Host,
+    /// A container's sandbox.
+    Sandbox,
+}
+
+/// What a driver says a link is, when it made it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// Made for the network with this id (a bridge, a VLAN or dummy
+    /// parent): a stray when the engine has no such network.
+    Network(String),
+    /// Made for an endpoint whose id starts with this (a bridge port
+    /// named after it): a stray when no endpoint's id does.
+    Endpoint(String),
+    /// An endpoint's interface inside a sandbox, named as the engine
+    /// named it (`eth1`): a stray when the container has no endpoint by
+    /// that name.
+    Interface,
+}
+
+/// What a network hangs on its parent link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubLink {
+    /// macvlan interfaces.
+    Macvlan,
+    /// ipvlan interfaces.
+    Ipvlan,
+}
+
+impl SubLink {
+    /// `macvlan` or `ipvlan`, as `ip -d link` prints the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubLink::Macvlan => "macvlan",
+            SubLink::Ipvlan => "ipvlan",
+        }
+    }
+}
+
+/// How a network uses a parent link ([`NetworkHandle::parent`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParentUse {
+    /// The network's name.
+    pub network: String,
+    /// What it hangs on the parent.
+    pub kind: SubLink,
+    /// The parent's interface name.
+    pub parent: String,
+    /// `macvlan_mode` or `ipvlan_mode`, defaults filled in.
+    pub mode: String,
+}
+
 /// A network mode: what `-d NAME` selects.
 ///
-/// The engine calls it with the whole [`Network`] each time, as Docker's
-/// remote driver protocol does, so a driver holds no per-network state of
-/// its own. Every driver keeps these rules:
-/// - [`validate`](Self::validate) checks every option before anything
-///   touches the kernel; a bad one is an error naming the option and the
-///   accepted values.
-/// - [`attach`](Self::attach) either completes or leaves nothing behind.
-/// - [`detach`](Self::detach) and [`delete_network`](Self::delete_network)
-///   are idempotent: "already gone" is success.
-/// - [`create_network`](Self::create_network) is idempotent for its own
-///   network, so the engine can call it again after a restart to put back
-///   whatever is missing (including the network's firewall elements).
+/// A driver turns each network's spec into a [`NetworkHandle`] once, in
+/// [`open`](Self::open): its options are parsed and checked there, and
+/// the engine keeps the handle beside the network's record for as long
+/// as the network exists. What differs between drivers is declared in
+/// [`Capabilities`]; crash recovery asks [`claim`](Self::claim) what in
+/// the kernel is the driver's own.
 #[async_trait]
 pub trait NetworkDriver: Send + Sync {
     /// The name used with `-d`, e.g. `"bridge"`.
@@ -214,9 +334,6 @@ pub trait NetworkDriver: Send + Sync {
     /// What the driver does and needs.
     fn capabilities(&self) -> Capabilities;
 
-    /// Checks the network's options and address plan; touches nothing.
-    fn validate(&self, net: &Network) -> Result<()>;
-
     /// Whether the running kernel can do what this driver needs; the error
     /// is one line naming what is missing, e.g. "this kernel has no ipvlan
     /// support (CONFIG_IPVLAN)".
@@ -224,32 +341,72 @@ pub trait NetworkDriver: Send + Sync {
         Ok(())
     }
 
-    /// Whether a network is internal whatever the user asked (a macvlan
+    /// Checks a network's options and address plan and returns the handle
+    /// that makes, wires and removes it. Touches nothing in the kernel; a
+    /// bad option is an error naming the option and the accepted values.
+    async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>>;
+
+    /// Which of `links` (all the links of one namespace) this driver made,
+    /// and for what: the engine removes those whose network or endpoint it
+    /// no longer knows (a crash between the kernel work and the commit).
+    /// The default claims nothing.
+    fn claim(&self, _place: Place, _links: &[Link]) -> Vec<(u32, Claim)> {
+        Vec::new()
+    }
+}
+
+/// One network of a driver, opened: its options parsed, ready to be made,
+/// wired and removed. Every handle keeps these rules:
+/// - [`attach`](Self::attach) either completes or leaves nothing behind.
+/// - [`detach`](Self::detach) and [`delete`](Self::delete) are
+///   idempotent: "already gone" is success.
+/// - [`create`](Self::create) is idempotent for its own network, so the
+///   engine can call it again after a restart to put back whatever is
+///   missing (including the network's firewall elements).
+#[async_trait]
+pub trait NetworkHandle: Send + Sync {
+    /// The network it was opened for.
+    fn network(&self) -> &Network;
+
+    /// Whether the network is internal whatever the user asked (a macvlan
     /// network without a parent has no way out).
-    fn forces_internal(&self, _net: &Network) -> bool {
+    fn forces_internal(&self) -> bool {
         false
     }
 
-    /// Makes the network exist in the kernel (bridge, firewall elements).
-    async fn create_network(&self, ctx: &Context, net: &Network) -> Result<()>;
+    /// How it uses a parent link, when it hangs its interfaces on one:
+    /// the creation of another network on the same parent is checked
+    /// against it.
+    fn parent(&self) -> Option<ParentUse> {
+        None
+    }
 
-    /// Removes what `create_network` made. Idempotent.
-    async fn delete_network(&self, ctx: &Context, net: &Network) -> Result<()>;
+    /// Host links it uses that other networks may use too (a parent link,
+    /// a CNI chain's bridge): the last network that uses one removes it.
+    fn shared_links(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Makes the network exist in the kernel (bridge, firewall elements).
+    async fn create(&self, ctx: &Context) -> Result<()>;
+
+    /// Removes what `create` made. Idempotent.
+    async fn delete(&self, ctx: &Context) -> Result<()>;
 
     /// Wires `ep` into its sandbox. On error, leaves nothing behind.
-    async fn attach(&self, ctx: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<Attachment>;
+    async fn attach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment>;
 
     /// Undoes `attach`. Succeeds when there is nothing left to undo.
-    async fn detach(&self, ctx: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<()>;
+    async fn detach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<()>;
 
     /// Checks that an attached endpoint is still wired as `attach` left it
-    /// (`berth network check`, CNI's `CHECK`); touches nothing. Drivers
+    /// (`berth network check`, CNI's `CHECK`); touches nothing. Networks
     /// that cannot tell answer [`Error::Unsupported`].
-    async fn check(&self, _ctx: &Context, net: &Network, _ep: &Endpoint<'_>) -> Result<()> {
+    async fn check(&self, _ctx: &Context, _ep: &Endpoint<'_>) -> Result<()> {
+        let net = self.network();
         Err(Error::Unsupported(format!(
             "network {} (driver {}) cannot check its containers: only cni networks can",
-            net.name,
-            self.name()
+            net.name, net.driver
         )))
     }
 }

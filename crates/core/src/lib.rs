@@ -14,6 +14,7 @@ mod features;
 pub mod firewall;
 mod ifname;
 pub mod link;
+mod mac;
 pub mod netns;
 pub mod nft;
 pub mod parent;
@@ -22,13 +23,14 @@ pub mod protocol;
 
 pub use async_trait::async_trait;
 pub use driver::{
-    Attachment, Capabilities, Context, Endpoint, IpamConfig, Network, NetworkDriver, Networks, Sandbox,
-    SandboxKind, Scope, check_options, parse_bool,
+    Attachment, Capabilities, Claim, Context, Endpoint, IpamConfig, Network, NetworkDriver, NetworkHandle,
+    Networks, ParentUse, Place, Ports, Sandbox, SandboxKind, Scope, SubLink, check_options, parse_bool,
 };
 pub use error::{Error, Result, is_errno, netlink_io};
 pub use features::Features;
 pub use firewall::{Firewall, FwNetwork, FwPort, Proto};
 pub use ifname::{IFNAME_MAX, IfName};
 pub use ipnet;
+pub use mac::Mac;
 pub use netns::Netns;
 pub use rtnetlink; // Context and Sandbox hold rtnetlink handles: one version for all drivers

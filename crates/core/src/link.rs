@@ -10,14 +10,14 @@ use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::link::{
     AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridgePort, InfoData, InfoVeth, LinkAttribute, LinkMessage,
 };
-use rtnetlink::packet_route::route::RouteMessage;
+use rtnetlink::packet_route::route::{RouteMessage, RouteScope};
 use rtnetlink::{
     Handle, LinkBridge, LinkBridgePort, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
 };
 
 use crate::error::is_errno;
 use crate::netns::Netns;
-use crate::{Error, IfName, Result};
+use crate::{Error, IfName, Mac, Result};
 
 /// A link as `ip link show` would summarise it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,12 +93,12 @@ pub async fn list(handle: &Handle) -> Result<Vec<Link>> {
 pub async fn add_bridge(
     handle: &Handle,
     name: &IfName,
-    mac: [u8; 6],
+    mac: Mac,
     mtu: Option<u32>,
     alias: &str,
 ) -> Result<u32> {
     let mut msg = LinkBridge::new(name.as_str())
-        .address(mac.to_vec())
+        .address(mac.octets().to_vec())
         .mcast_snooping(false);
     if let Some(mtu) = mtu {
         msg = msg.mtu(mtu);
@@ -125,7 +125,7 @@ pub async fn add_bridge(
 pub async fn set_alias(handle: &Handle, index: u32, alias: &str) -> Result<()> {
     handle
         .link()
-        .set(crate::parent::alias_msg(index, alias))
+        .set(alias_msg(index, alias))
         .execute()
         .await
         .map_err(|e| Error::netlink(format!("labelling link {index}"), e))
@@ -145,11 +145,11 @@ pub async fn add_veth_into(
     mtu: Option<u32>,
     peer_ns: &Netns,
     peer: &IfName,
-    mac: [u8; 6],
+    mac: Mac,
 ) -> Result<()> {
     let mut peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
         .name(peer.as_str())
-        .address(mac.to_vec())
+        .address(mac.octets().to_vec())
         .append_extra_attribute(LinkAttribute::NetNsFd(peer_ns.as_raw_fd()));
     let mut msg = LinkVeth::new(name, peer.as_str());
     if let Some(mtu) = mtu {
@@ -444,6 +444,47 @@ pub async fn add_default_route_dev(handle: &Handle, index: u32, v6: bool) -> Res
         .map_err(|e| Error::netlink("adding a default route through the device", e))
 }
 
+/// Adds or replaces a route through the interface `index`, like `ip route
+/// replace DST [via HOP] dev IF`: through `via`, or on-link (scope link)
+/// without one. `what` names the route in the error.
+pub async fn replace_route(
+    handle: &Handle,
+    index: u32,
+    destination: IpNet,
+    via: Option<IpAddr>,
+    what: &str,
+) -> Result<()> {
+    let msg = match destination {
+        IpNet::V4(d) => {
+            let b = RouteMessageBuilder::<std::net::Ipv4Addr>::new()
+                .destination_prefix(d.addr(), d.prefix_len())
+                .output_interface(index);
+            match via {
+                Some(IpAddr::V4(hop)) => b.gateway(hop),
+                _ => b.scope(RouteScope::Link),
+            }
+            .build()
+        }
+        IpNet::V6(d) => {
+            let b = RouteMessageBuilder::<std::net::Ipv6Addr>::new()
+                .destination_prefix(d.addr(), d.prefix_len())
+                .output_interface(index);
+            match via {
+                Some(IpAddr::V6(hop)) => b.gateway(hop),
+                _ => b.scope(RouteScope::Link),
+            }
+            .build()
+        }
+    };
+    handle
+        .route()
+        .add(msg)
+        .replace()
+        .execute()
+        .await
+        .map_err(|e| Error::netlink(format!("adding {what} to {destination}"), e))
+}
+
 /// Creates a sub-interface (macvlan, ipvlan) of a parent in the handle's
 /// namespace directly inside `ns` under its final name, from a prepared
 /// link message, like `ip link add NAME netns NS link PARENT type …`. A
@@ -484,11 +525,24 @@ pub async fn move_link(handle: &Handle, name: &str, ns: &Netns, new_name: &IfNam
 
 /// Sets a link's MAC address, like `ip link set dev INDEX address MAC`.
 /// Some kinds (veth among them) take it only while the link is down.
-pub async fn set_mac(handle: &Handle, index: u32, mac: [u8; 6]) -> Result<()> {
+pub async fn set_mac(handle: &Handle, index: u32, mac: Mac) -> Result<()> {
     handle
         .link()
-        .set(LinkUnspec::new_with_index(index).address(mac.to_vec()).build())
+        .set(
+            LinkUnspec::new_with_index(index)
+                .address(mac.octets().to_vec())
+                .build(),
+        )
         .execute()
         .await
         .map_err(|e| Error::netlink(format!("setting the MAC address of link {index}"), e))
+}
+
+/// Sets a link's alias, like `ip link set INDEX alias ALIAS`.
+fn alias_msg(index: u32, alias: &str) -> rtnetlink::packet_route::link::LinkMessage {
+    rtnetlink::LinkUnspec::new_with_index(index)
+        .append_extra_attribute(rtnetlink::packet_route::link::LinkAttribute::IfAlias(
+            alias.to_owned(),
+        ))
+        .build()
 }

@@ -8,11 +8,16 @@
 //! on one parent (EBUSY) and gives a macvlan passthru child its parent
 //! alone; [`check_conflicts`] refuses such plans up front, naming the
 //! network in the way.
+//!
+//! [`ParentNet`] is what an opened macvlan or ipvlan network is besides
+//! its mode: the parent, its creation and release, and the sub-interface
+//! of each endpoint, born inside the sandbox.
 
-use rtnetlink::{LinkDummy, LinkUnspec, LinkVlan};
+use rtnetlink::packet_route::link::LinkMessage;
+use rtnetlink::{LinkDummy, LinkVlan};
 
 use crate::link::{self, Link};
-use crate::{Context, Error, Features, IfName, Network, Result};
+use crate::{Claim, Context, Endpoint, Error, Features, IfName, Network, ParentUse, Place, Result, SubLink};
 
 /// Where a network's sub-interfaces hang.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,20 +104,19 @@ impl Parent {
     }
 
     /// A network's creation on this parent: the kernel can make the
-    /// parent, the network does not conflict with the others on it
-    /// ([`check_conflicts`]), and the parent exists ([`Parent::ensure`]).
-    pub async fn create(&self, ctx: &Context, net: &Network) -> Result<()> {
+    /// parent, the network (using it as `me`) does not conflict with the
+    /// others on it ([`check_conflicts`]), and the parent exists
+    /// ([`Parent::ensure`]).
+    pub async fn create(&self, ctx: &Context, net: &Network, me: &ParentUse) -> Result<()> {
         self.supported(&ctx.features).map_err(Error::Unsupported)?;
-        if let Some(me) = uses(net) {
-            let others: Vec<_> = ctx
-                .networks
-                .get()
-                .iter()
-                .filter(|n| n.id != net.id)
-                .filter_map(uses)
-                .collect();
-            check_conflicts(&me, &others)?;
-        }
+        let others: Vec<ParentUse> = ctx
+            .networks
+            .get()
+            .iter()
+            .filter(|n| n.network().id != net.id)
+            .filter_map(|n| n.parent())
+            .collect();
+        check_conflicts(me, &others)?;
         self.ensure(ctx, net).await.map(drop)
     }
 
@@ -185,10 +189,9 @@ impl Parent {
         }
         let heir = ctx
             .networks
-            .get()
-            .iter()
-            .find(|n| n.id != net.id && uses(n).is_some_and(|u| u.parent == self.name().as_str()))
-            .cloned();
+            .sharing(&net.id, self.name().as_str())
+            .first()
+            .map(|n| n.network().clone());
         match heir {
             Some(n) => link::set_alias(h, l.index, &Self::alias(&n)).await,
             None => link::del(h, l.index).await,
@@ -222,38 +225,6 @@ async fn usable(ctx: &Context, l: &Link, name: &str) -> Result<()> {
     Ok(())
 }
 
-/// How a macvlan or ipvlan network uses its parent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ParentUse {
-    /// The network's name.
-    pub network: String,
-    /// `macvlan` or `ipvlan`.
-    pub driver: String,
-    /// The parent's interface name.
-    pub parent: String,
-    /// `macvlan_mode` or `ipvlan_mode`, defaults filled in.
-    pub mode: String,
-}
-
-/// How `net` uses a parent, if it is a macvlan or ipvlan network.
-pub fn uses(net: &Network) -> Option<ParentUse> {
-    let (key, default) = match net.driver.as_str() {
-        "macvlan" => ("macvlan_mode", "bridge"),
-        "ipvlan" => ("ipvlan_mode", "l2"),
-        _ => return None,
-    };
-    Some(ParentUse {
-        network: net.name.clone(),
-        driver: net.driver.clone(),
-        parent: Parent::of(net).ok()?.name().to_string(),
-        mode: net
-            .options
-            .get(key)
-            .cloned()
-            .unwrap_or_else(|| default.to_owned()),
-    })
-}
-
 /// Refuses a network whose parent another network uses in a way the kernel
 /// cannot combine with it.
 pub fn check_conflicts(this: &ParentUse, others: &[ParentUse]) -> Result<()> {
@@ -261,19 +232,21 @@ pub fn check_conflicts(this: &ParentUse, others: &[ParentUse]) -> Result<()> {
         .iter()
         .filter(|o| o.parent == this.parent && o.network != this.network)
     {
-        if o.driver != this.driver {
+        if o.kind != this.kind {
             return Err(Error::Conflict(format!(
                 "parent {} is used by {} network {}: macvlan and ipvlan cannot share a parent",
-                this.parent, o.driver, o.network
+                this.parent,
+                o.kind.as_str(),
+                o.network
             )));
         }
-        if this.driver == "ipvlan" && o.mode != this.mode {
+        if this.kind == SubLink::Ipvlan && o.mode != this.mode {
             return Err(Error::Conflict(format!(
                 "parent {} is used by ipvlan network {} in mode {}: a parent has one ipvlan mode (accepted here: ipvlan_mode={})",
                 this.parent, o.network, o.mode, o.mode
             )));
         }
-        if this.driver == "macvlan" && (this.mode == "passthru" || o.mode == "passthru") {
+        if this.kind == SubLink::Macvlan && (this.mode == "passthru" || o.mode == "passthru") {
             return Err(Error::Conflict(format!(
                 "parent {} is used by macvlan network {}: macvlan passthru needs its parent alone",
                 this.parent, o.network
@@ -283,13 +256,146 @@ pub fn check_conflicts(this: &ParentUse, others: &[ParentUse]) -> Result<()> {
     Ok(())
 }
 
-/// Sets a link's alias, like `ip link set INDEX alias ALIAS`.
-pub(crate) fn alias_msg(index: u32, alias: &str) -> rtnetlink::packet_route::link::LinkMessage {
-    LinkUnspec::new_with_index(index)
-        .append_extra_attribute(rtnetlink::packet_route::link::LinkAttribute::IfAlias(
-            alias.to_owned(),
-        ))
-        .build()
+/// An opened macvlan or ipvlan network, but for what its sub-interfaces
+/// are: the parent link, how the network uses it, its creation and
+/// release, and each endpoint's sub-interface, born inside the sandbox.
+#[derive(Clone, Debug)]
+pub struct ParentNet {
+    net: Network,
+    parent: Parent,
+    usage: ParentUse,
+}
+
+impl ParentNet {
+    /// Reads `-o parent=` of `net`, a network of `kind` sub-interfaces in
+    /// `mode`, and checks that it has the subnet of the parent's LAN
+    /// ([`Parent::check_subnet`]).
+    pub fn open(net: &Network, kind: SubLink, mode: &str) -> Result<Self> {
+        let parent = Parent::of(net)?;
+        parent.check_subnet(kind.as_str(), net)?;
+        let usage = ParentUse {
+            network: net.name.clone(),
+            kind,
+            parent: parent.name().to_string(),
+            mode: mode.to_owned(),
+        };
+        Ok(Self {
+            net: net.clone(),
+            parent,
+            usage,
+        })
+    }
+
+    /// The network.
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
+    /// The parent link.
+    pub fn parent(&self) -> &Parent {
+        &self.parent
+    }
+
+    /// How the network uses its parent.
+    pub fn usage(&self) -> ParentUse {
+        self.usage.clone()
+    }
+
+    /// Without `-o parent=` the network gets a dummy link of its own and
+    /// has no way out.
+    pub fn forces_internal(&self) -> bool {
+        matches!(self.parent, Parent::Dummy(_))
+    }
+
+    /// Makes the parent if berth makes it; refuses conflicting uses.
+    pub async fn create(&self, ctx: &Context) -> Result<()> {
+        self.parent.create(ctx, &self.net, &self.usage).await
+    }
+
+    /// Lets go of the parent (see [`Parent::release`]).
+    pub async fn delete(&self, ctx: &Context) -> Result<()> {
+        self.parent.release(ctx, &self.net).await
+    }
+
+    /// Makes the endpoint's sub-interface, as `build` describes it given
+    /// the parent's index, inside the sandbox with its final name, and
+    /// gives it its addresses and routes: through the gateways, or, with
+    /// `on_link`, a default route through the device itself for each
+    /// family it has an address of (ipvlan l3: the parent routes). Leaves
+    /// nothing behind on error.
+    pub async fn attach(
+        &self,
+        ctx: &Context,
+        ep: &Endpoint<'_>,
+        build: impl FnOnce(u32) -> LinkMessage,
+        on_link: bool,
+    ) -> Result<()> {
+        let sandbox = ep
+            .sandbox
+            .ok_or_else(|| Error::Internal("attach without a sandbox".into()))?;
+        let parent = self.parent.find(ctx, &self.net).await?;
+        link::add_sublink_into(
+            &ctx.handle,
+            build(parent.index),
+            &sandbox.ns,
+            &format!("{} {} on {}", self.usage.kind.as_str(), ep.ifname, parent.name),
+        )
+        .await?;
+        let configured = async {
+            if !on_link {
+                return link::configure(&sandbox.handle, ep.ifname, ep.addresses, ep.gateways).await;
+            }
+            link::configure(&sandbox.handle, ep.ifname, ep.addresses, &[]).await?;
+            if !ep.gateways.is_empty() {
+                let index = link::get(&sandbox.handle, ep.ifname.as_str())
+                    .await?
+                    .ok_or_else(|| Error::Internal(format!("{} vanished", ep.ifname)))?
+                    .index;
+                for v6 in [false, true] {
+                    if ep.addresses.iter().any(|a| a.addr().is_ipv6() == v6) {
+                        link::add_default_route_dev(&sandbox.handle, index, v6).await?;
+                    }
+                }
+            }
+            Ok(())
+        };
+        if let Err(e) = configured.await {
+            let _ = link::del_by_name(&sandbox.handle, ep.ifname.as_str()).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Deletes the endpoint's sub-interface; with the sandbox gone it went
+    /// with it.
+    pub async fn detach(&self, ep: &Endpoint<'_>) -> Result<()> {
+        match ep.sandbox {
+            Some(sb) => link::del_by_name(&sb.handle, ep.ifname.as_str()).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a macvlan or ipvlan driver made: in the host, the VLAN and dummy
+/// parents it marked as made for a network; in a sandbox, its `kind`
+/// sub-interfaces.
+pub fn claim(kind: SubLink, place: Place, links: &[Link]) -> Vec<(u32, Claim)> {
+    links
+        .iter()
+        .filter_map(|l| {
+            let claim = match place {
+                Place::Host => {
+                    if !matches!(l.kind.as_deref(), Some("vlan" | "dummy")) {
+                        return None;
+                    }
+                    Claim::Network(l.alias.as_deref()?.strip_prefix("berth:")?.to_owned())
+                }
+                Place::Sandbox if l.kind.as_deref() == Some(kind.as_str()) => Claim::Interface,
+                Place::Sandbox => return None,
+            };
+            Some((l.index, claim))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -348,7 +454,21 @@ mod tests {
 
     #[test]
     fn conflicts_are_named() {
-        let u = |n: &str, d: &str, o: &[(&str, &str)]| uses(&net(n, d, o)).unwrap();
+        let u = |n: &str, d: &str, o: &[(&str, &str)]| {
+            let (kind, key, default) = match d {
+                "macvlan" => (SubLink::Macvlan, "macvlan_mode", "bridge"),
+                _ => (SubLink::Ipvlan, "ipvlan_mode", "l2"),
+            };
+            let mut net = net(n, d, o);
+            net.ipam.push(crate::IpamConfig {
+                subnet: "10.1.0.0/24".parse().unwrap(),
+                gateway: None,
+                ip_range: None,
+                aux_addresses: BTreeMap::new(),
+            });
+            let mode = net.options.get(key).cloned().unwrap_or_else(|| default.into());
+            ParentNet::open(&net, kind, &mode).unwrap().usage()
+        };
         let mv = u("m1", "macvlan", &[("parent", "eth0")]);
         let iv = u("i1", "ipvlan", &[("parent", "eth0")]);
         let e = check_conflicts(&iv, std::slice::from_ref(&mv))

@@ -94,12 +94,12 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::{
-    self, BerthCapabilities, BerthEndpoint, CapabilitiesResponse, CreateEndpointResponse,
-    CreateNetworkRequest, DeleteNetworkRequest, EndpointRequest, JoinRequest, JoinResponse, method,
+    self, BerthCapabilities, CapabilitiesResponse, CreateEndpointResponse, CreateNetworkRequest,
+    DeleteNetworkRequest, EndpointRequest, JoinRequest, JoinResponse, method,
 };
 use crate::{
-    Context, Endpoint, Error, Features, Firewall, IfName, Netns, Network, NetworkDriver, Result, Sandbox,
-    SandboxKind, Scope,
+    Context, Endpoint, Error, Features, Firewall, IfName, Netns, Network, NetworkDriver, NetworkHandle,
+    Result, Sandbox, SandboxKind, Scope,
 };
 
 /// The ABI version this berth's plugins declare ([`PluginV2`]).
@@ -246,33 +246,11 @@ pub fn capabilities_answer(driver: &dyn NetworkDriver) -> CapabilitiesResponse {
             ipam: caps.ipam,
             options: caps.options.iter().map(|o| (*o).to_owned()).collect(),
             multi_network: caps.multi_network,
+            ports: Some(caps.ports),
+            dns: Some(caps.dns),
+            parent: caps.parent,
         }),
     }
-}
-
-/// Parses a MAC written `02:42:ac:12:00:02`.
-pub fn parse_mac(s: &str) -> Result<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut mac {
-        *b = parts
-            .next()
-            .filter(|p| p.len() == 2)
-            .and_then(|p| u8::from_str_radix(p, 16).ok())
-            .ok_or_else(|| Error::invalid(format!("invalid MAC address {s:?}")))?;
-    }
-    match parts.next() {
-        None => Ok(mac),
-        Some(_) => Err(Error::invalid(format!("invalid MAC address {s:?}"))),
-    }
-}
-
-/// Writes a MAC as `02:42:ac:12:00:02`.
-pub fn format_mac(mac: [u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 /// A sandbox this plugin has open, and the endpoints of this plugin in it.
@@ -369,6 +347,9 @@ impl Opener {
 /// One loaded plugin: a driver and what it keeps between calls.
 pub struct Plugin {
     driver: Box<dyn NetworkDriver>,
+    /// The networks opened so far, by id: each is opened once, at its
+    /// `CreateNetwork` (or, after a restart of the host, at its first call).
+    nets: Mutex<HashMap<String, Arc<dyn NetworkHandle>>>,
     name: CString,
     capabilities: CString,
     runtime: OnceLock<std::result::Result<tokio::runtime::Runtime, String>>,
@@ -427,6 +408,7 @@ impl Plugin {
             c_string(serde_json::to_string(&capabilities_answer(driver.as_ref())).unwrap_or_default());
         Self {
             driver,
+            nets: Mutex::new(HashMap::new()),
             name,
             capabilities,
             runtime: OnceLock::new(),
@@ -665,37 +647,71 @@ impl Plugin {
         })
     }
 
+    /// The handle of `net`: the one opened before, or a new one (kept).
+    async fn handle(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {
+        if let Some(h) = self.nets.lock().unwrap_or_else(|p| p.into_inner()).get(&net.id) {
+            return Ok(h.clone());
+        }
+        let opened = self.driver.open(net).await?;
+        let (h, all) = {
+            let mut nets = self.nets.lock().unwrap_or_else(|p| p.into_inner());
+            let h = nets.entry(net.id.clone()).or_insert(opened).clone();
+            (h, nets.values().cloned().collect::<Vec<_>>())
+        };
+        if let Some(ctx) = self.ctx.get() {
+            ctx.networks.set(all);
+        }
+        Ok(h)
+    }
+
+    /// Forgets a deleted network's handle.
+    fn forget(&self, id: &str) {
+        let all: Vec<_> = {
+            let mut nets = self.nets.lock().unwrap_or_else(|p| p.into_inner());
+            nets.remove(id);
+            nets.values().cloned().collect()
+        };
+        if let Some(ctx) = self.ctx.get() {
+            ctx.networks.set(all);
+        }
+    }
+
     async fn dispatch(&'static self, m: &str, req: &[u8]) -> Result<Vec<u8>> {
         if let Some(r) = self.answer_now(m, req) {
             return r;
         }
-        let d: &'static dyn NetworkDriver = self.driver.as_ref();
         match m {
             method::VALIDATE => {
                 let net = berth(m, parse::<CreateNetworkRequest>(m, req)?.berth)?.network;
                 let ctx = self.context().await?;
-                d.supported(&ctx.features).map_err(Error::Unsupported)?;
-                d.validate(&net)?;
+                self.driver.supported(&ctx.features).map_err(Error::Unsupported)?;
+                self.driver.open(&net).await?;
                 Ok(json(&ErrorAnswer::default()))
             }
             method::CREATE_NETWORK => {
                 let net = berth(m, parse::<CreateNetworkRequest>(m, req)?.berth)?.network;
-                // Validated again: a host that skipped Validate still gets
-                // "nothing made" for a bad option.
-                d.validate(&net)?;
-                d.create_network(self.context().await?, &net).await?;
+                // Opened (so checked) before anything is made, also for a
+                // host that skipped Validate.
+                let ctx = self.context().await?;
+                let h = self.handle(&net).await?;
+                if let Err(e) = h.create(ctx).await {
+                    self.forget(&net.id);
+                    return Err(e);
+                }
                 Ok(json(&ErrorAnswer::default()))
             }
             method::DELETE_NETWORK => {
                 let net = berth(m, parse::<DeleteNetworkRequest>(m, req)?.berth)?.network;
-                d.delete_network(self.context().await?, &net).await?;
+                let ctx = self.context().await?;
+                self.handle(&net).await?.delete(ctx).await?;
+                self.forget(&net.id);
                 Ok(json(&ErrorAnswer::default()))
             }
             method::JOIN => {
                 let r: JoinRequest = parse(m, req)?;
                 let b = berth(m, r.berth)?;
                 let key = b.sandbox_key.clone().unwrap_or(r.sandbox_key);
-                let (ifname, mac) = endpoint_parts(&b)?;
+                let ifname = IfName::new(&b.ifname)?;
                 let id = r.endpoint_id;
                 let joined = async {
                     let sandbox = self.sandbox(&key, &id).await?;
@@ -704,12 +720,12 @@ impl Plugin {
                         id: &id,
                         sandbox: Some(&sandbox),
                         ifname: &ifname,
-                        mac,
+                        mac: b.mac,
                         addresses: &b.addresses,
                         gateways: &b.gateways,
                         state: b.state.as_ref(),
                     };
-                    d.attach(ctx, &b.network, &ep).await
+                    self.handle(&b.network).await?.attach(ctx, &ep).await
                 };
                 match joined.await {
                     Ok(att) => Ok(json(&JoinResponse {
@@ -725,7 +741,7 @@ impl Plugin {
             method::LEAVE => {
                 let r: EndpointRequest = parse(m, req)?;
                 let b = berth(m, r.berth)?;
-                let (ifname, mac) = endpoint_parts(&b)?;
+                let ifname = IfName::new(&b.ifname)?;
                 let id = r.endpoint_id;
                 // The sandbox is gone when the engine sends no key, or when
                 // its pin went away in the meantime.
@@ -739,12 +755,12 @@ impl Plugin {
                         id: &id,
                         sandbox: sandbox.as_deref(),
                         ifname: &ifname,
-                        mac,
+                        mac: b.mac,
                         addresses: &b.addresses,
                         gateways: &b.gateways,
                         state: b.state.as_ref(),
                     };
-                    d.detach(ctx, &b.network, &ep).await
+                    self.handle(&b.network).await?.detach(ctx, &ep).await
                 };
                 let left = left.await;
                 self.release(&id);
@@ -767,17 +783,6 @@ fn panic_json(p: &(dyn std::any::Any + Send)) -> Vec<u8> {
         kind: Some("panic".into()),
     })
     .unwrap_or_default()
-}
-
-/// The interface name and MAC of a request's endpoint.
-fn endpoint_parts(b: &BerthEndpoint) -> Result<(IfName, [u8; 6])> {
-    let ifname = IfName::new(&b.ifname)?;
-    let mac = if b.mac.is_empty() {
-        [0; 6]
-    } else {
-        parse_mac(&b.mac)?
-    };
-    Ok((ifname, mac))
 }
 
 /// What a plugin's `berth_plugin_v1` hands out: one [`Plugin`] and its
@@ -1012,6 +1017,8 @@ mod tests {
 
     struct Toy;
 
+    struct ToyNet(Network);
+
     #[async_trait]
     impl NetworkDriver for Toy {
         fn name(&self) -> &str {
@@ -1019,29 +1026,34 @@ mod tests {
         }
         fn capabilities(&self) -> Capabilities {
             Capabilities {
-                scope: Scope::Local,
-                sandbox: SandboxKind::Own,
-                ipam: true,
                 options: &["colour"],
-                multi_network: true,
+                ..Capabilities::own_sandbox()
             }
         }
-        fn validate(&self, net: &Network) -> Result<()> {
+        async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {
             if net.options.get("colour").is_some_and(|c| c == "boom") {
                 panic!("boom");
             }
-            crate::check_options("toy", &net.options, &["colour"])
+            crate::check_options("toy", &net.options, &["colour"])?;
+            Ok(Arc::new(ToyNet(net.clone())))
         }
-        async fn create_network(&self, _: &Context, _: &Network) -> Result<()> {
+    }
+
+    #[async_trait]
+    impl NetworkHandle for ToyNet {
+        fn network(&self) -> &Network {
+            &self.0
+        }
+        async fn create(&self, _: &Context) -> Result<()> {
             Ok(())
         }
-        async fn delete_network(&self, _: &Context, _: &Network) -> Result<()> {
+        async fn delete(&self, _: &Context) -> Result<()> {
             Ok(())
         }
-        async fn attach(&self, _: &Context, _: &Network, _: &Endpoint<'_>) -> Result<Attachment> {
+        async fn attach(&self, _: &Context, _: &Endpoint<'_>) -> Result<Attachment> {
             Ok(Attachment::default())
         }
-        async fn detach(&self, _: &Context, _: &Network, _: &Endpoint<'_>) -> Result<()> {
+        async fn detach(&self, _: &Context, _: &Endpoint<'_>) -> Result<()> {
             Ok(())
         }
     }
@@ -1178,20 +1190,5 @@ mod tests {
         }
         let a = rx.recv_timeout(Duration::from_secs(10)).unwrap();
         assert!(err(&a).err.contains("no method name"), "{a:?}");
-    }
-
-    #[test]
-    fn macs_round_trip() {
-        let mac = [0x02, 0x42, 0xac, 0x12, 0, 2];
-        assert_eq!(parse_mac(&format_mac(mac)).unwrap(), mac);
-        for bad in [
-            "",
-            "02:42",
-            "02:42:ac:12:00:02:03",
-            "zz:42:ac:12:00:02",
-            "2:42:ac:12:00:02",
-        ] {
-            assert!(parse_mac(bad).is_err(), "{bad}");
-        }
     }
 }

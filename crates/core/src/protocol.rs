@@ -79,6 +79,16 @@ pub struct BerthCapabilities {
     pub options: Vec<String>,
     /// A container on it may join others.
     pub multi_network: bool,
+    /// What `-p` does on its networks; absent: it publishes none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<crate::Ports>,
+    /// Its containers ask the embedded resolver; absent: they do when they
+    /// get a namespace of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<bool>,
+    /// Its interfaces hang on a parent link.
+    #[serde(default)]
+    pub parent: bool,
 }
 
 /// One subnet as Docker hands it to drivers.
@@ -277,8 +287,8 @@ pub struct BerthEndpoint {
     pub sandbox_key: Option<String>,
     /// `eth0`, `eth1`, …
     pub ifname: String,
-    /// `02:42:ac:12:00:02`.
-    pub mac: String,
+    /// `02:42:ac:12:00:02`; `""` where there is no interface.
+    pub mac: crate::Mac,
     /// Addresses with prefix lengths.
     pub addresses: Vec<ipnet::IpNet>,
     /// Default routes to install through these.

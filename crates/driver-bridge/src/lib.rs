@@ -7,9 +7,12 @@
 
 mod config;
 
+use std::sync::Arc;
+
+use berth_core::link::{self, Link};
 use berth_core::{
-    Attachment, Capabilities, Context, Endpoint, Error, FwNetwork, Network, NetworkDriver, Result,
-    SandboxKind, Scope, async_trait, link,
+    Attachment, Capabilities, Claim, Context, Endpoint, Error, FwNetwork, Mac, Network, NetworkDriver,
+    NetworkHandle, Place, Ports, Result, async_trait,
 };
 
 pub use config::{Config, OPTIONS};
@@ -31,12 +34,12 @@ pub fn veth_name(endpoint_id: &str) -> String {
 
 /// A fixed, locally administered MAC for the bridge, taken from the
 /// network id, so that the bridge never takes a port's MAC.
-fn bridge_mac(net: &Network) -> [u8; 6] {
+fn bridge_mac(net: &Network) -> Mac {
     let mut mac = [0x02, 0xb7, 0, 0, 0, 0];
     for (i, b) in mac[2..].iter_mut().enumerate() {
         *b = u8::from_str_radix(net.id.get(2 * i..2 * i + 2).unwrap_or("00"), 16).unwrap_or(0);
     }
-    mac
+    Mac(mac)
 }
 
 fn firewall(cfg: &Config, net: &Network) -> FwNetwork {
@@ -52,8 +55,21 @@ fn firewall(cfg: &Config, net: &Network) -> FwNetwork {
     }
 }
 
-impl Bridge {
-    async fn make_bridge(&self, ctx: &Context, net: &Network, cfg: &Config) -> Result<(u32, bool)> {
+/// A bridge network, opened: its options parsed once.
+#[derive(Debug)]
+pub struct BridgeNet {
+    net: Network,
+    cfg: Config,
+}
+
+impl BridgeNet {
+    /// The parsed options.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    async fn make_bridge(&self, ctx: &Context) -> Result<(u32, bool)> {
+        let (net, cfg) = (&self.net, &self.cfg);
         let ours = alias(net);
         match link::get(&ctx.handle, cfg.name.as_str()).await? {
             Some(l) if l.alias.as_deref() == Some(ours.as_str()) => Ok((l.index, false)),
@@ -81,21 +97,58 @@ impl NetworkDriver for Bridge {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            scope: Scope::Local,
-            sandbox: SandboxKind::Own,
-            ipam: true,
             options: OPTIONS,
-            multi_network: true,
+            ports: Ports::Forwarded,
+            ..Capabilities::own_sandbox()
         }
     }
 
-    fn validate(&self, net: &Network) -> Result<()> {
-        Config::parse(net).map(drop)
+    async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {
+        Ok(Arc::new(BridgeNet {
+            net: net.clone(),
+            cfg: Config::parse(net)?,
+        }))
     }
 
-    async fn create_network(&self, ctx: &Context, net: &Network) -> Result<()> {
-        let cfg = Config::parse(net)?;
-        let (index, made) = self.make_bridge(ctx, net, &cfg).await?;
+    /// Its bridges (marked with [`alias`]) and the veths on them (named
+    /// by [`veth_name`]).
+    fn claim(&self, place: Place, links: &[Link]) -> Vec<(u32, Claim)> {
+        if place != Place::Host {
+            return Vec::new();
+        }
+        fn ours(l: &Link) -> Option<&str> {
+            (l.kind.as_deref() == Some("bridge"))
+                .then(|| l.alias.as_deref()?.strip_prefix("berth:"))
+                .flatten()
+        }
+        let bridges: Vec<u32> = links
+            .iter()
+            .filter(|l| ours(l).is_some())
+            .map(|l| l.index)
+            .collect();
+        links
+            .iter()
+            .filter_map(|l| {
+                if let Some(id) = ours(l) {
+                    return Some((l.index, Claim::Network(id.to_owned())));
+                }
+                let port = l.master.is_some_and(|m| bridges.contains(&m));
+                let id = l.name.strip_prefix("veth").filter(|_| port)?;
+                Some((l.index, Claim::Endpoint(id.to_owned())))
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl NetworkHandle for BridgeNet {
+    fn network(&self) -> &Network {
+        &self.net
+    }
+
+    async fn create(&self, ctx: &Context) -> Result<()> {
+        let (net, cfg) = (&self.net, &self.cfg);
+        let (index, made) = self.make_bridge(ctx).await?;
         let rest = async {
             for c in &net.ipam {
                 if let Some(gw) = c.gateway {
@@ -114,7 +167,7 @@ impl NetworkDriver for Bridge {
             if net.ipv6 {
                 ctx.host.sysctl("net/ipv6/conf/all/forwarding", "1")?;
             }
-            ctx.firewall.add_network(&firewall(&cfg, net))
+            ctx.firewall.add_network(&firewall(cfg, net))
         };
         match rest.await {
             Ok(()) => Ok(()),
@@ -127,9 +180,9 @@ impl NetworkDriver for Bridge {
         }
     }
 
-    async fn delete_network(&self, ctx: &Context, net: &Network) -> Result<()> {
-        let cfg = Config::parse(net)?;
-        let fw = ctx.firewall.remove_network(&firewall(&cfg, net));
+    async fn delete(&self, ctx: &Context) -> Result<()> {
+        let (net, cfg) = (&self.net, &self.cfg);
+        let fw = ctx.firewall.remove_network(&firewall(cfg, net));
         if let Some(l) = link::get(&ctx.handle, cfg.name.as_str()).await?
             && l.alias.as_deref() == Some(alias(net).as_str())
         {
@@ -138,10 +191,13 @@ impl NetworkDriver for Bridge {
         fw
     }
 
-    async fn attach(&self, ctx: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<Attachment> {
-        let cfg = Config::parse(net)?;
+    async fn attach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
+        let cfg = &self.cfg;
         let bridge = link::get(&ctx.handle, cfg.name.as_str()).await?.ok_or_else(|| {
-            Error::NotFound(format!("bridge {} of network {} is missing", cfg.name, net.name))
+            Error::NotFound(format!(
+                "bridge {} of network {} is missing",
+                cfg.name, self.net.name
+            ))
         })?;
         let host_if = veth_name(ep.id);
         let sandbox = ep
@@ -170,7 +226,42 @@ impl NetworkDriver for Bridge {
         })
     }
 
-    async fn detach(&self, ctx: &Context, _: &Network, ep: &Endpoint<'_>) -> Result<()> {
+    async fn detach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<()> {
         link::del_by_name(&ctx.handle, &veth_name(ep.id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(index: u32, name: &str, kind: &str, alias: Option<&str>, master: Option<u32>) -> Link {
+        Link {
+            index,
+            name: name.into(),
+            alias: alias.map(str::to_owned),
+            master,
+            kind: Some(kind.into()),
+        }
+    }
+
+    #[test]
+    fn it_claims_its_bridges_and_their_veths_only() {
+        let id = "ab".repeat(32);
+        let links = [
+            link(1, "br-abababababab", "bridge", Some(&format!("berth:{id}")), None),
+            link(2, "veth0123456789a", "veth", None, Some(1)),
+            link(3, "docker0", "bridge", None, None),
+            link(4, "vethcafecafecaf", "veth", None, Some(3)),
+            link(5, "eth0", "veth", None, Some(1)),
+        ];
+        assert_eq!(
+            Bridge.claim(Place::Host, &links),
+            [
+                (1, Claim::Network(id)),
+                (2, Claim::Endpoint("0123456789a".into()))
+            ]
+        );
+        assert!(Bridge.claim(Place::Sandbox, &links).is_empty());
     }
 }

@@ -2,14 +2,20 @@
 //! as `docker run --network host` does. Nothing is created or removed.
 #![deny(missing_docs)]
 
+use std::sync::Arc;
+
 use berth_core::{
-    Attachment, Capabilities, Context, Endpoint, Network, NetworkDriver, Result, SandboxKind, Scope,
-    async_trait, check_options,
+    Attachment, Capabilities, Context, Endpoint, Network, NetworkDriver, NetworkHandle, Ports, Result,
+    SandboxKind, Scope, async_trait, check_options,
 };
 
 /// The `host` network mode.
 #[derive(Debug, Default)]
 pub struct Host;
+
+/// The `host` network, opened: there is nothing to make or wire.
+#[derive(Debug)]
+pub struct HostNet(Network);
 
 #[async_trait]
 impl NetworkDriver for Host {
@@ -24,26 +30,38 @@ impl NetworkDriver for Host {
             ipam: false,
             options: &[],
             multi_network: false,
+            ports: Ports::Shared,
+            dns: false,
+            parent: false,
+            aliases: &[],
         }
     }
 
-    fn validate(&self, net: &Network) -> Result<()> {
-        check_options(self.name(), &net.options, &[])
+    async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {
+        check_options(self.name(), &net.options, &[])?;
+        Ok(Arc::new(HostNet(net.clone())))
+    }
+}
+
+#[async_trait]
+impl NetworkHandle for HostNet {
+    fn network(&self) -> &Network {
+        &self.0
     }
 
-    async fn create_network(&self, _: &Context, _: &Network) -> Result<()> {
+    async fn create(&self, _: &Context) -> Result<()> {
         Ok(())
     }
 
-    async fn delete_network(&self, _: &Context, _: &Network) -> Result<()> {
+    async fn delete(&self, _: &Context) -> Result<()> {
         Ok(())
     }
 
-    async fn attach(&self, _: &Context, _: &Network, _: &Endpoint<'_>) -> Result<Attachment> {
+    async fn attach(&self, _: &Context, _: &Endpoint<'_>) -> Result<Attachment> {
         Ok(Attachment::default())
     }
 
-    async fn detach(&self, _: &Context, _: &Network, _: &Endpoint<'_>) -> Result<()> {
+    async fn detach(&self, _: &Context, _: &Endpoint<'_>) -> Result<()> {
         Ok(())
     }
 }

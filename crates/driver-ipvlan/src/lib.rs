@@ -7,12 +7,15 @@
 //! macvlan (existing, `BASE.VID` made by berth, or a dummy of its own).
 #![deny(missing_docs)]
 
-use berth_core::parent::{self, Parent};
+use std::sync::Arc;
+
+use berth_core::link::Link;
+use berth_core::parent::{self, ParentNet};
 use berth_core::rtnetlink::LinkIpVlan;
 use berth_core::rtnetlink::packet_route::link::{IpVlanFlags, IpVlanMode};
 use berth_core::{
-    Attachment, Capabilities, Context, Endpoint, Error, Features, Network, NetworkDriver, Result,
-    SandboxKind, Scope, async_trait, check_options, link,
+    Attachment, Capabilities, Claim, Context, Endpoint, Error, Features, Network, NetworkDriver,
+    NetworkHandle, ParentUse, Place, Ports, Result, SubLink, async_trait, check_options,
 };
 
 /// Every option the ipvlan driver accepts.
@@ -44,20 +47,31 @@ pub enum Flag {
     Vepa,
 }
 
-/// An ipvlan network's options, parsed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// The parent link.
-    pub parent: Parent,
+impl Mode {
+    /// The option's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::L2 => "l2",
+            Mode::L3 => "l3",
+            Mode::L3s => "l3s",
+        }
+    }
+}
+
+/// An ipvlan network, opened: its parent, mode and flag.
+#[derive(Debug)]
+pub struct IpvlanNet {
+    /// The parent and what goes with it.
+    pub parent: ParentNet,
     /// `ipvlan_mode`.
     pub mode: Mode,
     /// `ipvlan_flag`.
     pub flag: Flag,
 }
 
-impl Config {
-    /// Parses and checks `net.options`.
-    pub fn parse(net: &Network) -> Result<Self> {
+impl IpvlanNet {
+    /// Parses and checks `net.options` and its address plan.
+    pub fn open(net: &Network) -> Result<Self> {
         check_options("ipvlan", &net.options, OPTIONS)?;
         let mode = match net.options.get("ipvlan_mode").map(String::as_str) {
             None | Some("l2") => Mode::L2,
@@ -80,7 +94,7 @@ impl Config {
             }
         };
         Ok(Self {
-            parent: Parent::of(net)?,
+            parent: ParentNet::open(net, SubLink::Ipvlan, mode.as_str())?,
             mode,
             flag,
         })
@@ -95,16 +109,11 @@ impl NetworkDriver for Ipvlan {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            scope: Scope::Local,
-            sandbox: SandboxKind::Own,
-            ipam: true,
             options: OPTIONS,
-            multi_network: true,
+            ports: Ports::OwnAddress,
+            parent: true,
+            ..Capabilities::own_sandbox()
         }
-    }
-
-    fn validate(&self, net: &Network) -> Result<()> {
-        Config::parse(net)?.parent.check_subnet("ipvlan", net)
     }
 
     fn supported(&self, f: &Features) -> std::result::Result<(), String> {
@@ -115,75 +124,64 @@ impl NetworkDriver for Ipvlan {
         }
     }
 
-    fn forces_internal(&self, net: &Network) -> bool {
-        !net.options.contains_key(parent::OPTION)
+    async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {
+        Ok(Arc::new(IpvlanNet::open(net)?))
     }
 
-    async fn create_network(&self, ctx: &Context, net: &Network) -> Result<()> {
-        Config::parse(net)?.parent.create(ctx, net).await
+    fn claim(&self, place: Place, links: &[Link]) -> Vec<(u32, Claim)> {
+        parent::claim(SubLink::Ipvlan, place, links)
+    }
+}
+
+#[async_trait]
+impl NetworkHandle for IpvlanNet {
+    fn network(&self) -> &Network {
+        self.parent.network()
     }
 
-    async fn delete_network(&self, ctx: &Context, net: &Network) -> Result<()> {
-        Config::parse(net)?.parent.release(ctx, net).await
+    fn forces_internal(&self) -> bool {
+        self.parent.forces_internal()
     }
 
-    async fn attach(&self, ctx: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<Attachment> {
-        let cfg = Config::parse(net)?;
-        let sandbox = ep
-            .sandbox
-            .ok_or_else(|| Error::Internal("attach without a sandbox".into()))?;
-        let parent = cfg.parent.find(ctx, net).await?;
-        let mode = match cfg.mode {
+    fn parent(&self) -> Option<ParentUse> {
+        Some(self.parent.usage())
+    }
+
+    fn shared_links(&self) -> Vec<String> {
+        vec![self.parent.parent().name().to_string()]
+    }
+
+    async fn create(&self, ctx: &Context) -> Result<()> {
+        self.parent.create(ctx).await
+    }
+
+    async fn delete(&self, ctx: &Context) -> Result<()> {
+        self.parent.delete(ctx).await
+    }
+
+    async fn attach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
+        let mode = match self.mode {
             Mode::L2 => IpVlanMode::L2,
             Mode::L3 => IpVlanMode::L3,
             Mode::L3s => IpVlanMode::L3S,
         };
-        let flag = match cfg.flag {
+        let flag = match self.flag {
             Flag::Bridge => IpVlanFlags::empty(),
             Flag::Private => IpVlanFlags::Private,
             Flag::Vepa => IpVlanFlags::Vepa,
         };
-        let msg = LinkIpVlan::new(ep.ifname.as_str(), parent.index, mode)
-            .flag(flag)
-            .build();
-        link::add_sublink_into(
-            &ctx.handle,
-            msg,
-            &sandbox.ns,
-            &format!("ipvlan {} on {}", ep.ifname, parent.name),
-        )
-        .await?;
-        let configured = async {
-            if cfg.mode == Mode::L2 {
-                return link::configure(&sandbox.handle, ep.ifname, ep.addresses, ep.gateways).await;
-            }
-            // L3: the parent routes; every destination is on-link.
-            link::configure(&sandbox.handle, ep.ifname, ep.addresses, &[]).await?;
-            if !ep.gateways.is_empty() {
-                let index = link::get(&sandbox.handle, ep.ifname.as_str())
-                    .await?
-                    .ok_or_else(|| Error::Internal(format!("{} vanished", ep.ifname)))?
-                    .index;
-                for v6 in [false, true] {
-                    if ep.addresses.iter().any(|a| a.addr().is_ipv6() == v6) {
-                        link::add_default_route_dev(&sandbox.handle, index, v6).await?;
-                    }
-                }
-            }
-            Ok(())
+        let build = |parent| {
+            LinkIpVlan::new(ep.ifname.as_str(), parent, mode)
+                .flag(flag)
+                .build()
         };
-        if let Err(e) = configured.await {
-            let _ = link::del_by_name(&sandbox.handle, ep.ifname.as_str()).await;
-            return Err(e);
-        }
+        // L3: the parent routes; every destination is on-link.
+        self.parent.attach(ctx, ep, build, self.mode != Mode::L2).await?;
         Ok(Attachment::default())
     }
 
-    async fn detach(&self, _: &Context, _: &Network, ep: &Endpoint<'_>) -> Result<()> {
-        match ep.sandbox {
-            Some(sb) => link::del_by_name(&sb.handle, ep.ifname.as_str()).await,
-            None => Ok(()), // gone with its namespace
-        }
+    async fn detach(&self, _: &Context, ep: &Endpoint<'_>) -> Result<()> {
+        self.parent.detach(ep).await
     }
 }
 
@@ -210,18 +208,17 @@ mod tests {
 
     #[test]
     fn modes_flags_and_options() {
-        let c = Config::parse(&net(&[("ipvlan_mode", "l3s"), ("ipvlan_flag", "private")])).unwrap();
+        let c = IpvlanNet::open(&net(&[("ipvlan_mode", "l3s"), ("ipvlan_flag", "private")])).unwrap();
         assert_eq!((c.mode, c.flag), (Mode::L3s, Flag::Private));
-        let e = Config::parse(&net(&[("ipvlan_mode", "l4")]))
+        let e = IpvlanNet::open(&net(&[("ipvlan_mode", "l4")]))
             .unwrap_err()
             .to_string();
         assert!(e.contains("accepted: l2, l3, l3s"), "{e}");
-        let e = Config::parse(&net(&[("ipvlan_flag", "open")]))
+        let e = IpvlanNet::open(&net(&[("ipvlan_flag", "open")]))
             .unwrap_err()
             .to_string();
         assert!(e.contains("accepted: bridge, private, vepa"), "{e}");
-        let e = Ipvlan
-            .validate(&net(&[("parent", "eth0")]))
+        let e = IpvlanNet::open(&net(&[("parent", "eth0")]))
             .unwrap_err()
             .to_string();
         assert!(e.contains("needs --subnet"), "{e}");

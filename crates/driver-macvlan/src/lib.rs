@@ -6,12 +6,15 @@
 //! makes the network internal.
 #![deny(missing_docs)]
 
-use berth_core::parent::{self, Parent};
+use std::sync::Arc;
+
+use berth_core::link::Link;
+use berth_core::parent::{self, ParentNet};
 use berth_core::rtnetlink::LinkMacVlan;
 use berth_core::rtnetlink::packet_route::link::MacVlanMode;
 use berth_core::{
-    Attachment, Capabilities, Context, Endpoint, Error, Features, Network, NetworkDriver, Result,
-    SandboxKind, Scope, async_trait, check_options, link,
+    Attachment, Capabilities, Claim, Context, Endpoint, Error, Features, Network, NetworkDriver,
+    NetworkHandle, ParentUse, Place, Ports, Result, SubLink, async_trait, check_options,
 };
 
 /// Every option the macvlan driver accepts.
@@ -20,15 +23,6 @@ pub const OPTIONS: &[&str] = &["parent", "macvlan_mode"];
 /// The `macvlan` network mode.
 #[derive(Debug, Default)]
 pub struct Macvlan;
-
-/// A macvlan network's options, parsed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// The parent link.
-    pub parent: Parent,
-    /// `macvlan_mode`.
-    pub mode: Mode,
-}
 
 /// `macvlan_mode`, as `ip -d link` prints it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +38,29 @@ pub enum Mode {
 }
 
 impl Mode {
+    /// Reads `macvlan_mode`.
+    fn parse(net: &Network) -> Result<Self> {
+        match net.options.get("macvlan_mode").map(String::as_str) {
+            None | Some("bridge") => Ok(Mode::Bridge),
+            Some("private") => Ok(Mode::Private),
+            Some("vepa") => Ok(Mode::Vepa),
+            Some("passthru") => Ok(Mode::Passthru),
+            Some(other) => Err(Error::invalid(format!(
+                "invalid value {other:?} for option macvlan_mode (accepted: bridge, private, vepa, passthru)"
+            ))),
+        }
+    }
+
+    /// The option's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Bridge => "bridge",
+            Mode::Private => "private",
+            Mode::Vepa => "vepa",
+            Mode::Passthru => "passthru",
+        }
+    }
+
     fn kernel(self) -> MacVlanMode {
         match self {
             Mode::Bridge => MacVlanMode::Bridge,
@@ -54,23 +71,22 @@ impl Mode {
     }
 }
 
-impl Config {
-    /// Parses and checks `net.options`.
-    pub fn parse(net: &Network) -> Result<Self> {
+/// A macvlan network, opened: its parent and mode.
+#[derive(Debug)]
+pub struct MacvlanNet {
+    /// The parent and what goes with it.
+    pub parent: ParentNet,
+    /// `macvlan_mode`.
+    pub mode: Mode,
+}
+
+impl MacvlanNet {
+    /// Parses and checks `net.options` and its address plan.
+    pub fn open(net: &Network) -> Result<Self> {
         check_options("macvlan", &net.options, OPTIONS)?;
-        let mode = match net.options.get("macvlan_mode").map(String::as_str) {
-            None | Some("bridge") => Mode::Bridge,
-            Some("private") => Mode::Private,
-            Some("vepa") => Mode::Vepa,
-            Some("passthru") => Mode::Passthru,
-            Some(other) => {
-                return Err(Error::invalid(format!(
-                    "invalid value {other:?} for option macvlan_mode (accepted: bridge, private, vepa, passthru)"
-                )));
-            }
-        };
+        let mode = Mode::parse(net)?;
         Ok(Self {
-            parent: Parent::of(net)?,
+            parent: ParentNet::open(net, SubLink::Macvlan, mode.as_str())?,
             mode,
         })
     }
@@ -84,16 +100,11 @@ impl NetworkDriver for Macvlan {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            scope: Scope::Local,
-            sandbox: SandboxKind::Own,
-            ipam: true,
             options: OPTIONS,
-            multi_network: true,
+            ports: Ports::OwnAddress,
+            parent: true,
+            ..Capabilities::own_sandbox()
         }
-    }
-
-    fn validate(&self, net: &Network) -> Result<()> {
-        Config::parse(net)?.parent.check_subnet("macvlan", net)
     }
 
     fn supported(&self, f: &Features) -> std::result::Result<(), String> {
@@ -104,46 +115,53 @@ impl NetworkDriver for Macvlan {
         }
     }
 
-    fn forces_internal(&self, net: &Network) -> bool {
-        !net.options.contains_key(parent::OPTION)
+    async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {
+        Ok(Arc::new(MacvlanNet::open(net)?))
     }
 
-    async fn create_network(&self, ctx: &Context, net: &Network) -> Result<()> {
-        Config::parse(net)?.parent.create(ctx, net).await
+    fn claim(&self, place: Place, links: &[Link]) -> Vec<(u32, Claim)> {
+        parent::claim(SubLink::Macvlan, place, links)
+    }
+}
+
+#[async_trait]
+impl NetworkHandle for MacvlanNet {
+    fn network(&self) -> &Network {
+        self.parent.network()
     }
 
-    async fn delete_network(&self, ctx: &Context, net: &Network) -> Result<()> {
-        Config::parse(net)?.parent.release(ctx, net).await
+    fn forces_internal(&self) -> bool {
+        self.parent.forces_internal()
     }
 
-    async fn attach(&self, ctx: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<Attachment> {
-        let cfg = Config::parse(net)?;
-        let sandbox = ep
-            .sandbox
-            .ok_or_else(|| Error::Internal("attach without a sandbox".into()))?;
-        let parent = cfg.parent.find(ctx, net).await?;
-        let msg = LinkMacVlan::new(ep.ifname.as_str(), parent.index, cfg.mode.kernel())
-            .address(ep.mac.to_vec())
-            .build();
-        link::add_sublink_into(
-            &ctx.handle,
-            msg,
-            &sandbox.ns,
-            &format!("macvlan {} on {}", ep.ifname, parent.name),
-        )
-        .await?;
-        if let Err(e) = link::configure(&sandbox.handle, ep.ifname, ep.addresses, ep.gateways).await {
-            let _ = link::del_by_name(&sandbox.handle, ep.ifname.as_str()).await;
-            return Err(e);
-        }
+    fn parent(&self) -> Option<ParentUse> {
+        Some(self.parent.usage())
+    }
+
+    fn shared_links(&self) -> Vec<String> {
+        vec![self.parent.parent().name().to_string()]
+    }
+
+    async fn create(&self, ctx: &Context) -> Result<()> {
+        self.parent.create(ctx).await
+    }
+
+    async fn delete(&self, ctx: &Context) -> Result<()> {
+        self.parent.delete(ctx).await
+    }
+
+    async fn attach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
+        let build = |parent| {
+            LinkMacVlan::new(ep.ifname.as_str(), parent, self.mode.kernel())
+                .address(ep.mac.octets().to_vec())
+                .build()
+        };
+        self.parent.attach(ctx, ep, build, false).await?;
         Ok(Attachment::default())
     }
 
-    async fn detach(&self, _: &Context, _: &Network, ep: &Endpoint<'_>) -> Result<()> {
-        match ep.sandbox {
-            Some(sb) => link::del_by_name(&sb.handle, ep.ifname.as_str()).await,
-            None => Ok(()), // gone with its namespace
-        }
+    async fn detach(&self, _: &Context, ep: &Endpoint<'_>) -> Result<()> {
+        self.parent.detach(ep).await
     }
 }
 
@@ -170,19 +188,18 @@ mod tests {
 
     #[test]
     fn modes_and_options() {
+        assert_eq!(MacvlanNet::open(&net(&[])).unwrap().mode, Mode::Bridge);
         assert_eq!(
-            Config::parse(&net(&[("parent", "eth0")])).unwrap().mode,
-            Mode::Bridge
-        );
-        assert_eq!(
-            Config::parse(&net(&[("macvlan_mode", "passthru")])).unwrap().mode,
+            MacvlanNet::open(&net(&[("macvlan_mode", "passthru")]))
+                .unwrap()
+                .mode,
             Mode::Passthru
         );
-        let e = Config::parse(&net(&[("macvlan_mode", "bridged")]))
+        let e = MacvlanNet::open(&net(&[("macvlan_mode", "bridged")]))
             .unwrap_err()
             .to_string();
         assert!(e.contains("accepted: bridge, private, vepa, passthru"), "{e}");
-        let e = Config::parse(&net(&[("ipvlan_mode", "l2")]))
+        let e = MacvlanNet::open(&net(&[("ipvlan_mode", "l2")]))
             .unwrap_err()
             .to_string();
         assert!(
@@ -193,13 +210,18 @@ mod tests {
 
     #[test]
     fn a_parent_needs_a_subnet() {
-        let e = Macvlan
-            .validate(&net(&[("parent", "eth0")]))
+        let e = MacvlanNet::open(&net(&[("parent", "eth0")]))
             .unwrap_err()
             .to_string();
         assert!(e.contains("needs --subnet"), "{e}");
-        Macvlan.validate(&net(&[])).unwrap();
-        assert!(Macvlan.forces_internal(&net(&[])));
-        assert!(!Macvlan.forces_internal(&net(&[("parent", "eth0")])));
+        assert!(MacvlanNet::open(&net(&[])).unwrap().forces_internal());
+        let mut lan = net(&[("parent", "eth0")]);
+        lan.ipam.push(berth_core::IpamConfig {
+            subnet: "10.5.0.0/24".parse().unwrap(),
+            gateway: None,
+            ip_range: None,
+            aux_addresses: BTreeMap::new(),
+        });
+        assert!(!MacvlanNet::open(&lan).unwrap().forces_internal());
     }
 }

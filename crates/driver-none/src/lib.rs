@@ -3,14 +3,20 @@
 //! does. Docker calls this driver `null`; berth accepts `-d none` as well.
 #![deny(missing_docs)]
 
+use std::sync::Arc;
+
 use berth_core::{
-    Attachment, Capabilities, Context, Endpoint, Network, NetworkDriver, Result, SandboxKind, Scope,
-    async_trait, check_options,
+    Attachment, Capabilities, Context, Endpoint, Network, NetworkDriver, NetworkHandle, Ports, Result,
+    SandboxKind, Scope, async_trait, check_options,
 };
 
 /// The `none` network mode.
 #[derive(Debug, Default)]
 pub struct Null;
+
+/// The `none` network, opened: there is nothing to make or wire.
+#[derive(Debug)]
+pub struct NullNet(Network);
 
 #[async_trait]
 impl NetworkDriver for Null {
@@ -25,28 +31,40 @@ impl NetworkDriver for Null {
             ipam: false,
             options: &[],
             multi_network: false,
+            ports: Ports::NoInterface,
+            dns: false,
+            parent: false,
+            aliases: &["none"],
         }
     }
 
-    fn validate(&self, net: &Network) -> Result<()> {
-        check_options(self.name(), &net.options, &[])
+    async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {
+        check_options(self.name(), &net.options, &[])?;
+        Ok(Arc::new(NullNet(net.clone())))
+    }
+}
+
+#[async_trait]
+impl NetworkHandle for NullNet {
+    fn network(&self) -> &Network {
+        &self.0
     }
 
-    async fn create_network(&self, _: &Context, _: &Network) -> Result<()> {
+    async fn create(&self, _: &Context) -> Result<()> {
         Ok(())
     }
 
-    async fn delete_network(&self, _: &Context, _: &Network) -> Result<()> {
+    async fn delete(&self, _: &Context) -> Result<()> {
         Ok(())
     }
 
-    async fn attach(&self, _: &Context, _: &Network, _: &Endpoint<'_>) -> Result<Attachment> {
+    async fn attach(&self, _: &Context, _: &Endpoint<'_>) -> Result<Attachment> {
         // The engine brings `lo` up in every sandbox it creates; there is
         // nothing else to wire.
         Ok(Attachment::default())
     }
 
-    async fn detach(&self, _: &Context, _: &Network, _: &Endpoint<'_>) -> Result<()> {
+    async fn detach(&self, _: &Context, _: &Endpoint<'_>) -> Result<()> {
         Ok(())
     }
 }

@@ -5,9 +5,10 @@ use std::fs;
 use std::net::IpAddr;
 
 use berth_api::{ContainerInspect, ContainerSummary, Filters};
-use berth_core::{Endpoint, Error, IfName, Netns, Result, Sandbox, SandboxKind};
+use berth_core::{Endpoint, Error, IfName, Mac, Netns, Ports, Result, Sandbox, SandboxKind};
 
 use crate::api::{ContainerFilter, views};
+use crate::dnsopts::check_hostname;
 use crate::engine::{Engine, State};
 use crate::files;
 use crate::model::{ContainerRecord, DnsConfig, EndpointRecord, LinkRecord, NetworkRecord, Status};
@@ -20,77 +21,25 @@ use crate::{dns, dnsopts, names, ports, util};
 // the names this module has always used for them.
 pub use berth_api::{ContainerCreateRequest as ContainerCreate, ContainerCreateResponse as Created};
 
-/// Checks a hostname: labels of 1 to 63 letters, digits and hyphens, not
-/// starting or ending with a hyphen, 253 bytes in all.
-pub fn check_hostname(h: &str) -> Result<()> {
-    let bad = |why: &str| {
-        Error::invalid(format!(
-            "invalid hostname {h:?}: {why} (accepted: labels of 1-63 letters, digits or '-', separated by '.', not starting or ending with '-')"
-        ))
-    };
-    if h.is_empty() || h.len() > 253 {
-        return Err(bad("it must be 1 to 253 bytes long"));
-    }
-    for label in h.split('.') {
-        if label.is_empty() || label.len() > 63 {
-            return Err(bad(&format!("label {label:?} must be 1 to 63 bytes long")));
-        }
-        if let Some(c) = label.chars().find(|c| !c.is_ascii_alphanumeric() && *c != '-') {
-            return Err(bad(&format!("it contains {c:?}")));
-        }
-        if label.starts_with('-') || label.ends_with('-') {
-            return Err(bad(&format!("label {label:?} starts or ends with '-'")));
-        }
-    }
-    Ok(())
-}
-
-fn mac_string(mac: [u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
-
-fn parse_mac(s: &str) -> [u8; 6] {
-    let mut mac = [0u8; 6];
-    for (i, part) in s.split(':').take(6).enumerate() {
-        mac[i] = u8::from_str_radix(part, 16).unwrap_or(0);
-    }
-    mac
-}
-
-/// Docker's MAC for an IPv4 address, `02:42:` and the address; random
-/// (locally administered) without one.
-fn mac_for(ipv4: Option<IpAddr>) -> [u8; 6] {
-    match ipv4 {
-        Some(IpAddr::V4(a)) => {
-            let o = a.octets();
-            [0x02, 0x42, o[0], o[1], o[2], o[3]]
-        }
-        _ => {
-            let mut m: [u8; 6] = rand::random();
-            m[0] = (m[0] & 0xfe) | 0x02;
-            m
-        }
-    }
-}
-
-/// Checks that ports can be published on `net`: only bridge networks
-/// forward host ports to their containers.
-fn publishable(net: &NetworkRecord) -> Result<()> {
+/// Checks that ports can be published on `net`, whose driver says what
+/// `-p` can do there.
+fn publishable(net: &NetworkRecord, ports: Ports) -> Result<()> {
     let name = &net.net.name;
-    let why = match net.net.driver.as_str() {
-        "bridge" if net.net.internal => format!(
+    let why = match ports {
+        Ports::Forwarded if net.net.internal => format!(
             "network {name} is --internal: nothing outside it may reach its containers"
         ),
-        "bridge" => return Ok(()),
-        "host" => "with --network host the container shares the host's ports: a process listening in it is reachable as it is".to_owned(),
-        "null" | "none" => "with --network none the container has no interface to forward ports to".to_owned(),
-        d @ ("macvlan" | "ipvlan") => format!(
-            "containers on network {name} (driver {d}) have their own address on the parent link: reach them there, there is no host port to forward"
+        Ports::Forwarded => return Ok(()),
+        Ports::Shared => "with --network host the container shares the host's ports: a process listening in it is reachable as it is".to_owned(),
+        Ports::NoInterface => "with --network none the container has no interface to forward ports to".to_owned(),
+        Ports::OwnAddress => format!(
+            "containers on network {name} (driver {}) have their own address on the parent link: reach them there, there is no host port to forward",
+            net.net.driver
         ),
-        d => format!("network {name} uses driver {d}; ports can be published on bridge networks only"),
+        Ports::Unsupported => format!(
+            "network {name} uses driver {}; ports can be published on bridge networks only",
+            net.net.driver
+        ),
     };
     Err(Error::invalid(format!("cannot publish ports (-p/-P): {why}")))
 }
@@ -171,7 +120,7 @@ impl Engine {
                 net.net.name
             )));
         }
-        let caps = self.driver(&net.net.driver)?.capabilities();
+        let caps = self.driven(st, net)?.caps;
         if !wanted.is_empty() && net.builtin && caps.ipam {
             return Err(Error::invalid(format!(
                 "a static address (--ip) works on user-defined networks only, not on the default {} network",
@@ -283,9 +232,9 @@ impl Engine {
             id: util::new_id(),
             network_id: net.net.id.clone(),
             mac: if caps.sandbox == SandboxKind::Own {
-                mac_string(mac_for(addresses.iter().map(|a| a.addr()).find(IpAddr::is_ipv4)))
+                Mac::for_ipv4(addresses.iter().map(|a| a.addr()).find(IpAddr::is_ipv4))
             } else {
-                String::new()
+                Mac::ZERO
             },
             ifname: if caps.sandbox == SandboxKind::Own {
                 ifname
@@ -332,10 +281,10 @@ impl Engine {
         sb: &Sandbox,
         ep: &mut EndpointRecord,
     ) -> Result<()> {
-        let driver = self.driver(&net.net.driver)?;
+        let handle = self.driven(&self.state(), net)?.handle;
         let gateways = if ep.default_route { &ep.gateways[..] } else { &[] };
-        let att = driver
-            .attach(&self.ctx, &net.net, &driver_view(ep, Some(sb), gateways))
+        let att = handle
+            .attach(&self.ctx, &driver_view(ep, Some(sb), gateways))
             .await?;
         ep.host_ifname = att.host_ifname;
         ep.driver_state = att.state;
@@ -359,10 +308,8 @@ impl Engine {
         sb: Option<&Sandbox>,
         ep: &EndpointRecord,
     ) -> Result<()> {
-        let driver = self.driver(&net.net.driver)?;
-        driver
-            .detach(&self.ctx, &net.net, &driver_view(ep, sb, &[]))
-            .await
+        let handle = self.driven(&self.state(), net)?.handle;
+        handle.detach(&self.ctx, &driver_view(ep, sb, &[])).await
     }
 
     /// Has the driver check that `ep` is still wired as it left it.
@@ -372,10 +319,8 @@ impl Engine {
         sb: Option<&Sandbox>,
         ep: &EndpointRecord,
     ) -> Result<()> {
-        let driver = self.driver(&net.net.driver)?;
-        driver
-            .check(&self.ctx, &net.net, &driver_view(ep, sb, &ep.gateways))
-            .await
+        let handle = self.driven(&self.state(), net)?.handle;
+        handle.check(&self.ctx, &driver_view(ep, sb, &ep.gateways)).await
     }
 
     /// Writes `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` for a
@@ -637,7 +582,7 @@ impl Engine {
         } else {
             req.network.as_str()
         };
-        let (net, mut ep, name, bindings, port_time) = {
+        let (net, mut ep, name, bindings, port_time, kind) = {
             let mut st = self.state();
             let name = if req.name.is_empty() {
                 (0..100)
@@ -665,8 +610,8 @@ impl Engine {
                 )));
             }
             let net = find_network(&st, net_key)?.clone();
-            let kind = self.driver(&net.net.driver)?.capabilities().sandbox;
-            let user_defined = !net.builtin && kind == SandboxKind::Own;
+            let caps = self.driven(&st, &net)?.caps;
+            let user_defined = !net.builtin && caps.dns;
             if !aliases.is_empty() && !user_defined {
                 return Err(Error::invalid(format!(
                     "network aliases work on user-defined networks only, not on the {} network",
@@ -692,7 +637,7 @@ impl Engine {
             let bindings = if port_specs.is_empty() {
                 Vec::new()
             } else {
-                publishable(&net)?;
+                publishable(&net, caps.ports)?;
                 if let Some(ip) = port_specs
                     .iter()
                     .filter_map(|s| s.host_ip)
@@ -710,9 +655,8 @@ impl Engine {
             ep.aliases = aliases;
             st.reserved_names.insert(name.clone());
             st.ports.add(&name, &bindings);
-            (net, ep, name, bindings, port_clock.elapsed())
+            (net, ep, name, bindings, port_clock.elapsed(), caps.sandbox)
         };
-        let kind = self.driver(&net.net.driver)?.capabilities().sandbox;
         let mut rec = ContainerRecord {
             id: id.clone(),
             name: name.clone(),
@@ -970,7 +914,7 @@ impl Engine {
             let mut st = self.state();
             let c = find_container(&st, &id)?.clone();
             let net = find_network(&st, net_key)?.clone();
-            let caps = self.driver(&net.net.driver)?.capabilities();
+            let caps = self.driven(&st, &net)?.caps;
             if !caps.multi_network {
                 return Err(Error::invalid(format!(
                     "a container cannot be connected to the {} network: it is chosen with --network at run",
@@ -978,8 +922,8 @@ impl Engine {
                 )));
             }
             if let Some(first) = c.endpoints.first().and_then(|e| st.networks.get(&e.network_id))
-                && let Ok(d) = self.driver(&first.net.driver)
-                && !d.capabilities().multi_network
+                && let Some(d) = st.handles.get(&first.net.id)
+                && !d.caps.multi_network
             {
                 return Err(Error::invalid(format!(
                     "container {} is on the {} network, which it cannot share with another network",
@@ -1066,7 +1010,7 @@ impl Engine {
                 c.name, net.net.name
             )));
         };
-        if !self.driver(&net.net.driver)?.capabilities().multi_network {
+        if !self.driven(&self.state(), &net)?.caps.multi_network {
             return Err(Error::invalid(format!(
                 "a container cannot be disconnected from the {} network: remove the container instead",
                 net.net.name
@@ -1193,42 +1137,9 @@ fn driver_view<'a>(ep: &'a EndpointRecord, sb: Option<&'a Sandbox>, gateways: &'
         id: &ep.id,
         sandbox: sb,
         ifname: ep.ifname.as_ref().unwrap_or(&ETH0),
-        mac: parse_mac(&ep.mac),
+        mac: ep.mac,
         addresses: &ep.addresses,
         gateways,
         state: ep.driver_state.as_ref(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hostnames_follow_rfc_1123() {
-        for ok in ["c1", "web-1.example", "a", &"a".repeat(63)] {
-            check_hostname(ok).unwrap();
-        }
-        for (bad, want) in [
-            (&"a".repeat(64) as &str, "1 to 63 bytes"),
-            ("under_score", "contains '_'"),
-            ("-x", "starts or ends with '-'"),
-            ("a..b", "label \"\""),
-            ("", "1 to 253"),
-        ] {
-            let e = check_hostname(bad).unwrap_err().to_string();
-            assert!(e.contains(want), "{bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn macs_follow_docker() {
-        assert_eq!(
-            mac_string(mac_for(Some("172.18.0.2".parse().unwrap()))),
-            "02:42:ac:12:00:02"
-        );
-        let r = mac_for(None);
-        assert_eq!(r[0] & 0x03, 0x02, "locally administered unicast");
-        assert_eq!(parse_mac("02:42:ac:12:00:02"), [2, 0x42, 0xac, 0x12, 0, 2]);
     }
 }

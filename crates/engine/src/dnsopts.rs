@@ -7,7 +7,30 @@ use std::net::IpAddr;
 
 use berth_core::{Error, Result};
 
-use crate::containers::check_hostname;
+/// Checks a hostname: labels of 1 to 63 letters, digits and hyphens, not
+/// starting or ending with a hyphen, 253 bytes in all.
+pub fn check_hostname(h: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Error::invalid(format!(
+            "invalid hostname {h:?}: {why} (accepted: labels of 1-63 letters, digits or '-', separated by '.', not starting or ending with '-')"
+        ))
+    };
+    if h.is_empty() || h.len() > 253 {
+        return Err(bad("it must be 1 to 253 bytes long"));
+    }
+    for label in h.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err(bad(&format!("label {label:?} must be 1 to 63 bytes long")));
+        }
+        if let Some(c) = label.chars().find(|c| !c.is_ascii_alphanumeric() && *c != '-') {
+            return Err(bad(&format!("it contains {c:?}")));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(bad(&format!("label {label:?} starts or ends with '-'")));
+        }
+    }
+    Ok(())
+}
 
 /// `--dns IP`.
 pub fn servers(values: &[String]) -> Result<Vec<IpAddr>> {
@@ -123,6 +146,23 @@ pub fn domainname(v: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hostnames_follow_rfc_1123() {
+        for ok in ["c1", "web-1.example", "a", &"a".repeat(63)] {
+            check_hostname(ok).unwrap();
+        }
+        for (bad, want) in [
+            (&"a".repeat(64) as &str, "1 to 63 bytes"),
+            ("under_score", "contains '_'"),
+            ("-x", "starts or ends with '-'"),
+            ("a..b", "label \"\""),
+            ("", "1 to 253"),
+        ] {
+            let e = check_hostname(bad).unwrap_err().to_string();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
 
     fn s(v: &[&str]) -> Vec<String> {
         v.iter().map(|x| x.to_string()).collect()

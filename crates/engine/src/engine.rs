@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use berth_core::rtnetlink;
-use berth_core::{Context, Error, Firewall, Netns, NetworkDriver, Result, Sandbox, SandboxKind, link};
+use berth_core::{
+    Capabilities, Context, Error, Firewall, Netns, NetworkDriver, NetworkHandle, Result, Sandbox,
+    SandboxKind, link,
+};
 use ipnet::IpNet;
 use nix::mount::{MsFlags, mount};
 
@@ -60,10 +63,21 @@ impl Config {
     }
 }
 
+/// A network's driver, opened: the handle the engine works through and
+/// what the driver declares.
+#[derive(Clone)]
+pub(crate) struct Driven {
+    pub handle: Arc<dyn NetworkHandle>,
+    pub caps: Capabilities,
+}
+
 /// State behind the engine's lock. No `.await` while it is held.
 #[derive(Default)]
 pub(crate) struct State {
     pub networks: BTreeMap<String, NetworkRecord>,
+    /// Each network's handle, by network id; missing while its driver is
+    /// gone (a plugin that went away) or could not open it.
+    pub handles: HashMap<String, Driven>,
     pub containers: BTreeMap<String, ContainerRecord>,
     pub pools: HashMap<String, Vec<Pool>>,
     /// Names of networks and containers being created.
@@ -109,9 +123,6 @@ enum Spare {
     Making,
     Ready(Netns, rtnetlink::Handle, crate::dns::Sockets),
 }
-
-/// Names `-d` accepts besides the drivers' own.
-const ALIASES: &[(&str, &str)] = &[("none", "null")];
 
 fn io_ctx(what: String) -> impl FnOnce(io::Error) -> Error {
     move |e| Error::kernel(what, e)
@@ -250,21 +261,53 @@ impl Engine {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The driver for `-d NAME`, aliases included.
+    /// The driver for `-d NAME`, or for a name it also answers to
+    /// ([`Capabilities::aliases`]).
     pub(crate) fn driver(&self, name: &str) -> Result<Arc<dyn NetworkDriver>> {
-        let name = ALIASES.iter().find(|(a, _)| *a == name).map_or(name, |(_, d)| d);
         let drivers = self.drivers.read().unwrap_or_else(|p| p.into_inner());
-        drivers.get(name).cloned().ok_or_else(|| {
-            Error::invalid(format!(
-                "unknown driver {name:?} (known: {})",
-                drivers
-                    .keys()
-                    .map(String::as_str)
-                    .chain(ALIASES.iter().map(|(a, _)| *a))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))
-        })
+        if let Some(d) = drivers.get(name) {
+            return Ok(d.clone());
+        }
+        if let Some(d) = drivers
+            .values()
+            .find(|d| d.capabilities().aliases.contains(&name))
+        {
+            return Ok(d.clone());
+        }
+        let mut known: Vec<&str> = drivers.keys().map(String::as_str).collect();
+        let aliases: Vec<&'static str> = drivers
+            .values()
+            .flat_map(|d| d.capabilities().aliases.iter().copied())
+            .collect();
+        known.extend(aliases);
+        Err(Error::invalid(format!(
+            "unknown driver {name:?} (known: {})",
+            known.join(", ")
+        )))
+    }
+
+    /// The handle of a network and what its driver declares; when there
+    /// is none, why (its driver is gone, or could not open it).
+    pub(crate) fn driven(&self, st: &State, net: &NetworkRecord) -> Result<Driven> {
+        if let Some(d) = st.handles.get(&net.net.id) {
+            return Ok(d.clone());
+        }
+        self.driver(&net.net.driver)?;
+        Err(Error::Internal(format!(
+            "network {} could not be opened by its driver {} (see the daemon's log)",
+            net.net.name, net.net.driver
+        )))
+    }
+
+    /// Opens a stored network with its driver and keeps the handle.
+    pub(crate) async fn open(&self, net: &NetworkRecord) -> Result<Driven> {
+        let driver = self.driver(&net.net.driver)?;
+        let driven = Driven {
+            handle: driver.open(&net.net).await?,
+            caps: driver.capabilities(),
+        };
+        self.state().handles.insert(net.net.id.clone(), driven.clone());
+        Ok(driven)
     }
 
     /// Names of the drivers `-d` accepts, with what each does and whether
@@ -292,7 +335,10 @@ impl Engine {
             let mut drivers = self.drivers.write().unwrap_or_else(|p| p.into_inner());
             drivers.retain(|name, _| builtin.contains(name));
             for mut p in found {
-                if builtin.contains(&p.info.name) || ALIASES.iter().any(|(a, _)| *a == p.info.name) {
+                let alias = drivers
+                    .values()
+                    .any(|d| d.capabilities().aliases.contains(&p.info.name.as_str()));
+                if builtin.contains(&p.info.name) || alias {
                     p.info.status = format!("refused: {:?} is a built-in driver", p.info.name);
                     p.driver = None;
                 } else if drivers.contains_key(&p.info.name) {
@@ -309,6 +355,26 @@ impl Engine {
             }
         }
         *self.plugins.lock().unwrap_or_else(|p| p.into_inner()) = infos.clone();
+        // The networks of plugins get handles of the plugins found now.
+        let plugged: Vec<NetworkRecord> = {
+            let mut st = self.state();
+            let nets: Vec<NetworkRecord> = st
+                .networks
+                .values()
+                .filter(|n| !builtin.contains(&n.net.driver))
+                .cloned()
+                .collect();
+            for n in &nets {
+                st.handles.remove(&n.net.id);
+            }
+            nets
+        };
+        for n in &plugged {
+            if let Err(e) = self.open(n).await {
+                tracing::warn!(network = %n.net.name, "opening with its plugin: {}", e.chain());
+            }
+        }
+        self.sync_networks();
         infos
     }
 
@@ -319,7 +385,13 @@ impl Engine {
 
     /// Tells the drivers what networks exist now.
     pub(crate) fn sync_networks(&self) {
-        let nets = self.state().networks.values().map(|n| n.net.clone()).collect();
+        let nets = {
+            let st = self.state();
+            st.networks
+                .keys()
+                .filter_map(|id| st.handles.get(id).map(|d| d.handle.clone()))
+                .collect()
+        };
         self.ctx.networks.set(nets);
     }
 
@@ -365,8 +437,7 @@ impl Engine {
     pub(crate) fn kind_of(&self, c: &ContainerRecord) -> Option<SandboxKind> {
         let st = self.state();
         let ep = c.endpoints.first()?;
-        let n = st.networks.get(&ep.network_id)?;
-        self.driver(&n.net.driver).ok().map(|d| d.capabilities().sandbox)
+        st.handles.get(&ep.network_id).map(|d| d.caps.sandbox)
     }
 
     /// Makes the namespace the next container gets ([`Spare`]), unless one

@@ -98,19 +98,30 @@ pub struct Resolv<'a> {
     pub options: &'a [String],
 }
 
-fn search_and_options(out: &mut String, host: &str, r: &Resolv<'_>, options: Vec<String>) {
-    let search: Vec<String> = if r.search.is_empty() {
+/// The search domains: `--dns-search` when given ("." alone means none,
+/// as for Docker), else the host's.
+fn search(host: &str, r: &Resolv<'_>) -> Vec<String> {
+    if r.search.is_empty() {
         words(host, "search").iter().map(|s| s.to_string()).collect()
     } else {
-        // "." alone means no search domains, as for Docker.
         r.search.iter().filter(|s| *s != ".").cloned().collect()
-    };
+    }
+}
+
+/// A resolv.conf in Docker's order (its `resolvconf.Build`): `search`,
+/// then one `nameserver` line per server, then `options`.
+fn build(search: &[String], servers: &[String], options: &[String]) -> String {
+    let mut out = String::new();
     if !search.is_empty() {
         out.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    for s in servers {
+        out.push_str(&format!("nameserver {s}\n"));
     }
     if !options.is_empty() {
         out.push_str(&format!("options {}\n", options.join(" ")));
     }
+    out
 }
 
 /// resolv.conf for a container that asks the embedded resolver: Docker's
@@ -118,7 +129,6 @@ fn search_and_options(out: &mut String, host: &str, r: &Resolv<'_>, options: Vec
 /// option was given), with the search domains and options of the
 /// container or else of the host.
 pub fn resolv_conf_embedded(host: &str, r: &Resolv<'_>) -> String {
-    let mut out = String::from("nameserver 127.0.0.11\n");
     let mut options: Vec<String> = if r.options.is_empty() {
         words(host, "options")
             .iter()
@@ -131,8 +141,7 @@ pub fn resolv_conf_embedded(host: &str, r: &Resolv<'_>) -> String {
     if !options.iter().any(|o| o.starts_with("ndots:")) {
         options.insert(0, "ndots:0".into());
     }
-    search_and_options(&mut out, host, r, options);
-    out
+    build(&search(host, r), &["127.0.0.11".to_owned()], &options)
 }
 
 /// resolv.conf for a container without the embedded resolver (default
@@ -169,7 +178,6 @@ pub fn resolv_conf(host: &str, r: &Resolv<'_>, ipv6: bool) -> String {
         }
         return out;
     }
-    let mut out = String::new();
     let servers: Vec<String> = if r.servers.is_empty() {
         let kept: Vec<String> = words(host, "nameserver")
             .into_iter()
@@ -189,16 +197,12 @@ pub fn resolv_conf(host: &str, r: &Resolv<'_>, ipv6: bool) -> String {
     } else {
         r.servers.iter().map(|ip| ip.to_string()).collect()
     };
-    for s in servers {
-        out.push_str(&format!("nameserver {s}\n"));
-    }
     let options = if r.options.is_empty() {
         words(host, "options").iter().map(|s| s.to_string()).collect()
     } else {
         r.options.to_vec()
     };
-    search_and_options(&mut out, host, r, options);
-    out
+    build(&search(host, r), &servers, &options)
 }
 
 /// A stable 64-bit hash (FNV-1a) of a generated file, to tell later
@@ -289,7 +293,7 @@ mod tests {
         );
         assert_eq!(
             r,
-            "nameserver 10.9.9.9\nsearch a.example b.example\noptions timeout:2\n"
+            "search a.example b.example\nnameserver 10.9.9.9\noptions timeout:2\n"
         );
         let r = resolv_conf(
             host,
@@ -299,7 +303,7 @@ mod tests {
             },
             false,
         );
-        assert_eq!(r, "nameserver 10.9.9.9\nsearch corp\noptions edns0\n");
+        assert_eq!(r, "search corp\nnameserver 10.9.9.9\noptions edns0\n");
     }
 
     #[test]
@@ -311,7 +315,7 @@ mod tests {
         let host = "search corp\nnameserver 10.1.2.3\noptions edns0 ndots:3\n";
         assert_eq!(
             resolv_conf_embedded(host, &Resolv::default()),
-            "nameserver 127.0.0.11\nsearch corp\noptions ndots:0 edns0\n"
+            "search corp\nnameserver 127.0.0.11\noptions ndots:0 edns0\n"
         );
         let search = ["x.example".to_string()];
         let options = ["ndots:2".to_string(), "attempts:1".to_string()];
@@ -324,7 +328,7 @@ mod tests {
                     options: &options
                 }
             ),
-            "nameserver 127.0.0.11\nsearch x.example\noptions ndots:2 attempts:1\n"
+            "search x.example\nnameserver 127.0.0.11\noptions ndots:2 attempts:1\n"
         );
     }
 }

@@ -27,5 +27,6 @@ pub mod store;
 mod util;
 
 pub use berth_api; // the API's types appear in the engine's signatures
-pub use containers::{ContainerCreate, Created, check_hostname};
+pub use containers::{ContainerCreate, Created};
+pub use dnsopts::check_hostname;
 pub use engine::{Config, Engine};

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use berth_core::{IfName, Network, Proto, Scope};
+use berth_core::{IfName, Mac, Network, Proto, Scope};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -39,9 +39,10 @@ pub struct EndpointRecord {
     pub network_id: String,
     /// The interface inside the sandbox (`eth0`); none for host and none.
     pub ifname: Option<IfName>,
-    /// Its MAC, `aa:bb:cc:dd:ee:ff`; empty where there is no interface.
+    /// Its MAC; [`Mac::ZERO`] (stored as `""`) where there is no
+    /// interface.
     #[serde(default)]
-    pub mac: String,
+    pub mac: Mac,
     /// Addresses with prefix lengths.
     #[serde(default)]
     pub addresses: Vec<IpNet>,

@@ -4,11 +4,11 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use berth_api::{Filters, Network as NetworkView, NetworkCheck};
-use berth_core::{Error, IpamConfig, Network, Result, link};
+use berth_core::{Error, IpamConfig, Network, NetworkHandle, Result, link};
 use ipnet::IpNet;
 
 use crate::api::{NetworkFilter, views};
-use crate::engine::{Engine, State};
+use crate::engine::{Driven, Engine, State};
 use crate::ipam::{self, Pool, overlaps};
 use crate::model::NetworkRecord;
 use crate::store::{Op, Table};
@@ -170,15 +170,17 @@ impl Engine {
         driver.supported(&self.ctx.features).map_err(Error::Unsupported)?;
         let id = util::new_id();
         // Options first: a bad option is the user's first problem to fix.
-        driver.validate(&Network {
-            id: id.clone(),
-            name: req.name.clone(),
-            driver: driver.name().to_owned(),
-            options: req.options.clone(),
-            ipam: ipam.clone(),
-            ipv6: req.enable_ipv6,
-            internal: req.internal,
-        })?;
+        let checked = driver
+            .open(&Network {
+                id: id.clone(),
+                name: req.name.clone(),
+                driver: driver.name().to_owned(),
+                options: req.options.clone(),
+                ipam: ipam.clone(),
+                ipv6: req.enable_ipv6,
+                internal: req.internal,
+            })
+            .await?;
         // Routes of the host, so that a new subnet does not shadow one.
         let routes: Vec<IpNet> = if caps.ipam && !ipam.iter().any(|c| c.subnet.addr().is_ipv4()) {
             link::routes(&self.ctx.handle)
@@ -251,7 +253,7 @@ impl Engine {
                 ipv6: req.enable_ipv6,
                 internal: req.internal,
             };
-            net.internal |= driver.forces_internal(&net);
+            net.internal |= checked.forces_internal();
             st.reserved_names.insert(req.name.clone());
             for c in &net.ipam {
                 st.reserved_subnets.push((c.subnet, req.name.clone()));
@@ -266,14 +268,22 @@ impl Engine {
             labels: req.labels,
             builtin,
         };
-        let made = self.make_network(&rec).await;
+        let made = async {
+            // The address plan is settled now: the handle the network
+            // keeps is opened on it.
+            let handle = driver.open(&rec.net).await?;
+            self.make_network(&rec, handle.as_ref()).await?;
+            Ok::<_, Error>(handle)
+        }
+        .await;
         let mut st = self.state();
         st.reserved_names.remove(&rec.net.name);
         st.reserved_subnets.retain(|(_, n)| n != &rec.net.name);
-        made?;
+        let handle = made?;
         st.pools
             .insert(rec.net.id.clone(), rec.net.ipam.iter().map(Pool::new).collect());
         st.networks.insert(rec.net.id.clone(), rec.clone());
+        st.handles.insert(rec.net.id.clone(), Driven { handle, caps });
         drop(st);
         self.sync_networks();
         Ok(rec)
@@ -281,15 +291,14 @@ impl Engine {
 
     /// Has the driver make the network, then stores it; undoes the driver's
     /// work when the store refuses.
-    async fn make_network(&self, rec: &NetworkRecord) -> Result<()> {
-        let driver = self.driver(&rec.net.driver)?;
-        driver.create_network(&self.ctx, &rec.net).await?;
+    async fn make_network(&self, rec: &NetworkRecord, handle: &dyn NetworkHandle) -> Result<()> {
+        handle.create(&self.ctx).await?;
         if let Err(e) = self
             .store
             .write(vec![Op::put(Table::Networks, &rec.net.id, rec)?])
             .await
         {
-            let _ = driver.delete_network(&self.ctx, &rec.net).await;
+            let _ = handle.delete(&self.ctx).await;
             return Err(e);
         }
         Ok(())
@@ -361,9 +370,8 @@ impl Engine {
             rec
         };
         let done = async {
-            self.driver(&rec.net.driver)?
-                .delete_network(&self.ctx, &rec.net)
-                .await?;
+            let driven = self.driven(&self.state(), &rec)?;
+            driven.handle.delete(&self.ctx).await?;
             self.store
                 .write(vec![Op::Delete(Table::Networks, rec.net.id.clone())])
                 .await
@@ -373,6 +381,7 @@ impl Engine {
         st.removing.remove(&rec.net.id);
         done?;
         st.networks.remove(&rec.net.id);
+        st.handles.remove(&rec.net.id);
         st.pools.remove(&rec.net.id);
         drop(st);
         self.sync_networks();
@@ -446,7 +455,9 @@ impl Engine {
     /// Every network that passes `filters`, in `docker network inspect`'s
     /// shape, by name (the filters are in [`crate::api`]'s `filters`).
     pub fn list_networks(&self, filters: &Filters) -> Result<Vec<NetworkView>> {
-        let keep = NetworkFilter::list(filters)?;
+        // `-d` names a driver by an alias too (`none` for `null`).
+        let keep = NetworkFilter::list(filters)?
+            .with_driver_names(|v| self.driver(v).ok().map(|d| d.name().to_owned()));
         let st = self.state();
         let containers: Vec<_> = st.containers.values().collect();
         let mut out: Vec<NetworkView> = st

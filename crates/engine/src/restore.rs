@@ -4,17 +4,20 @@
 //! (bridges, addresses, firewall elements, the table itself); every running
 //! container's links are checked and re-made; containers whose process died
 //! while the daemon was away are taken down; and whatever berth made but no
-//! longer knows (a sandbox, veth or bridge left by a crash between the
-//! kernel work and the commit) is removed. So an attach that was under way
-//! when the daemon died is either committed, hence fully attached, or
-//! unknown, hence removed.
+//! longer knows (a sandbox, or a link that a driver says it made, in the
+//! host or in a sandbox, left by a crash between the kernel work and the
+//! commit) is removed. So an attach that was under way when the daemon
+//! died is either committed, hence fully attached, or unknown, hence
+//! removed.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
+use std::sync::Arc;
 
-use berth_core::{Result, SandboxKind, link};
+use berth_core::link::{self, Link};
+use berth_core::{Claim, NetworkDriver, Place, Result, SandboxKind};
 
-use crate::engine::Engine;
+use crate::engine::{Driven, Engine};
 use crate::ipam::Pool;
 use crate::model::{ContainerRecord, NetworkRecord, Status};
 use crate::process;
@@ -25,20 +28,36 @@ impl Engine {
         let nets: Vec<NetworkRecord> = self.store.load(Table::Networks)?;
         let containers: Vec<ContainerRecord> = self.store.load(Table::Containers)?;
 
-        // Networks first, with the firewall staged so that the table and
-        // all its elements go in as one transaction.
+        // Networks first, each opened by its driver, with the firewall
+        // staged so that the table and all its elements go in as one
+        // transaction.
+        let mut opened: Vec<(&NetworkRecord, Driven)> = Vec::new();
+        for n in &nets {
+            let driver = match self.driver(&n.net.driver) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::error!(network = %n.net.name, "{}", e.chain());
+                    continue;
+                }
+            };
+            match driver.open(&n.net).await {
+                Ok(handle) => opened.push((
+                    n,
+                    Driven {
+                        handle,
+                        caps: driver.capabilities(),
+                    },
+                )),
+                Err(e) => tracing::error!(network = %n.net.name, "restoring network: {}", e.chain()),
+            }
+        }
         self.ctx
             .networks
-            .set(nets.iter().map(|n| n.net.clone()).collect());
+            .set(opened.iter().map(|(_, d)| d.handle.clone()).collect());
         self.ctx.firewall.stage();
-        for n in &nets {
-            match self.driver(&n.net.driver) {
-                Ok(d) => {
-                    if let Err(e) = d.create_network(&self.ctx, &n.net).await {
-                        tracing::error!(network = %n.net.name, "restoring network: {}", e.chain());
-                    }
-                }
-                Err(e) => tracing::error!(network = %n.net.name, "{}", e.chain()),
+        for (n, d) in &opened {
+            if let Err(e) = d.handle.create(&self.ctx).await {
+                tracing::error!(network = %n.net.name, "restoring network: {}", e.chain());
             }
         }
         // Published ports of containers that may still run go in with the
@@ -55,6 +74,9 @@ impl Engine {
 
         {
             let mut st = self.state();
+            for (n, d) in opened {
+                st.handles.insert(n.net.id.clone(), d);
+            }
             for n in nets {
                 st.pools
                     .insert(n.net.id.clone(), n.net.ipam.iter().map(Pool::new).collect());
@@ -97,6 +119,7 @@ impl Engine {
                 }
                 Status::Running | Status::Created => {
                     self.repair(&c).await;
+                    self.sweep_sandbox(&c).await;
                     // The old daemon's resolver sockets died with it.
                     if c.dns.embedded {
                         match self.sandbox(&c) {
@@ -152,19 +175,68 @@ impl Engine {
         }
     }
 
+    /// What every driver claims of `links`, one claim per link.
+    fn claims(&self, place: Place, links: &[Link]) -> BTreeMap<u32, Claim> {
+        let drivers: Vec<Arc<dyn NetworkDriver>> = self
+            .drivers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let mut out = BTreeMap::new();
+        for d in drivers {
+            for (index, claim) in d.claim(place, links) {
+                out.entry(index).or_insert(claim);
+            }
+        }
+        out
+    }
+
+    /// Removes the interfaces a driver made in a live container's sandbox
+    /// that none of its endpoints names (an attach cut short by a crash).
+    async fn sweep_sandbox(&self, c: &ContainerRecord) {
+        if self.kind_of(c) != Some(SandboxKind::Own) {
+            return;
+        }
+        let Ok(sb) = self.sandbox(c) else { return };
+        let links = match link::list(&sb.handle).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(container = %c.name, "listing its interfaces: {}", e.chain());
+                return;
+            }
+        };
+        for (index, claim) in self.claims(Place::Sandbox, &links) {
+            let Some(l) = links.iter().find(|l| l.index == index) else {
+                continue;
+            };
+            let named = c
+                .endpoints
+                .iter()
+                .any(|e| e.ifname.as_ref().is_some_and(|i| i.as_str() == l.name));
+            if claim == Claim::Interface && !named {
+                tracing::info!(container = %c.name, "removing stray interface {}", l.name);
+                if let Err(e) = link::del(&sb.handle, index).await {
+                    tracing::warn!(container = %c.name, "removing {}: {}", l.name, e.chain());
+                }
+            }
+        }
+    }
+
     /// Removes what berth made but no longer knows: sandbox pins, generated
     /// files, veths on berth bridges, berth bridges of unknown networks.
     async fn sweep(&self) -> Result<()> {
-        let (known_ids, known_veths, known_nets) = {
+        let (known_ids, known_endpoints, known_nets) = {
             let st = self.state();
             let ids: HashSet<String> = st.containers.keys().cloned().collect();
-            let veths: HashSet<String> = st
+            let endpoints: Vec<String> = st
                 .containers
                 .values()
-                .flat_map(|c| c.endpoints.iter().filter_map(|e| e.host_ifname.clone()))
+                .flat_map(|c| c.endpoints.iter().map(|e| e.id.clone()))
                 .collect();
             let nets: HashSet<String> = st.networks.keys().cloned().collect();
-            (ids, veths, nets)
+            (ids, endpoints, nets)
         };
         let netns_dir = self.cfg.netns_dir();
         if let Ok(rd) = fs::read_dir(&netns_dir) {
@@ -188,28 +260,17 @@ impl Engine {
                 }
             }
         }
+        // What the drivers say they made in the host: a link made for a
+        // network or an endpoint berth no longer knows is a stray (a
+        // crash between the kernel work and the commit).
         let links = link::list(&self.ctx.handle).await?;
-        let ours = |alias: &Option<String>| {
-            alias
-                .as_deref()
-                .and_then(|a| a.strip_prefix("berth:"))
-                .map(str::to_owned)
-        };
-        let berth_bridges: HashSet<u32> = links
-            .iter()
-            .filter(|l| l.kind.as_deref() == Some("bridge") && ours(&l.alias).is_some())
-            .map(|l| l.index)
-            .collect();
-        for l in &links {
-            let stray_port = l.master.is_some_and(|m| berth_bridges.contains(&m))
-                && l.name.starts_with("veth")
-                && !known_veths.contains(&l.name);
-            // Bridges, VLAN and dummy parents berth made for a network it
-            // no longer knows (a crash between making them and recording
-            // the network).
-            let stray_own = matches!(l.kind.as_deref(), Some("bridge" | "vlan" | "dummy"))
-                && ours(&l.alias).is_some_and(|id| !known_nets.contains(&id));
-            if stray_port || stray_own {
+        for (index, claim) in self.claims(Place::Host, &links) {
+            let stray = match &claim {
+                Claim::Network(id) => !known_nets.contains(id),
+                Claim::Endpoint(prefix) => !known_endpoints.iter().any(|e| e.starts_with(prefix.as_str())),
+                Claim::Interface => false,
+            };
+            if stray && let Some(l) = links.iter().find(|l| l.index == index) {
                 tracing::info!("removing stray link {}", l.name);
                 link::del(&self.ctx.handle, l.index).await?;
             }

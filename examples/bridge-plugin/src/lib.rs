@@ -4,8 +4,11 @@
 //! `cargo xtask bench plugins` can put a price on the transport alone.
 #![deny(missing_docs)]
 
+use std::sync::Arc;
+
+use berth_core::link::Link;
 use berth_core::{
-    Attachment, Capabilities, Context, Endpoint, Features, Network, NetworkDriver, Result, async_trait,
+    Capabilities, Claim, Features, Network, NetworkDriver, NetworkHandle, Place, Result, async_trait,
 };
 use berth_driver_bridge::Bridge;
 
@@ -30,24 +33,12 @@ impl NetworkDriver for BridgePlugin {
         self.0.supported(features)
     }
 
-    fn validate(&self, net: &Network) -> Result<()> {
-        self.0.validate(net)
+    async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {
+        self.0.open(net).await
     }
 
-    async fn create_network(&self, ctx: &Context, net: &Network) -> Result<()> {
-        self.0.create_network(ctx, net).await
-    }
-
-    async fn delete_network(&self, ctx: &Context, net: &Network) -> Result<()> {
-        self.0.delete_network(ctx, net).await
-    }
-
-    async fn attach(&self, ctx: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<Attachment> {
-        self.0.attach(ctx, net, ep).await
-    }
-
-    async fn detach(&self, ctx: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<()> {
-        self.0.detach(ctx, net, ep).await
+    fn claim(&self, place: Place, links: &[Link]) -> Vec<(u32, Claim)> {
+        self.0.claim(place, links)
     }
 }
 

@@ -29,12 +29,12 @@
 use std::collections::HashMap;
 use std::ffi::{CStr, c_char, c_void};
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use berth_core::plugin::{ABI_VERSION, CompleteFn, MIN_ABI_VERSION, Plugin, PluginV1, PluginV2};
 use berth_core::{
-    Attachment, Capabilities, Context, Endpoint, Error, Network, NetworkDriver, Result, SandboxKind, Scope,
+    Attachment, Capabilities, Context, Endpoint, Error, Network, NetworkDriver, NetworkHandle, Result,
     async_trait, check_options, link,
 };
 use serde_json::Value;
@@ -70,31 +70,39 @@ impl NetworkDriver for Faulty {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            scope: Scope::Local,
-            sandbox: SandboxKind::Own,
-            ipam: true,
             options: &["fault"],
-            multi_network: true,
+            ..Capabilities::own_sandbox()
         }
     }
 
-    fn validate(&self, net: &Network) -> Result<()> {
+    async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {
         Self::maybe_panic(net, "Validate");
-        check_options(&self.name, &net.options, &["fault"])
+        check_options(&self.name, &net.options, &["fault"])?;
+        Ok(Arc::new(FaultyNet(net.clone())))
+    }
+}
+
+/// A network of the misbehaving driver.
+struct FaultyNet(Network);
+
+#[async_trait]
+impl NetworkHandle for FaultyNet {
+    fn network(&self) -> &Network {
+        &self.0
     }
 
-    async fn create_network(&self, _: &Context, net: &Network) -> Result<()> {
-        Self::maybe_panic(net, "CreateNetwork");
+    async fn create(&self, _: &Context) -> Result<()> {
+        Faulty::maybe_panic(&self.0, "CreateNetwork");
         Ok(())
     }
 
-    async fn delete_network(&self, _: &Context, net: &Network) -> Result<()> {
-        Self::maybe_panic(net, "DeleteNetwork");
+    async fn delete(&self, _: &Context) -> Result<()> {
+        Faulty::maybe_panic(&self.0, "DeleteNetwork");
         Ok(())
     }
 
-    async fn attach(&self, ctx: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<Attachment> {
-        Self::maybe_panic(net, "Join");
+    async fn attach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
+        Faulty::maybe_panic(&self.0, "Join");
         let sandbox = ep.sandbox.ok_or_else(|| Error::Internal("no sandbox".into()))?;
         let host_if = host_ifname(ep.id);
         link::add_veth_into(&ctx.handle, &host_if, None, &sandbox.ns, ep.ifname, ep.mac).await?;
@@ -112,8 +120,8 @@ impl NetworkDriver for Faulty {
         })
     }
 
-    async fn detach(&self, ctx: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<()> {
-        Self::maybe_panic(net, "Leave");
+    async fn detach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<()> {
+        Faulty::maybe_panic(&self.0, "Leave");
         link::del_by_name(&ctx.handle, &host_ifname(ep.id)).await
     }
 }

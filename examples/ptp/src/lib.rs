@@ -29,13 +29,13 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use berth_core::ipnet::{IpNet, Ipv4Net};
 use berth_core::rtnetlink::packet_route::route::RouteScope;
 use berth_core::rtnetlink::{Handle, RouteMessageBuilder};
 use berth_core::{
-    Attachment, Capabilities, Context, Endpoint, Error, Network, NetworkDriver, Result, SandboxKind, Scope,
+    Attachment, Capabilities, Context, Endpoint, Error, Network, NetworkDriver, NetworkHandle, Result,
     async_trait, check_options, link, netlink_io,
 };
 
@@ -201,21 +201,48 @@ impl NetworkDriver for Ptp {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            scope: Scope::Local,
-            sandbox: SandboxKind::Own,
-            ipam: true,
             options: OPTIONS,
-            multi_network: true,
+            ..Capabilities::own_sandbox()
         }
     }
 
-    fn validate(&self, net: &Network) -> Result<()> {
-        Config::parse(net).map(drop)
+    /// Checks the options once; the engine keeps the network opened.
+    async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {
+        Ok(Arc::new(PtpNet {
+            cfg: Config::parse(net)?,
+            // Before the engine's IPAM ran, the subnet may still be missing.
+            plan: plan(net),
+            net: net.clone(),
+        }))
+    }
+}
+
+/// A ptp network, opened: its settings and address plan.
+struct PtpNet {
+    net: Network,
+    cfg: Config,
+    plan: Result<(Ipv4Net, Ipv4Addr)>,
+}
+
+impl PtpNet {
+    /// The network's subnet and gateway.
+    fn plan(&self) -> Result<(Ipv4Net, Ipv4Addr)> {
+        match &self.plan {
+            Ok(p) => Ok(*p),
+            Err(_) => plan(&self.net),
+        }
+    }
+}
+
+#[async_trait]
+impl NetworkHandle for PtpNet {
+    fn network(&self) -> &Network {
+        &self.net
     }
 
-    async fn create_network(&self, ctx: &Context, net: &Network) -> Result<()> {
-        Config::parse(net)?;
-        let (subnet, _) = plan(net)?;
+    async fn create(&self, ctx: &Context) -> Result<()> {
+        let net = &self.net;
+        let (subnet, _) = self.plan()?;
         ctx.host.sysctl("net/ipv4/ip_forward", "1")?;
         let _one = NFT.lock().unwrap_or_else(|p| p.into_inner());
         if !nft(ctx, &["list", "table", "ip", TABLE], "")?.0 {
@@ -237,13 +264,15 @@ impl NetworkDriver for Ptp {
         }
     }
 
-    async fn delete_network(&self, ctx: &Context, net: &Network) -> Result<()> {
-        let Ok((subnet, _)) = plan(net) else { return Ok(()) };
+    async fn delete(&self, ctx: &Context) -> Result<()> {
+        let Ok((subnet, _)) = self.plan() else {
+            return Ok(());
+        };
         let _one = NFT.lock().unwrap_or_else(|p| p.into_inner());
         if !nft(ctx, &["list", "table", "ip", TABLE], "")?.0 {
             return Ok(()); // already gone
         }
-        for (set, e) in elements(net, subnet) {
+        for (set, e) in elements(&self.net, subnet) {
             // One at a time: an element that is already gone fails alone.
             let (ok, err) = nft(
                 ctx,
@@ -262,9 +291,8 @@ impl NetworkDriver for Ptp {
         Ok(())
     }
 
-    async fn attach(&self, ctx: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<Attachment> {
-        let cfg = Config::parse(net)?;
-        let (subnet, gateway) = plan(net)?;
+    async fn attach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
+        let (subnet, gateway) = self.plan()?;
         let sandbox = ep
             .sandbox
             .ok_or_else(|| Error::Internal("attach without a sandbox".into()))?;
@@ -277,7 +305,15 @@ impl NetworkDriver for Ptp {
             })
             .ok_or_else(|| Error::invalid("driver ptp needs an IPv4 address for the endpoint"))?;
         let host_if = host_ifname(ep.id);
-        link::add_veth_into(&ctx.handle, &host_if, cfg.mtu, &sandbox.ns, ep.ifname, ep.mac).await?;
+        link::add_veth_into(
+            &ctx.handle,
+            &host_if,
+            self.cfg.mtu,
+            &sandbox.ns,
+            ep.ifname,
+            ep.mac,
+        )
+        .await?;
         let rest = async {
             // The sandbox side: up (without IPv6 addresses), the /32, the
             // gateway on-link, the subnet and the default route via it.
@@ -306,7 +342,7 @@ impl NetworkDriver for Ptp {
         })
     }
 
-    async fn detach(&self, ctx: &Context, _: &Network, ep: &Endpoint<'_>) -> Result<()> {
+    async fn detach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<()> {
         // Deleting the host end deletes its peer, its address and routes.
         link::del_by_name(&ctx.handle, &host_ifname(ep.id)).await
     }

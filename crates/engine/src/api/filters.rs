@@ -4,7 +4,7 @@
 //!
 //! | filter | `ls` | `prune` | keeps a network that … |
 //! |---|---|---|---|
-//! | `driver=D` | yes | | uses driver D (`none` also names `null`) |
+//! | `driver=D` | yes | | uses driver D (or a driver D is an alias of: `none` for `null`) |
 //! | `name=S` | yes | | has S in its name |
 //! | `id=P` | yes | | has an id starting with P |
 //! | `label=K`, `label=K=V` | yes | yes | has label K (with value V) |
@@ -94,6 +94,18 @@ impl NetworkFilter {
                 &[("true", true), ("1", true), ("false", false), ("0", false)],
             )?,
         })
+    }
+
+    /// Adds, for each `driver` value, the name of the driver it is an alias
+    /// of (`none` → `null`), as `canonical` says.
+    pub(crate) fn with_driver_names(mut self, canonical: impl Fn(&str) -> Option<String>) -> Self {
+        let names: Vec<String> = self.drivers.iter().filter_map(|v| canonical(v)).collect();
+        for n in names {
+            if !self.drivers.contains(&n) {
+                self.drivers.push(n);
+            }
+        }
+        self
     }
 
     /// The filters of `POST /networks/prune`.
@@ -246,7 +258,10 @@ mod tests {
         let bridge = net("bridge", true, &[]);
         let none = net("none", true, &[]);
         let keeps = |pairs: &[(&str, &str)], n: &NetworkRecord, used: usize| {
-            NetworkFilter::list(&filters(pairs)).unwrap().matches(n, used)
+            NetworkFilter::list(&filters(pairs))
+                .unwrap()
+                .with_driver_names(|v| (v == "none").then(|| "null".to_owned()))
+                .matches(n, used)
         };
         assert!(keeps(&[("name", "we")], &web, 0));
         assert!(!keeps(&[("name", "db")], &web, 0));

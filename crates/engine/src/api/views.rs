@@ -11,7 +11,7 @@ use berth_api::{
     PortBinding as ApiPortBinding, PortMap, SummaryHostConfig, SummaryNetworkSettings, SwarmInfo, SystemInfo,
     SystemVersion,
 };
-use berth_core::Scope;
+use berth_core::{Mac, Scope};
 
 use crate::engine::Engine;
 use crate::model::{ContainerPaths, ContainerRecord, EndpointRecord, NetworkRecord, PortBinding, Status};
@@ -23,6 +23,11 @@ pub(crate) fn scope_name(s: Scope) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// `02:42:ac:12:00:02`, or empty where there is no interface.
+fn mac(m: Mac) -> String {
+    if m.is_zero() { String::new() } else { m.to_string() }
 }
 
 /// `docker network inspect`'s shape.
@@ -49,7 +54,7 @@ pub(crate) fn network(n: &NetworkRecord, containers: &[&ContainerRecord]) -> Net
             let member = NetworkContainer {
                 name: c.name.clone(),
                 endpoint_id: ep.id.clone(),
-                mac_address: ep.mac.clone(),
+                mac_address: mac(ep.mac),
                 ipv4_address: ep.ipv4().map(|a| a.to_string()).unwrap_or_default(),
                 ipv6_address: ep.ipv6().map(|a| a.to_string()).unwrap_or_default(),
                 ports: if c.ports_network == n.net.id {
@@ -119,7 +124,7 @@ fn endpoint(ep: &EndpointRecord, n: &NetworkRecord) -> EndpointSettings {
         ipv6_gateway: ep.gateway(true),
         global_ipv6_address: v6.map(|a| a.addr().to_string()).unwrap_or_default(),
         global_ipv6_prefix_len: v6.map(|a| a.prefix_len()).unwrap_or(0),
-        mac_address: ep.mac.clone(),
+        mac_address: mac(ep.mac),
         interface_name: ep.ifname.as_ref().map(|i| i.to_string()).unwrap_or_default(),
         aliases: ep.aliases.clone(),
         ipam_config: (!ep.static_ip.is_empty()).then(|| EndpointIpamConfig {

@@ -61,8 +61,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_core::{
-    Attachment, Capabilities, Context, Endpoint, Error, FwNetwork, IfName, Network, NetworkDriver, Result,
-    SandboxKind, Scope, async_trait, link,
+    Attachment, Capabilities, Context, Endpoint, Error, FwNetwork, IfName, Network, NetworkDriver,
+    NetworkHandle, Result, async_trait, link,
 };
 use serde_json::{Value, json};
 
@@ -77,12 +77,15 @@ use super::PluginConfig;
 /// The `cni` driver; it is always there (its networks say what they lack).
 pub fn driver(cfg: &PluginConfig) -> Option<Arc<dyn NetworkDriver>> {
     let timeout = super::timeout();
-    Some(Arc::new(Cni {
+    Some(Arc::new(CniDriver(Arc::new(Cni {
         config_dir: cfg.cni_config_dir.clone(),
         path: cfg.cni_path.clone(),
         timeout,
-    }))
+    }))))
 }
+
+/// The `cni` driver: where it finds configurations and plugins.
+struct CniDriver(Arc<Cni>);
 
 struct Cni {
     config_dir: PathBuf,
@@ -198,21 +201,35 @@ impl Cni {
             Err(Error::Internal(errors.join("; ")))
         }
     }
+}
 
-    fn chain(&self, net: &Network) -> Result<Chain> {
-        config::chain(net, &self.config_dir)
-    }
+/// A cni network, opened: where its chain comes from (a chain built from
+/// `cni.plugin` options is built once; a configuration list is read
+/// again at each attach, as libcni does) and whether berth's firewall
+/// isolates its bridges.
+struct CniNet {
+    cni: Arc<Cni>,
+    net: Network,
+    source: Source,
+    isolate: bool,
+}
 
-    /// Other cni networks that put containers on `bridge`.
-    fn bridge_shared(&self, ctx: &Context, net: &Network, bridge: &str) -> bool {
-        ctx.networks.get().iter().any(|n| {
-            n.id != net.id
-                && n.driver == self.name()
-                && self
-                    .chain(n)
-                    .is_ok_and(|c| c.bridges().iter().any(|b| b == bridge))
-        })
+impl CniNet {
+    /// The chain the network runs now.
+    fn chain(&self) -> Result<Chain> {
+        match &self.source {
+            Source::Config(name) => config::load(&self.cni.config_dir, name),
+            Source::Plugin(chain) => Ok(chain.clone()),
+        }
     }
+}
+
+/// Where a cni network's chain comes from.
+enum Source {
+    /// `cni.config=NAME` in the configuration directory.
+    Config(String),
+    /// Built from `cni.plugin=TYPE` and the plugin's options.
+    Plugin(Chain),
 }
 
 fn firewall(net: &Network, bridge: &str) -> Result<FwNetwork> {
@@ -225,15 +242,13 @@ fn firewall(net: &Network, bridge: &str) -> Result<FwNetwork> {
 }
 
 #[async_trait]
-impl NetworkDriver for Cni {
+impl NetworkDriver for CniDriver {
     fn name(&self) -> &str {
         "cni"
     }
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            scope: Scope::Local,
-            sandbox: SandboxKind::Own,
             ipam: false,
             options: &[
                 "cni.config",
@@ -242,35 +257,59 @@ impl NetworkDriver for Cni {
                 "cni.isolate",
                 "KEY[.KEY...] (with cni.plugin: the plugin's own options)",
             ],
-            multi_network: true,
+            ..Capabilities::own_sandbox()
         }
     }
 
-    fn validate(&self, net: &Network) -> Result<()> {
-        let chain = self.chain(net)?;
+    async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {
+        let cni = &self.0;
+        let source = match config::source(&net.options, &cni.config_dir)? {
+            config::Source::Config(name) => Source::Config(name),
+            config::Source::Plugin(_) => Source::Plugin(config::chain(net, &cni.config_dir)?),
+        };
+        let opened = CniNet {
+            cni: cni.clone(),
+            net: net.clone(),
+            source,
+            isolate: config::isolate(&net.options),
+        };
+        let chain = opened.chain()?;
         for (kind, what) in chain.programs() {
-            exec::find(&kind, &self.path, &what)?;
+            exec::find(&kind, &cni.path, &what)?;
         }
-        if net.internal && (chain.bridges().is_empty() || !config::isolate(&net.options)) {
+        if net.internal && (chain.bridges().is_empty() || !opened.isolate) {
             return Err(Error::invalid(
                 "--internal on a cni network needs a bridge plugin in the chain and cni.isolate left on: berth's firewall keeps a bridge's traffic in, other plugins' traffic is theirs to filter",
             ));
         }
-        Ok(())
+        Ok(Arc::new(opened))
+    }
+}
+
+#[async_trait]
+impl NetworkHandle for CniNet {
+    fn network(&self) -> &Network {
+        &self.net
     }
 
-    async fn create_network(&self, ctx: &Context, net: &Network) -> Result<()> {
-        if !config::isolate(&net.options) {
+    /// The bridges of its chain's `bridge` plugins.
+    fn shared_links(&self) -> Vec<String> {
+        self.chain().map(|c| c.bridges()).unwrap_or_default()
+    }
+
+    async fn create(&self, ctx: &Context) -> Result<()> {
+        if !self.isolate {
             return Ok(());
         }
-        for bridge in self.chain(net)?.bridges() {
-            ctx.firewall.add_network(&firewall(net, &bridge)?)?;
+        for bridge in self.chain()?.bridges() {
+            ctx.firewall.add_network(&firewall(&self.net, &bridge)?)?;
         }
         Ok(())
     }
 
-    async fn delete_network(&self, ctx: &Context, net: &Network) -> Result<()> {
-        let chain = match self.chain(net) {
+    async fn delete(&self, ctx: &Context) -> Result<()> {
+        let net = &self.net;
+        let chain = match self.chain() {
             Ok(c) => c,
             Err(e) => {
                 // Nothing berth knows of to remove.
@@ -280,7 +319,8 @@ impl NetworkDriver for Cni {
         };
         let mut errors = Vec::new();
         for bridge in chain.bridges() {
-            if self.bridge_shared(ctx, net, &bridge) {
+            // Another cni network still puts containers on it.
+            if !ctx.networks.sharing(&net.id, &bridge).is_empty() {
                 continue;
             }
             if let Err(e) = firewall(net, &bridge).and_then(|fw| ctx.firewall.remove_network(&fw)) {
@@ -312,21 +352,22 @@ impl NetworkDriver for Cni {
         }
     }
 
-    async fn attach(&self, _ctx: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<Attachment> {
+    async fn attach(&self, _ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
+        let (cni, net) = (&self.cni, &self.net);
         let sandbox = ep
             .sandbox
             .ok_or_else(|| Error::Internal("cni attach without a sandbox".into()))?;
-        let chain = self.chain(net)?;
+        let chain = self.chain()?;
         let id = container_id(ep);
-        let call = self.call(&id, Some(&sandbox.path), ep.ifname);
+        let call = cni.call(&id, Some(&sandbox.path), ep.ifname);
         let mut prev: Option<Value> = None;
         for i in 0..chain.plugins.len() {
-            match self.add_one(&chain, i, &call, prev.as_ref()).await {
+            match cni.add_one(&chain, i, &call, prev.as_ref()).await {
                 Ok(r) => prev = Some(r),
                 Err(e) => {
                     // Undo every plugin that ran, this one too: it may have
                     // done part of its work before failing.
-                    if let Err(undo) = self.del(&chain, i + 1, &call, prev.as_ref()).await {
+                    if let Err(undo) = cni.del(&chain, i + 1, &call, prev.as_ref()).await {
                         tracing::warn!(network = %net.name, "rolling back a failed ADD: {}", undo.chain());
                     }
                     return Err(e);
@@ -352,27 +393,29 @@ impl NetworkDriver for Cni {
         })
     }
 
-    async fn detach(&self, _ctx: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<()> {
+    async fn detach(&self, _ctx: &Context, ep: &Endpoint<'_>) -> Result<()> {
+        let cni = &self.cni;
         let netns = ep.sandbox.map(|s| s.path.as_path());
         match ep.state {
             Some(v) => {
                 let st = State::from_value(v)?;
-                let call = self.call(&st.container_id, netns, ep.ifname);
-                self.del(&st.chain, st.chain.plugins.len(), &call, Some(&st.result))
+                let call = cni.call(&st.container_id, netns, ep.ifname);
+                cni.del(&st.chain, st.chain.plugins.len(), &call, Some(&st.result))
                     .await
             }
             None => {
                 // No recorded result (an attach that never finished): the
                 // plugins release what they can without one.
-                let chain = self.chain(net)?;
+                let chain = self.chain()?;
                 let id = container_id(ep);
-                let call = self.call(&id, netns, ep.ifname);
-                self.del(&chain, chain.plugins.len(), &call, None).await
+                let call = cni.call(&id, netns, ep.ifname);
+                cni.del(&chain, chain.plugins.len(), &call, None).await
             }
         }
     }
 
-    async fn check(&self, _ctx: &Context, _net: &Network, ep: &Endpoint<'_>) -> Result<()> {
+    async fn check(&self, _ctx: &Context, ep: &Endpoint<'_>) -> Result<()> {
+        let cni = &self.cni;
         let st = State::from_value(ep.state.ok_or_else(|| {
             Error::Internal(
                 "no CNI result was recorded for this container, so there is nothing to check against".into(),
@@ -390,9 +433,9 @@ impl NetworkDriver for Cni {
         let sandbox = ep
             .sandbox
             .ok_or_else(|| Error::Conflict("the container's network namespace is gone".into()))?;
-        let call = self.call(&st.container_id, Some(&sandbox.path), ep.ifname);
+        let call = cni.call(&st.container_id, Some(&sandbox.path), ep.ifname);
         for (i, kind) in st.chain.types().enumerate() {
-            let prog = exec::find(kind, &self.path, &format!("plugin {kind:?}"))?;
+            let prog = exec::find(kind, &cni.path, &format!("plugin {kind:?}"))?;
             exec::run(
                 &prog,
                 kind,

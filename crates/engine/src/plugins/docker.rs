@@ -41,11 +41,9 @@ use berth_core::protocol::{
     DeleteNetworkRequest, EndpointInterface, EndpointRequest, ErrorResponse, JoinRequest, JoinResponse,
     method,
 };
-use berth_core::rtnetlink::RouteMessageBuilder;
-use berth_core::rtnetlink::packet_route::route::RouteScope;
 use berth_core::{
-    Attachment, Capabilities, Context, Endpoint, Error, IfName, Network, NetworkDriver, Result, SandboxKind,
-    Scope, async_trait, link,
+    Attachment, Capabilities, Context, Endpoint, Error, IfName, Mac, Network, NetworkDriver, NetworkHandle,
+    Result, Scope, async_trait, link,
 };
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
@@ -266,7 +264,7 @@ pub struct Chosen {
     /// Addresses the plugin added (of a family the engine gave none of).
     pub addresses: Vec<IpNet>,
     /// The MAC the plugin chose.
-    pub mac: Option<[u8; 6]>,
+    pub mac: Option<Mac>,
 }
 
 /// Checks a `CreateEndpoint` answer against the request's interface.
@@ -298,34 +296,20 @@ pub fn check_endpoint(sent: &EndpointInterface, got: Option<&EndpointInterface>)
         }
     }
     if !got.mac_address.is_empty() {
-        chosen.mac = Some(parse_mac(&got.mac_address).ok_or_else(|| {
-            format!(
-                "Interface.MacAddress {:?} is not a MAC address",
-                one_line(&got.mac_address)
-            )
-        })?);
+        let mac = got
+            .mac_address
+            .parse::<Mac>()
+            .ok()
+            .filter(|m| !m.is_multicast())
+            .ok_or_else(|| {
+                format!(
+                    "Interface.MacAddress {:?} is not a MAC address",
+                    one_line(&got.mac_address)
+                )
+            })?;
+        chosen.mac = Some(mac);
     }
     Ok(chosen)
-}
-
-fn parse_mac(s: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = s.split(':');
-    for b in &mut mac {
-        let p = parts.next()?;
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    (parts.next().is_none() && mac[0] & 1 == 0).then_some(mac)
-}
-
-fn mac_string(mac: [u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 /// Why a call did not give the answer asked for.
@@ -484,7 +468,14 @@ impl DockerPlugin {
         };
         link::configure(&sb.handle, &name, &addresses, &gateways).await?;
         for r in &joined.routes {
-            add_route(&sb.handle, index, r).await?;
+            link::replace_route(
+                &sb.handle,
+                index,
+                r.destination,
+                r.via,
+                "the plugin's static route",
+            )
+            .await?;
         }
         Ok(gateways)
     }
@@ -534,60 +525,61 @@ async fn find_interface(
     }))
 }
 
-/// Adds a plugin's static route in the sandbox, through the interface
-/// `index`, like `ip route replace DST [via HOP] dev IF`.
-async fn add_route(handle: &berth_core::rtnetlink::Handle, index: u32, r: &StaticRoute) -> Result<()> {
-    let msg = match (r.destination, r.via) {
-        (IpNet::V4(d), via) => {
-            let b = RouteMessageBuilder::<Ipv4Addr>::new()
-                .destination_prefix(d.addr(), d.prefix_len())
-                .output_interface(index);
-            match via {
-                Some(IpAddr::V4(hop)) => b.gateway(hop),
-                _ => b.scope(RouteScope::Link),
-            }
-            .build()
-        }
-        (IpNet::V6(d), via) => {
-            let b = RouteMessageBuilder::<Ipv6Addr>::new()
-                .destination_prefix(d.addr(), d.prefix_len())
-                .output_interface(index);
-            match via {
-                Some(IpAddr::V6(hop)) => b.gateway(hop),
-                _ => b.scope(RouteScope::Link),
-            }
-            .build()
-        }
-    };
-    handle.route().add(msg).replace().execute().await.map_err(|e| {
-        Error::netlink(
-            format!("adding the plugin's static route to {}", r.destination),
-            e,
-        )
-    })
+/// A Docker network plugin as a berth driver.
+struct DockerDriver(Arc<DockerPlugin>);
+
+/// A network of a Docker plugin: what the plugin's calls for it need.
+struct DockerNet {
+    plugin: Arc<DockerPlugin>,
+    net: Network,
 }
 
 #[async_trait]
-impl NetworkDriver for DockerPlugin {
+impl NetworkDriver for DockerDriver {
     fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     fn capabilities(&self) -> Capabilities {
         Capabilities {
-            scope: self.scope,
-            sandbox: SandboxKind::Own,
-            ipam: true,
-            options: &[],
-            multi_network: true,
+            scope: self.0.scope,
+            ..Capabilities::own_sandbox()
         }
     }
 
     /// The plugin checks its options itself, in `CreateNetwork`.
-    fn validate(&self, _net: &Network) -> Result<()> {
-        Ok(())
+    async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {
+        Ok(Arc::new(DockerNet {
+            plugin: self.0.clone(),
+            net: net.clone(),
+        }))
+    }
+}
+
+#[async_trait]
+impl NetworkHandle for DockerNet {
+    fn network(&self) -> &Network {
+        &self.net
     }
 
+    async fn create(&self, ctx: &Context) -> Result<()> {
+        self.plugin.create_network(ctx, &self.net).await
+    }
+
+    async fn delete(&self, _ctx: &Context) -> Result<()> {
+        self.plugin.delete_network(&self.net).await
+    }
+
+    async fn attach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
+        self.plugin.attach(ctx, &self.net, ep).await
+    }
+
+    async fn detach(&self, _ctx: &Context, ep: &Endpoint<'_>) -> Result<()> {
+        self.plugin.detach(&self.net, ep).await
+    }
+}
+
+impl DockerPlugin {
     async fn create_network(&self, ctx: &Context, net: &Network) -> Result<()> {
         let req = CreateNetworkRequest {
             network_id: net.id.clone(),
@@ -604,7 +596,7 @@ impl NetworkDriver for DockerPlugin {
             Err(e) => {
                 // A network the engine already has is being put back after a
                 // restart: never delete it because the plugin was slow.
-                let known = ctx.networks.get().iter().any(|n| n.id == net.id);
+                let known = ctx.networks.contains(&net.id);
                 if e.maybe_done() && !known {
                     let del = DeleteNetworkRequest {
                         network_id: net.id.clone(),
@@ -617,7 +609,7 @@ impl NetworkDriver for DockerPlugin {
         }
     }
 
-    async fn delete_network(&self, _ctx: &Context, net: &Network) -> Result<()> {
+    async fn delete_network(&self, net: &Network) -> Result<()> {
         let req = DeleteNetworkRequest {
             network_id: net.id.clone(),
             berth: None,
@@ -640,7 +632,7 @@ impl NetworkDriver for DockerPlugin {
         let sent = EndpointInterface {
             address: addr(false),
             address_ipv6: addr(true),
-            mac_address: mac_string(ep.mac),
+            mac_address: ep.mac.to_string(),
         };
         let req = CreateEndpointRequest {
             network_id: net.id.clone(),
@@ -708,7 +700,7 @@ impl NetworkDriver for DockerPlugin {
                     ep.addresses.iter().chain(&chosen.addresses).copied().collect()
                 },
                 gateways: if plugin_chose { gateways } else { Vec::new() },
-                mac: chosen.mac.map(mac_string),
+                mac: chosen.mac,
                 ..Default::default()
             }),
             Err(e) => {
@@ -730,7 +722,7 @@ impl NetworkDriver for DockerPlugin {
         }
     }
 
-    async fn detach(&self, _ctx: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<()> {
+    async fn detach(&self, net: &Network, ep: &Endpoint<'_>) -> Result<()> {
         let req = Self::endpoint_request(net, ep);
         if let Err(e) = self.optional_call(REVOKE_EXTERNAL_CONNECTIVITY, &req).await {
             tracing::warn!("{}", self.error(REVOKE_EXTERNAL_CONNECTIVITY, e).chain());
@@ -928,7 +920,7 @@ pub async fn discover(cfg: &PluginConfig) -> Vec<Found> {
                         status: "loaded".into(),
                         ..info
                     },
-                    driver: Some(Arc::new(p) as Arc<dyn NetworkDriver>),
+                    driver: Some(Arc::new(DockerDriver(Arc::new(p))) as Arc<dyn NetworkDriver>),
                 },
                 Err(status) => Found {
                     info: PluginInfo { status, ..info },
@@ -1054,7 +1046,7 @@ mod tests {
         };
         let c = check_endpoint(&sent, Some(&v6)).unwrap();
         assert_eq!(c.addresses, ["fd00::2/64".parse::<IpNet>().unwrap()]);
-        assert_eq!(c.mac, Some([2, 0, 0, 0, 0, 1]));
+        assert_eq!(c.mac, Some(Mac([2, 0, 0, 0, 0, 1])));
         let bad = EndpointInterface {
             mac_address: "01:00:00:00:00:01".into(),
             ..Default::default()

@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use berth_core::plugin::{
     ABI_VERSION, CallAsyncFn, CallFn, EntryFn, ErrorAnswer, FreeFn, MIN_ABI_VERSION, PluginV1, PluginV2,
-    SYMBOL, format_mac, network_request,
+    SYMBOL, network_request,
 };
 use berth_core::protocol::{
     BerthEndpoint, BerthNetwork, CapabilitiesResponse, CreateEndpointRequest, CreateEndpointResponse,
@@ -52,8 +52,8 @@ use berth_core::protocol::{
     method,
 };
 use berth_core::{
-    Attachment, Capabilities, Context, Endpoint, Error, Network, NetworkDriver, Result, SandboxKind, Scope,
-    async_trait,
+    Attachment, Capabilities, Context, Endpoint, Error, Network, NetworkDriver, NetworkHandle, Ports, Result,
+    SandboxKind, Scope, async_trait,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -316,6 +316,10 @@ pub fn capabilities(c: &CapabilitiesResponse) -> std::result::Result<Capabilitie
         ipam: b.ipam,
         options: intern(&b.options),
         multi_network: b.multi_network,
+        ports: b.ports.unwrap_or(Ports::Unsupported),
+        dns: b.dns.unwrap_or(sandbox == SandboxKind::Own),
+        parent: b.parent,
+        aliases: &[],
     })
 }
 
@@ -707,7 +711,7 @@ fn berth_endpoint(net: &Network, ep: &Endpoint<'_>) -> Result<BerthEndpoint> {
         network: net.clone(),
         sandbox_key: key,
         ifname: ep.ifname.to_string(),
-        mac: format_mac(ep.mac),
+        mac: ep.mac,
         addresses: ep.addresses.to_vec(),
         gateways: ep.gateways.to_vec(),
         state: ep.state.cloned(),
@@ -724,44 +728,41 @@ impl NetworkDriver for SharedPlugin {
         self.0.caps.clone()
     }
 
-    /// `Validate`, synchronously (the trait's `validate` is not async): on
-    /// a blocking thread, waited for at most the timeout.
-    fn validate(&self, net: &Network) -> Result<()> {
+    /// `Validate`: the plugin opens the network on its side and says
+    /// whether its options are good.
+    async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {
         let req = json(&network_request(net))?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let lib = self.0.clone();
-        let run = move || {
-            let _ = tx.send(lib.call_blocking(method::VALIDATE, &req));
-        };
-        let rt = tokio::runtime::Handle::try_current();
-        match &rt {
-            Ok(h) => drop(h.spawn_blocking(run)),
-            Err(_) => drop(std::thread::spawn(run)),
-        }
-        let wait = || rx.recv_timeout(self.0.timeout);
-        let got = match &rt {
-            // Let the runtime move other tasks off this worker meanwhile.
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(wait)
-            }
-            _ => wait(),
-        };
-        let name = &self.0.name;
-        match got {
-            Ok(answer) => decode::<ErrorResponse>(name, method::VALIDATE, answer.as_deref()).map(drop),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(Error::Internal(format!(
-                "plugin {name}: Validate did not answer within {}",
-                super::show_duration(self.0.timeout)
-            ))),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(Error::Internal(format!(
-                "plugin {name}: Validate: the call failed"
-            ))),
-        }
+        self.call::<ErrorResponse>(method::VALIDATE, req)
+            .await
+            .map_err(|f| f.err)?;
+        Ok(Arc::new(SharedNet {
+            plugin: SharedPlugin(self.0.clone()),
+            net: net.clone(),
+        }))
+    }
+}
+
+/// A network of a shared-library plugin: every request carries it whole,
+/// and the plugin keeps its own handle of it.
+struct SharedNet {
+    plugin: SharedPlugin,
+    net: Network,
+}
+
+#[async_trait]
+impl NetworkHandle for SharedNet {
+    fn network(&self) -> &Network {
+        &self.net
     }
 
-    async fn create_network(&self, _: &Context, net: &Network) -> Result<()> {
+    async fn create(&self, _: &Context) -> Result<()> {
+        let net = &self.net;
         let req = json(&network_request(net))?;
-        match self.call::<ErrorResponse>(method::CREATE_NETWORK, req).await {
+        match self
+            .plugin
+            .call::<ErrorResponse>(method::CREATE_NETWORK, req)
+            .await
+        {
             Ok(_) => Ok(()),
             Err(f) if f.refused_up_front() => Err(f.err),
             Err(f) => {
@@ -770,24 +771,28 @@ impl NetworkDriver for SharedPlugin {
                     berth: Some(BerthNetwork { network: net.clone() }),
                 })?;
                 Err(self
+                    .plugin
                     .roll_back(f, vec![(method::DELETE_NETWORK, del)], "network")
                     .await)
             }
         }
     }
 
-    async fn delete_network(&self, _: &Context, net: &Network) -> Result<()> {
+    async fn delete(&self, _: &Context) -> Result<()> {
+        let net = &self.net;
         let req = json(&DeleteNetworkRequest {
             network_id: net.id.clone(),
             berth: Some(BerthNetwork { network: net.clone() }),
         })?;
-        self.call::<ErrorResponse>(method::DELETE_NETWORK, req)
+        self.plugin
+            .call::<ErrorResponse>(method::DELETE_NETWORK, req)
             .await
             .map(drop)
             .map_err(|f| f.err)
     }
 
-    async fn attach(&self, _: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<Attachment> {
+    async fn attach(&self, _: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
+        let net = &self.net;
         let berth = berth_endpoint(net, ep)?;
         let key = berth
             .sandbox_key
@@ -806,7 +811,11 @@ impl NetworkDriver for SharedPlugin {
             interface: Some(EndpointInterface {
                 address: with_len(false),
                 address_ipv6: with_len(true),
-                mac_address: berth.mac.clone(),
+                mac_address: if ep.mac.is_zero() {
+                    String::new()
+                } else {
+                    ep.mac.to_string()
+                },
             }),
             options: BTreeMap::new(),
         })?;
@@ -823,6 +832,7 @@ impl NetworkDriver for SharedPlugin {
             berth: Some(berth),
         })?;
         let joined = self
+            .plugin
             .in_a_row(
                 &[method::CREATE_ENDPOINT, method::JOIN],
                 vec![create, join],
@@ -838,27 +848,29 @@ impl NetworkDriver for SharedPlugin {
             // nothing to undo, and DeleteEndpoint follows as in Docker.
             Err(f) => {
                 let steps = vec![(method::LEAVE, leave.clone()), (method::DELETE_ENDPOINT, leave)];
-                Err(self.roll_back(f, steps, "attach").await)
+                Err(self.plugin.roll_back(f, steps, "attach").await)
             }
         }
     }
 
-    async fn detach(&self, _: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<()> {
+    async fn detach(&self, _: &Context, ep: &Endpoint<'_>) -> Result<()> {
+        let net = &self.net;
         let req = json(&EndpointRequest {
             network_id: net.id.clone(),
             endpoint_id: ep.id.to_owned(),
             berth: Some(berth_endpoint(net, ep)?),
         })?;
         // Both, whatever the first answers (teardown keeps going), in one hop.
-        self.in_a_row(
-            &[method::LEAVE, method::DELETE_ENDPOINT],
-            vec![req.clone(), req],
-            true,
-            plain_answer,
-        )
-        .await
-        .map(drop)
-        .map_err(|f| f.err)
+        self.plugin
+            .in_a_row(
+                &[method::LEAVE, method::DELETE_ENDPOINT],
+                vec![req.clone(), req],
+                true,
+                plain_answer,
+            )
+            .await
+            .map(drop)
+            .map_err(|f| f.err)
     }
 }
 
@@ -935,10 +947,17 @@ mod tests {
                 ipam: true,
                 options: vec!["mtu".into()],
                 multi_network: true,
+                ports: None,
+                dns: None,
+                parent: false,
             }),
         };
         let caps = capabilities(&c).unwrap();
         assert_eq!(caps.options, ["mtu"]);
+        // What a plugin does not say: no ports, the resolver for its own
+        // sandboxes.
+        assert_eq!(caps.ports, Ports::Unsupported);
+        assert!(caps.dns);
         // The same list is leaked once.
         assert!(std::ptr::eq(caps.options, capabilities(&c).unwrap().options));
         c.scope = "galactic".into();

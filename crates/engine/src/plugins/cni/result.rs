@@ -7,6 +7,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use berth_core::Mac;
 use ipnet::IpNet;
 use serde_json::{Map, Value};
 
@@ -243,7 +244,9 @@ impl CniResult {
     /// sandbox, as the engine records them. Addresses that name no interface
     /// count as the sandbox interface's when it has none of its own (IPAM
     /// results, single-interface plugins).
-    pub fn sandbox_view(&self, ifname: &str) -> (Vec<IpNet>, Vec<IpAddr>, Option<String>) {
+    /// A MAC that is not an Ethernet one (InfiniBand's are longer) is left
+    /// out.
+    pub fn sandbox_view(&self, ifname: &str) -> (Vec<IpNet>, Vec<IpAddr>, Option<Mac>) {
         let idx = self
             .interfaces
             .iter()
@@ -265,7 +268,7 @@ impl CniResult {
         (
             ips.iter().map(|c| c.address).collect(),
             gateways,
-            idx.and_then(|i| self.interfaces[i].mac.clone()),
+            idx.and_then(|i| self.interfaces[i].mac.as_deref()?.parse().ok()),
         )
     }
 }
@@ -325,7 +328,7 @@ mod tests {
         let (addrs, gws, mac) = r.sandbox_view("eth0");
         assert_eq!(addrs, vec!["10.89.2.2/24".parse::<IpNet>().unwrap()]);
         assert_eq!(gws, vec!["10.89.2.1".parse::<IpAddr>().unwrap()]);
-        assert_eq!(mac.as_deref(), Some("0e:ea:3f:80:81:0f"));
+        assert_eq!(mac.map(|m| m.to_string()).as_deref(), Some("0e:ea:3f:80:81:0f"));
         // Another interface name has no addresses of its own.
         assert_eq!(r.sandbox_view("eth1").0, Vec::<IpNet>::new());
     }
