@@ -9,7 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde_json::Value;
+use berth_api::ErrorResponse;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// The exec root unless told otherwise: `$BERTH_EXEC_ROOT`, else
 /// `/run/berth`. The default socket and an auto-started daemon's log live
@@ -43,6 +45,9 @@ pub fn socket_path(host: &str) -> Result<PathBuf> {
     }
     bail!("invalid host {host:?} (accepted: unix:///PATH; berth listens on unix sockets only)")
 }
+
+/// No request body.
+pub const NO_BODY: Option<&()> = None;
 
 /// A client of one daemon.
 pub struct Client {
@@ -103,53 +108,66 @@ impl Client {
     }
 
     /// Sends one request and returns the status and body.
-    pub fn raw(&self, method: &str, path: &str, body: Option<&Value>) -> std::io::Result<(u16, Vec<u8>)> {
+    pub fn raw(&self, method: &str, path: &str, body: Option<&[u8]>) -> std::io::Result<(u16, Vec<u8>)> {
         let mut s = self.stream()?;
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        let body = body.unwrap_or_default();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             body.len()
         );
-        s.write_all(req.as_bytes())?;
+        s.write_all(head.as_bytes())?;
+        s.write_all(body)?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf)?;
         parse_response(&buf)
             .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidData, "malformed HTTP response"))
     }
 
-    /// Sends one request; a non-2xx answer becomes an [`ApiError`] with
-    /// the daemon's message. An empty body is `null`.
-    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value> {
-        let (status, body) = self
-            .raw(method, path, body)
+    /// Sends one request with `body` as JSON and returns the body of a
+    /// 2xx answer; another answer becomes an [`ApiError`] with the
+    /// daemon's message.
+    pub fn send<B: Serialize + ?Sized>(&self, method: &str, path: &str, body: Option<&B>) -> Result<Vec<u8>> {
+        let body = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .with_context(|| format!("encoding the request {method} {path}"))?;
+        let (status, answer) = self
+            .raw(method, path, body.as_deref())
             .with_context(|| format!("cannot reach the berth daemon at {}", self.socket.display()))?;
         if !(200..300).contains(&status) {
-            let message = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| String::from_utf8_lossy(&body).trim().to_owned());
+            let message = serde_json::from_slice::<ErrorResponse>(&answer)
+                .map(|e| e.message)
+                .unwrap_or_else(|_| String::from_utf8_lossy(&answer).trim().to_owned());
             return Err(ApiError { message }.into());
         }
-        if body.is_empty() {
-            return Ok(Value::Null);
-        }
-        serde_json::from_slice(&body)
-            .or_else(|_| Ok(Value::String(String::from_utf8_lossy(&body).into_owned())))
+        Ok(answer)
+    }
+
+    /// Sends one request whose answer carries nothing berth reads.
+    pub fn call<B: Serialize + ?Sized>(&self, method: &str, path: &str, body: Option<&B>) -> Result<()> {
+        self.send(method, path, body).map(drop)
+    }
+
+    /// Sends one request and decodes its answer as `T`.
+    pub fn fetch<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
+        let answer = self.send(method, path, body)?;
+        serde_json::from_slice(&answer)
+            .with_context(|| format!("decoding the daemon's answer to {method} {path}"))
+    }
+
+    /// `GET path`, decoded as `T`.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.fetch("GET", path, NO_BODY)
     }
 
     /// GET that returns the raw body.
     pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
-        let (status, body) = self
-            .raw("GET", path, None)
-            .with_context(|| format!("cannot reach the berth daemon at {}", self.socket.display()))?;
-        if !(200..300).contains(&status) {
-            let message = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v["message"].as_str().map(str::to_owned))
-                .unwrap_or_default();
-            return Err(ApiError { message }.into());
-        }
-        Ok(body)
+        self.send("GET", path, NO_BODY)
     }
 
     /// True when the daemon answers `/_ping` (never starts one).

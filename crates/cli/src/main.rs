@@ -11,10 +11,16 @@ mod run;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use berth_api::{
+    ContainerCreateRequest, ContainerInspect, ContainerSummary, EndpointIpamConfig, EndpointSettings,
+    Filters, Ipam, IpamConfig, Network, NetworkCheck, NetworkConnectRequest, NetworkCreateRequest,
+    NetworkCreateResponse, NetworkDisconnectRequest, NetworkPruneResponse, PluginInfo, SystemInfo,
+    SystemVersion,
+};
 use clap::{Args, Parser, Subcommand};
-use serde_json::{Value, json};
+use serde::Serialize;
 
-use crate::client::{Client, connect};
+use crate::client::{Client, NO_BODY, connect};
 
 #[derive(Parser)]
 #[command(
@@ -84,6 +90,8 @@ enum Cmd {
     },
     /// Show the daemon's configuration and drivers.
     Info,
+    /// Show the client's and the daemon's versions and the API version.
+    Version,
     /// Manage network plugins.
     #[command(subcommand)]
     Plugin(PluginCmd),
@@ -105,7 +113,8 @@ enum NetworkCmd {
         /// Only show ids.
         #[arg(short, long)]
         quiet: bool,
-        /// Filter: driver=X, name=X or id=X.
+        /// Filter: driver=X, name=X, id=X, label=KEY[=VALUE], type=custom|builtin,
+        /// dangling=true|false, scope=local|global.
         #[arg(short, long = "filter", value_name = "KEY=VALUE")]
         filters: Vec<String>,
         /// table or json.
@@ -133,6 +142,9 @@ enum NetworkCmd {
         /// Do not ask.
         #[arg(short, long)]
         force: bool,
+        /// Filter: label=KEY[=VALUE] or label!=KEY[=VALUE].
+        #[arg(long = "filter", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
     },
     /// Connect a container to a network.
     Connect {
@@ -360,59 +372,55 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Run(args) => run_container(host, args),
         Cmd::Exec(args) => {
             let c = connect(host)?;
-            let info = c.call("GET", &format!("/containers/{}/json", enc(&args.container)), None)?;
-            if info["State"]["Running"] != json!(true) {
+            let info: ContainerInspect = c.get(&format!("/containers/{}/json", enc(&args.container)))?;
+            if !info.state.running {
                 bail!("container {} is not running", args.container);
             }
-            let pid = info["State"]["Pid"]
-                .as_u64()
-                .context("the daemon did not say the container's pid")? as u32;
             let mut cmd = std::process::Command::new(&args.command[0]);
             cmd.args(&args.command[1..]);
-            run::enter_process(&mut cmd, pid)?;
+            run::enter_process(&mut cmd, info.state.pid)?;
             let mut child = cmd.spawn().with_context(|| {
                 format!("cannot run {:?} in container {}", args.command[0], args.container)
             })?;
             Ok(run::exit_code(run::wait_forwarding(&mut child)?))
         }
         Cmd::Ps { all, quiet } => {
-            let list =
-                connect(host)?.call("GET", &format!("/containers/json?all={}", u8::from(all)), None)?;
+            let list: Vec<ContainerSummary> =
+                connect(host)?.get(&format!("/containers/json?all={}", u8::from(all)))?;
             output::ps(&list, quiet);
             Ok(0)
         }
         Cmd::Inspect { containers } => {
             let c = connect(host)?;
-            each(
-                &containers,
-                |k| c.call("GET", &format!("/containers/{}/json", enc(k)), None),
-                true,
-            )
+            let (out, failed) = each(&containers, |k| {
+                c.get::<ContainerInspect>(&format!("/containers/{}/json", enc(k)))
+            });
+            print_json(&out)?;
+            Ok(failed)
         }
         Cmd::Rm { force, containers } => {
             let c = connect(host)?;
-            each(
-                &containers,
-                |k| {
-                    c.call(
-                        "DELETE",
-                        &format!("/containers/{}?force={}", enc(k), u8::from(force)),
-                        None,
-                    )
-                    .map(|_| json!(k))
-                },
-                false,
-            )
+            let (out, failed) = each(&containers, |k| {
+                c.call(
+                    "DELETE",
+                    &format!("/containers/{}?force={}", enc(k), u8::from(force)),
+                    NO_BODY,
+                )
+                .map(|()| k.to_owned())
+            });
+            print_lines(&out);
+            Ok(failed)
         }
         Cmd::Port {
             container,
             private_port,
         } => {
-            let info = connect(host)?.call("GET", &format!("/containers/{}/json", enc(&container)), None)?;
-            output::ports(&info["NetworkSettings"]["Ports"], private_port.as_deref())
+            let info: ContainerInspect =
+                connect(host)?.get(&format!("/containers/{}/json", enc(&container)))?;
+            output::ports(&info.network_settings.ports, private_port.as_deref())
         }
         Cmd::System(SystemCmd::Reconcile) => {
-            connect(host)?.call("POST", "/system/reconcile", None)?;
+            connect(host)?.call("POST", "/system/reconcile", NO_BODY)?;
             Ok(0)
         }
         Cmd::Logs { container } => {
@@ -422,18 +430,24 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Plugin(PluginCmd::Ls { format }) => {
-            let list = connect(host)?.call("GET", "/plugins", None)?;
+            let list: Vec<PluginInfo> = connect(host)?.get("/plugins")?;
             output::plugins(&list, &format)?;
             Ok(0)
         }
         Cmd::Plugin(PluginCmd::Reload) => {
-            let list = connect(host)?.call("POST", "/plugins/reload", None)?;
+            let list: Vec<PluginInfo> = connect(host)?.fetch("POST", "/plugins/reload", NO_BODY)?;
             output::plugins(&list, "table")?;
             Ok(0)
         }
         Cmd::Info => {
-            let info = connect(host)?.call("GET", "/info", None)?;
+            let info: SystemInfo = connect(host)?.get("/info")?;
             output::info(&info);
+            Ok(0)
+        }
+        Cmd::Version => {
+            output::version_client();
+            let v: SystemVersion = connect(host)?.get("/version")?;
+            output::version_server(&v);
             Ok(0)
         }
         Cmd::Shim { spec, argv } => {
@@ -445,9 +459,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
     }
 }
 
-/// Runs `f` on each key; prints what succeeded (a JSON array when `json`,
-/// else one line each) and an error line for each failure.
-fn each(keys: &[String], f: impl Fn(&str) -> Result<Value>, json: bool) -> Result<i32> {
+/// Runs `f` on each key and prints an error line for each failure; returns
+/// what succeeded, and the exit code (1 when any failed).
+fn each<T>(keys: &[String], f: impl Fn(&str) -> Result<T>) -> (Vec<T>, i32) {
     let mut out = Vec::new();
     let mut failed = 0;
     for k in keys {
@@ -459,101 +473,117 @@ fn each(keys: &[String], f: impl Fn(&str) -> Result<Value>, json: bool) -> Resul
             }
         }
     }
-    if json {
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        for v in &out {
-            println!("{}", v.as_str().unwrap_or_default());
-        }
+    (out, if failed > 0 { 1 } else { 0 })
+}
+
+/// A JSON array, as `inspect` prints it.
+fn print_json<T: Serialize>(out: &[T]) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(out)?);
+    Ok(())
+}
+
+/// One line each.
+fn print_lines(out: &[String]) {
+    for v in out {
+        println!("{v}");
     }
-    Ok(if failed > 0 { 1 } else { 0 })
+}
+
+fn filters(args: &[String]) -> Result<Filters> {
+    let mut f = Filters::new();
+    for s in args {
+        let (k, v) = key_value("filter", s)?;
+        f.add(k, v);
+    }
+    Ok(f)
+}
+
+/// `?filters=…` for a request, or nothing.
+fn filters_query(f: &Filters) -> Result<String> {
+    Ok(if f.is_empty() {
+        String::new()
+    } else {
+        format!("?filters={}", enc(&serde_json::to_string(f)?))
+    })
 }
 
 fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
     match cmd {
         NetworkCmd::Create(a) => {
             let n = a.subnet.len().max(a.gateway.len()).max(a.ip_range.len());
-            let mut config: Vec<Value> = (0..n)
-                .map(|i| {
-                    json!({
-                        "Subnet": a.subnet.get(i).cloned().unwrap_or_default(),
-                        "Gateway": a.gateway.get(i).cloned().unwrap_or_default(),
-                        "IPRange": a.ip_range.get(i).cloned().unwrap_or_default(),
-                    })
+            let mut config: Vec<IpamConfig> = (0..n)
+                .map(|i| IpamConfig {
+                    subnet: a.subnet.get(i).cloned().unwrap_or_default(),
+                    gateway: a.gateway.get(i).cloned().unwrap_or_default(),
+                    ip_range: a.ip_range.get(i).cloned().unwrap_or_default(),
+                    ..Default::default()
                 })
                 .collect();
             if !a.aux_address.is_empty() {
-                let aux: serde_json::Map<String, Value> = a
+                let aux = a
                     .aux_address
                     .iter()
-                    .map(|s| key_value("--aux-address", s).map(|(k, v)| (k, json!(v))))
+                    .map(|s| key_value("--aux-address", s))
                     .collect::<Result<_>>()?;
                 if config.is_empty() {
-                    config.push(json!({}));
+                    config.push(IpamConfig::default());
                 }
-                config[0]["AuxiliaryAddresses"] = Value::Object(aux);
+                config[0].auxiliary_addresses = aux;
             }
-            let opts: serde_json::Map<String, Value> = a
-                .opt
-                .iter()
-                .map(|s| key_value("option", s).map(|(k, v)| (k, json!(v))))
-                .collect::<Result<_>>()?;
-            let labels: serde_json::Map<String, Value> = a
-                .label
-                .iter()
-                .map(|s| key_value("label", s).map(|(k, v)| (k, json!(v))))
-                .collect::<Result<_>>()?;
-            let body = json!({
-                "Name": a.name,
-                "Driver": a.driver,
-                "EnableIPv6": a.ipv6,
-                "Internal": a.internal,
-                "Attachable": a.attachable,
-                "IPAM": { "Driver": "default", "Config": config },
-                "Options": opts,
-                "Labels": labels,
-            });
-            let r = c.call("POST", "/networks/create", Some(&body))?;
-            println!("{}", r["Id"].as_str().unwrap_or_default());
+            let body = NetworkCreateRequest {
+                name: a.name,
+                driver: a.driver,
+                enable_ipv6: a.ipv6,
+                internal: a.internal,
+                attachable: a.attachable,
+                ipam: Ipam {
+                    driver: "default".into(),
+                    config,
+                    ..Default::default()
+                },
+                options: a
+                    .opt
+                    .iter()
+                    .map(|s| key_value("option", s))
+                    .collect::<Result<_>>()?,
+                labels: a
+                    .label
+                    .iter()
+                    .map(|s| key_value("label", s))
+                    .collect::<Result<_>>()?,
+                ..Default::default()
+            };
+            let r: NetworkCreateResponse = c.fetch("POST", "/networks/create", Some(&body))?;
+            println!("{}", r.id);
             Ok(0)
         }
         NetworkCmd::Ls {
             quiet,
-            filters,
+            filters: f,
             format,
             no_trunc,
         } => {
-            let mut f: serde_json::Map<String, Value> = serde_json::Map::new();
-            for s in &filters {
-                let (k, v) = key_value("filter", s)?;
-                if let Some(a) = f.entry(k).or_insert_with(|| json!([])).as_array_mut() {
-                    a.push(json!(v));
-                }
-            }
-            let q = if f.is_empty() {
-                String::new()
-            } else {
-                format!("?filters={}", enc(&Value::Object(f).to_string()))
-            };
-            let list = c.call("GET", &format!("/networks{q}"), None)?;
+            let q = filters_query(&filters(&f)?)?;
+            let list: Vec<Network> = c.get(&format!("/networks{q}"))?;
             output::networks(&list, quiet, &format, no_trunc)?;
             Ok(0)
         }
-        NetworkCmd::Inspect { networks } => each(
-            &networks,
-            |k| c.call("GET", &format!("/networks/{}", enc(k)), None),
-            true,
-        ),
-        NetworkCmd::Rm { networks } => each(
-            &networks,
-            |k| {
-                c.call("DELETE", &format!("/networks/{}", enc(k)), None)
-                    .map(|_| json!(k))
-            },
-            false,
-        ),
-        NetworkCmd::Prune { force } => {
+        NetworkCmd::Inspect { networks } => {
+            let (out, failed) = each(&networks, |k| c.get::<Network>(&format!("/networks/{}", enc(k))));
+            print_json(&out)?;
+            Ok(failed)
+        }
+        NetworkCmd::Rm { networks } => {
+            let (out, failed) = each(&networks, |k| {
+                c.call("DELETE", &format!("/networks/{}", enc(k)), NO_BODY)
+                    .map(|()| k.to_owned())
+            });
+            print_lines(&out);
+            Ok(failed)
+        }
+        NetworkCmd::Prune { force, filters: f } => {
             use std::io::IsTerminal;
+            let q = filters_query(&filters(&f)?)?;
             if !force && std::io::stdin().is_terminal() {
                 eprint!(
                     "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] "
@@ -564,13 +594,10 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
                     return Ok(0);
                 }
             }
-            let r = c.call("POST", "/networks/prune", None)?;
-            let deleted = r["NetworksDeleted"].as_array().cloned().unwrap_or_default();
-            if !deleted.is_empty() {
+            let r: NetworkPruneResponse = c.fetch("POST", &format!("/networks/prune{q}"), NO_BODY)?;
+            if !r.networks_deleted.is_empty() {
                 println!("Deleted Networks:");
-                for d in deleted {
-                    println!("{}", d.as_str().unwrap_or_default());
-                }
+                print_lines(&r.networks_deleted);
             }
             Ok(0)
         }
@@ -581,13 +608,18 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
             network,
             container,
         } => {
-            let body = json!({
-                "Container": container,
-                "EndpointConfig": {
-                    "IPAMConfig": { "IPv4Address": ip.unwrap_or_default(), "IPv6Address": ip6.unwrap_or_default() },
-                    "Aliases": alias,
+            let body = NetworkConnectRequest {
+                container,
+                endpoint_config: EndpointSettings {
+                    ipam_config: Some(EndpointIpamConfig {
+                        ipv4_address: ip.unwrap_or_default(),
+                        ipv6_address: ip6.unwrap_or_default(),
+                        ..Default::default()
+                    }),
+                    aliases: alias,
+                    ..Default::default()
                 },
-            });
+            };
             c.call(
                 "POST",
                 &format!("/networks/{}/connect", enc(&network)),
@@ -596,25 +628,16 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
             Ok(0)
         }
         NetworkCmd::Check { network } => {
-            let r = c.call("POST", &format!("/networks/{}/check", enc(&network)), None)?;
-            let mut failed = 0;
-            for item in r.as_array().into_iter().flatten() {
-                let name = item["Container"].as_str().unwrap_or_default();
-                if item["Ok"] == json!(true) {
-                    println!("{name}: OK");
-                } else {
-                    failed += 1;
-                    println!("{name}: {}", item["Error"].as_str().unwrap_or_default());
-                }
-            }
-            Ok(if failed > 0 { 1 } else { 0 })
+            let r: Vec<NetworkCheck> =
+                c.fetch("POST", &format!("/networks/{}/check", enc(&network)), NO_BODY)?;
+            Ok(output::checks(&r))
         }
         NetworkCmd::Disconnect {
             force,
             network,
             container,
         } => {
-            let body = json!({ "Container": container, "Force": force });
+            let body = NetworkDisconnectRequest { container, force };
             c.call(
                 "POST",
                 &format!("/networks/{}/disconnect", enc(&network)),
@@ -628,27 +651,27 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
 fn run_container(host: Option<&str>, a: RunArgs) -> Result<i32> {
     let _ = (a.interactive, a.tty);
     let c = connect(host)?;
-    let body = json!({
-        "Name": a.name.unwrap_or_default(),
-        "Hostname": a.hostname.unwrap_or_default(),
-        "Cmd": a.command,
-        "Network": a.network.unwrap_or_default(),
-        "IPv4Address": a.ip.unwrap_or_default(),
-        "IPv6Address": a.ip6.unwrap_or_default(),
-        "AutoRemove": a.rm,
-        "Domainname": a.domainname.unwrap_or_default(),
-        "Dns": a.dns,
-        "DnsSearch": a.dns_search,
-        "DnsOptions": a.dns_option,
-        "ExtraHosts": a.add_host,
-        "Links": a.link,
-        "Aliases": a.network_alias,
-        "Ports": a.publish,
-        "PublishAll": a.publish_all,
-        "Expose": a.expose,
-    });
-    let spec: run::Spec = serde_json::from_value(c.call("POST", "/containers/create", Some(&body))?)
-        .context("decoding the daemon's answer")?;
+    let body = ContainerCreateRequest {
+        name: a.name.unwrap_or_default(),
+        hostname: a.hostname.unwrap_or_default(),
+        cmd: a.command.clone(),
+        network: a.network.unwrap_or_default(),
+        ipv4: a.ip.unwrap_or_default(),
+        ipv6: a.ip6.unwrap_or_default(),
+        auto_remove: a.rm,
+        domainname: a.domainname.unwrap_or_default(),
+        dns: a.dns,
+        dns_search: a.dns_search,
+        dns_options: a.dns_option,
+        extra_hosts: a.add_host,
+        links: a.link,
+        aliases: a.network_alias,
+        ports: a.publish,
+        publish_all: a.publish_all,
+        expose: a.expose,
+        image: String::new(),
+    };
+    let spec: run::Spec = c.fetch("POST", "/containers/create", Some(&body))?;
     if a.detach {
         let host = format!("unix://{}", c.socket().display());
         run::detached(&host, &spec, &a.command)?;

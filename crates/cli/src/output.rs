@@ -1,11 +1,14 @@
-//! Tables for people, JSON for scripts.
+//! Tables for people, JSON for scripts, from the API's typed answers.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
+use berth_api::{
+    API_VERSION, ContainerSummary, Network, NetworkCheck, PluginInfo, PortBinding, PortMap, SystemInfo,
+    SystemVersion, human_duration,
+};
 use comfy_table::presets::NOTHING;
 use comfy_table::{Cell, Table};
-use serde_json::Value;
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -20,23 +23,17 @@ fn print(t: &Table) {
     }
 }
 
-fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or_default()
-}
-
 /// `network ls`.
-pub fn networks(list: &Value, quiet: bool, format: &str, no_trunc: bool) -> Result<()> {
-    let items = list.as_array().cloned().unwrap_or_default();
-    let id = |n: &Value| {
-        let id = s(&n["Id"]);
+pub fn networks(list: &[Network], quiet: bool, format: &str, no_trunc: bool) -> Result<()> {
+    let id = |n: &Network| {
         if no_trunc {
-            id.to_owned()
+            n.id.clone()
         } else {
-            id.chars().take(12).collect()
+            n.id.chars().take(12).collect()
         }
     };
     if quiet {
-        for n in &items {
+        for n in list {
             println!("{}", id(n));
         }
         return Ok(());
@@ -44,19 +41,14 @@ pub fn networks(list: &Value, quiet: bool, format: &str, no_trunc: bool) -> Resu
     match format {
         "table" => {
             let mut t = table(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"]);
-            for n in &items {
-                t.add_row(vec![
-                    id(n),
-                    s(&n["Name"]).into(),
-                    s(&n["Driver"]).into(),
-                    s(&n["Scope"]).into(),
-                ]);
+            for n in list {
+                t.add_row(vec![id(n), n.name.clone(), n.driver.clone(), n.scope.clone()]);
             }
             print(&t);
         }
         "json" => {
-            for n in &items {
-                println!("{n}");
+            for n in list {
+                println!("{}", serde_json::to_string(n)?);
             }
         }
         other => bail!("unknown format {other:?} (accepted: table, json)"),
@@ -65,28 +57,24 @@ pub fn networks(list: &Value, quiet: bool, format: &str, no_trunc: bool) -> Resu
 }
 
 /// `plugin ls`.
-pub fn plugins(list: &Value, format: &str) -> Result<()> {
-    let items = list.as_array().cloned().unwrap_or_default();
+pub fn plugins(list: &[PluginInfo], format: &str) -> Result<()> {
     match format {
         "table" => {
             let mut t = table(&["NAME", "TRANSPORT", "ABI", "STATUS", "PATH"]);
-            for p in &items {
+            for p in list {
                 t.add_row(vec![
-                    s(&p["Name"]).to_owned(),
-                    s(&p["Transport"]).to_owned(),
-                    p["Abi"]
-                        .as_u64()
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    s(&p["Status"]).to_owned(),
-                    s(&p["Path"]).to_owned(),
+                    p.name.clone(),
+                    p.transport.clone(),
+                    p.abi.map(|v| v.to_string()).unwrap_or_else(|| "-".into()),
+                    p.status.clone(),
+                    p.path.clone(),
                 ]);
             }
             print(&t);
         }
         "json" => {
-            for p in &items {
-                println!("{p}");
+            for p in list {
+                println!("{}", serde_json::to_string(p)?);
             }
         }
         other => bail!("unknown format {other:?} (accepted: table, json)"),
@@ -94,56 +82,19 @@ pub fn plugins(list: &Value, format: &str) -> Result<()> {
     Ok(())
 }
 
-/// Parses berth's own RFC 3339 timestamps into Unix seconds.
-fn unix(ts: &str) -> Option<i64> {
-    let (date, time) = ts.split_once('T')?;
-    let mut d = date.split('-').map(|x| x.parse::<i64>());
-    let (y, m, dd) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
-    let mut t = time.trim_end_matches('Z').split(':');
-    let (hh, mm) = (t.next()?.parse::<i64>().ok()?, t.next()?.parse::<i64>().ok()?);
-    let ss = t.next()?.split('.').next()?.parse::<i64>().ok()?;
-    // days_from_civil (Howard Hinnant).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + dd - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
-}
-
-/// "5 seconds", "3 minutes", … as Docker says it.
-fn human(secs: i64) -> String {
-    let secs = secs.max(0);
-    match secs {
-        0 => "Less than a second".into(),
-        1 => "1 second".into(),
-        s if s < 60 => format!("{s} seconds"),
-        s if s < 120 => "About a minute".into(),
-        s if s < 3600 => format!("{} minutes", s / 60),
-        s if s < 7200 => "About an hour".into(),
-        s if s < 172_800 => format!("{} hours", s / 3600),
-        s => format!("{} days", s / 86_400),
-    }
-}
-
-fn ago(ts: &str) -> String {
-    let now = SystemTime::now()
+fn now() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    match unix(ts) {
-        Some(t) => human(now - t),
-        None => String::new(),
-    }
+        .unwrap_or(0)
 }
 
-/// `ps`.
-pub fn ps(list: &Value, quiet: bool) {
-    let items = list.as_array().cloned().unwrap_or_default();
+/// `ps`: Docker's summary, with berth's columns. STATUS is the daemon's
+/// (`Up 5 seconds`); an exited container's NETWORKS are those it was on.
+pub fn ps(list: &[ContainerSummary], quiet: bool) {
     if quiet {
-        for c in &items {
-            println!("{}", &s(&c["Id"])[..12.min(s(&c["Id"]).len())]);
+        for c in list {
+            println!("{}", c.id.chars().take(12).collect::<String>());
         }
         return;
     }
@@ -156,104 +107,108 @@ pub fn ps(list: &Value, quiet: bool) {
         "NETWORKS",
         "NAMES",
     ]);
-    for c in &items {
-        let mut cmd: String = std::iter::once(s(&c["Path"]))
-            .chain(c["Args"].as_array().into_iter().flatten().map(s))
-            .collect::<Vec<_>>()
-            .join(" ");
+    let now = now();
+    for c in list {
+        let mut cmd = c.command.clone();
         if cmd.chars().count() > 20 {
             cmd = format!("{}…", cmd.chars().take(19).collect::<String>());
         }
-        let state = &c["State"];
-        let status = match s(&state["Status"]) {
-            "running" => format!("Up {}", ago(s(&state["StartedAt"]))),
-            "exited" => format!(
-                "Exited ({}) {} ago",
-                state["ExitCode"],
-                ago(s(&state["FinishedAt"]))
-            ),
-            other => {
-                let mut o = other.to_owned();
-                if let Some(f) = o.get_mut(..1) {
-                    f.make_ascii_uppercase();
-                }
-                o
-            }
-        };
-        let mut nets: Vec<String> = c["NetworkSettings"]["Networks"]
-            .as_object()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
-        if nets.is_empty() {
-            nets = c["LastNetworks"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|v| s(v).to_owned())
-                .collect();
-        }
+        let nets: Vec<&str> = c.network_settings.networks.keys().collect();
         t.add_row(vec![
-            s(&c["Id"]).chars().take(12).collect::<String>(),
+            c.id.chars().take(12).collect::<String>(),
             format!("\"{cmd}\""),
-            format!("{} ago", ago(s(&c["Created"]))),
-            status,
-            c["NetworkSettings"]["PortSummary"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(s)
-                .collect::<Vec<_>>()
-                .join(", "),
+            format!("{} ago", human_duration(now - c.created)),
+            c.status.clone(),
+            c.port_summary.join(", "),
             nets.join(","),
-            s(&c["Name"]).trim_start_matches('/').to_owned(),
+            c.names
+                .first()
+                .map(|n| n.trim_start_matches('/').to_owned())
+                .unwrap_or_default(),
         ]);
     }
     print(&t);
 }
 
 /// `info`.
-pub fn info(v: &Value) {
-    println!("Server: berth {}", s(&v["Version"]));
-    println!(" Data root: {}", s(&v["DataRoot"]));
-    println!(" Exec root: {}", s(&v["ExecRoot"]));
-    println!(" Host resolv.conf: {}", s(&v["ResolvConf"]));
+pub fn info(v: &SystemInfo) {
+    println!("Server: berth {}", v.server_version);
+    println!(" Data root: {}", v.data_root);
+    println!(" Exec root: {}", v.exec_root);
+    println!(" Host resolv.conf: {}", v.resolv_conf);
     println!(" Network drivers:");
-    for d in v["Drivers"].as_array().into_iter().flatten() {
-        if d["Supported"].as_bool().unwrap_or(true) {
-            println!("  {} ({} scope)", s(&d["Name"]), s(&d["Scope"]));
+    for d in &v.drivers {
+        if d.supported {
+            println!("  {} ({} scope)", d.name, d.scope);
         } else {
-            println!(
-                "  {} (not supported here: {})",
-                s(&d["Name"]),
-                s(&d["Unsupported"])
-            );
+            println!("  {} (not supported here: {})", d.name, d.unsupported);
         }
     }
+}
+
+/// `version`'s client half, as `docker version` lays it out.
+pub fn version_client() {
+    println!("Client:");
+    println!(" Version:           {}", env!("CARGO_PKG_VERSION"));
+    println!(" API version:       {API_VERSION}");
+    println!(
+        " OS/Arch:           {}/{}",
+        std::env::consts::OS,
+        berth_api::go_arch(std::env::consts::ARCH)
+    );
+}
+
+/// `version`'s server half: the daemon as Docker's "Engine", and any
+/// other component it names.
+pub fn version_server(v: &SystemVersion) {
+    println!();
+    println!("Server: {}", v.platform.name);
+    println!(" Engine:");
+    println!("  Version:          {}", v.version);
+    println!(
+        "  API version:      {} (minimum version {})",
+        v.api_version, v.min_api_version
+    );
+    println!("  OS/Arch:          {}/{}", v.os, v.arch);
+    for c in v.components.iter().filter(|c| c.name != "Engine") {
+        println!(" {}:", c.name);
+        println!("  Version:          {}", c.version);
+    }
+}
+
+/// `network check`: one line per container; exit code 1 if any failed.
+pub fn checks(list: &[NetworkCheck]) -> i32 {
+    let mut failed = 0;
+    for item in list {
+        if item.ok {
+            println!("{}: OK", item.container);
+        } else {
+            failed += 1;
+            println!("{}: {}", item.container, item.error);
+        }
+    }
+    if failed > 0 { 1 } else { 0 }
 }
 
 /// `docker port`'s lines from Docker's `NetworkSettings.Ports` shape:
 /// `80/tcp -> 0.0.0.0:8080`, or with `private` (`80`, `80/udp`) only the
 /// host side of that port. Exit code 1 when `private` is not published.
-pub fn ports(ports: &Value, private: Option<&str>) -> anyhow::Result<i32> {
-    let host = |b: &Value| {
-        let ip = b["HostIp"].as_str().unwrap_or_default();
-        let port = b["HostPort"].as_str().unwrap_or_default();
-        if ip.contains(':') {
-            format!("[{ip}]:{port}")
+pub fn ports(ports: &PortMap, private: Option<&str>) -> Result<i32> {
+    let host = |b: &PortBinding| {
+        if b.host_ip.contains(':') {
+            format!("[{}]:{}", b.host_ip, b.host_port)
         } else {
-            format!("{ip}:{port}")
+            format!("{}:{}", b.host_ip, b.host_port)
         }
     };
-    let mut keys: Vec<(u16, String, &Vec<Value>)> = ports
-        .as_object()
-        .into_iter()
-        .flatten()
+    let mut keys: Vec<(u16, &str, &Vec<PortBinding>)> = ports
+        .iter()
         .filter_map(|(k, v)| {
             let port = k.split('/').next()?.parse().ok()?;
-            Some((port, k.clone(), v.as_array()?))
+            Some((port, k, v))
         })
         .collect();
-    keys.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    keys.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     if let Some(want) = private {
         let want = if want.contains('/') {
             want.to_owned()
@@ -261,7 +216,7 @@ pub fn ports(ports: &Value, private: Option<&str>) -> anyhow::Result<i32> {
             format!("{want}/tcp")
         };
         let Some((_, _, list)) = keys.iter().find(|(_, k, _)| *k == want) else {
-            anyhow::bail!("no public port '{want}' published for this container");
+            bail!("no public port '{want}' published for this container");
         };
         for b in list.iter() {
             println!("{}", host(b));
@@ -274,24 +229,4 @@ pub fn ports(ports: &Value, private: Option<&str>) -> anyhow::Result<i32> {
         }
     }
     Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn timestamps_round_trip() {
-        assert_eq!(unix("1970-01-01T00:00:00.000000000Z"), Some(0));
-        assert_eq!(unix("2026-11-18T11:06:40.000000005Z"), Some(1_795_000_000));
-        assert_eq!(unix("nonsense"), None);
-    }
-
-    #[test]
-    fn durations_read_like_dockers() {
-        assert_eq!(human(5), "5 seconds");
-        assert_eq!(human(90), "About a minute");
-        assert_eq!(human(600), "10 minutes");
-        assert_eq!(human(200_000), "2 days");
-    }
 }

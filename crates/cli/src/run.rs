@@ -18,35 +18,13 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use berth_api::{ContainerCreateResponse, ContainerExited, ContainerStarted};
 
 use crate::client::Client;
 
-/// What the process needs to enter its container (from the daemon's
-/// create answer).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Spec {
-    /// Container id.
-    pub id: String,
-    /// Container name.
-    pub name: String,
-    /// Hostname to set.
-    pub hostname: String,
-    /// The namespace to join.
-    pub sandbox_key: String,
-    /// Directory of pinned namespaces, dropped in the container.
-    pub netns_dir: String,
-    /// Generated files.
-    pub hosts_path: String,
-    /// Generated files.
-    pub resolv_conf_path: String,
-    /// Generated files.
-    pub hostname_path: String,
-    /// Output of a detached container.
-    pub log_path: String,
-}
+/// What the process needs to enter its container: the daemon's answer to
+/// the create.
+pub type Spec = ContainerCreateResponse;
 
 fn cstr(p: &str) -> Result<CString> {
     CString::new(p).map_err(|_| anyhow!("path {p:?} contains a NUL byte"))
@@ -185,7 +163,7 @@ fn report_started(client: &Client, id: &str, pid: u32) -> Result<()> {
     client.call(
         "POST",
         &format!("/containers/{id}/started"),
-        Some(&json!({ "Pid": pid })),
+        Some(&ContainerStarted { pid }),
     )?;
     Ok(())
 }
@@ -198,7 +176,7 @@ fn report_exited(client: &Client, id: &str, code: i32) {
         match client.call(
             "POST",
             &format!("/containers/{id}/exited"),
-            Some(&json!({ "ExitCode": code })),
+            Some(&ContainerExited { exit_code: code }),
         ) {
             Ok(_) => return,
             Err(e) if e.downcast_ref::<crate::client::ApiError>().is_some() => return,

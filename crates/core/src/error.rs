@@ -17,6 +17,10 @@ pub enum Error {
     /// The request clashes with existing state (a name or address in use).
     #[error("{0}")]
     Conflict(String),
+    /// The operation is never allowed on this object (removing a
+    /// pre-defined network); the API answers 403, as Docker does.
+    #[error("{0}")]
+    Forbidden(String),
     /// This kernel or build cannot do what was asked.
     #[error("{0}")]
     Unsupported(String),

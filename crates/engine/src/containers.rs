@@ -4,87 +4,22 @@
 use std::fs;
 use std::net::IpAddr;
 
+use berth_api::{ContainerInspect, ContainerSummary, Filters};
 use berth_core::{Endpoint, Error, IfName, Mac, Netns, Ports, Result, Sandbox, SandboxKind};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use crate::api::{ContainerFilter, views};
 use crate::dnsopts::check_hostname;
 use crate::engine::{Engine, State};
 use crate::files;
-use crate::model::{self, ContainerRecord, DnsConfig, EndpointRecord, LinkRecord, NetworkRecord, Status};
+use crate::model::{ContainerRecord, DnsConfig, EndpointRecord, LinkRecord, NetworkRecord, Status};
 use crate::networks::{find_network, parse_ip};
 use crate::process;
 use crate::store::{Op, Table};
 use crate::{dns, dnsopts, names, ports, util};
 
-/// A `berth run` request: the container's name, hostname, command and
-/// first network.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct ContainerCreate {
-    /// `--name`; random when empty.
-    pub name: String,
-    /// `-h`; the short id when empty.
-    pub hostname: String,
-    /// The command and its arguments.
-    pub cmd: Vec<String>,
-    /// `--network`; `bridge` when empty.
-    pub network: String,
-    /// `--ip`.
-    #[serde(rename = "IPv4Address")]
-    pub ipv4: String,
-    /// `--ip6`.
-    #[serde(rename = "IPv6Address")]
-    pub ipv6: String,
-    /// `--rm`.
-    pub auto_remove: bool,
-    /// `--domainname`.
-    pub domainname: String,
-    /// `--dns`.
-    pub dns: Vec<String>,
-    /// `--dns-search`.
-    pub dns_search: Vec<String>,
-    /// `--dns-option`.
-    pub dns_options: Vec<String>,
-    /// `--add-host`.
-    pub extra_hosts: Vec<String>,
-    /// `--link`.
-    pub links: Vec<String>,
-    /// `--network-alias`.
-    pub aliases: Vec<String>,
-    /// `-p`, as given.
-    pub ports: Vec<String>,
-    /// `-P`: publish every `--expose`d port on an ephemeral host port.
-    pub publish_all: bool,
-    /// `--expose`.
-    pub expose: Vec<String>,
-}
-
-/// What the client needs to start the process in a new container.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct Created {
-    /// The container's id.
-    pub id: String,
-    /// Its name.
-    pub name: String,
-    /// Its hostname.
-    pub hostname: String,
-    /// The namespace to join.
-    pub sandbox_key: String,
-    /// The directory of pinned namespaces, which the process unmounts in
-    /// its own mount namespace so it does not hold other containers'.
-    pub netns_dir: String,
-    /// Files to bind-mount over `/etc/hosts`, `/etc/resolv.conf` and
-    /// `/etc/hostname`.
-    pub hosts_path: String,
-    /// See `hosts_path`.
-    pub resolv_conf_path: String,
-    /// See `hosts_path`.
-    pub hostname_path: String,
-    /// Where a detached container's output goes.
-    pub log_path: String,
-}
+// The request and answer of a create are the API's (`berth_api`), under
+// the names this module has always used for them.
+pub use berth_api::{ContainerCreateRequest as ContainerCreate, ContainerCreateResponse as Created};
 
 /// Checks that ports can be published on `net`, whose driver says what
 /// `-p` can do there.
@@ -1129,29 +1064,30 @@ impl Engine {
     }
 
     /// A container in `docker inspect`'s shape.
-    pub fn inspect_container(&self, key: &str) -> Result<Value> {
+    pub fn inspect_container(&self, key: &str) -> Result<ContainerInspect> {
         let st = self.state();
         let c = find_container(&st, key)?;
-        Ok(model::container_view(c, &self.cfg.paths(&c.id), &st.networks))
+        Ok(views::container(c, &self.cfg.paths(&c.id), &st.networks))
     }
 
-    /// Containers in `docker inspect`'s shape, newest first; running and
-    /// created ones only unless `all`.
-    pub fn list_containers(&self, all: bool) -> Vec<Value> {
+    /// Containers in Docker's summary shape (`docker ps`), newest first,
+    /// that pass `filters`; running and created ones only unless `all`.
+    pub fn list_containers(&self, all: bool, filters: &Filters) -> Result<Vec<ContainerSummary>> {
+        let keep = ContainerFilter::new(filters)?;
+        let all = all || keep.implies_all();
+        let now = util::unix_now();
         let st = self.state();
         let mut cs: Vec<&ContainerRecord> = st
             .containers
             .values()
             .filter(|c| all || c.status != Status::Exited)
+            .filter(|c| keep.matches(c, &st.networks))
             .collect();
         cs.sort_by(|a, b| b.created.cmp(&a.created));
-        cs.iter()
-            .map(|c| {
-                let mut v = model::container_view(c, &self.cfg.paths(&c.id), &st.networks);
-                v["LastNetworks"] = serde_json::json!(c.last_networks);
-                v
-            })
-            .collect()
+        Ok(cs
+            .iter()
+            .map(|c| views::container_summary(c, &st.networks, now))
+            .collect())
     }
 
     /// Marks containers whose process died without anyone saying so as

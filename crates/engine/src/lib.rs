@@ -4,8 +4,9 @@
 //! It keeps networks and containers in a redb [`store`], hands out
 //! addresses from Docker's pools ([`ipam`]), makes sandboxes (pinned
 //! network namespaces with their `/etc/hosts` and `/etc/resolv.conf`),
-//! drives the network drivers, and serves the HTTP API ([`api`]) on a unix
-//! socket. On start it reconciles the kernel with the store.
+//! drives the network drivers, and serves the HTTP API ([`api`], in the
+//! types of [`berth_api`]) on a unix socket. On start it reconciles the
+//! kernel with the store.
 #![deny(missing_docs)]
 
 pub mod api;
@@ -25,7 +26,7 @@ mod restore;
 pub mod store;
 mod util;
 
+pub use berth_api; // the API's types appear in the engine's signatures
 pub use containers::{ContainerCreate, Created};
 pub use dnsopts::check_hostname;
 pub use engine::{Config, Engine};
-pub use networks::{IpamConfigRequest, IpamRequest, NetworkCreate};

@@ -1,4 +1,4 @@
-//! What the store keeps, and the Docker-shaped views the API returns.
+//! What the store keeps. The API's views of it are in [`crate::api`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use berth_core::{IfName, Mac, Network, Proto, Scope};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A network as stored.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -78,7 +78,8 @@ impl EndpointRecord {
         self.addresses.iter().copied().find(|a| a.addr().is_ipv6())
     }
 
-    fn gateway(&self, v6: bool) -> String {
+    /// The gateway of one family, as `inspect` shows it; empty when none.
+    pub(crate) fn gateway(&self, v6: bool) -> String {
         self.gateways
             .iter()
             .find(|g| g.is_ipv6() == v6)
@@ -133,21 +134,6 @@ impl PortBinding {
             )
         }
     }
-}
-
-/// Docker's `{"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "8080"}]}`, one
-/// key per container port.
-pub fn docker_ports(ports: &[PortBinding]) -> Value {
-    let mut out = serde_json::Map::new();
-    for b in ports {
-        for (h, c) in b.pairs() {
-            let key = format!("{c}/{}", b.proto.as_str());
-            if let Some(list) = out.entry(key).or_insert_with(|| json!([])).as_array_mut() {
-                list.push(json!({ "HostIp": b.host_ip.to_string(), "HostPort": h.to_string() }));
-            }
-        }
-    }
-    Value::Object(out)
 }
 
 /// Where a container's process is.
@@ -279,65 +265,6 @@ impl ContainerRecord {
     }
 }
 
-/// `docker network inspect`'s shape.
-pub fn network_view(n: &NetworkRecord, containers: &[&ContainerRecord]) -> Value {
-    let config: Vec<Value> = n
-        .net
-        .ipam
-        .iter()
-        .map(|c| {
-            let mut v = json!({ "Subnet": c.subnet.to_string() });
-            if let Some(gw) = c.gateway {
-                v["Gateway"] = json!(gw.to_string());
-            }
-            if let Some(r) = c.ip_range {
-                v["IPRange"] = json!(r.to_string());
-            }
-            if !c.aux_addresses.is_empty() {
-                v["AuxiliaryAddresses"] = json!(c.aux_addresses);
-            }
-            v
-        })
-        .collect();
-    let mut members = serde_json::Map::new();
-    for c in containers {
-        if let Some(ep) = c.endpoint(&n.net.id) {
-            members.insert(
-                c.id.clone(),
-                json!({
-                    "Name": c.name,
-                    "EndpointID": ep.id,
-                    "MacAddress": ep.mac,
-                    "IPv4Address": ep.ipv4().map(|a| a.to_string()).unwrap_or_default(),
-                    "IPv6Address": ep.ipv6().map(|a| a.to_string()).unwrap_or_default(),
-                    "Ports": if c.ports_network == n.net.id {
-                        c.ports.iter().map(PortBinding::summary).collect::<Vec<_>>()
-                    } else {
-                        Vec::new()
-                    },
-                }),
-            );
-        }
-    }
-    json!({
-        "Name": n.net.name,
-        "Id": n.net.id,
-        "Created": n.created,
-        "Scope": n.scope,
-        "Driver": n.net.driver,
-        "EnableIPv6": n.net.ipv6,
-        "IPAM": { "Driver": "default", "Options": {}, "Config": config },
-        "Internal": n.net.internal,
-        "Attachable": n.attachable,
-        "Ingress": false,
-        "ConfigFrom": { "Network": "" },
-        "ConfigOnly": false,
-        "Containers": members,
-        "Options": n.net.options,
-        "Labels": n.labels,
-    })
-}
-
 /// Paths of a container's generated files and log.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ContainerPaths {
@@ -349,89 +276,4 @@ pub struct ContainerPaths {
     pub hostname: PathBuf,
     /// Output of a detached container.
     pub log: PathBuf,
-}
-
-/// `docker inspect`'s shape, cut to what berth has. The state is the
-/// record's: a process that died unreported is marked exited by the
-/// engine's reaper within a second, with its exit code when the shim
-/// reports it.
-pub fn container_view(
-    c: &ContainerRecord,
-    paths: &ContainerPaths,
-    networks: &BTreeMap<String, NetworkRecord>,
-) -> Value {
-    let mut nets = serde_json::Map::new();
-    for ep in &c.endpoints {
-        let Some(n) = networks.get(&ep.network_id) else {
-            continue;
-        };
-        let v4 = ep.ipv4();
-        let v6 = ep.ipv6();
-        nets.insert(
-            n.net.name.clone(),
-            json!({
-                "NetworkID": n.net.id,
-                "EndpointID": ep.id,
-                "Gateway": ep.gateway(false),
-                "IPAddress": v4.map(|a| a.addr().to_string()).unwrap_or_default(),
-                "IPPrefixLen": v4.map(|a| a.prefix_len()).unwrap_or(0),
-                "IPv6Gateway": ep.gateway(true),
-                "GlobalIPv6Address": v6.map(|a| a.addr().to_string()).unwrap_or_default(),
-                "GlobalIPv6PrefixLen": v6.map(|a| a.prefix_len()).unwrap_or(0),
-                "MacAddress": ep.mac,
-                "InterfaceName": ep.ifname.as_ref().map(|i| i.to_string()).unwrap_or_default(),
-                "Aliases": ep.aliases,
-                "IPAMConfig": if ep.static_ip.is_empty() { Value::Null } else {
-                    json!({ "IPv4Address": ep.static_ip.iter().find(|a| a.is_ipv4()).map(|a| a.to_string()).unwrap_or_default(),
-                            "IPv6Address": ep.static_ip.iter().find(|a| a.is_ipv6()).map(|a| a.to_string()).unwrap_or_default() })
-                },
-            }),
-        );
-    }
-    let status = match c.status {
-        Status::Running => "running",
-        Status::Exited => "exited",
-        Status::Created => "created",
-    };
-    json!({
-        "Id": c.id,
-        "Name": format!("/{}", c.name),
-        "Created": c.created,
-        "Path": c.cmd.first().cloned().unwrap_or_default(),
-        "Args": c.cmd.iter().skip(1).collect::<Vec<_>>(),
-        "State": {
-            "Status": status,
-            "Running": status == "running",
-            "Pid": if status == "running" { c.pid } else { 0 },
-            "ExitCode": c.exit_code,
-            "StartedAt": c.started_at,
-            "FinishedAt": c.finished_at,
-        },
-        "HostnamePath": paths.hostname,
-        "HostsPath": paths.hosts,
-        "ResolvConfPath": paths.resolv_conf,
-        "LogPath": paths.log,
-        "Config": {
-            "Hostname": c.hostname,
-            "Domainname": c.domainname,
-            "Cmd": c.cmd,
-            "ExposedPorts": c.exposed.iter().map(|e| (e.clone(), json!({}))).collect::<serde_json::Map<_, _>>(),
-        },
-        "HostConfig": {
-            "NetworkMode": c.network_mode,
-            "AutoRemove": c.auto_remove,
-            "Dns": c.dns.servers,
-            "DnsSearch": c.dns.search,
-            "DnsOptions": c.dns.options,
-            "ExtraHosts": c.dns.extra_hosts.iter().map(|(n, ip)| format!("{n}:{ip}")).collect::<Vec<_>>(),
-            "Links": c.dns.links.iter().map(|l| format!("/{}:/{}/{}", l.name, c.name, l.alias)).collect::<Vec<_>>(),
-            "PortBindings": docker_ports(&c.ports),
-        },
-        "NetworkSettings": {
-            "SandboxKey": c.sandbox.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
-            "Networks": nets,
-            "Ports": docker_ports(&c.ports),
-            "PortSummary": c.ports.iter().map(PortBinding::summary).collect::<Vec<_>>(),
-        },
-    })
 }

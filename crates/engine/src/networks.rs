@@ -3,65 +3,22 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use berth_api::{Filters, Network as NetworkView, NetworkCheck};
 use berth_core::{Error, IpamConfig, Network, NetworkHandle, Result, link};
 use ipnet::IpNet;
-use serde::Deserialize;
-use serde_json::Value;
 
+use crate::api::{NetworkFilter, views};
 use crate::engine::{Driven, Engine, State};
 use crate::ipam::{self, Pool, overlaps};
-use crate::model::{self, NetworkRecord};
+use crate::model::NetworkRecord;
 use crate::store::{Op, Table};
 use crate::util;
 
-/// A `network create` request, in the Docker Engine API's shape.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct NetworkCreate {
-    /// The network's name.
-    pub name: String,
-    /// `-d`; `bridge` when empty.
-    pub driver: String,
-    /// `--internal`.
-    pub internal: bool,
-    /// `--attachable`.
-    pub attachable: bool,
-    /// `--ipv6`.
-    #[serde(rename = "EnableIPv6")]
-    pub enable_ipv6: bool,
-    /// `--subnet`, `--gateway`, `--ip-range`, `--aux-address`.
-    #[serde(rename = "IPAM")]
-    pub ipam: IpamRequest,
-    /// `-o`.
-    pub options: BTreeMap<String, String>,
-    /// `--label`.
-    pub labels: BTreeMap<String, String>,
-}
-
-/// The `IPAM` part of a create request.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct IpamRequest {
-    /// Only `default` (or empty) is known.
-    pub driver: String,
-    /// One entry per subnet.
-    pub config: Vec<IpamConfigRequest>,
-}
-
-/// One subnet of a create request, as strings still to be checked.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase", default)]
-pub struct IpamConfigRequest {
-    /// CIDR.
-    pub subnet: String,
-    /// `--ip-range`.
-    #[serde(rename = "IPRange")]
-    pub ip_range: String,
-    /// `--gateway`.
-    pub gateway: String,
-    /// `--aux-address NAME=IP`.
-    pub auxiliary_addresses: BTreeMap<String, String>,
-}
+// The request types are the API's (`berth_api`), under the names this
+// module has always used for them.
+#[cfg(test)]
+use berth_api::IpamConfig as IpamConfigRequest;
+pub(crate) use berth_api::{Ipam as IpamRequest, NetworkCreateRequest as NetworkCreate};
 
 /// Parses a CIDR that must be a network prefix.
 pub fn parse_subnet(what: &str, s: &str) -> Result<IpNet> {
@@ -380,7 +337,7 @@ impl Engine {
             let mut st = self.state();
             let rec = find_network(&st, key)?.clone();
             if rec.builtin {
-                return Err(Error::Conflict(format!(
+                return Err(Error::Forbidden(format!(
                     "{} is a pre-defined network and cannot be removed",
                     rec.net.name
                 )));
@@ -433,9 +390,9 @@ impl Engine {
 
     /// Checks every container on a network with its driver (CNI's
     /// `CHECK`), one container at a time under its lock, and reports each:
-    /// `{"Container", "Id", "Ok", "Error"}`, by container name. A driver
-    /// that cannot check fails the whole request.
-    pub async fn check_network(&self, key: &str) -> Result<Vec<Value>> {
+    /// by container name. A driver that cannot check fails the whole
+    /// request.
+    pub async fn check_network(&self, key: &str) -> Result<Vec<NetworkCheck>> {
         let net = self.find_network(key)?;
         let mut members: Vec<(String, String)> = self
             .state()
@@ -461,23 +418,26 @@ impl Engine {
                 Err(e @ Error::Unsupported(_)) => return Err(e),
                 Err(e) => e.chain(),
             };
-            out.push(serde_json::json!({
-                "Container": c.name,
-                "Id": c.id,
-                "Ok": error.is_empty(),
-                "Error": error,
-            }));
+            out.push(NetworkCheck {
+                container: c.name,
+                id: c.id,
+                ok: error.is_empty(),
+                error,
+            });
         }
         Ok(out)
     }
 
-    /// Removes every network that is not built in and has no containers.
-    pub async fn prune_networks(&self) -> Result<Vec<String>> {
+    /// Removes every network that is not built in, has no containers and
+    /// passes `filters` (`label`, `label!`). Returns their names.
+    pub async fn prune_networks(&self, filters: &Filters) -> Result<Vec<String>> {
+        let keep = NetworkFilter::prune(filters)?;
         let unused: Vec<String> = {
             let st = self.state();
             st.networks
                 .values()
                 .filter(|n| !n.builtin && !st.containers.values().any(|c| c.endpoint(&n.net.id).is_some()))
+                .filter(|n| keep.matches(n, 0))
                 .map(|n| n.net.id.clone())
                 .collect()
         };
@@ -492,45 +452,36 @@ impl Engine {
         Ok(removed)
     }
 
-    /// Every network, in `docker network inspect`'s shape, filtered like
-    /// `docker network ls --filter driver=X --filter name=X` (name matches
-    /// a substring, as Docker's does).
-    pub fn list_networks(&self, filters: &BTreeMap<String, Vec<String>>) -> Result<Vec<Value>> {
-        for k in filters.keys() {
-            if !["driver", "name", "id"].contains(&k.as_str()) {
-                return Err(Error::invalid(format!(
-                    "invalid filter {k:?} (accepted: driver, name, id)"
-                )));
-            }
-        }
+    /// Every network that passes `filters`, in `docker network inspect`'s
+    /// shape, by name (the filters are in [`crate::api`]'s `filters`).
+    pub fn list_networks(&self, filters: &Filters) -> Result<Vec<NetworkView>> {
+        // `-d` names a driver by an alias too (`none` for `null`).
+        let keep = NetworkFilter::list(filters)?
+            .with_driver_names(|v| self.driver(v).ok().map(|d| d.name().to_owned()));
         let st = self.state();
         let containers: Vec<_> = st.containers.values().collect();
-        let mut out: Vec<(&str, Value)> = st
+        let mut out: Vec<NetworkView> = st
             .networks
             .values()
             .filter(|n| {
-                filters.iter().all(|(k, vals)| {
-                    vals.iter().any(|v| match k.as_str() {
-                        "driver" => {
-                            n.net.driver == *v || self.driver(v).is_ok_and(|d| d.name() == n.net.driver)
-                        }
-                        "name" => n.net.name.contains(v.as_str()),
-                        _ => n.net.id.starts_with(v.as_str()),
-                    })
-                })
+                let users = containers
+                    .iter()
+                    .filter(|c| c.endpoint(&n.net.id).is_some())
+                    .count();
+                keep.matches(n, users)
             })
-            .map(|n| (n.net.name.as_str(), model::network_view(n, &containers)))
+            .map(|n| views::network(n, &containers))
             .collect();
-        out.sort_by(|a, b| a.0.cmp(b.0));
-        Ok(out.into_iter().map(|(_, v)| v).collect())
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
     }
 
     /// One network in `docker network inspect`'s shape.
-    pub fn inspect_network(&self, key: &str) -> Result<Value> {
+    pub fn inspect_network(&self, key: &str) -> Result<NetworkView> {
         let st = self.state();
         let n = find_network(&st, key)?;
         let containers: Vec<_> = st.containers.values().collect();
-        Ok(model::network_view(n, &containers))
+        Ok(views::network(n, &containers))
     }
 }
 
@@ -599,8 +550,8 @@ mod tests {
             config[i].ip_range = r.to_string();
         }
         IpamRequest {
-            driver: String::new(),
             config,
+            ..Default::default()
         }
     }
 

@@ -58,6 +58,33 @@ pub fn rfc3339(secs: i64, nanos: u32) -> String {
     )
 }
 
+/// Parses berth's own RFC 3339 timestamps (those of [`rfc3339`]) into
+/// Unix seconds.
+pub fn unix_time(ts: &str) -> Option<i64> {
+    let (date, time) = ts.split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>());
+    let (y, m, dd) = (d.next()?.ok()?, d.next()?.ok()?, d.next()?.ok()?);
+    let mut t = time.trim_end_matches('Z').split(':');
+    let (hh, mm) = (t.next()?.parse::<i64>().ok()?, t.next()?.parse::<i64>().ok()?);
+    let ss = t.next()?.split('.').next()?.parse::<i64>().ok()?;
+    // days_from_civil (Howard Hinnant).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + dd - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+/// Now, in Unix seconds.
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,6 +94,14 @@ mod tests {
         assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
         assert_eq!(rfc3339(1_795_000_000, 5), "2026-11-18T11:06:40.000000005Z");
         assert_eq!(rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn timestamps_round_trip() {
+        assert_eq!(unix_time("1970-01-01T00:00:00.000000000Z"), Some(0));
+        assert_eq!(unix_time(&rfc3339(1_795_000_000, 5)), Some(1_795_000_000));
+        assert_eq!(unix_time(&rfc3339(951_782_400, 0)), Some(951_782_400));
+        assert_eq!(unix_time("nonsense"), None);
     }
 
     #[test]

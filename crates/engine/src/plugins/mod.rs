@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_core::NetworkDriver;
-use serde::{Deserialize, Serialize};
 
 /// The daemon's environment variable that bounds each plugin call, of
 /// every transport, in milliseconds.
@@ -100,21 +99,8 @@ pub struct PluginConfig {
     pub cni_path: Vec<PathBuf>,
 }
 
-/// One plugin as `berth plugin ls` shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct PluginInfo {
-    /// The driver name it provides (`-d NAME`).
-    pub name: String,
-    /// `shared-library`, `docker` or `cni`.
-    pub transport: String,
-    /// The library, socket or spec file.
-    pub path: String,
-    /// The ABI version it declares, where there is one.
-    pub abi: Option<u32>,
-    /// `loaded`, or why not.
-    pub status: String,
-}
+/// One plugin as `berth plugin ls` shows it: the API's type.
+pub use berth_api::PluginInfo;
 
 /// A discovered plugin and, if it loaded, its driver.
 pub struct Found {

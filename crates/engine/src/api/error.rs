@@ -1,0 +1,160 @@
+//! Failures as answers, and the extractors that turn a request that does
+//! not decode into one: `{"message": "..."}` with the status Docker uses.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use berth_api::ErrorResponse;
+use berth_core::Error;
+use serde::de::DeserializeOwned;
+
+/// An engine error as an HTTP answer: `{"message": "..."}` with the status
+/// Docker would use: 400 bad input, 403 an operation never allowed (on a
+/// pre-defined network), 404 not found, 409 a conflict with what exists,
+/// 500 for the rest (also logged).
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+impl ApiError {
+    /// The status Docker would answer.
+    pub fn status(&self) -> StatusCode {
+        match &self.0 {
+            Error::Invalid(_) | Error::Unsupported(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!("{}", self.0.chain());
+        }
+        let body = ErrorResponse {
+            message: self.0.chain(),
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+/// A JSON request body of type `T`. One that is empty or does not decode
+/// is a 400 naming the field and what was wrong with it.
+pub(crate) struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| Error::invalid(format!("reading the request body: {}", e.body_text())))?;
+        Ok(Self(decode(&bytes)?))
+    }
+}
+
+/// Decodes a request body, naming the field that is wrong
+/// (`IPAM.Config[0].Subnet: invalid type: integer `5`, expected a string`).
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::invalid(
+            "invalid request body: it is empty (expected a JSON object)",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        // "." is the whole body; "?" a place serde could not name yet.
+        if path == "." || path == "?" {
+            Error::invalid(format!("invalid request body: {inner}"))
+        } else {
+            Error::invalid(format!("invalid request body: {path}: {inner}"))
+        }
+    })?;
+    de.end()
+        .map_err(|e| Error::invalid(format!("invalid request body: {e}")))?;
+    Ok(v)
+}
+
+/// The query string as `T`; one that does not decode is a 400.
+pub(crate) struct Params<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match Query::<T>::try_from_uri(&parts.uri) {
+            Ok(Query(q)) => Ok(Self(q)),
+            Err(e) => Err(Error::invalid(format!(
+                "invalid query {:?}: {}",
+                parts.uri.query().unwrap_or_default(),
+                e.body_text()
+            ))
+            .into()),
+        }
+    }
+}
+
+/// The `{id}` of a route: a network's or container's name, id or prefix.
+pub(crate) struct Id(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(Self(id)),
+            Err(e) => {
+                Err(Error::invalid(format!("invalid path {}: {}", parts.uri.path(), e.body_text())).into())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use berth_api::NetworkCreateRequest;
+
+    use super::*;
+
+    #[test]
+    fn bad_bodies_name_what_is_wrong() {
+        let e =
+            decode::<NetworkCreateRequest>(br#"{"Name":"x","IPAM":{"Config":[{"Subnet":5}]}}"#).unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "invalid request body: IPAM.Config[0].Subnet: invalid type: integer `5`, expected a string"
+            ),
+            "{e}"
+        );
+        let e = decode::<NetworkCreateRequest>(b"").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid request body: it is empty (expected a JSON object)"
+        );
+        let e = decode::<NetworkCreateRequest>(b"{\"Name\":\"x\"} junk").unwrap_err();
+        assert!(e.to_string().contains("trailing characters"), "{e}");
+        let e = decode::<NetworkCreateRequest>(b"\"x\"").unwrap_err();
+        assert!(
+            e.to_string().starts_with(
+                "invalid request body: invalid type: string \"x\", expected struct NetworkCreateRequest"
+            ),
+            "{e}"
+        );
+        let ok = decode::<NetworkCreateRequest>(br#"{"Name":"x","Options":null,"ConfigFrom":null}"#).unwrap();
+        assert_eq!(ok.name, "x");
+    }
+}

@@ -1,0 +1,28 @@
+//! The HTTP API on a unix socket, in the types of [`berth_api`].
+//!
+//! The `/networks` routes, `/containers/json`, `/_ping`, `/version` and
+//! `/info` follow the Docker Engine API, so the `docker` CLI and Docker
+//! SDKs drive berth with `DOCKER_HOST=unix:///PATH/berth.sock`; the rest
+//! is berth's own (the table of routes is in [`berth_api`]'s docs).
+//!
+//! - [`serve`](serve()): the listener, and what every request and answer
+//!   goes through: a `/v1.24`…`/v1.47` path prefix is taken off (another
+//!   version is refused in Docker's words), and Docker's headers
+//!   (`Api-Version`, `Ostype`, …) go on every answer.
+//! - `routes`: one handler per route, from a typed request to a typed
+//!   answer.
+//! - `views`: stored records ([`crate::model`]) into API types.
+//! - `filters`: what `network ls` and `network prune` filters mean.
+//! - `error`: every failure as `{"message": "..."}` with Docker's status,
+//!   bodies and queries that do not decode included.
+
+mod error;
+mod filters;
+mod routes;
+mod serve;
+pub(crate) mod views;
+
+pub use error::ApiError;
+pub(crate) use filters::{ContainerFilter, NetworkFilter};
+pub use routes::router;
+pub use serve::serve;

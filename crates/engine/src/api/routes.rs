@@ -1,0 +1,353 @@
+//! One handler per route: a typed request in, a typed answer out.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use berth_api::{
+    ContainerCreateRequest, ContainerCreateResponse, ContainerExited, ContainerInspect, ContainerStarted,
+    ContainerSummary, ErrorResponse, Filters, Network, NetworkCheck, NetworkConnectRequest,
+    NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest, NetworkPruneResponse, PluginInfo,
+    SystemInfo, SystemVersion,
+};
+use berth_core::{Error, Result};
+use serde::Deserialize;
+
+use crate::api::error::{ApiError, Body, Id, Params};
+use crate::api::views;
+use crate::engine::Engine;
+
+type Eng = State<Arc<Engine>>;
+type ApiResult<T> = std::result::Result<T, ApiError>;
+
+/// Runs a change to the end even if the client goes away: axum drops a
+/// handler's future when its connection closes, which would stop an attach
+/// halfway and leave it to the next restart to clean up.
+async fn finish<T: Send + 'static>(fut: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
+    tokio::spawn(fut)
+        .await
+        .map_err(|e| Error::Internal(format!("the operation's task failed: {e}")))?
+}
+
+/// The query parameters berth reads; the others Docker clients send
+/// (`limit`, `size`, `verbose`, `v`, …) are ignored.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Query {
+    filters: String,
+    all: String,
+    force: String,
+}
+
+/// Docker's reading of a boolean query parameter: anything but empty,
+/// `0`, `no`, `false` and `none` is true.
+fn truthy(s: &str) -> bool {
+    !matches!(
+        s.to_ascii_lowercase().as_str(),
+        "" | "0" | "no" | "false" | "none"
+    )
+}
+
+fn filters(q: &Query) -> Result<Filters> {
+    if q.filters.is_empty() {
+        return Ok(Filters::new());
+    }
+    serde_json::from_str(&q.filters).map_err(|e| {
+        Error::invalid(format!(
+            "invalid filters {:?}: {e} (accepted: a JSON object such as {{\"name\":[\"web\"]}} or {{\"name\":{{\"web\":true}}}})",
+            q.filters
+        ))
+    })
+}
+
+async fn ping() -> &'static str {
+    "OK"
+}
+
+async fn version() -> Json<SystemVersion> {
+    Json(views::version())
+}
+
+async fn info(State(e): Eng) -> Json<SystemInfo> {
+    Json(views::info(&e))
+}
+
+async fn network_list(State(e): Eng, Params(q): Params<Query>) -> ApiResult<Json<Vec<Network>>> {
+    Ok(Json(e.list_networks(&filters(&q)?)?))
+}
+
+async fn network_inspect(State(e): Eng, Id(id): Id) -> ApiResult<Json<Network>> {
+    Ok(Json(e.inspect_network(&id)?))
+}
+
+/// Refuses what a Docker client may ask for and berth cannot do, naming
+/// the flag.
+fn check_create(r: &NetworkCreateRequest) -> Result<()> {
+    let refuse = |what: &str| Err(Error::invalid(what.to_owned()));
+    if r.ingress {
+        return refuse(
+            "ingress networks need swarm mode, which berth does not have (--ingress is not supported)",
+        );
+    }
+    if r.config_only {
+        return refuse("config-only networks are not supported (--config-only)");
+    }
+    if let Some(c) = &r.config_from
+        && !c.network.is_empty()
+    {
+        return Err(Error::invalid(format!(
+            "--config-from {} is not supported: give the network's options directly",
+            c.network
+        )));
+    }
+    if r.enable_ipv4 == Some(false) {
+        return refuse(
+            "networks without IPv4 are not supported (--ipv4=false): berth networks always have IPv4",
+        );
+    }
+    if !matches!(r.scope.as_str(), "" | "local") {
+        return Err(Error::invalid(format!(
+            "invalid scope {:?} (accepted: local; berth has no swarm)",
+            r.scope
+        )));
+    }
+    if !r.ipam.options.is_empty() {
+        return refuse("IPAM driver options are not supported (--ipam-opt)");
+    }
+    Ok(())
+}
+
+async fn network_create(
+    State(e): Eng,
+    Body(req): Body<NetworkCreateRequest>,
+) -> ApiResult<(StatusCode, Json<NetworkCreateResponse>)> {
+    check_create(&req)?;
+    let rec = finish(async move { e.create_network(req).await }).await?;
+    let answer = NetworkCreateResponse {
+        id: rec.net.id,
+        warning: String::new(),
+    };
+    Ok((StatusCode::CREATED, Json(answer)))
+}
+
+async fn network_remove(State(e): Eng, Id(id): Id) -> ApiResult<StatusCode> {
+    finish(async move { e.remove_network(&id).await }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn network_prune(State(e): Eng, Params(q): Params<Query>) -> ApiResult<Json<NetworkPruneResponse>> {
+    let f = filters(&q)?;
+    let deleted = finish(async move { e.prune_networks(&f).await }).await?;
+    Ok(Json(NetworkPruneResponse {
+        networks_deleted: deleted,
+    }))
+}
+
+fn check_connect(r: &NetworkConnectRequest) -> Result<()> {
+    if r.container.is_empty() {
+        return Err(Error::invalid("no container given (\"Container\" is empty)"));
+    }
+    let ep = &r.endpoint_config;
+    if !ep.links.is_empty() {
+        return Err(Error::invalid(
+            "--link on network connect is not supported: links are given at berth run (--alias gives another name)",
+        ));
+    }
+    if !ep.driver_opts.is_empty() {
+        return Err(Error::invalid(
+            "driver options on network connect are not supported (--driver-opt)",
+        ));
+    }
+    if ep
+        .ipam_config
+        .as_ref()
+        .is_some_and(|c| !c.link_local_ips.is_empty())
+    {
+        return Err(Error::invalid(
+            "link-local addresses are not supported (--link-local-ip)",
+        ));
+    }
+    if !ep.mac_address.is_empty() {
+        return Err(Error::invalid(
+            "choosing a MAC address is not supported: berth derives it from the container's address",
+        ));
+    }
+    Ok(())
+}
+
+async fn network_connect(
+    State(e): Eng,
+    Id(id): Id,
+    Body(req): Body<NetworkConnectRequest>,
+) -> ApiResult<StatusCode> {
+    check_connect(&req)?;
+    finish(async move {
+        let ep = req.endpoint_config;
+        let ip = ep.ipam_config.unwrap_or_default();
+        e.connect(
+            &id,
+            &req.container,
+            &ip.ipv4_address,
+            &ip.ipv6_address,
+            &ep.aliases,
+        )
+        .await
+    })
+    .await?;
+    Ok(StatusCode::OK)
+}
+
+async fn network_disconnect(
+    State(e): Eng,
+    Id(id): Id,
+    Body(req): Body<NetworkDisconnectRequest>,
+) -> ApiResult<StatusCode> {
+    if req.container.is_empty() {
+        return Err(Error::invalid("no container given (\"Container\" is empty)").into());
+    }
+    finish(async move { e.disconnect(&id, &req.container, req.force).await }).await?;
+    Ok(StatusCode::OK)
+}
+
+async fn network_check(State(e): Eng, Id(id): Id) -> ApiResult<Json<Vec<NetworkCheck>>> {
+    Ok(Json(e.check_network(&id).await?))
+}
+
+async fn container_create(
+    State(e): Eng,
+    Body(req): Body<ContainerCreateRequest>,
+) -> ApiResult<(StatusCode, Json<ContainerCreateResponse>)> {
+    if !req.image.is_empty() {
+        return Err(Error::invalid(format!(
+            "berth runs no images (asked for {:?}): a container runs a host command, started with berth run -- CMD",
+            req.image
+        ))
+        .into());
+    }
+    let created = finish(async move { e.create_container(req).await }).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn container_list(State(e): Eng, Params(q): Params<Query>) -> ApiResult<Json<Vec<ContainerSummary>>> {
+    Ok(Json(e.list_containers(truthy(&q.all), &filters(&q)?)?))
+}
+
+async fn container_inspect(State(e): Eng, Id(id): Id) -> ApiResult<Json<ContainerInspect>> {
+    Ok(Json(e.inspect_container(&id)?))
+}
+
+async fn container_remove(State(e): Eng, Id(id): Id, Params(q): Params<Query>) -> ApiResult<StatusCode> {
+    finish(async move { e.remove_container(&id, truthy(&q.force)).await }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn container_started(
+    State(e): Eng,
+    Id(id): Id,
+    Body(s): Body<ContainerStarted>,
+) -> ApiResult<StatusCode> {
+    finish(async move { e.container_started(&id, s.pid).await }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn container_exited(
+    State(e): Eng,
+    Id(id): Id,
+    Body(x): Body<ContainerExited>,
+) -> ApiResult<StatusCode> {
+    finish(async move { e.container_exited(&id, x.exit_code).await }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn container_logs(State(e): Eng, Id(id): Id) -> ApiResult<Vec<u8>> {
+    Ok(e.logs(&id)?)
+}
+
+async fn plugin_list(State(e): Eng) -> Json<Vec<PluginInfo>> {
+    Json(e.plugins())
+}
+
+async fn plugin_reload(State(e): Eng) -> Json<Vec<PluginInfo>> {
+    Json(e.reload_plugins().await)
+}
+
+async fn system_reconcile(State(e): Eng) -> ApiResult<StatusCode> {
+    finish(async move { e.reconcile().await }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError(Error::NotFound(format!("no such endpoint: {}", uri.path())))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+    let body = ErrorResponse {
+        message: format!("method {method} is not allowed on {}", uri.path()),
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, Json(body)).into_response()
+}
+
+/// The API's routes, without the version prefix (see [`crate::api::serve`]).
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .route("/_ping", get(ping))
+        .route("/version", get(version))
+        .route("/info", get(info))
+        .route("/networks", get(network_list))
+        .route("/networks/create", post(network_create))
+        .route("/networks/prune", post(network_prune))
+        .route("/networks/{id}", get(network_inspect).delete(network_remove))
+        .route("/networks/{id}/connect", post(network_connect))
+        .route("/networks/{id}/disconnect", post(network_disconnect))
+        .route("/networks/{id}/check", post(network_check))
+        .route("/containers/create", post(container_create))
+        .route("/containers/json", get(container_list))
+        .route("/containers/{id}/json", get(container_inspect))
+        .route("/containers/{id}", delete(container_remove))
+        .route("/containers/{id}/started", post(container_started))
+        .route("/containers/{id}/exited", post(container_exited))
+        .route("/containers/{id}/logs", get(container_logs))
+        .route("/plugins", get(plugin_list))
+        .route("/plugins/reload", post(plugin_reload))
+        .route("/system/reconcile", post(system_reconcile))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(engine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn booleans_read_like_dockers() {
+        for t in ["1", "true", "True", "yes"] {
+            assert!(truthy(t), "{t}");
+        }
+        for f in ["", "0", "false", "FALSE", "no", "none"] {
+            assert!(!truthy(f), "{f}");
+        }
+    }
+
+    #[test]
+    fn swarm_only_requests_are_refused_by_flag() {
+        let mut r = NetworkCreateRequest {
+            name: "x".into(),
+            ..Default::default()
+        };
+        check_create(&r).unwrap();
+        r.ingress = true;
+        assert!(check_create(&r).unwrap_err().to_string().contains("--ingress"));
+        r.ingress = false;
+        r.scope = "swarm".into();
+        assert!(
+            check_create(&r)
+                .unwrap_err()
+                .to_string()
+                .contains("accepted: local")
+        );
+    }
+}
