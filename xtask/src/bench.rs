@@ -29,6 +29,7 @@ mod http;
 mod netavark;
 mod plugins;
 mod ports;
+mod resolver;
 
 use std::fs;
 use std::io::Write;
