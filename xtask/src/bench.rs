@@ -22,6 +22,7 @@
 
 mod aardvark;
 mod attach;
+mod attacher;
 mod cni;
 mod dns;
 mod docker;
