@@ -205,11 +205,11 @@ pub(super) struct Resolvable {
     pub(super) cut: bool,
 }
 
-/// Asks for `name` back to back until it answers with an address, `stop`
-/// is set or [`RESOLVABLE_WAIT`] has passed; says when it answered.
 /// How often the run → resolvable poller asks (the figure's resolution).
 const POLL_EVERY: Duration = Duration::from_micros(250);
 
+/// Asks for `name` every [`POLL_EVERY`] until it answers with an address,
+/// `stop` is set or [`RESOLVABLE_WAIT`] has passed; says when it answered.
 fn poll(sock: &UdpSocket, name: &str, stop: &AtomicBool, ready: mpsc::Sender<()>) -> Option<Instant> {
     let mut q = query_bytes(0, name, RecordType::A);
     let mut buf = [0u8; 4096];
