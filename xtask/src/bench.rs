@@ -22,6 +22,7 @@
 
 mod aardvark;
 mod attach;
+mod attacher;
 mod cni;
 mod dns;
 mod docker;
@@ -29,6 +30,7 @@ mod http;
 mod netavark;
 mod plugins;
 mod ports;
+mod resolver;
 
 use std::fs;
 use std::io::Write;

@@ -22,8 +22,8 @@ use berth_testkit::dns::Upstream;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::dns::{self, CLIENT, Subject, TARGET};
 use super::netavark;
+use super::resolver::{self, CLIENT, Subject, TARGET};
 
 /// Where Debian's `aardvark-dns` package puts the binary.
 pub const BIN: &str = "/usr/lib/podman/aardvark-dns";
@@ -70,7 +70,7 @@ impl Aardvark {
         fs::write(&wrapper, wrapper_script(&resolv))
             .and_then(|()| fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)))
             .context("writing the aardvark-dns wrapper")?;
-        let upstream = dns::upstream(&host.ns, SocketAddr::from(([127, 0, 0, 53], 53)));
+        let upstream = resolver::upstream(&host.ns, SocketAddr::from(([127, 0, 0, 53], 53)));
         let mut a = Self {
             upstream,
             host,
@@ -86,7 +86,7 @@ impl Aardvark {
         // answers.
         a.prepare(CLIENT)?;
         a.setup(CLIENT)?;
-        if !dns::resolves(&a.containers[0].ns, a.server(), CLIENT, READY_WAIT)? {
+        if !resolver::resolves(&a.containers[0].ns, a.server(), CLIENT, READY_WAIT)? {
             bail!(
                 "aardvark-dns did not answer for {CLIENT} within {} s",
                 READY_WAIT.as_secs()

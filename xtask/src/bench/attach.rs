@@ -21,6 +21,7 @@ use anyhow::{Context, Result, bail, ensure};
 use berth_testkit::TestHost;
 use serde_json::{Value, json};
 
+use super::attacher::Subject;
 use super::cni::{self, Cni};
 use super::netavark::{self, Netavark};
 use super::{Samples, http, ms};
@@ -43,20 +44,6 @@ const LOG_TAIL: usize = 30;
 const API_ATTACH_TARGET: Duration = Duration::from_millis(3);
 const CLI_CONNECT_TARGET: Duration = Duration::from_millis(10);
 const SCALING_TARGET: f64 = 1.3;
-
-/// One way of doing the work, driven a step at a time.
-pub trait Subject: Send {
-    /// Attaches the `i`th other sandbox (from 1), untimed.
-    fn add_other(&mut self, i: usize) -> Result<()>;
-    /// Attaches the probe sandbox; returns how long that took.
-    fn attach(&mut self) -> Result<Duration>;
-    /// Detaches the probe sandbox; returns how long that took.
-    fn detach(&mut self) -> Result<Duration>;
-    /// The namespace that plays the host.
-    fn host_ns(&self) -> &Path;
-    /// The probe's namespace.
-    fn probe_ns(&self) -> &Path;
-}
 
 /// berth in a [`TestHost`], with networks `bench` (the one measured) and
 /// `scratch` (which gave the probe its sandbox).

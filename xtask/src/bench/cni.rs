@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use berth_testkit::TestHost;
 use serde_json::{Value, json};
 
-use super::attach::Subject;
+use super::attacher::Subject;
 
 /// Where Debian's `containernetworking-plugins` puts the plugins.
 pub const DIR: &str = "/usr/lib/cni";

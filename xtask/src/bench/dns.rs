@@ -41,22 +41,12 @@ use berth_testkit::TestHost;
 use berth_testkit::dns::Upstream;
 use serde_json::Value;
 
-use self::query::{Resolvable, Sequential, parallel, resolvable, sequential, socket_in};
-pub use self::query::{resolves, upstream};
+use self::query::{Resolvable, Sequential, parallel, resolvable, sequential};
 use super::aardvark::{self, Aardvark};
 use super::docker::{self, Docker};
 use super::netavark;
+use super::resolver::{CLIENT, FORWARDED, FORWARDED_IP, Subject, TARGET, socket_in, upstream};
 use super::us;
-
-/// The container every query comes from.
-pub const CLIENT: &str = "client";
-/// The container whose name is asked for.
-pub const TARGET: &str = "target";
-/// A name only the bench's upstream knows.
-pub const FORWARDED: &str = "forwarded.bench.test";
-/// The upstream's answer for [`FORWARDED`]: a documentation address, only
-/// ever data in an answer, never contacted.
-pub const FORWARDED_IP: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 7);
 
 /// Rounds of each sequential phase, and untimed queries at the start of
 /// every round after the first.
@@ -78,9 +68,7 @@ const LOOP_BUDGET: Duration = Duration::from_secs(20);
 const RUNS_BUDGET: Duration = Duration::from_secs(60);
 /// How long one query may go unanswered before it counts as lost.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long a poll waits for one answer before it asks again (a resolver
-/// that restarts its socket loses queries), and for a name to appear.
-const POLL_TIMEOUT: Duration = Duration::from_millis(2);
+/// How long a poll waits for a name to appear.
 const RESOLVABLE_WAIT: Duration = Duration::from_secs(5);
 /// A run slower than this gets a progress line of its own.
 const SLOW: Duration = Duration::from_secs(1);
@@ -97,34 +85,6 @@ const SHORT_SETTLE: Duration = Duration::from_secs(2);
 
 /// Lines of the daemon's log shown with a berth error.
 const LOG_TAIL: usize = 30;
-
-/// One resolver with its containers, driven a step at a time.
-pub trait Subject {
-    /// The namespace of [`CLIENT`], where every query comes from.
-    fn client_ns(&self) -> &Path;
-    /// Where [`CLIENT`] asks.
-    fn server(&self) -> SocketAddr;
-    /// [`TARGET`]'s address, the expected answer.
-    fn target_ip(&self) -> IpAddr;
-    /// Checks, before any unknown name is sent, that the resolver forwards
-    /// only to the bench's upstream; says why not otherwise.
-    fn forwarding(&self) -> Result<(), String>;
-    /// How many queries the bench's upstream has answered.
-    fn upstream_seen(&self) -> usize;
-    /// Untimed work before [`Subject::run`] (a namespace to attach).
-    fn prepare(&mut self, _name: &str) -> Result<()> {
-        Ok(())
-    }
-    /// Creates container `name` on the network, as a user would; the
-    /// command's own duration.
-    fn run(&mut self, name: &str) -> Result<Duration>;
-    /// Removes container `name`, untimed.
-    fn remove(&mut self, name: &str) -> Result<()>;
-    /// Removes everything, saying what it found beyond the plan.
-    fn close(self: Box<Self>) -> Vec<String> {
-        Vec::new()
-    }
-}
 
 /// What one subject gave; an `Err` says why a figure is missing.
 struct Figures {

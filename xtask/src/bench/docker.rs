@@ -20,7 +20,7 @@ use berth_testkit::dns::Upstream;
 
 pub use daemon::{Dockerd, IMAGE, Net};
 
-use super::dns::{self, CLIENT, Subject, TARGET};
+use super::resolver::{self, CLIENT, Subject, TARGET};
 
 /// Where Debian's `docker.io` package puts the daemon and its client (not
 /// /usr/local/bin/docker, which may be another one).
@@ -105,7 +105,7 @@ impl Docker {
             "3600",
         ])?;
         let up_ns = PathBuf::from(self.d.inspect(UPSTREAM_NAME, "{{.NetworkSettings.SandboxKey}}")?);
-        self.upstream = Some(dns::upstream(&up_ns, SocketAddr::from((UPSTREAM, 53))));
+        self.upstream = Some(resolver::upstream(&up_ns, SocketAddr::from((UPSTREAM, 53))));
         for name in [CLIENT, TARGET] {
             self.run(name)?;
         }

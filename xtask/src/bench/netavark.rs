@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use berth_testkit::TestHost;
 use serde_json::json;
 
-use super::attach::Subject;
+use super::attacher::Subject;
 
 /// Where Debian's `netavark` package puts the binary.
 pub const BIN: &str = "/usr/lib/podman/netavark";

@@ -38,7 +38,7 @@ use berth_testkit::TestHost;
 use berth_testkit::docker_plugin::DockerPlugin;
 use serde_json::Value;
 
-use super::attach::Subject;
+use super::attacher::Subject;
 use super::cni::{self, Cni};
 use super::netavark::{self, Netavark};
 use super::{Samples, http, ms};

@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use super::element::{Element, Family};
 use super::error::NftError;
-use super::object::{Chain, Rule, Set, SetRef, Table};
+use super::expr::SetRef;
+use super::object::{Chain, Object, Rule, Set, Table};
 use super::uapi::{NFT_DATA_VALUE_MAXLEN, NFT_NAME_MAXLEN};
-use super::wire::Attr;
 
 /// One transaction: tables, chains, sets and rules to create or delete,
 /// and element additions and deletions on named sets and maps of one or
@@ -45,21 +45,6 @@ pub(super) struct ElementOp {
 pub(super) enum Kind {
     Add,
     Delete,
-}
-
-/// One message that creates or deletes a table, chain, set or rule.
-#[derive(Debug, Clone)]
-pub(super) struct Object {
-    /// What it does, for errors: "adding chain inet berth forward".
-    pub(super) what: String,
-    /// `NFT_MSG_*`.
-    pub(super) ty: u16,
-    /// `NLM_F_CREATE`, `NLM_F_APPEND`; `NLM_F_REQUEST | NLM_F_ACK` are added.
-    pub(super) flags: u16,
-    pub(super) family: Family,
-    /// Names that [`validate`] checks: ("table", "berth").
-    pub(super) names: Vec<(&'static str, String)>,
-    pub(super) attrs: Vec<Attr>,
 }
 
 impl Batch {

@@ -4,11 +4,10 @@
 
 use super::element::Family;
 use super::error::NftError;
+use super::netlink::{Attr, attrs};
 use super::object::Rule;
-use super::reply::attrs;
 use super::socket::Socket;
 use super::uapi::*;
-use super::wire::Attr;
 
 /// A rule as the kernel lists it: its handle and its expressions.
 #[derive(Debug, Clone)]

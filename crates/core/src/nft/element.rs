@@ -5,8 +5,8 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::key;
+use super::netlink::align4;
 use super::uapi::NFT_SET_ELEM_INTERVAL_END;
-use super::wire::align4;
 
 /// The address family of an nftables table (`nft list tables` prints it first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,9 +1,8 @@
-//! [`NftError`], and how a refused message becomes one.
+//! [`NftError`]: what was being done when the kernel (or the socket)
+//! said no, and the errno it gave.
 
 use std::fmt;
 use std::io;
-
-use super::batch::{Batch, Op};
 
 /// Why a batch failed: what was being done (the operation, its set and
 /// table, and where the kernel can tell, which element or name it refused),
@@ -79,75 +78,6 @@ impl From<NftError> for crate::Error {
         let what = err.to_string();
         crate::Error::kernel(what, err.source)
     }
-}
-
-pub(super) enum Failure {
-    /// The kernel refused some messages (sorted by position in the batch).
-    Rejected(Vec<Reject>),
-    /// The batch could not be built, sent or answered.
-    Io(NftError),
-}
-
-impl From<NftError> for Failure {
-    fn from(e: NftError) -> Self {
-        Self::Io(e)
-    }
-}
-
-/// One message the kernel refused.
-#[derive(Debug)]
-pub(super) struct Reject {
-    /// The op, or `None` for the batch as a whole (a failed commit).
-    pub(super) op: Option<usize>,
-    /// The op's element the kernel refused, when it says so.
-    pub(super) element: Option<usize>,
-    /// The refused message carried this one element only.
-    pub(super) alone: bool,
-    pub(super) at: Option<Spot>,
-    pub(super) errno: i32,
-    pub(super) msg: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Spot {
-    Table,
-    Set,
-}
-
-/// Builds the error for a refused message.
-pub(super) fn describe(batch: &Batch, r: &Reject) -> NftError {
-    let Some(op) = r.op.and_then(|i| batch.ops.get(i)) else {
-        let what = format!("committing a batch of {} operations", batch.ops.len());
-        return NftError::new(what, r.msg.clone(), r.errno);
-    };
-    let op = match op {
-        Op::Elements(op) => op,
-        Op::Object(o) => return NftError::new(o.what.clone(), r.msg.clone(), r.errno),
-    };
-    let mut detail = match (r.at, r.element) {
-        (Some(Spot::Table), _) => Some("at the table name".to_owned()),
-        (Some(Spot::Set), _) => Some("at the set name".to_owned()),
-        (None, Some(i)) => op.elements.get(i).map(|e| {
-            format!(
-                "at element {} of {}, key {}",
-                i + 1,
-                op.elements.len(),
-                hex(&e.key)
-            )
-        }),
-        (None, None) => None,
-    };
-    if let Some(msg) = &r.msg {
-        detail = Some(match detail {
-            Some(d) => format!("{d}: {msg}"),
-            None => msg.clone(),
-        });
-    }
-    NftError::new(op.describe(), detail, r.errno)
-}
-
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -1,11 +1,11 @@
 //! Rule expressions: the steps `nft --debug=netlink` prints between square
 //! brackets (`[ meta load mark => reg 1 ]`), each built with the attributes
-//! nft sends for it.
+//! nft sends for it, and what they name: the [`Datatype`] a `meta` key
+//! loads, the [`SetRef`] a `lookup` asks.
 
 use super::element::Family;
-use super::object::{Datatype, SetRef};
+use super::netlink::Attr;
 use super::uapi::*;
-use super::wire::Attr;
 
 /// A register (`enum nft_registers`), numbered as `nft --debug=netlink`
 /// prints it: 0 is the verdict, 1 to 4 the 16-byte registers, 8 to 23 the
@@ -76,6 +76,55 @@ pub enum Verdict {
     Return,
     /// `jump CHAIN`.
     Jump(String),
+}
+
+/// An nft datatype a set key or map value is made of: its number (as
+/// `nft describe` would name it), its length and its byte order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Datatype {
+    pub(super) id: u32,
+    pub(super) len: u32,
+    /// nft's `enum byteorder`: 1 host, 2 big endian.
+    pub(super) byteorder: u32,
+}
+
+impl Datatype {
+    /// `nf_proto` (`ipv4`, `ipv6`).
+    pub const NFPROTO: Self = Self::new(2, 1, 1);
+    /// `ipv4_addr`.
+    pub const IPV4_ADDR: Self = Self::new(7, 4, 2);
+    /// `ipv6_addr`.
+    pub const IPV6_ADDR: Self = Self::new(8, 16, 2);
+    /// `inet_proto`.
+    pub const INET_PROTO: Self = Self::new(12, 1, 1);
+    /// `inet_service`.
+    pub const INET_SERVICE: Self = Self::new(13, 2, 2);
+    /// `mark`.
+    pub const MARK: Self = Self::new(19, 4, 1);
+    /// `ifname`.
+    pub const IFNAME: Self = Self::new(41, 16, 1);
+
+    const fn new(id: u32, len: u32, byteorder: u32) -> Self {
+        Self { id, len, byteorder }
+    }
+}
+
+/// A set as a rule's `lookup` names it, returned by
+/// [`Batch::add_set`](super::Batch::add_set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetRef {
+    pub(super) name: String,
+    pub(super) id: Option<u32>,
+}
+
+impl SetRef {
+    /// A set that exists already, by name (`@name` in nft).
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            id: None,
+        }
+    }
 }
 
 /// One expression of a rule. Build it with the constructors; each says

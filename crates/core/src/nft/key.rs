@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::wire::align4;
+use super::netlink::align4;
 
 /// `ifname`: the name NUL-padded to `IFNAMSIZ` (16) bytes. A name longer
 /// than 16 bytes is kept whole, so the kernel refuses it (`EINVAL`, wrong

@@ -29,15 +29,20 @@
 //!
 //! # Layout
 //!
-//! - `element`: the table [`Family`], set and map [`Element`]s, [`prefix_elements`];
-//! - [`key`]: key and data encoders, byte for byte as nft encodes them;
-//! - `batch`: [`Batch`], the operations of one transaction, checked before sending;
-//! - `object`: [`Table`], [`Chain`], [`Set`] and [`Rule`] as a batch creates them;
-//! - `expr`: [`Expr`], the expressions of a rule, with [`Reg`]isters and keys;
-//! - `wire`: the batch encoded as nfnetlink messages;
+//! From the top down; each file uses only files listed below it:
+//!
+//! - `dump`: chains and rules read back ([`Socket::has_chain`], [`Socket::rules`]);
 //! - `socket`: [`Socket`], which sends a batch and reads its acknowledgements;
 //! - `reply`: acknowledgements and errors matched to the messages they answer;
-//! - `dump`: chains and rules read back ([`Socket::has_chain`], [`Socket::rules`]);
+//! - `reject`: what the kernel refused, and the [`NftError`] that names it;
+//! - `wire`: the batch encoded as nfnetlink messages;
+//! - `batch`: [`Batch`], the operations of one transaction, checked before sending;
+//! - `object`: [`Table`], [`Chain`], [`Set`] and [`Rule`] as a batch creates them;
+//! - `expr`: [`Expr`], the expressions of a rule, with [`Reg`]isters, the
+//!   [`Datatype`]s of set keys and the [`SetRef`] a lookup names;
+//! - `element`: the table [`Family`], set and map [`Element`]s, [`prefix_elements`];
+//! - [`key`]: key and data encoders, byte for byte as nft encodes them;
+//! - `netlink`: netlink message headers and attributes, written and read;
 //! - `error`: [`NftError`], what was refused and why;
 //! - `uapi`: the numbers from the kernel's headers.
 
@@ -47,7 +52,9 @@ mod element;
 mod error;
 mod expr;
 pub mod key;
+mod netlink;
 mod object;
+mod reject;
 mod reply;
 mod socket;
 mod uapi;
@@ -60,6 +67,6 @@ pub use batch::Batch;
 pub use dump::ListedRule;
 pub use element::{Element, Family, prefix_elements};
 pub use error::NftError;
-pub use expr::{Ct, Expr, Header, Meta, Reg, Verdict};
-pub use object::{Chain, Datatype, Hook, Rule, Set, SetRef, Table};
+pub use expr::{Ct, Datatype, Expr, Header, Meta, Reg, SetRef, Verdict};
+pub use object::{Chain, Hook, Rule, Set, Table};
 pub use socket::Socket;

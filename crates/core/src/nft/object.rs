@@ -1,12 +1,26 @@
 //! Tables, chains, sets and rules as a batch creates them: each becomes one
-//! message with the attributes `nft --debug=netlink -f` shows nft sending,
+//! [`Object`] message with the attributes `nft --debug=netlink -f` shows nft sending,
 //! userdata included, so that `nft list` prints them as it prints its own.
 
-use super::batch::Object;
 use super::element::{Element, Family};
-use super::expr::{Expr, Meta};
+use super::expr::{Datatype, Expr, Meta, SetRef};
+use super::netlink::{Attr, align4};
 use super::uapi::*;
-use super::wire::{Attr, align4};
+
+/// One message that creates or deletes a table, chain, set or rule.
+#[derive(Debug, Clone)]
+pub(super) struct Object {
+    /// What it does, for errors: "adding chain inet berth forward".
+    pub(super) what: String,
+    /// `NFT_MSG_*`.
+    pub(super) ty: u16,
+    /// `NLM_F_CREATE`, `NLM_F_APPEND`; `NLM_F_REQUEST | NLM_F_ACK` are added.
+    pub(super) flags: u16,
+    pub(super) family: Family,
+    /// Names that [`validate`](super::batch::validate) checks: ("table", "berth").
+    pub(super) names: Vec<(&'static str, String)>,
+    pub(super) attrs: Vec<Attr>,
+}
 
 /// A table, as `nft add table FAMILY NAME { comment "…" }` creates it.
 #[derive(Debug, Clone)]
@@ -135,37 +149,6 @@ impl Chain {
             names: vec![("table", self.table.clone()), ("chain", self.name.clone())],
             attrs,
         }
-    }
-}
-
-/// An nft datatype a set key or map value is made of: its number (as
-/// `nft describe` would name it), its length and its byte order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Datatype {
-    id: u32,
-    len: u32,
-    /// nft's `enum byteorder`: 1 host, 2 big endian.
-    byteorder: u32,
-}
-
-impl Datatype {
-    /// `nf_proto` (`ipv4`, `ipv6`).
-    pub const NFPROTO: Self = Self::new(2, 1, 1);
-    /// `ipv4_addr`.
-    pub const IPV4_ADDR: Self = Self::new(7, 4, 2);
-    /// `ipv6_addr`.
-    pub const IPV6_ADDR: Self = Self::new(8, 16, 2);
-    /// `inet_proto`.
-    pub const INET_PROTO: Self = Self::new(12, 1, 1);
-    /// `inet_service`.
-    pub const INET_SERVICE: Self = Self::new(13, 2, 2);
-    /// `mark`.
-    pub const MARK: Self = Self::new(19, 4, 1);
-    /// `ifname`.
-    pub const IFNAME: Self = Self::new(41, 16, 1);
-
-    const fn new(id: u32, len: u32, byteorder: u32) -> Self {
-        Self { id, len, byteorder }
     }
 }
 
@@ -327,24 +310,6 @@ impl Set {
             family: self.family,
             names: vec![("table", self.table.clone()), ("set", name)],
             attrs,
-        }
-    }
-}
-
-/// A set as a rule's `lookup` names it, returned by
-/// [`Batch::add_set`](super::Batch::add_set).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SetRef {
-    pub(super) name: String,
-    pub(super) id: Option<u32>,
-}
-
-impl SetRef {
-    /// A set that exists already, by name (`@name` in nft).
-    pub fn named(name: &str) -> Self {
-        Self {
-            name: name.to_owned(),
-            id: None,
         }
     }
 }

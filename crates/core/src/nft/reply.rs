@@ -4,9 +4,10 @@
 
 use std::io;
 
-use super::error::{Reject, Spot};
+use super::netlink::{align4, u16_at, u32_at};
+use super::reject::{Reject, Spot};
 use super::uapi::*;
-use super::wire::{Message, align4};
+use super::wire::Message;
 
 /// The replies to one batch, matched by sequence number.
 pub(super) struct Acks<'a> {
@@ -184,19 +185,6 @@ pub(super) fn messages(mut data: &[u8]) -> io::Result<Vec<Msg<'_>>> {
     Ok(out)
 }
 
-/// The attributes in `data` as (type without flags, value); stops at the
-/// first malformed one. nf_tables dumps do not flag their nests
-/// (`nla_nest_start_noflag`): the caller knows which values are nests.
-pub(super) fn attrs(mut data: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
-    std::iter::from_fn(move || {
-        let len = u16_at(data, 0)? as usize;
-        let ty = u16_at(data, 2)? & NLA_TYPE_MASK;
-        let value = data.get(4..len.max(4)).filter(|_| len >= 4)?;
-        data = data.get(align4(len)..).unwrap_or_default();
-        Some((ty, value))
-    })
-}
-
 pub(super) fn parse_extack(mut tlvs: &[u8], reply: &mut Reply) {
     while let (Some(len), Some(ty)) = (u16_at(tlvs, 0), u16_at(tlvs, 2)) {
         let len = len as usize;
@@ -216,14 +204,6 @@ pub(super) fn parse_extack(mut tlvs: &[u8], reply: &mut Reply) {
         }
         tlvs = tlvs.get(align4(len)..).unwrap_or_default();
     }
-}
-
-pub(super) fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-pub(super) fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 #[cfg(test)]

@@ -12,10 +12,12 @@ use nix::sys::time::{TimeVal, TimeValLike};
 
 use super::batch::{Batch, Kind, Op, Plan, validate};
 use super::element::Family;
-use super::error::{Failure, NftError, Reject, describe};
+use super::error::NftError;
+use super::netlink::{Attr, nfgenmsg, nlmsg_header, put_attr, set_bytes};
+use super::reject::{Failure, Reject, describe};
 use super::reply::{Acks, messages, parse_replies};
 use super::uapi::{NFNL_SUBSYS_NFTABLES, NLM_F_REQUEST, NLMSG_DONE, NLMSG_ERROR};
-use super::wire::{Attr, encode, nfgenmsg, nlmsg_header, put_attr, set_bytes};
+use super::wire::encode;
 
 /// Receive buffer room per reply: an ack is one small skb, but the kernel
 /// charges the socket the skb's true size.

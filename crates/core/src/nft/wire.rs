@@ -1,11 +1,11 @@
-//! Encoding a batch into the nfnetlink messages of one transaction, and the
-//! netlink attribute helpers it is built from.
+//! Encoding a batch into the nfnetlink messages of one transaction.
 
 use std::ops::Range;
 
 use super::batch::{Batch, Kind, Op, Plan};
 use super::element::Element;
 use super::error::NftError;
+use super::netlink::{Attr, nest_end, nest_start, nfgenmsg, nlmsg_header, pad, put_attr, put_str, set_bytes};
 use super::uapi::*;
 
 /// Bytes of elements per message. The elements travel in one nested
@@ -138,36 +138,6 @@ pub(super) fn batch_marker(buf: &mut Vec<u8>, ty: u16, seq: u32) {
     set_bytes(buf, start, &len.to_ne_bytes());
 }
 
-/// `struct nlmsghdr`, its length filled in later; the port id is 0 (the
-/// kernel's).
-pub(super) fn nlmsg_header(buf: &mut Vec<u8>, ty: u16, flags: u16, seq: u32) {
-    buf.extend_from_slice(&0u32.to_ne_bytes());
-    buf.extend_from_slice(&ty.to_ne_bytes());
-    buf.extend_from_slice(&flags.to_ne_bytes());
-    buf.extend_from_slice(&seq.to_ne_bytes());
-    buf.extend_from_slice(&0u32.to_ne_bytes());
-}
-
-/// `struct nfgenmsg`: family, `NFNETLINK_V0`, `res_id` in network order.
-pub(super) fn nfgenmsg(buf: &mut Vec<u8>, family: u8, res_id: u16) {
-    buf.push(family);
-    buf.push(NFNETLINK_V0);
-    buf.extend_from_slice(&res_id.to_be_bytes());
-}
-
-/// A NUL-terminated string attribute; returns where it sits relative to
-/// `base`.
-pub(super) fn put_str(buf: &mut Vec<u8>, ty: u16, s: &str, base: usize) -> Option<Range<usize>> {
-    let at = buf.len();
-    let len = u16::try_from(4 + s.len() + 1).ok()?;
-    buf.extend_from_slice(&len.to_ne_bytes());
-    buf.extend_from_slice(&ty.to_ne_bytes());
-    buf.extend_from_slice(s.as_bytes());
-    buf.push(0);
-    pad(buf);
-    Some(at - base..buf.len() - base)
-}
-
 /// `NFTA_LIST_ELEM { KEY { VALUE }, KEY_END { VALUE }, DATA { VALUE }, FLAGS }`.
 pub(super) fn put_element(buf: &mut Vec<u8>, e: &Element) -> Option<()> {
     let elem = nest_start(buf, NFTA_LIST_ELEM);
@@ -198,88 +168,12 @@ pub(super) fn put_value(buf: &mut Vec<u8>, ty: u16, value: &[u8]) -> Option<()> 
     nest_end(buf, nest)
 }
 
-/// A netlink attribute of a table, chain, set or rule message, or of an
-/// expression: integers go big endian (`nla_put_be32`), as nf_tables
-/// reads them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Attr {
-    U32(u16, u32),
-    U64(u16, u64),
-    /// NUL-terminated.
-    Str(u16, String),
-    Bytes(u16, Vec<u8>),
-    Nest(u16, Vec<Attr>),
-}
-
-impl Attr {
-    /// `nft_data` holding a value: `NEST { NFTA_DATA_VALUE }`.
-    pub(super) fn value(ty: u16, value: impl Into<Vec<u8>>) -> Self {
-        Self::Nest(ty, vec![Self::Bytes(NFTA_DATA_VALUE, value.into())])
-    }
-}
-
-/// Appends `attr`, padded; `None` when a length does not fit its `u16`.
-pub(super) fn put_attr(buf: &mut Vec<u8>, attr: &Attr) -> Option<()> {
-    let raw = |buf: &mut Vec<u8>, ty: u16, value: &[u8]| {
-        let len = u16::try_from(4 + value.len()).ok()?;
-        buf.extend_from_slice(&len.to_ne_bytes());
-        buf.extend_from_slice(&ty.to_ne_bytes());
-        buf.extend_from_slice(value);
-        pad(buf);
-        Some(())
-    };
-    match attr {
-        Attr::U32(ty, v) => raw(buf, *ty, &v.to_be_bytes()),
-        Attr::U64(ty, v) => raw(buf, *ty, &v.to_be_bytes()),
-        Attr::Bytes(ty, v) => raw(buf, *ty, v),
-        Attr::Str(ty, s) => {
-            let mut v = s.as_bytes().to_vec();
-            v.push(0);
-            raw(buf, *ty, &v)
-        }
-        Attr::Nest(ty, attrs) => {
-            let at = nest_start(buf, *ty);
-            for a in attrs {
-                put_attr(buf, a)?;
-            }
-            nest_end(buf, at)
-        }
-    }
-}
-
-pub(super) fn nest_start(buf: &mut Vec<u8>, ty: u16) -> usize {
-    let at = buf.len();
-    buf.extend_from_slice(&0u16.to_ne_bytes());
-    buf.extend_from_slice(&(ty | NLA_F_NESTED).to_ne_bytes());
-    at
-}
-
-pub(super) fn nest_end(buf: &mut [u8], at: usize) -> Option<()> {
-    let len = u16::try_from(buf.len() - at).ok()?;
-    set_bytes(buf, at, &len.to_ne_bytes());
-    Some(())
-}
-
-pub(super) fn set_bytes(buf: &mut [u8], at: usize, bytes: &[u8]) {
-    if let Some(dst) = buf.get_mut(at..at + bytes.len()) {
-        dst.copy_from_slice(bytes);
-    }
-}
-
-pub(super) fn pad(buf: &mut Vec<u8>) {
-    buf.resize(align4(buf.len()), 0);
-}
-
-pub(super) fn align4(len: usize) -> usize {
-    len.next_multiple_of(4)
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
-    use crate::nft::reply::u32_at;
+    use crate::nft::netlink::u32_at;
     use crate::nft::{Family, key};
 
     #[test]

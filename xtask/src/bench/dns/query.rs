@@ -1,10 +1,8 @@
-//! Asking a resolver from inside a container: sockets opened in its
-//! namespace, sequential and parallel query loops, and the poll that times
-//! how soon a new container's name answers.
+//! The DNS bench's query loops, run from inside a container: sequential
+//! and parallel, and the poll that times how soon a new container's name
+//! answers.
 
-use std::fs::File;
-use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -12,61 +10,15 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use berth_testkit::dns::{Upstream, query_bytes};
+use berth_testkit::dns::query_bytes;
 use berth_testkit::hickory_proto::op::Message;
 use berth_testkit::hickory_proto::rr::{RData, RecordType};
-use nix::sched::{CloneFlags, setns};
 
 use super::{
-    FORWARDED, FORWARDED_IP, LOOP_BUDGET, PARALLEL_CLIENTS, PARALLEL_TIME, POLL_TIMEOUT, QUERY_TIMEOUT,
-    RESOLVABLE_WAIT, RUNS_BUDGET, SLOW, Subject,
+    LOOP_BUDGET, PARALLEL_CLIENTS, PARALLEL_TIME, QUERY_TIMEOUT, RESOLVABLE_WAIT, RUNS_BUDGET, SLOW,
 };
+use crate::bench::resolver::{POLL_TIMEOUT, Subject, exchange, header, socket_in};
 use crate::bench::{Samples, ms};
-
-/// The bench's upstream server inside `ns`, knowing only [`FORWARDED`].
-pub fn upstream(ns: &Path, addr: SocketAddr) -> Upstream {
-    Upstream::start(ns, addr, &[(FORWARDED, IpAddr::V4(FORWARDED_IP))])
-}
-
-/// A UDP socket inside the namespace at `ns`, connected to `server`. Only
-/// a short-lived thread enters the namespace; the socket stays there.
-pub fn socket_in(ns: &Path, server: SocketAddr, timeout: Duration) -> Result<UdpSocket> {
-    let f = File::open(ns).with_context(|| format!("opening {}", ns.display()))?;
-    thread::scope(|s| {
-        s.spawn(|| -> io::Result<UdpSocket> {
-            setns(&f, CloneFlags::CLONE_NEWNET)?;
-            let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
-            sock.connect(server)?;
-            sock.set_read_timeout(Some(timeout))?;
-            Ok(sock)
-        })
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))
-    })
-    .with_context(|| format!("opening a UDP socket to {server} in {}", ns.display()))
-}
-
-/// Sends `q` with `id` and waits for the answer with that id (skipping
-/// late answers to earlier queries); `None` when it did not come in time.
-fn exchange(s: &UdpSocket, q: &mut [u8], id: u16, buf: &mut [u8]) -> io::Result<Option<usize>> {
-    q[..2].copy_from_slice(&id.to_be_bytes());
-    s.send(q)?;
-    loop {
-        match s.recv(buf) {
-            Ok(n) if n >= 12 && buf[..2] == id.to_be_bytes() && buf[2] & 0x80 != 0 => return Ok(Some(n)),
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// RCODE and answer count from an answer's header.
-fn header(buf: &[u8]) -> (u8, u16) {
-    (buf[3] & 0x0f, u16::from_be_bytes([buf[6], buf[7]]))
-}
 
 /// Checks that an answer gives `want` for `name`.
 fn check_answer(buf: &[u8], name: &str, want: IpAddr) -> Result<()> {
@@ -86,26 +38,6 @@ fn check_answer(buf: &[u8], name: &str, want: IpAddr) -> Result<()> {
         m.metadata.response_code
     );
     Ok(())
-}
-
-/// Whether `name` answers with an address from inside `ns`, asked again
-/// and again for at most `within`.
-pub fn resolves(ns: &Path, server: SocketAddr, name: &str, within: Duration) -> Result<bool> {
-    let sock = socket_in(ns, server, POLL_TIMEOUT)?;
-    let mut q = query_bytes(0, name, RecordType::A);
-    let mut buf = [0u8; 4096];
-    let deadline = Instant::now() + within;
-    let mut id = 0u16;
-    while Instant::now() < deadline {
-        id = id.wrapping_add(1);
-        match exchange(&sock, &mut q, id, &mut buf) {
-            Ok(Some(n)) if header(&buf[..n]).0 == 0 && header(&buf[..n]).1 > 0 => return Ok(true),
-            Ok(_) => {}
-            // Nothing listens yet (ICMP port unreachable).
-            Err(_) => thread::sleep(Duration::from_millis(5)),
-        }
-    }
-    Ok(false)
 }
 
 /// Whether `name` stops answering with an address inside `ns` (asked
@@ -273,11 +205,11 @@ pub(super) struct Resolvable {
     pub(super) cut: bool,
 }
 
-/// Asks for `name` back to back until it answers with an address, `stop`
-/// is set or [`RESOLVABLE_WAIT`] has passed; says when it answered.
 /// How often the run → resolvable poller asks (the figure's resolution).
 const POLL_EVERY: Duration = Duration::from_micros(250);
 
+/// Asks for `name` every [`POLL_EVERY`] until it answers with an address,
+/// `stop` is set or [`RESOLVABLE_WAIT`] has passed; says when it answered.
 fn poll(sock: &UdpSocket, name: &str, stop: &AtomicBool, ready: mpsc::Sender<()>) -> Option<Instant> {
     let mut q = query_bytes(0, name, RecordType::A);
     let mut buf = [0u8; 4096];
@@ -372,8 +304,10 @@ pub(super) fn resolvable(s: &mut dyn Subject, runs: usize, progress: &dyn Fn(&st
 
 #[cfg(test)]
 mod tests {
-    use super::super::TARGET;
+    use std::net::Ipv4Addr;
+
     use super::*;
+    use crate::bench::resolver::TARGET;
 
     #[test]
     fn headers_and_answers_are_read() {
@@ -393,33 +327,5 @@ mod tests {
         assert_eq!(header(&b).1, 1);
         check_answer(&b, TARGET, "10.0.0.3".parse().unwrap()).unwrap();
         assert!(check_answer(&b, TARGET, "10.0.0.4".parse().unwrap()).is_err());
-    }
-
-    #[test]
-    fn exchange_skips_stale_answers() {
-        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-        client.connect(server.local_addr().unwrap()).unwrap();
-        client.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        let t = thread::spawn(move || {
-            let mut buf = [0u8; 512];
-            let (n, peer) = server.recv_from(&mut buf).unwrap();
-            let mut stale = buf[..n].to_vec();
-            stale[0] ^= 0xff;
-            stale[2] |= 0x80;
-            server.send_to(&stale, peer).unwrap();
-            let mut good = buf[..n].to_vec();
-            good[2] |= 0x80;
-            server.send_to(&good, peer).unwrap();
-            server
-        });
-        let mut q = query_bytes(0, TARGET, RecordType::A);
-        let mut buf = [0u8; 512];
-        let n = exchange(&client, &mut q, 0x0102, &mut buf).unwrap().unwrap();
-        assert_eq!(&buf[..2], &[1, 2]);
-        assert!(n >= 12);
-        // The server is still there but answers nothing more: lost, not an error.
-        let _server = t.join().unwrap();
-        assert_eq!(exchange(&client, &mut q, 9, &mut buf).unwrap(), None);
     }
 }
