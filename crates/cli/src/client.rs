@@ -4,6 +4,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -233,7 +234,7 @@ fn start_daemon(client: &Client) -> Result<()> {
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
-    crate::run::detach_session(&mut cmd);
+    detach_session(&mut cmd);
     let mut child = cmd.spawn().context("starting the berth daemon")?;
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
@@ -255,6 +256,17 @@ fn start_daemon(client: &Client) -> Result<()> {
         client.socket.display(),
         log_path.display()
     )
+}
+
+/// Starts `cmd` in a new session, detached from the terminal.
+fn detach_session(cmd: &mut Command) {
+    // SAFETY: setsid is async-signal-safe and touches no memory.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
 }
 
 #[cfg(test)]

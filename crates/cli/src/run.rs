@@ -116,17 +116,6 @@ pub fn enter_process(cmd: &mut Command, pid: u32) -> Result<()> {
     Ok(())
 }
 
-/// Starts `cmd` in a new session, detached from the terminal.
-pub fn detach_session(cmd: &mut Command) {
-    // SAFETY: setsid is async-signal-safe and touches no memory.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
-}
-
 /// The shell's convention: the exit code, or 128 plus the signal.
 pub fn exit_code(status: ExitStatus) -> i32 {
     status

@@ -16,9 +16,9 @@ use berth_core::{
 use ipnet::IpNet;
 use nix::mount::{MsFlags, mount};
 
-use crate::ipam::Pool;
-use crate::model::{ContainerPaths, ContainerRecord, NetworkRecord, Status};
-use crate::process;
+use crate::containers::process;
+use crate::networks::ipam::Pool;
+use crate::store::model::{ContainerPaths, ContainerRecord, NetworkRecord, Status};
 use crate::store::{Op, Store, Table};
 
 /// Where the daemon keeps things.
@@ -89,7 +89,7 @@ pub(crate) struct State {
     /// Networks being removed.
     pub removing: HashSet<String>,
     /// Host ports published by containers, and by those being created.
-    pub ports: crate::ports::PortIndex,
+    pub ports: crate::firewall::ports::PortIndex,
 }
 
 /// The berth engine.

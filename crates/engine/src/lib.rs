@@ -12,21 +12,17 @@
 pub mod api;
 mod containers;
 pub mod dns;
-mod dnsopts;
 mod engine;
-mod files;
-pub mod ipam;
-pub mod model;
-mod names;
+mod firewall;
 mod networks;
 pub mod plugins;
-mod ports;
-mod process;
 mod restore;
 pub mod store;
 mod util;
 
 pub use berth_api; // the API's types appear in the engine's signatures
+pub use containers::dnsopts::check_hostname;
 pub use containers::{ContainerCreate, Created};
-pub use dnsopts::check_hostname;
 pub use engine::{Config, Engine};
+pub use networks::ipam;
+pub use store::model;

@@ -17,11 +17,11 @@ use std::sync::Arc;
 use berth_core::link::{self, Link};
 use berth_core::{Claim, NetworkDriver, Place, Result, SandboxKind};
 
+use crate::containers::process;
 use crate::engine::{Driven, Engine};
-use crate::ipam::Pool;
-use crate::model::{ContainerRecord, NetworkRecord, Status};
-use crate::process;
+use crate::networks::ipam::Pool;
 use crate::store::Table;
+use crate::store::model::{ContainerRecord, NetworkRecord, Status};
 
 impl Engine {
     pub(crate) async fn restore(&self) -> Result<()> {
@@ -66,7 +66,11 @@ impl Engine {
             .iter()
             .filter(|c| c.status != Status::Exited && !c.ports.is_empty())
         {
-            if let Err(e) = self.ctx.firewall.add_ports(&c.id, &crate::ports::fw_ports(c)) {
+            if let Err(e) = self
+                .ctx
+                .firewall
+                .add_ports(&c.id, &crate::firewall::ports::fw_ports(c))
+            {
                 tracing::error!(container = %c.name, "restoring published ports: {}", e.chain());
             }
         }
@@ -137,16 +141,6 @@ impl Engine {
             }
         }
         self.sweep().await
-    }
-
-    /// Puts the firewall back: the `inet berth` table with every network's
-    /// and every published port's elements, as at start, without touching
-    /// other tables (`berth system reconcile`, SIGHUP).
-    pub async fn reconcile(&self) -> Result<()> {
-        let fw = self.ctx.firewall.clone();
-        tokio::task::spawn_blocking(move || fw.install())
-            .await
-            .map_err(|e| berth_core::Error::Internal(format!("reconciling the firewall: {e}")))?
     }
 
     /// Re-makes a live container's links that have gone missing.

@@ -24,7 +24,7 @@ use berth_core::{Error, Result};
 use std::collections::BTreeMap;
 
 use crate::api::views::scope_name;
-use crate::model::{ContainerRecord, NetworkRecord, Status};
+use crate::store::model::{ContainerRecord, NetworkRecord, Status};
 
 const LIST_KEYS: &[&str] = &["dangling", "driver", "id", "label", "name", "scope", "type"];
 const PRUNE_KEYS: &[&str] = &["label", "label!"];

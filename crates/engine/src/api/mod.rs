@@ -11,7 +11,7 @@
 //!   (`Api-Version`, `Ostype`, …) go on every answer.
 //! - `routes`: one handler per route, from a typed request to a typed
 //!   answer.
-//! - `views`: stored records ([`crate::model`]) into API types.
+//! - `views`: stored records ([`crate::store::model`]) into API types.
 //! - `filters`: what `network ls` and `network prune` filters mean.
 //! - `error`: every failure as `{"message": "..."}` with Docker's status,
 //!   bodies and queries that do not decode included.

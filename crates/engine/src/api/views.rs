@@ -14,7 +14,9 @@ use berth_api::{
 use berth_core::{Mac, Scope};
 
 use crate::engine::Engine;
-use crate::model::{ContainerPaths, ContainerRecord, EndpointRecord, NetworkRecord, PortBinding, Status};
+use crate::store::model::{
+    ContainerPaths, ContainerRecord, EndpointRecord, NetworkRecord, PortBinding, Status,
+};
 use crate::util;
 
 /// `local` or `global`, as the store writes a scope.

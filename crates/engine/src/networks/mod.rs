@@ -1,5 +1,7 @@
 //! Network operations: create, remove, prune, list, inspect.
 
+pub mod ipam;
+
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -7,10 +9,10 @@ use berth_api::{Filters, Network as NetworkView, NetworkCheck};
 use berth_core::{Error, IpamConfig, Network, NetworkHandle, Result, link};
 use ipnet::IpNet;
 
+use self::ipam::{Pool, overlaps};
 use crate::api::{NetworkFilter, views};
 use crate::engine::{Driven, Engine, State};
-use crate::ipam::{self, Pool, overlaps};
-use crate::model::NetworkRecord;
+use crate::store::model::NetworkRecord;
 use crate::store::{Op, Table};
 use crate::util;
 

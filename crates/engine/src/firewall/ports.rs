@@ -15,7 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use berth_core::{Error, FwPort, Proto, Result};
 
-use crate::model::{ContainerRecord, PortBinding};
+use crate::store::model::{ContainerRecord, PortBinding};
 
 /// One `-p` as given: `[HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/PROTO]`.
 #[derive(Clone, Debug, PartialEq, Eq)]

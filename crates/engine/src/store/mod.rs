@@ -2,6 +2,8 @@
 //! daemon. Records are JSON values keyed by id; every change is one ACID
 //! transaction that is on disk when `write` returns.
 
+pub mod model;
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -1,11 +1,14 @@
 //! The generated `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname`.
 
-use std::fs::OpenOptions;
+use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 
-use berth_core::{Error, Result};
+use berth_core::{Error, Result, SandboxKind};
+
+use crate::engine::Engine;
+use crate::store::model::ContainerRecord;
 
 /// Writes `content` over the file at `path`, keeping its inode: a running
 /// container has it bind-mounted, so it must be changed in place, never
@@ -211,6 +214,127 @@ pub fn hash(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
+}
+
+/// Every address of a container, in endpoint order.
+fn addresses(c: &ContainerRecord) -> Vec<IpAddr> {
+    c.endpoints
+        .iter()
+        .flat_map(|e| e.addresses.iter().map(|a| a.addr()))
+        .collect()
+}
+
+impl Engine {
+    /// Writes `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` for a
+    /// new container, and remembers what it wrote.
+    pub(crate) fn write_files(&self, c: &mut ContainerRecord, kind: SandboxKind) -> Result<()> {
+        let paths = self.cfg.paths(&c.id);
+        for dir in [paths.hosts.parent(), paths.log.parent()].into_iter().flatten() {
+            fs::create_dir_all(dir).map_err(|e| Error::kernel(format!("creating {}", dir.display()), e))?;
+        }
+        self.write_resolv(c, kind)?;
+        write_in_place(&paths.hostname, format!("{}\n", c.hostname).as_bytes())?;
+        self.write_hosts(c, kind)
+    }
+
+    /// Writes a container's `/etc/resolv.conf`, unless someone edited it
+    /// inside the container since berth last wrote it.
+    pub(crate) fn write_resolv(&self, c: &mut ContainerRecord, kind: SandboxKind) -> Result<()> {
+        let path = self.cfg.paths(&c.id).resolv_conf;
+        if let Some(h) = c.dns.resolv_hash
+            && fs::read(&path).is_ok_and(|now| hash(&now) != h)
+        {
+            tracing::info!(container = %c.name, "/etc/resolv.conf was edited inside the container; leaving it as it is");
+            return Ok(());
+        }
+        let host_conf = self.host_resolv_conf();
+        let r = Resolv {
+            servers: &c.dns.servers,
+            search: &c.dns.search,
+            options: &c.dns.options,
+        };
+        let resolv = match kind {
+            _ if c.dns.embedded => resolv_conf_embedded(&host_conf, &r),
+            SandboxKind::Host if r.servers.is_empty() && r.search.is_empty() && r.options.is_empty() => {
+                host_conf
+            }
+            SandboxKind::Host => resolv_conf(&host_conf, &r, true),
+            _ => resolv_conf(&host_conf, &r, addresses(c).iter().any(IpAddr::is_ipv6)),
+        };
+        write_in_place(&path, resolv.as_bytes())?;
+        c.dns.resolv_hash = Some(hash(resolv.as_bytes()));
+        Ok(())
+    }
+
+    /// Rewrites a container's `/etc/hosts` (after its addresses changed),
+    /// unless someone edited it inside the container since berth last
+    /// wrote it: then it is left alone, as Docker does.
+    pub(crate) fn write_hosts(&self, c: &mut ContainerRecord, kind: SandboxKind) -> Result<()> {
+        let path = self.cfg.paths(&c.id).hosts;
+        if let Some(h) = c.dns.hosts_hash
+            && fs::read(&path).is_ok_and(|now| hash(&now) != h)
+        {
+            tracing::info!(container = %c.name, "/etc/hosts was edited inside the container; leaving it as it is");
+            return Ok(());
+        }
+        let hosts = match kind {
+            SandboxKind::Host => {
+                let mut h = fs::read_to_string("/etc/hosts").unwrap_or_default();
+                for (name, ip) in &c.dns.extra_hosts {
+                    h.push_str(&format!("{ip}\t{name}\n"));
+                }
+                h
+            }
+            _ => {
+                let links = self.link_lines(c);
+                hosts(&Hosts {
+                    hostname: &c.hostname,
+                    domainname: &c.domainname,
+                    addresses: &addresses(c),
+                    // Every berth sandbox has IPv6 on its loopback.
+                    ipv6: true,
+                    extra: &c.dns.extra_hosts,
+                    links: &links,
+                })
+            }
+        };
+        write_in_place(&path, hosts.as_bytes())?;
+        c.dns.hosts_hash = Some(hash(hosts.as_bytes()));
+        Ok(())
+    }
+
+    /// `/etc/hosts` lines of legacy links on the default bridge: the linked
+    /// container's address there, with `ALIAS HOSTNAME [NAME]`.
+    pub(super) fn link_lines(&self, c: &ContainerRecord) -> Vec<(IpAddr, String)> {
+        if c.dns.embedded {
+            return Vec::new(); // on user-defined networks links live in the resolver
+        }
+        let st = self.state();
+        let Some(bridge) = st.networks.values().find(|n| n.builtin && n.net.name == "bridge") else {
+            return Vec::new();
+        };
+        c.dns
+            .links
+            .iter()
+            .filter_map(|l| {
+                let t = st.containers.get(&l.target)?;
+                let ip = t.endpoint(&bridge.net.id)?.ipv4()?.addr();
+                let mut names = format!("{} {}", l.alias, t.hostname);
+                if l.alias != t.name {
+                    names.push(' ');
+                    names.push_str(&t.name);
+                }
+                Some((ip, names))
+            })
+            .collect()
+    }
+
+    pub(super) fn remove_files(&self, id: &str) {
+        let paths = self.cfg.paths(id);
+        for p in [paths.hosts.parent(), paths.log.parent()].into_iter().flatten() {
+            let _ = fs::remove_dir_all(p);
+        }
+    }
 }
 
 #[cfg(test)]

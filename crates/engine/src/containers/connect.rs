@@ -1,0 +1,174 @@
+//! `network connect` and `network disconnect`: one more network for a
+//! running container, or one less.
+
+use berth_core::{Error, Result, SandboxKind};
+
+use super::dnsopts::{self};
+use super::endpoints::parse_static;
+use super::{failpoint, find_container};
+use crate::engine::Engine;
+use crate::networks::find_network;
+
+impl Engine {
+    /// Connects a container to one more network (`eth1`, `eth2`, …).
+    pub async fn connect(
+        &self,
+        net_key: &str,
+        key: &str,
+        ipv4: &str,
+        ipv6: &str,
+        aliases: &[String],
+    ) -> Result<()> {
+        let wanted = parse_static(ipv4, ipv6)?;
+        let aliases: Vec<String> = aliases.iter().map(|a| dnsopts::alias(a)).collect::<Result<_>>()?;
+        let id = self.find_container(key)?.id;
+        let lock = self.container_lock(&id);
+        let _g = lock.lock().await;
+        let (mut c, net, mut ep) = {
+            let mut st = self.state();
+            let c = find_container(&st, &id)?.clone();
+            let net = find_network(&st, net_key)?.clone();
+            let caps = self.driven(&st, &net)?.caps;
+            if !caps.multi_network {
+                return Err(Error::invalid(format!(
+                    "a container cannot be connected to the {} network: it is chosen with --network at run",
+                    net.net.name
+                )));
+            }
+            if let Some(first) = c.endpoints.first().and_then(|e| st.networks.get(&e.network_id))
+                && let Some(d) = st.handles.get(&first.net.id)
+                && !d.caps.multi_network
+            {
+                return Err(Error::invalid(format!(
+                    "container {} is on the {} network, which it cannot share with another network",
+                    c.name, first.net.name
+                )));
+            }
+            if c.endpoint(&net.net.id).is_some() {
+                return Err(Error::Conflict(format!(
+                    "container {} is already connected to network {}",
+                    c.name, net.net.name
+                )));
+            }
+            if c.sandbox.is_none() {
+                return Err(Error::Conflict(format!("container {} is not running", c.name)));
+            }
+            if !aliases.is_empty() && net.builtin {
+                return Err(Error::invalid(format!(
+                    "network aliases work on user-defined networks only, not on the {} network",
+                    net.net.name
+                )));
+            }
+            let mut ep = self.plan_endpoint(&mut st, &net, &c.endpoints, &wanted)?;
+            ep.aliases = aliases;
+            (c, net, ep)
+        };
+        let made = async {
+            let sb = self.sandbox(&c)?;
+            self.attach(&net, &sb, &mut ep).await?;
+            c.endpoints.push(ep.clone());
+            // The first user-defined network brings the embedded resolver,
+            // as Docker's does for a container that started on the default
+            // bridge.
+            let starts_resolver = !c.dns.embedded && !net.builtin;
+            let saved = async {
+                if starts_resolver {
+                    self.dns.listen(&c.id, &sb.ns)?;
+                    c.dns.embedded = true;
+                    self.write_resolv(&mut c, SandboxKind::Own)?;
+                }
+                self.write_hosts(&mut c, SandboxKind::Own)?;
+                failpoint("connect-after-attach");
+                self.save_container(&c).await
+            }
+            .await;
+            if let Err(e) = saved {
+                c.endpoints.pop();
+                if starts_resolver {
+                    self.dns.remove(&c.id);
+                    c.dns.embedded = false;
+                    let _ = self.write_resolv(&mut c, SandboxKind::Own);
+                }
+                let _ = self.detach(&net, Some(&sb), &ep).await;
+                let _ = self.write_hosts(&mut c, SandboxKind::Own);
+                return Err(e);
+            }
+            Ok(())
+        }
+        .await;
+        let mut st = self.state();
+        Self::settle(&mut st, &ep, made.is_ok());
+        made?;
+        st.containers.insert(c.id.clone(), c.clone());
+        drop(st);
+        self.publish(&c);
+        Ok(())
+    }
+
+    /// Disconnects a container from a network. When that network carried
+    /// the default route, the next network with a gateway takes it over.
+    /// `force` goes on when the driver fails to undo its work.
+    pub async fn disconnect(&self, net_key: &str, key: &str, force: bool) -> Result<()> {
+        let id = self.find_container(key)?.id;
+        let lock = self.container_lock(&id);
+        let _g = lock.lock().await;
+        let (mut c, net) = {
+            let st = self.state();
+            let c = find_container(&st, &id)?.clone();
+            let net = find_network(&st, net_key)?.clone();
+            (c, net)
+        };
+        let Some(pos) = c.endpoints.iter().position(|e| e.network_id == net.net.id) else {
+            return Err(Error::NotFound(format!(
+                "container {} is not connected to network {}",
+                c.name, net.net.name
+            )));
+        };
+        if !self.driven(&self.state(), &net)?.caps.multi_network {
+            return Err(Error::invalid(format!(
+                "a container cannot be disconnected from the {} network: remove the container instead",
+                net.net.name
+            )));
+        }
+        let sb = self.sandbox(&c).ok();
+        let ep = c.endpoints.remove(pos);
+        if c.ports_network == net.net.id {
+            // The ports led to this network's address: they go with it.
+            self.ctx.firewall.remove_ports(&c.id)?;
+            self.state().ports.remove(&c.name, &c.ports);
+            c.ports.clear();
+            c.ports_network.clear();
+        }
+        if let Err(e) = self.detach(&net, sb.as_deref(), &ep).await
+            && !force
+        {
+            return Err(e);
+        }
+        if ep.default_route
+            && let Some(sb) = &sb
+            && let Some(next) = c.endpoints.iter_mut().find(|e| {
+                !e.gateways.is_empty()
+                    && self
+                        .state()
+                        .networks
+                        .get(&e.network_id)
+                        .is_some_and(|n| !n.net.internal)
+            })
+        {
+            for gw in &next.gateways {
+                if let Err(e) = berth_core::link::add_default_route(&sb.handle, *gw).await {
+                    tracing::warn!(container = %c.name, "moving the default route: {}", e.chain());
+                }
+            }
+            next.default_route = true;
+        }
+        let _ = self.write_hosts(&mut c, SandboxKind::Own);
+        self.save_container(&c).await?;
+        let mut st = self.state();
+        Self::release(&mut st, &ep);
+        st.containers.insert(c.id.clone(), c.clone());
+        drop(st);
+        self.publish(&c);
+        Ok(())
+    }
+}

@@ -1,0 +1,301 @@
+//! A container's membership in one network: planning the endpoint
+//! (interface name, addresses from the pools, MAC, default route) under the
+//! state lock, and having the network's handle wire it in, undo it, check it.
+
+use std::net::IpAddr;
+
+use berth_core::{Endpoint, Error, IfName, Mac, Ports, Result, Sandbox, SandboxKind};
+
+use crate::engine::{Engine, State};
+use crate::networks::parse_ip;
+use crate::store::model::{EndpointRecord, NetworkRecord};
+use crate::util;
+
+/// Checks that ports can be published on `net`, whose driver says what
+/// `-p` can do there.
+pub(super) fn publishable(net: &NetworkRecord, ports: Ports) -> Result<()> {
+    let name = &net.net.name;
+    let why = match ports {
+        Ports::Forwarded if net.net.internal => format!(
+            "network {name} is --internal: nothing outside it may reach its containers"
+        ),
+        Ports::Forwarded => return Ok(()),
+        Ports::Shared => "with --network host the container shares the host's ports: a process listening in it is reachable as it is".to_owned(),
+        Ports::NoInterface => "with --network none the container has no interface to forward ports to".to_owned(),
+        Ports::OwnAddress => format!(
+            "containers on network {name} (driver {}) have their own address on the parent link: reach them there, there is no host port to forward",
+            net.net.driver
+        ),
+        Ports::Unsupported => format!(
+            "network {name} uses driver {}; ports can be published on bridge networks only",
+            net.net.driver
+        ),
+    };
+    Err(Error::invalid(format!("cannot publish ports (-p/-P): {why}")))
+}
+
+/// Optional addresses from the request strings.
+pub(super) fn parse_static(v4: &str, v6: &str) -> Result<Vec<IpAddr>> {
+    let mut out = Vec::new();
+    if !v4.is_empty() {
+        let ip = parse_ip("--ip address", v4)?;
+        if !ip.is_ipv4() {
+            return Err(Error::invalid(format!(
+                "--ip {ip} is not an IPv4 address (use --ip6)"
+            )));
+        }
+        out.push(ip);
+    }
+    if !v6.is_empty() {
+        let ip = parse_ip("--ip6 address", v6)?;
+        if !ip.is_ipv6() {
+            return Err(Error::invalid(format!(
+                "--ip6 {ip} is not an IPv6 address (use --ip)"
+            )));
+        }
+        out.push(ip);
+    }
+    Ok(out)
+}
+
+/// The driver's view of an endpoint record. An endpoint planned before its
+/// interface name was chosen is `eth0`.
+pub(super) fn driver_view<'a>(
+    ep: &'a EndpointRecord,
+    sb: Option<&'a Sandbox>,
+    gateways: &'a [IpAddr],
+) -> Endpoint<'a> {
+    static ETH0: std::sync::LazyLock<IfName> =
+        std::sync::LazyLock::new(|| IfName::new("eth0").expect("eth0 is a valid interface name"));
+    Endpoint {
+        id: &ep.id,
+        sandbox: sb,
+        ifname: ep.ifname.as_ref().unwrap_or(&ETH0),
+        mac: ep.mac,
+        addresses: &ep.addresses,
+        gateways,
+        state: ep.driver_state.as_ref(),
+    }
+}
+
+impl Engine {
+    /// Plans one endpoint under the state lock: interface name, addresses
+    /// (static or from the pools), MAC, whether it carries the default
+    /// route. Counts it as pending on the network until
+    /// [`Engine::settle`].
+    pub(super) fn plan_endpoint(
+        &self,
+        st: &mut State,
+        net: &NetworkRecord,
+        existing: &[EndpointRecord],
+        wanted: &[IpAddr],
+    ) -> Result<EndpointRecord> {
+        if st.removing.contains(&net.net.id) {
+            return Err(Error::NotFound(format!(
+                "network {} is being removed",
+                net.net.name
+            )));
+        }
+        let caps = self.driven(st, net)?.caps;
+        if !wanted.is_empty() && net.builtin && caps.ipam {
+            return Err(Error::invalid(format!(
+                "a static address (--ip) works on user-defined networks only, not on the default {} network",
+                net.net.name
+            )));
+        }
+        if !wanted.is_empty() && !caps.ipam {
+            return Err(Error::invalid(format!(
+                "network {} (driver {}) has no addresses to choose from: --ip is not accepted",
+                net.net.name, net.net.driver
+            )));
+        }
+        let ifname = (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|n| {
+                !existing
+                    .iter()
+                    .any(|e| e.ifname.as_ref().is_some_and(|i| i.as_str() == n))
+            })
+            .and_then(|n| IfName::new(&n).ok());
+        let mut addresses = Vec::new();
+        if caps.ipam {
+            let State {
+                pools, containers, ..
+            } = st;
+            let pools = pools.entry(net.net.id.clone()).or_default();
+            let owner = |ip: IpAddr| {
+                containers
+                    .values()
+                    .find(|c| {
+                        c.endpoint(&net.net.id)
+                            .is_some_and(|e| e.addresses.iter().any(|a| a.addr() == ip))
+                    })
+                    .map(|c| c.name.clone())
+            };
+            let planned = (|| -> Result<()> {
+                for v6 in [false, true] {
+                    let want = wanted.iter().find(|a| a.is_ipv6() == v6);
+                    if v6 && !net.net.ipv6 {
+                        if let Some(ip) = want {
+                            return Err(Error::invalid(format!(
+                                "--ip6 {ip}: network {} does not have IPv6 (create it with --ipv6)",
+                                net.net.name
+                            )));
+                        }
+                        continue;
+                    }
+                    let mut fam = pools
+                        .iter_mut()
+                        .filter(|p| p.subnet.addr().is_ipv6() == v6)
+                        .peekable();
+                    if let Some(ip) = want {
+                        let pool = fam.find(|p| p.contains(*ip)).ok_or_else(|| {
+                            Error::invalid(format!(
+                                "address {ip} is not in any subnet of network {} ({})",
+                                net.net.name,
+                                net.net
+                                    .ipam
+                                    .iter()
+                                    .map(|c| c.subnet.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ))
+                        })?;
+                        addresses.push(pool.take(*ip, owner)?);
+                    } else if fam.peek().is_some() {
+                        let mut last = None;
+                        for pool in fam {
+                            match pool.allocate() {
+                                Ok(a) => {
+                                    addresses.push(a);
+                                    last = None;
+                                    break;
+                                }
+                                Err(e) => last = Some(e),
+                            }
+                        }
+                        if let Some(e) = last {
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(())
+            })();
+            if let Err(e) = planned {
+                for a in &addresses {
+                    if let Some(p) = pools.iter_mut().find(|p| p.contains(a.addr())) {
+                        p.release(a.addr());
+                    }
+                }
+                return Err(e);
+            }
+        }
+        let gateways: Vec<IpAddr> = if caps.ipam {
+            [false, true]
+                .iter()
+                .filter_map(|v6| net.net.gateway(*v6))
+                .filter(|g| net.net.ipv6 || g.is_ipv4())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let default_route = caps.sandbox == SandboxKind::Own
+            && !net.net.internal
+            && !gateways.is_empty()
+            && !existing.iter().any(|e| e.default_route);
+        *st.pending.entry(net.net.id.clone()).or_default() += 1;
+        Ok(EndpointRecord {
+            id: util::new_id(),
+            network_id: net.net.id.clone(),
+            mac: if caps.sandbox == SandboxKind::Own {
+                Mac::for_ipv4(addresses.iter().map(|a| a.addr()).find(IpAddr::is_ipv4))
+            } else {
+                Mac::ZERO
+            },
+            ifname: if caps.sandbox == SandboxKind::Own {
+                ifname
+            } else {
+                None
+            },
+            addresses,
+            gateways,
+            default_route,
+            host_ifname: None,
+            static_ip: wanted.to_vec(),
+            aliases: Vec::new(),
+            driver_state: None,
+        })
+    }
+
+    /// Ends a planned endpoint's pending state; on failure gives its
+    /// addresses back.
+    pub(super) fn settle(st: &mut State, ep: &EndpointRecord, ok: bool) {
+        if let Some(n) = st.pending.get_mut(&ep.network_id) {
+            *n = n.saturating_sub(1);
+        }
+        if !ok {
+            Self::release(st, ep);
+        }
+    }
+
+    /// Gives an endpoint's addresses back to their pools.
+    pub(crate) fn release(st: &mut State, ep: &EndpointRecord) {
+        if let Some(pools) = st.pools.get_mut(&ep.network_id) {
+            for a in &ep.addresses {
+                if let Some(p) = pools.iter_mut().find(|p| p.contains(a.addr())) {
+                    p.release(a.addr());
+                }
+            }
+        }
+    }
+
+    /// Has the network's driver wire `ep` into `sb`; records the host-side
+    /// interface it made.
+    pub(crate) async fn attach(
+        &self,
+        net: &NetworkRecord,
+        sb: &Sandbox,
+        ep: &mut EndpointRecord,
+    ) -> Result<()> {
+        let handle = self.driven(&self.state(), net)?.handle;
+        let gateways = if ep.default_route { &ep.gateways[..] } else { &[] };
+        let att = handle
+            .attach(&self.ctx, &driver_view(ep, Some(sb), gateways))
+            .await?;
+        ep.host_ifname = att.host_ifname;
+        ep.driver_state = att.state;
+        // Drivers that address their interfaces themselves (CNI) say how.
+        if !att.addresses.is_empty() {
+            ep.addresses = att.addresses;
+        }
+        if !att.gateways.is_empty() {
+            ep.gateways = att.gateways;
+        }
+        if let Some(mac) = att.mac {
+            ep.mac = mac;
+        }
+        Ok(())
+    }
+
+    /// Has the driver undo `attach`. Idempotent.
+    pub(crate) async fn detach(
+        &self,
+        net: &NetworkRecord,
+        sb: Option<&Sandbox>,
+        ep: &EndpointRecord,
+    ) -> Result<()> {
+        let handle = self.driven(&self.state(), net)?.handle;
+        handle.detach(&self.ctx, &driver_view(ep, sb, &[])).await
+    }
+
+    /// Has the driver check that `ep` is still wired as it left it.
+    pub(crate) async fn check(
+        &self,
+        net: &NetworkRecord,
+        sb: Option<&Sandbox>,
+        ep: &EndpointRecord,
+    ) -> Result<()> {
+        let handle = self.driven(&self.state(), net)?.handle;
+        handle.check(&self.ctx, &driver_view(ep, sb, &ep.gateways)).await
+    }
+}

@@ -1,0 +1,149 @@
+//! A container's life after its creation: the process started or ended,
+//! its network taken down, the container removed, the dead ones reaped.
+
+use berth_core::{Error, Result, SandboxKind};
+
+use super::process;
+use crate::engine::Engine;
+use crate::store::model::{ContainerRecord, Status};
+use crate::store::{Op, Table};
+use crate::util;
+
+impl Engine {
+    /// Records that the client started the container's process.
+    pub async fn container_started(&self, key: &str, pid: u32) -> Result<()> {
+        let id = self.find_container(key)?.id;
+        let lock = self.container_lock(&id);
+        let _g = lock.lock().await;
+        let mut c = self.find_container(&id)?;
+        if c.status != Status::Created {
+            return Err(Error::Conflict(format!(
+                "container {} was already started",
+                c.name
+            )));
+        }
+        let start = process::start_time(pid)
+            .ok_or_else(|| Error::invalid(format!("process {pid} does not exist")))?;
+        c.status = Status::Running;
+        c.pid = pid;
+        c.pid_start = start;
+        c.started_at = util::now();
+        self.save_container(&c).await?;
+        self.state().containers.insert(c.id.clone(), c);
+        Ok(())
+    }
+
+    /// Records that the container's process ended: takes its network down
+    /// (addresses go back to their pools) and, with `--rm`, removes it.
+    pub async fn container_exited(&self, key: &str, code: i32) -> Result<()> {
+        let id = self.find_container(key)?.id;
+        let lock = self.container_lock(&id);
+        let _g = lock.lock().await;
+        let mut c = self.find_container(&id)?;
+        if c.status == Status::Exited {
+            if c.exit_code == -1 && code != -1 {
+                c.exit_code = code;
+                self.save_container(&c).await?;
+                self.state().containers.insert(c.id.clone(), c);
+            }
+            return Ok(());
+        }
+        if c.auto_remove {
+            drop(_g);
+            return self.remove_container(&id, true).await.map(drop);
+        }
+        self.teardown(&mut c).await;
+        c.status = Status::Exited;
+        c.exit_code = code;
+        c.pid = 0;
+        c.finished_at = util::now();
+        self.save_container(&c).await?;
+        self.state().containers.insert(c.id.clone(), c);
+        Ok(())
+    }
+
+    /// Takes a container's network down: detaches every endpoint (keeping
+    /// on after errors, which are logged), gives the addresses back, and
+    /// unpins the sandbox.
+    pub(crate) async fn teardown(&self, c: &mut ContainerRecord) {
+        self.dns.remove(&c.id);
+        if let Err(e) = self.ctx.firewall.remove_ports(&c.id) {
+            tracing::warn!(container = %c.name, "unpublishing ports: {}", e.chain());
+        }
+        self.state().ports.remove(&c.name, &c.ports);
+        c.ports.clear();
+        c.ports_network.clear();
+        let kind = self.kind_of(c).unwrap_or(SandboxKind::Own);
+        let sb = self.sandbox(c).ok();
+        for ep in c.endpoints.iter().rev() {
+            let net = self.state().networks.get(&ep.network_id).cloned();
+            if let Some(net) = net
+                && let Err(e) = self.detach(&net, sb.as_deref(), ep).await
+            {
+                tracing::warn!(container = %c.name, network = %net.net.name, "detach: {}", e.chain());
+            }
+        }
+        {
+            let mut st = self.state();
+            c.last_networks = c
+                .endpoints
+                .iter()
+                .filter_map(|e| st.networks.get(&e.network_id).map(|n| n.net.name.clone()))
+                .collect();
+            for ep in &c.endpoints {
+                Self::release(&mut st, ep);
+            }
+        }
+        c.endpoints.clear();
+        if let Err(e) = self.drop_sandbox_of(&c.id, kind) {
+            tracing::warn!(container = %c.name, "unpinning sandbox: {}", e.chain());
+        }
+        c.sandbox = None;
+    }
+
+    /// Removes a container. A running one needs `force`, which kills it.
+    pub async fn remove_container(&self, key: &str, force: bool) -> Result<String> {
+        let id = self.find_container(key)?.id;
+        let lock = self.container_lock(&id);
+        let _g = lock.lock().await;
+        let mut c = match self.find_container(&id) {
+            Ok(c) => c,
+            Err(Error::NotFound(_)) => return Ok(key.to_owned()), // removed while we waited
+            Err(e) => return Err(e),
+        };
+        if Self::running(&c) {
+            if !force {
+                return Err(Error::Conflict(format!(
+                    "container {} is running: stop it first or remove it with rm -f",
+                    c.name
+                )));
+            }
+            process::kill(c.pid, c.pid_start);
+        }
+        self.teardown(&mut c).await;
+        self.store
+            .write(vec![Op::Delete(Table::Containers, c.id.clone())])
+            .await?;
+        self.remove_files(&c.id);
+        self.state().containers.remove(&c.id);
+        self.forget_lock(&c.id);
+        Ok(c.name)
+    }
+
+    /// Marks containers whose process died without anyone saying so as
+    /// exited (their shim was killed, or the machine rebooted).
+    pub async fn reap(&self) {
+        let dead: Vec<String> = self
+            .state()
+            .containers
+            .values()
+            .filter(|c| c.status == Status::Running && !process::alive(c.pid, c.pid_start))
+            .map(|c| c.id.clone())
+            .collect();
+        for id in dead {
+            if let Err(e) = self.container_exited(&id, -1).await {
+                tracing::warn!(container = %id, "reaping: {}", e.chain());
+            }
+        }
+    }
+}

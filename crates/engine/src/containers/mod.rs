@@ -1,0 +1,112 @@
+//! Containers: a sandbox (a pinned network namespace) with its networks
+//! and generated files, and the process the client runs in it.
+//!
+//! - `create`: `berth run`'s request checked, the sandbox made on its
+//!   first network, the record written;
+//! - `endpoints`: one membership in one network, planned under the state
+//!   lock and wired through the network's handle;
+//! - `connect`: `network connect` and `network disconnect`;
+//! - `lifecycle`: the process started or ended, the network taken down,
+//!   removal, reaping;
+//! - `files`: the generated `/etc/hosts`, `/etc/resolv.conf` and
+//!   `/etc/hostname`;
+//! - `resolver`: what the embedded resolver knows of a container;
+//! - `dnsopts`: the checks of `--dns`, `--add-host`, `--link`, …;
+//! - `names`: random names; `process`: whether a process still runs.
+
+mod connect;
+mod create;
+pub(crate) mod dnsopts;
+mod endpoints;
+pub(crate) mod files;
+mod lifecycle;
+mod names;
+pub(crate) mod process;
+mod resolver;
+
+use std::fs;
+
+use berth_api::{ContainerInspect, ContainerSummary, Filters};
+use berth_core::{Error, Result};
+
+use crate::api::{ContainerFilter, views};
+use crate::engine::{Engine, State};
+use crate::store::model::{ContainerRecord, Status};
+use crate::util;
+
+// The request and answer of a create are the API's (`berth_api`), under
+// the names this module has always used for them.
+pub use berth_api::{ContainerCreateRequest as ContainerCreate, ContainerCreateResponse as Created};
+
+/// Finds a container by name, full id or unique id prefix.
+pub(crate) fn find_container<'a>(st: &'a State, key: &str) -> Result<&'a ContainerRecord> {
+    if let Some(c) = st.containers.get(key) {
+        return Ok(c);
+    }
+    if let Some(c) = st.containers.values().find(|c| c.name == key) {
+        return Ok(c);
+    }
+    let mut by_prefix = st
+        .containers
+        .values()
+        .filter(|c| !key.is_empty() && c.id.starts_with(key));
+    match (by_prefix.next(), by_prefix.next()) {
+        (Some(c), None) => Ok(c),
+        (Some(_), Some(_)) => Err(Error::invalid(format!("container id prefix {key} is ambiguous"))),
+        _ => Err(Error::NotFound(format!("no such container: {key}"))),
+    }
+}
+
+impl Engine {
+    /// A container record, by name, id or id prefix.
+    pub fn find_container(&self, key: &str) -> Result<ContainerRecord> {
+        find_container(&self.state(), key).cloned()
+    }
+
+    /// A container in `docker inspect`'s shape.
+    pub fn inspect_container(&self, key: &str) -> Result<ContainerInspect> {
+        let st = self.state();
+        let c = find_container(&st, key)?;
+        Ok(views::container(c, &self.cfg.paths(&c.id), &st.networks))
+    }
+
+    /// Containers in Docker's summary shape (`docker ps`), newest first,
+    /// that pass `filters`; running and created ones only unless `all`.
+    pub fn list_containers(&self, all: bool, filters: &Filters) -> Result<Vec<ContainerSummary>> {
+        let keep = ContainerFilter::new(filters)?;
+        let all = all || keep.implies_all();
+        let now = util::unix_now();
+        let st = self.state();
+        let mut cs: Vec<&ContainerRecord> = st
+            .containers
+            .values()
+            .filter(|c| all || c.status != Status::Exited)
+            .filter(|c| keep.matches(c, &st.networks))
+            .collect();
+        cs.sort_by(|a, b| b.created.cmp(&a.created));
+        Ok(cs
+            .iter()
+            .map(|c| views::container_summary(c, &st.networks, now))
+            .collect())
+    }
+
+    /// Reads a detached container's output.
+    pub fn logs(&self, key: &str) -> Result<Vec<u8>> {
+        let c = self.find_container(key)?;
+        let p = self.cfg.paths(&c.id).log;
+        match fs::read(&p) {
+            Ok(b) => Ok(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(Error::kernel(format!("reading {}", p.display()), e)),
+        }
+    }
+}
+
+/// A crash point for tests of recovery: when `BERTH_FAILPOINT` names this
+/// point, the daemon dies here as `kill -9` would make it.
+pub(super) fn failpoint(name: &str) {
+    if std::env::var("BERTH_FAILPOINT").is_ok_and(|v| v == name) {
+        tracing::error!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
