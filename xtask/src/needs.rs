@@ -19,13 +19,19 @@ const fn need(what: &'static str, package: &'static str) -> Need {
     Need { what, package }
 }
 
-/// What `cargo xtask demo` runs inside its containers and host.
-pub const DEMO: &[Need] = &[need("ip", "iproute2"), need("ping", "iputils-ping")];
+/// What building berth needs besides Rust: etcd-client's build script
+/// compiles etcd's protocol with `protoc`.
+const BUILD: Need = need("protoc", "protobuf-compiler");
+
+/// What `cargo xtask demo` builds berth with and runs inside its
+/// containers and host.
+pub const DEMO: &[Need] = &[BUILD, need("ip", "iproute2"), need("ping", "iputils-ping")];
 
 /// What the tests run beside berth: to build their worlds, to look at the
 /// kernel, as the programs inside containers, and as berth's peers and
 /// clients (CNI plugins, the docker CLI, docker-py).
 pub const TESTS: &[Need] = &[
+    BUILD,
     need("ip", "iproute2"),
     need("ping", "iputils-ping"),
     need("pgrep", "procps"),

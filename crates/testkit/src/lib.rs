@@ -14,6 +14,7 @@
 pub mod conformance;
 pub mod dns;
 pub mod docker_plugin;
+pub mod fabric;
 
 pub use hickory_proto; // the tests read answers with its types
 
