@@ -308,7 +308,7 @@ impl Engine {
 
     /// Names of the drivers `-d` accepts, with what each does and whether
     /// the running kernel supports it.
-    pub fn drivers(&self) -> Vec<(String, berth_core::Capabilities, std::result::Result<(), String>)> {
+    pub fn drivers(&self) -> Vec<(String, berth_core::Capabilities, berth_core::Result<()>)> {
         self.drivers
             .read()
             .unwrap_or_else(|p| p.into_inner())

@@ -4,7 +4,7 @@
 //! The engine decides most of these itself (names, addresses, ports,
 //! flags, the state of networks and containers); what a driver, the
 //! kernel or berth-core reports comes wrapped in [`Error::Driver`], whose
-//! category gives the status.
+//! category ([`berth_core::Kind`]) gives the status.
 
 mod parts;
 mod status;
@@ -715,7 +715,7 @@ pub enum Error {
 
     // ---- From below. ----
     /// What a driver, the kernel plumbing or berth-core reported; its
-    /// category gives the status.
+    /// [`berth_core::Kind`] gives the status.
     #[error(transparent)]
     Driver(#[from] berth_core::Error),
 }

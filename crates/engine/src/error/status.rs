@@ -3,6 +3,7 @@
 use std::io;
 
 use axum::http::StatusCode;
+use berth_core::Kind;
 
 use super::Error;
 
@@ -100,12 +101,11 @@ impl Error {
             | DecodeRecord { .. }
             | EncodeRecord { .. }
             | Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
-            Driver(e) => match e {
-                berth_core::Error::Invalid(_) | berth_core::Error::Unsupported(_) => StatusCode::BAD_REQUEST,
-                berth_core::Error::NotFound(_) => StatusCode::NOT_FOUND,
-                berth_core::Error::Conflict(_) => StatusCode::CONFLICT,
-                berth_core::Error::Forbidden(_) => StatusCode::FORBIDDEN,
-                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            Driver(e) => match e.kind() {
+                Kind::Invalid | Kind::Unsupported => StatusCode::BAD_REQUEST,
+                Kind::NotFound => StatusCode::NOT_FOUND,
+                Kind::Conflict => StatusCode::CONFLICT,
+                Kind::Kernel | Kind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             },
         }
     }
@@ -129,14 +129,7 @@ impl Error {
     /// The message with every cause appended once, as `{:#}` prints it in
     /// `anyhow`: what the API answers.
     pub fn chain(&self) -> String {
-        let mut out = self.to_string();
-        let mut cause = std::error::Error::source(self);
-        while let Some(c) = cause {
-            out.push_str(": ");
-            out.push_str(&c.to_string());
-            cause = c.source();
-        }
-        out
+        berth_core::chain(self)
     }
 }
 

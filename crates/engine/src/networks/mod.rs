@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use axum::http::StatusCode;
 use berth_api::{Filters, Network as NetworkView, NetworkCheck};
-use berth_core::{IpamConfig, Network, NetworkHandle, link};
+use berth_core::{IpamConfig, Kind, Network, NetworkHandle, link};
 use ipnet::IpNet;
 
 use self::ipam::{Pool, overlaps};
@@ -171,9 +171,7 @@ impl Engine {
                 driver: driver.name().to_owned(),
             });
         }
-        driver
-            .supported(&self.ctx.features)
-            .map_err(berth_core::Error::Unsupported)?;
+        driver.supported(&self.ctx.features)?;
         let id = util::new_id();
         // Options first: a bad option is the user's first problem to fix.
         let checked = driver
@@ -416,7 +414,7 @@ impl Engine {
             let sb = self.sandbox(&c).ok();
             let error = match self.check(&net, sb.as_deref(), ep).await {
                 Ok(()) => String::new(),
-                Err(e @ Error::Driver(berth_core::Error::Unsupported(_))) => return Err(e),
+                Err(Error::Driver(d)) if d.kind() == Kind::Unsupported => return Err(d.into()),
                 Err(e) => e.chain(),
             };
             out.push(NetworkCheck {
