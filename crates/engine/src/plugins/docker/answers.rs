@@ -89,7 +89,7 @@ pub fn decode_response<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<
 }
 
 /// What is wrong with an answer that decoded: a value in it the engine
-/// cannot use. The plugin's values are kept as [`one_line`] makes them.
+/// cannot use. The plugin's values are kept made fit for one line.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BadAnswer {
     /// `GetCapabilities`' scope.
