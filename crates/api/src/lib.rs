@@ -57,6 +57,7 @@
 
 mod container;
 pub mod de;
+mod error;
 mod filters;
 mod map;
 mod network;
@@ -68,6 +69,7 @@ pub use container::{
     ContainerStarted, ContainerState, ContainerSummary, Empty, HostConfig, MountPoint, NetworkSettings, Port,
     PortBinding, PortMap, SummaryHostConfig, SummaryNetworkSettings, human_duration,
 };
+pub use error::Error;
 pub use filters::Filters;
 pub use map::OrderedMap;
 pub use network::{
@@ -79,4 +81,4 @@ pub use system::{
     Commit, ComponentVersion, DriverInfo, ErrorResponse, InfoPlugins, PING_HEADERS, Platform, PluginInfo,
     SwarmInfo, SystemInfo, SystemVersion, go_arch,
 };
-pub use version::{API_VERSION, ApiVersion, ApiVersionError, MIN_API_VERSION};
+pub use version::{API_VERSION, ApiVersion, MIN_API_VERSION};

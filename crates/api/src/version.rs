@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::Error;
+
 /// A Docker Engine API version, `MAJOR.MINOR` (`1.41`), ordered as
 /// numbers (1.5 < 1.24).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -28,20 +30,22 @@ impl ApiVersion {
         Self { major, minor }
     }
 
-    /// Why a client asking for this version is refused, in Docker's words,
-    /// or `None` when berth serves it.
-    pub fn unsupported(self) -> Option<String> {
+    /// Whether berth serves this version: an [`Error::VersionTooOld`] or
+    /// [`Error::VersionTooNew`] in Docker's words when it does not.
+    pub fn check(self) -> Result<(), Error> {
         if self < MIN_API_VERSION {
-            Some(format!(
-                "client version {self} is too old. Minimum supported API version is {MIN_API_VERSION}, please upgrade your client to a newer version"
-            ))
+            Err(Error::VersionTooOld(self))
         } else if self > API_VERSION {
-            Some(format!(
-                "client version {self} is too new. Maximum supported API version is {API_VERSION}"
-            ))
+            Err(Error::VersionTooNew(self))
         } else {
-            None
+            Ok(())
         }
+    }
+
+    /// Why a client asking for this version is refused, as
+    /// [`ApiVersion::check`] says it, or `None` when berth serves it.
+    pub fn unsupported(self) -> Option<String> {
+        self.check().err().map(|e| e.to_string())
     }
 }
 
@@ -51,27 +55,13 @@ impl fmt::Display for ApiVersion {
     }
 }
 
-/// A string that is not `MAJOR.MINOR`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ApiVersionError(pub String);
-
-impl fmt::Display for ApiVersionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid API version {:?} (accepted: MAJOR.MINOR, from {MIN_API_VERSION} to {API_VERSION})",
-            self.0
-        )
-    }
-}
-
-impl std::error::Error for ApiVersionError {}
-
 impl FromStr for ApiVersion {
-    type Err = ApiVersionError;
+    type Err = Error;
 
+    /// `MAJOR.MINOR` (or `MAJOR`); anything else is an
+    /// [`Error::BadVersion`].
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || ApiVersionError(s.to_owned());
+        let bad = || Error::BadVersion(s.to_owned());
         let (major, minor) = s.split_once('.').unwrap_or((s, "0"));
         let num = |p: &str| {
             if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) {

@@ -186,6 +186,12 @@ impl SubLink {
     }
 }
 
+impl std::fmt::Display for SubLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How a network uses a parent link ([`NetworkHandle::parent`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ParentUse {
@@ -216,9 +222,10 @@ pub trait NetworkDriver: Send + Sync {
     fn capabilities(&self) -> Capabilities;
 
     /// Whether the running kernel can do what this driver needs; the error
-    /// is one line naming what is missing, e.g. "this kernel has no ipvlan
-    /// support (CONFIG_IPVLAN)".
-    fn supported(&self, _features: &Features) -> std::result::Result<(), String> {
+    /// names what is missing, usually an [`Error::NoKernelSupport`] ("this
+    /// kernel has no ipvlan support (CONFIG_IPVLAN)"), see
+    /// [`Features::require`].
+    fn supported(&self, _features: &Features) -> Result<()> {
         Ok(())
     }
 
@@ -282,13 +289,13 @@ pub trait NetworkHandle: Send + Sync {
 
     /// Checks that an attached endpoint is still wired as `attach` left it
     /// (`berth network check`, CNI's `CHECK`); touches nothing. Networks
-    /// that cannot tell answer [`Error::Unsupported`].
+    /// that cannot tell answer [`Error::CannotCheck`].
     async fn check(&self, _ctx: &Context, _ep: &Endpoint<'_>) -> Result<()> {
         let net = self.network();
-        Err(Error::Unsupported(format!(
-            "network {} (driver {}) cannot check its containers: only cni networks can",
-            net.name, net.driver
-        )))
+        Err(Error::CannotCheck {
+            network: net.name.clone(),
+            driver: net.driver.clone(),
+        })
     }
 }
 
@@ -297,9 +304,11 @@ pub fn parse_bool(key: &str, value: &str) -> Result<bool> {
     match value {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(Error::invalid(format!(
-            "invalid value {value:?} for option {key} (accepted: true or false)"
-        ))),
+        _ => Err(Error::BadOptionValue {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            accepted: "true or false",
+        }),
     }
 }
 
@@ -307,13 +316,11 @@ pub fn parse_bool(key: &str, value: &str) -> Result<bool> {
 pub fn check_options(driver: &str, options: &BTreeMap<String, String>, accepted: &[&str]) -> Result<()> {
     match options.keys().find(|k| !accepted.contains(&k.as_str())) {
         None => Ok(()),
-        Some(k) if accepted.is_empty() => Err(Error::invalid(format!(
-            "unknown option {k:?} for driver {driver} (it accepts no options)"
-        ))),
-        Some(k) => Err(Error::invalid(format!(
-            "unknown option {k:?} for driver {driver} (accepted: {})",
-            accepted.join(", ")
-        ))),
+        Some(k) => Err(Error::UnknownOption {
+            driver: driver.to_owned(),
+            key: k.clone(),
+            accepted: accepted.iter().map(|a| (*a).to_owned()).collect(),
+        }),
     }
 }
 

@@ -42,7 +42,75 @@ impl fmt::Display for Features {
     }
 }
 
+/// One link kind a kernel may lack, as [`Error::NoKernelSupport`]
+/// names it.
+///
+/// [`Error::NoKernelSupport`]: crate::Error::NoKernelSupport
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Feature {
+    /// `macvlan` (CONFIG_MACVLAN).
+    Macvlan,
+    /// `ipvlan` (CONFIG_IPVLAN).
+    Ipvlan,
+    /// 802.1q `vlan` sub-interfaces (CONFIG_VLAN_8021Q).
+    Vlan,
+    /// `dummy` links (CONFIG_DUMMY).
+    Dummy,
+    /// `vxlan` (CONFIG_VXLAN).
+    Vxlan,
+}
+
+impl Feature {
+    /// The kernel option that builds it in.
+    pub fn config(self) -> &'static str {
+        match self {
+            Feature::Macvlan => "CONFIG_MACVLAN",
+            Feature::Ipvlan => "CONFIG_IPVLAN",
+            Feature::Vlan => "CONFIG_VLAN_8021Q",
+            Feature::Dummy => "CONFIG_DUMMY",
+            Feature::Vxlan => "CONFIG_VXLAN",
+        }
+    }
+}
+
+impl fmt::Display for Feature {
+    /// As "this kernel has no … support" names it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Feature::Macvlan => "macvlan",
+            Feature::Ipvlan => "ipvlan",
+            Feature::Vlan => "802.1q VLAN",
+            Feature::Dummy => "dummy link",
+            Feature::Vxlan => "vxlan",
+        })
+    }
+}
+
 impl Features {
+    /// Whether the kernel has `feature`.
+    pub fn has(&self, feature: Feature) -> bool {
+        match feature {
+            Feature::Macvlan => self.macvlan,
+            Feature::Ipvlan => self.ipvlan,
+            Feature::Vlan => self.vlan,
+            Feature::Dummy => self.dummy,
+            Feature::Vxlan => self.vxlan,
+        }
+    }
+
+    /// `Ok` when the kernel has `feature`, else the
+    /// [`Error::NoKernelSupport`](crate::Error::NoKernelSupport) naming it.
+    pub fn require(&self, feature: Feature) -> Result<()> {
+        if self.has(feature) {
+            Ok(())
+        } else {
+            Err(crate::Error::NoKernelSupport {
+                feature,
+                needed_by: None,
+            })
+        }
+    }
+
     /// Every feature on (for tests of drivers that do not depend on them).
     pub fn all() -> Self {
         Self {

@@ -247,6 +247,14 @@ impl Registry {
     }
 }
 
+/// An [`Error::Firewall`]: a batch that failed, and what it was for.
+fn firewall(what: impl Into<String>, source: nft::NftError) -> Error {
+    Error::Firewall {
+        what: what.into(),
+        source,
+    }
+}
+
 /// The `inet berth` table in the host namespace.
 pub struct Firewall {
     socket: nft::Socket,
@@ -293,7 +301,7 @@ impl Firewall {
         reg.add_to(&mut batch);
         self.socket
             .apply(&batch)
-            .map_err(|e| Error::kernel("installing the firewall table", e.into()))?;
+            .map_err(|e| firewall("installing the firewall table", e))?;
         drop(reg);
         iptables::coexist(&self.socket);
         Ok(())
@@ -307,7 +315,7 @@ impl Firewall {
         batch.delete_table(Family::Inet, TABLE);
         self.socket
             .apply(&batch)
-            .map_err(|e| Error::kernel("removing the firewall table", e.into()))
+            .map_err(|e| firewall("removing the firewall table", e))
     }
 
     /// Adds a network's elements in one netlink batch (or stages them).
@@ -332,12 +340,9 @@ impl Firewall {
         for (set, elems) in net.elements() {
             batch.add(Family::Inet, TABLE, set, elems);
         }
-        self.socket.apply(&batch).map_err(|e| {
-            Error::kernel(
-                format!("adding firewall elements for bridge {}", net.bridge),
-                e.into(),
-            )
-        })
+        self.socket
+            .apply(&batch)
+            .map_err(|e| firewall(format!("adding firewall elements for bridge {}", net.bridge), e))
     }
 
     /// Removes a network's elements. Idempotent: missing elements are fine.
@@ -351,12 +356,9 @@ impl Firewall {
         for (set, elems) in net.elements() {
             batch.delete(Family::Inet, TABLE, set, elems);
         }
-        self.socket.apply_idempotent(&batch).map_err(|e| {
-            Error::kernel(
-                format!("removing firewall elements for bridge {}", net.bridge),
-                e.into(),
-            )
-        })
+        self.socket
+            .apply_idempotent(&batch)
+            .map_err(|e| firewall(format!("removing firewall elements for bridge {}", net.bridge), e))
     }
 
     /// Publishes `owner`'s ports (replacing any it had) in one netlink
@@ -380,7 +382,7 @@ impl Firewall {
             }
             self.socket
                 .apply(&batch)
-                .map_err(|e| Error::kernel(format!("publishing {} port bindings", ports.len()), e.into()))?;
+                .map_err(|e| firewall(format!("publishing {} port bindings", ports.len()), e))?;
         }
         if ports.is_empty() {
             reg.ports.remove(owner);
@@ -406,6 +408,6 @@ impl Firewall {
         }
         self.socket
             .apply_idempotent(&batch)
-            .map_err(|e| Error::kernel(format!("unpublishing {} port bindings", old.len()), e.into()))
+            .map_err(|e| firewall(format!("unpublishing {} port bindings", old.len()), e))
     }
 }

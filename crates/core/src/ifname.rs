@@ -3,7 +3,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Error, Result};
+use crate::{BadIfName, Error, IfNameFault, Result};
 
 /// A Linux interface name: 1 to 15 bytes, no `/`, `:`, whitespace or NUL,
 /// and neither `.` nor `..` (the kernel's `dev_valid_name`).
@@ -17,25 +17,39 @@ pub const IFNAME_MAX: usize = 15;
 impl IfName {
     /// Checks `name` against the kernel's rules.
     pub fn new(name: &str) -> Result<Self> {
-        let bad = |why: &str| {
-            Error::invalid(format!(
-                "invalid interface name {name:?}: {why} (accepted: 1-{IFNAME_MAX} bytes without '/', ':' or spaces)"
-            ))
+        Self::check(name).map_err(Error::IfName)
+    }
+
+    /// Checks the value of the option `key`, which names an interface;
+    /// the error names the option.
+    pub fn for_option(key: &str, value: &str) -> Result<Self> {
+        Self::check(value).map_err(|name| Error::OptionIfName {
+            key: key.to_owned(),
+            name,
+        })
+    }
+
+    /// Checks `name` against the kernel's rules, saying what is wrong with
+    /// it, for callers that name the field it came from.
+    pub fn check(name: &str) -> std::result::Result<Self, BadIfName> {
+        let bad = |fault| BadIfName {
+            name: name.to_owned(),
+            fault,
         };
         if name.is_empty() {
-            return Err(bad("it is empty"));
+            return Err(bad(IfNameFault::Empty));
         }
         if name.len() > IFNAME_MAX {
-            return Err(bad(&format!("it is {} bytes long", name.len())));
+            return Err(bad(IfNameFault::TooLong(name.len())));
         }
         if name == "." || name == ".." {
-            return Err(bad("it is a path component"));
+            return Err(bad(IfNameFault::PathComponent));
         }
         if let Some(c) = name
             .chars()
             .find(|c| *c == '/' || *c == ':' || c.is_whitespace() || *c == '\0')
         {
-            return Err(bad(&format!("it contains {c:?}")));
+            return Err(bad(IfNameFault::Contains(c)));
         }
         Ok(Self(name.to_owned()))
     }

@@ -33,8 +33,8 @@ pub use driver::{
     Capabilities, Claim, Context, Endpoint, NetworkDriver, NetworkHandle, Networks, ParentUse, Place,
     Sandbox, SubLink, check_options, parse_bool,
 };
-pub use error::{Error, Result, is_errno, netlink_io};
-pub use features::Features;
+pub use error::{BadIfName, Error, IfNameFault, Kind, Master, Result, Vanish, chain, is_errno, netlink_io};
+pub use features::{Feature, Features};
 pub use firewall::{Firewall, FwNetwork, FwPort, Proto};
 pub use ifname::{IFNAME_MAX, IfName};
 pub use ipnet;

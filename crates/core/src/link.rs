@@ -17,7 +17,7 @@ use rtnetlink::{
 
 use crate::error::is_errno;
 use crate::netns::Netns;
-use crate::{Error, IfName, Mac, Result};
+use crate::{Error, IfName, Mac, Result, Vanish};
 
 /// A link as `ip link show` would summarise it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -109,9 +109,10 @@ pub async fn add_bridge(
         .execute()
         .await
         .map_err(|e| Error::netlink(format!("creating bridge {name}"), e))?;
-    let link = get(handle, name.as_str())
-        .await?
-        .ok_or_else(|| Error::Internal(format!("bridge {name} vanished after it was created")))?;
+    let link = get(handle, name.as_str()).await?.ok_or_else(|| Error::Vanished {
+        link: format!("bridge {name}"),
+        when: Vanish::AfterCreate,
+    })?;
     // The alias cannot ride on RTM_NEWLINK: the kernel only applies it on change.
     if let Err(e) = set_alias(handle, link.index, alias).await {
         let _ = del(handle, link.index).await;
@@ -202,9 +203,10 @@ pub async fn enslave_isolated(handle: &Handle, name: &str, master: u32) -> Resul
         .execute()
         .await
         .map_err(|e| Error::netlink(format!("attaching {name} to its bridge"), e))?;
-    let port = get(handle, name)
-        .await?
-        .ok_or_else(|| Error::Internal(format!("{name} vanished")))?;
+    let port = get(handle, name).await?.ok_or_else(|| Error::Vanished {
+        link: name.to_owned(),
+        when: Vanish::Meanwhile,
+    })?;
     set_port_isolated(handle, port.index, true).await?;
     set_up_by_name(handle, name).await
 }
@@ -332,7 +334,9 @@ pub async fn configure(
 ) -> Result<()> {
     let link = get(handle, ifname.as_str())
         .await?
-        .ok_or_else(|| Error::Internal(format!("{ifname} is missing in the sandbox")))?;
+        .ok_or_else(|| Error::NotInSandbox {
+            ifname: ifname.to_string(),
+        })?;
     if !addresses.iter().any(|a| a.addr().is_ipv6()) {
         let msg = LinkUnspec::new_with_index(link.index).append_extra_attribute(no_ipv6_addresses());
         handle
@@ -493,9 +497,9 @@ pub async fn replace_route(
 pub async fn add_sublink_into(handle: &Handle, mut msg: LinkMessage, ns: &Netns, what: &str) -> Result<()> {
     msg.attributes.push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
     match handle.link().add(msg).execute().await {
-        Err(e) if is_errno(&e, libc::EBUSY) => Err(Error::Conflict(format!(
-            "creating {what}: the parent is busy (it carries interfaces of another kind, or a macvlan passthru interface, which takes a parent alone)"
-        ))),
+        Err(e) if is_errno(&e, libc::EBUSY) => Err(Error::ParentBusy {
+            what: what.to_owned(),
+        }),
         r => r.map_err(|e| Error::netlink(format!("creating {what}"), e)),
     }
 }
@@ -508,9 +512,10 @@ pub async fn add_sublink_into(handle: &Handle, mut msg: LinkMessage, ns: &Netns,
 /// link stays where it was. Needs `CAP_NET_ADMIN` over both namespaces.
 pub async fn move_link(handle: &Handle, name: &str, ns: &Netns, new_name: &IfName) -> Result<()> {
     let what = || format!("moving {name} into the sandbox as {new_name}");
-    let link = get(handle, name)
-        .await?
-        .ok_or_else(|| Error::kernel(what(), std::io::Error::from_raw_os_error(libc::ENODEV)))?;
+    let link = get(handle, name).await?.ok_or_else(|| Error::Netlink {
+        what: what(),
+        source: std::io::Error::from_raw_os_error(libc::ENODEV),
+    })?;
     let msg = LinkUnspec::new_with_index(link.index)
         .setns_by_fd(ns.as_raw_fd())
         .name(new_name.as_str())

@@ -30,7 +30,11 @@ impl Netns {
         let path = path.as_ref();
         File::open(path)
             .map(|f| Self(f.into()))
-            .map_err(|e| Error::kernel(format!("opening network namespace {}", path.display()), e))
+            .map_err(|e| Error::Netns {
+                what: "opening network namespace",
+                path: Some(path.to_owned()),
+                source: e,
+            })
     }
 
     /// The namespace of the calling thread.
@@ -44,11 +48,11 @@ impl Netns {
         let f = File::from(
             self.0
                 .try_clone()
-                .map_err(|e| Error::kernel("duplicating namespace fd", e))?,
+                .map_err(|e| Error::netns("duplicating namespace fd", e))?,
         );
         f.metadata()
             .map(|m| m.ino())
-            .map_err(|e| Error::kernel("reading namespace inode", e))
+            .map_err(|e| Error::netns("reading namespace inode", e))
     }
 
     /// Runs `f` on a scoped thread inside this namespace; the caller never
@@ -57,8 +61,8 @@ impl Netns {
         thread::scope(|s| {
             s.spawn(|| {
                 setns(&self.0, CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| Error::kernel("entering network namespace", e.into()))?;
-                f().map_err(|e| Error::kernel("working inside network namespace", e))
+                    .map_err(|e| Error::netns("entering network namespace", e.into()))?;
+                f().map_err(|e| Error::netns("working inside network namespace", e))
             })
             .join()
             .unwrap_or_else(|p| panic::resume_unwind(p))
@@ -84,8 +88,8 @@ impl Netns {
         thread::scope(|s| {
             s.spawn(|| -> Result<Self> {
                 unshare(CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| Error::kernel("creating network namespace", e.into()))?;
-                f().map_err(|e| Error::kernel("working inside a new network namespace", e))?;
+                    .map_err(|e| Error::netns("creating network namespace", e.into()))?;
+                f().map_err(|e| Error::netns("working inside a new network namespace", e))?;
                 Self::current()
             })
             .join()
@@ -99,8 +103,8 @@ impl Netns {
         thread::scope(|s| {
             s.spawn(|| -> Result<(Self, T)> {
                 unshare(CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| Error::kernel("creating network namespace", e.into()))?;
-                let t = f().map_err(|e| Error::kernel("setting up the new network namespace", e))?;
+                    .map_err(|e| Error::netns("creating network namespace", e.into()))?;
+                let t = f().map_err(|e| Error::netns("setting up the new network namespace", e))?;
                 Ok((Self::current()?, t))
             })
             .join()
@@ -112,7 +116,11 @@ impl Netns {
     /// `ip netns attach` does), so that it outlives the fd and every process
     /// in it; [`Netns::unpin`] undoes it. Nothing is left behind on failure.
     pub fn pin(&self, path: &Path) -> Result<()> {
-        let ctx = |what: &str, e: io::Error| Error::kernel(format!("{what} {}", path.display()), e);
+        let ctx = |what, e| Error::Netns {
+            what,
+            path: Some(path.to_owned()),
+            source: e,
+        };
         File::create(path).map_err(|e| ctx("creating namespace file", e))?;
         let fd = format!("/proc/self/fd/{}", self.0.as_raw_fd());
         mount(
@@ -142,12 +150,16 @@ impl Netns {
         path: &Path,
         f: impl FnOnce() -> io::Result<T> + Send,
     ) -> Result<(Self, T)> {
-        let ctx = |what: &str, e: io::Error| Error::kernel(format!("{what} {}", path.display()), e);
+        let ctx = |what, e| Error::Netns {
+            what,
+            path: Some(path.to_owned()),
+            source: e,
+        };
         File::create(path).map_err(|e| ctx("creating namespace file", e))?;
         let made = thread::scope(|s| {
             s.spawn(|| -> Result<(Self, T)> {
                 unshare(CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| Error::kernel("creating network namespace", e.into()))?;
+                    .map_err(|e| Error::netns("creating network namespace", e.into()))?;
                 mount(
                     Some("/proc/thread-self/ns/net"),
                     path,
@@ -157,7 +169,7 @@ impl Netns {
                 )
                 .map_err(|e| ctx("pinning network namespace at", e.into()))?;
                 let ns = Self::current()?;
-                let extra = f().map_err(|e| Error::kernel("setting up the new network namespace", e));
+                let extra = f().map_err(|e| Error::netns("setting up the new network namespace", e));
                 match extra {
                     Ok(t) => Ok((ns, t)),
                     Err(e) => {
@@ -182,19 +194,21 @@ impl Netns {
         match umount2(path, MntFlags::MNT_DETACH) {
             Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
             Err(e) => {
-                return Err(Error::kernel(
-                    format!("unmounting network namespace {}", path.display()),
-                    e.into(),
-                ));
+                return Err(Error::Netns {
+                    what: "unmounting network namespace",
+                    path: Some(path.to_owned()),
+                    source: e.into(),
+                });
             }
         }
         match fs::remove_file(path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::kernel(
-                format!("removing namespace file {}", path.display()),
-                e,
-            )),
+            Err(e) => Err(Error::Netns {
+                what: "removing namespace file",
+                path: Some(path.to_owned()),
+                source: e,
+            }),
         }
     }
 
@@ -213,13 +227,20 @@ impl Netns {
     pub fn sysctl(&self, key: &str, value: &str) -> Result<()> {
         let path = PathBuf::from("/proc/sys").join(key);
         if self.is_current() {
-            return write_sysctl(&path, value)
-                .map_err(|e| Error::kernel(format!("setting {key}={value}"), e));
+            return write_sysctl(&path, value).map_err(|e| sysctl_error(key, value, e));
         }
         self.run(|| write_sysctl(&path, value)).map_err(|e| match e {
-            Error::Kernel(_, io) => Error::kernel(format!("setting {key}={value}"), io),
+            Error::Netns { source, .. } => sysctl_error(key, value, source),
             other => other,
         })
+    }
+}
+
+fn sysctl_error(key: &str, value: &str, source: io::Error) -> Error {
+    Error::Sysctl {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        source,
     }
 }
 

@@ -17,7 +17,10 @@ use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::{LinkDummy, LinkVlan};
 
 use crate::link::{self, Link};
-use crate::{Claim, Context, Endpoint, Error, Features, IfName, Network, ParentUse, Place, Result, SubLink};
+use crate::{
+    Claim, Context, Endpoint, Error, Feature, Features, IfName, Master, Network, ParentUse, Place, Result,
+    SubLink, Vanish,
+};
 
 /// Where a network's sub-interfaces hang.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,7 +49,7 @@ impl Parent {
         let Some(value) = net.options.get(OPTION) else {
             return Ok(Parent::Dummy(IfName::new(&format!("dm-{}", net.short_id()))?));
         };
-        let name = IfName::new(value).map_err(|e| Error::invalid(format!("option parent: {e}")))?;
+        let name = IfName::for_option(OPTION, value)?;
         match value.rsplit_once('.') {
             Some((base, id))
                 if !base.is_empty() && !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) =>
@@ -55,10 +58,9 @@ impl Parent {
                     .parse()
                     .ok()
                     .filter(|id| (1..=4094).contains(id))
-                    .ok_or_else(|| {
-                        Error::invalid(format!(
-                            "invalid VLAN ID {id} in parent {value} (accepted: 1-4094)"
-                        ))
+                    .ok_or_else(|| Error::BadVlanId {
+                        id: id.to_owned(),
+                        parent: value.clone(),
                     })?;
                 Ok(Parent::Vlan {
                     name,
@@ -79,14 +81,13 @@ impl Parent {
     }
 
     /// Whether the kernel can make this parent.
-    pub fn supported(&self, f: &Features) -> std::result::Result<(), String> {
+    pub fn supported(&self, f: &Features) -> Result<()> {
         match self {
-            Parent::Vlan { .. } if !f.vlan => {
-                Err("this kernel has no 802.1q VLAN support (CONFIG_VLAN_8021Q)".into())
-            }
-            Parent::Dummy(_) if !f.dummy => Err(
-                "this kernel has no dummy link support (CONFIG_DUMMY), which a network without -o parent needs".into(),
-            ),
+            Parent::Vlan { .. } => f.require(Feature::Vlan),
+            Parent::Dummy(_) if !f.dummy => Err(Error::NoKernelSupport {
+                feature: Feature::Dummy,
+                needed_by: Some("a network without -o parent"),
+            }),
             _ => Ok(()),
         }
     }
@@ -95,10 +96,10 @@ impl Parent {
     /// unless berth makes the parent (a dummy link of the network's own).
     pub fn check_subnet(&self, driver: &str, net: &Network) -> Result<()> {
         if !matches!(self, Parent::Dummy(_)) && !net.ipam.iter().any(|c| c.subnet.addr().is_ipv4()) {
-            return Err(Error::invalid(format!(
-                "driver {driver} needs --subnet: the subnet of the LAN behind parent {}",
-                self.name()
-            )));
+            return Err(Error::NeedsSubnet {
+                driver: driver.to_owned(),
+                parent: self.name().to_string(),
+            });
         }
         Ok(())
     }
@@ -108,7 +109,7 @@ impl Parent {
     /// others on it ([`check_conflicts`]), and the parent exists
     /// ([`Parent::ensure`]).
     pub async fn create(&self, ctx: &Context, net: &Network, me: &ParentUse) -> Result<()> {
-        self.supported(&ctx.features).map_err(Error::Unsupported)?;
+        self.supported(&ctx.features)?;
         let others: Vec<ParentUse> = ctx
             .networks
             .get()
@@ -124,12 +125,10 @@ impl Parent {
     pub async fn find(&self, ctx: &Context, net: &Network) -> Result<Link> {
         link::get(&ctx.handle, self.name().as_str())
             .await?
-            .ok_or_else(|| {
-                Error::NotFound(format!(
-                    "parent {} of network {} is missing",
-                    self.name(),
-                    net.name
-                ))
+            .ok_or_else(|| Error::LinkMissing {
+                role: "parent",
+                link: self.name().to_string(),
+                network: net.name.clone(),
             })
     }
 
@@ -149,14 +148,17 @@ impl Parent {
         }
         let msg = match self {
             Parent::Existing(n) => {
-                return Err(Error::invalid(format!(
-                    "parent {n} does not exist (give an existing interface, see `ip link`)"
-                )));
+                return Err(Error::NoSuchParent {
+                    parent: n.to_string(),
+                });
             }
             Parent::Vlan { name, base, id } => {
-                let b = link::get(h, base.as_str()).await?.ok_or_else(|| {
-                    Error::invalid(format!("parent {name}: its base interface {base} does not exist"))
-                })?;
+                let b = link::get(h, base.as_str())
+                    .await?
+                    .ok_or_else(|| Error::NoSuchVlanBase {
+                        parent: name.to_string(),
+                        base: base.to_string(),
+                    })?;
                 usable(ctx, &b, base.as_str()).await?;
                 LinkVlan::new(name.as_str(), b.index, *id).up().build()
             }
@@ -169,7 +171,10 @@ impl Parent {
             .map_err(|e| Error::netlink(format!("creating parent {}", self.name()), e))?;
         let l = link::get(h, self.name().as_str())
             .await?
-            .ok_or_else(|| Error::Internal(format!("{} vanished after it was created", self.name())))?;
+            .ok_or_else(|| Error::Vanished {
+                link: self.name().to_string(),
+                when: Vanish::AfterCreate,
+            })?;
         if let Err(e) = link::set_alias(h, l.index, &Self::alias(net)).await {
             let _ = link::del(h, l.index).await;
             return Err(e);
@@ -204,23 +209,25 @@ async fn usable(ctx: &Context, l: &Link, name: &str) -> Result<()> {
     if let Some(kind) = l.kind.as_deref()
         && ["macvlan", "ipvlan", "macvtap", "ipvtap"].contains(&kind)
     {
-        return Err(Error::invalid(format!(
-            "parent {name} is itself a {kind} interface (give the interface it hangs on instead)"
-        )));
+        return Err(Error::ParentIsSublink {
+            parent: name.to_owned(),
+            kind: kind.to_owned(),
+        });
     }
     if let Some(master) = l.master {
-        let what = match link::list(&ctx.handle)
+        let master = match link::list(&ctx.handle)
             .await?
             .into_iter()
             .find(|m| m.index == master)
         {
-            Some(m) if m.kind.as_deref() == Some("bridge") => format!("a port of bridge {}", m.name),
-            Some(m) => format!("enslaved to {}", m.name),
-            None => "enslaved to another link".to_owned(),
+            Some(m) if m.kind.as_deref() == Some("bridge") => Master::Bridge(m.name),
+            Some(m) => Master::Link(m.name),
+            None => Master::Unknown,
         };
-        return Err(Error::invalid(format!(
-            "parent {name} is {what}: a port cannot carry macvlan or ipvlan interfaces (use the bridge itself)"
-        )));
+        return Err(Error::ParentIsPort {
+            parent: name.to_owned(),
+            master,
+        });
     }
     Ok(())
 }
@@ -233,24 +240,24 @@ pub fn check_conflicts(this: &ParentUse, others: &[ParentUse]) -> Result<()> {
         .filter(|o| o.parent == this.parent && o.network != this.network)
     {
         if o.kind != this.kind {
-            return Err(Error::Conflict(format!(
-                "parent {} is used by {} network {}: macvlan and ipvlan cannot share a parent",
-                this.parent,
-                o.kind.as_str(),
-                o.network
-            )));
+            return Err(Error::ParentShared {
+                parent: this.parent.clone(),
+                kind: o.kind,
+                network: o.network.clone(),
+            });
         }
         if this.kind == SubLink::Ipvlan && o.mode != this.mode {
-            return Err(Error::Conflict(format!(
-                "parent {} is used by ipvlan network {} in mode {}: a parent has one ipvlan mode (accepted here: ipvlan_mode={})",
-                this.parent, o.network, o.mode, o.mode
-            )));
+            return Err(Error::IpvlanModeTaken {
+                parent: this.parent.clone(),
+                network: o.network.clone(),
+                mode: o.mode.clone(),
+            });
         }
         if this.kind == SubLink::Macvlan && (this.mode == "passthru" || o.mode == "passthru") {
-            return Err(Error::Conflict(format!(
-                "parent {} is used by macvlan network {}: macvlan passthru needs its parent alone",
-                this.parent, o.network
-            )));
+            return Err(Error::PassthruShared {
+                parent: this.parent.clone(),
+                network: o.network.clone(),
+            });
         }
     }
     Ok(())
@@ -330,9 +337,7 @@ impl ParentNet {
         build: impl FnOnce(u32) -> LinkMessage,
         on_link: bool,
     ) -> Result<()> {
-        let sandbox = ep
-            .sandbox
-            .ok_or_else(|| Error::Internal("attach without a sandbox".into()))?;
+        let sandbox = ep.sandbox.ok_or(Error::NoSandbox { driver: None })?;
         let parent = self.parent.find(ctx, &self.net).await?;
         link::add_sublink_into(
             &ctx.handle,
@@ -349,7 +354,10 @@ impl ParentNet {
             if !ep.gateways.is_empty() {
                 let index = link::get(&sandbox.handle, ep.ifname.as_str())
                     .await?
-                    .ok_or_else(|| Error::Internal(format!("{} vanished", ep.ifname)))?
+                    .ok_or_else(|| Error::Vanished {
+                        link: ep.ifname.to_string(),
+                        when: Vanish::Meanwhile,
+                    })?
                     .index;
                 for v6 in [false, true] {
                     if ep.addresses.iter().any(|a| a.addr().is_ipv6() == v6) {

@@ -30,9 +30,12 @@ pub struct Config {
 /// different values is an error.
 fn option<'a>(net: &'a Network, long: &'a str, short: &'a str) -> Result<Option<(&'a str, &'a str)>> {
     match (net.options.get(long), net.options.get(short)) {
-        (Some(a), Some(b)) if a != b => Err(Error::invalid(format!(
-            "options {long} and {short} are the same option with different values ({a:?} and {b:?})"
-        ))),
+        (Some(a), Some(b)) if a != b => Err(Error::OptionGivenTwice {
+            long: long.to_owned(),
+            short: short.to_owned(),
+            first: a.clone(),
+            second: b.clone(),
+        }),
         (Some(v), _) => Ok(Some((long, v))),
         (None, Some(v)) => Ok(Some((short, v))),
         (None, None) => Ok(None),
@@ -44,7 +47,7 @@ impl Config {
     pub fn parse(net: &Network) -> Result<Self> {
         check_options("bridge", &net.options, OPTIONS)?;
         let name = match option(net, OPTIONS[0], OPTIONS[1])? {
-            Some((key, v)) => IfName::new(v).map_err(|e| Error::invalid(format!("option {key}: {e}")))?,
+            Some((key, v)) => IfName::for_option(key, v)?,
             None => IfName::new(&format!("br-{}", net.short_id()))?,
         };
         let mtu = match option(net, OPTIONS[2], OPTIONS[3])? {
@@ -52,10 +55,10 @@ impl Config {
                 v.parse::<u32>()
                     .ok()
                     .filter(|m| (68..=65535).contains(m))
-                    .ok_or_else(|| {
-                        Error::invalid(format!(
-                            "invalid value {v:?} for option {key} (accepted: 68 to 65535)"
-                        ))
+                    .ok_or_else(|| Error::BadOptionValue {
+                        key: key.to_owned(),
+                        value: v.to_owned(),
+                        accepted: "68 to 65535",
                     })?,
             ),
             None => None,

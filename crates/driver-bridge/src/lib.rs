@@ -73,14 +73,14 @@ impl BridgeNet {
         let ours = alias(net);
         match link::get(&ctx.handle, cfg.name.as_str()).await? {
             Some(l) if l.alias.as_deref() == Some(ours.as_str()) => Ok((l.index, false)),
-            Some(l) => Err(Error::Conflict(format!(
-                "cannot use bridge name {}: an interface with that name already exists{}",
-                cfg.name,
-                match l.alias.as_deref().and_then(|a| a.strip_prefix("berth:")) {
-                    Some(id) => format!(" (the bridge of berth network {})", &id[..id.len().min(12)]),
-                    None => String::new(),
-                }
-            ))),
+            Some(l) => Err(Error::BridgeNameTaken {
+                name: cfg.name.to_string(),
+                network: l
+                    .alias
+                    .as_deref()
+                    .and_then(|a| a.strip_prefix("berth:"))
+                    .map(str::to_owned),
+            }),
             None => {
                 let index = link::add_bridge(&ctx.handle, &cfg.name, bridge_mac(net), cfg.mtu, &ours).await?;
                 Ok((index, true))
@@ -153,7 +153,7 @@ impl NetworkHandle for BridgeNet {
             for c in &net.ipam {
                 if let Some(gw) = c.gateway {
                     let addr = berth_core::ipnet::IpNet::new(gw, c.subnet.prefix_len())
-                        .map_err(|e| Error::invalid(format!("gateway {gw}: {e}")))?;
+                        .map_err(|source| Error::BadGateway { gateway: gw, source })?;
                     link::add_address(&ctx.handle, index, addr).await?;
                 }
             }
@@ -193,16 +193,15 @@ impl NetworkHandle for BridgeNet {
 
     async fn attach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
         let cfg = &self.cfg;
-        let bridge = link::get(&ctx.handle, cfg.name.as_str()).await?.ok_or_else(|| {
-            Error::NotFound(format!(
-                "bridge {} of network {} is missing",
-                cfg.name, self.net.name
-            ))
-        })?;
+        let bridge = link::get(&ctx.handle, cfg.name.as_str())
+            .await?
+            .ok_or_else(|| Error::LinkMissing {
+                role: "bridge",
+                link: cfg.name.to_string(),
+                network: self.net.name.clone(),
+            })?;
         let host_if = veth_name(ep.id);
-        let sandbox = ep
-            .sandbox
-            .ok_or_else(|| Error::Internal("attach without a sandbox".into()))?;
+        let sandbox = ep.sandbox.ok_or(Error::NoSandbox { driver: None })?;
         link::add_veth_into(&ctx.handle, &host_if, cfg.mtu, &sandbox.ns, ep.ifname, ep.mac).await?;
         // The sandbox side first, then the bridge port: the kernel's work
         // for a new port walks every other port, and done last it does not

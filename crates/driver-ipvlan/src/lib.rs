@@ -14,7 +14,7 @@ use berth_core::parent::{self, ParentNet};
 use berth_core::rtnetlink::LinkIpVlan;
 use berth_core::rtnetlink::packet_route::link::{IpVlanFlags, IpVlanMode};
 use berth_core::{
-    Attachment, Capabilities, Claim, Context, Endpoint, Error, Features, Network, NetworkDriver,
+    Attachment, Capabilities, Claim, Context, Endpoint, Error, Feature, Features, Network, NetworkDriver,
     NetworkHandle, ParentUse, Place, Ports, Result, SubLink, async_trait, check_options,
 };
 
@@ -78,9 +78,11 @@ impl IpvlanNet {
             Some("l3") => Mode::L3,
             Some("l3s") => Mode::L3s,
             Some(other) => {
-                return Err(Error::invalid(format!(
-                    "invalid value {other:?} for option ipvlan_mode (accepted: l2, l3, l3s)"
-                )));
+                return Err(Error::BadOptionValue {
+                    key: "ipvlan_mode".into(),
+                    value: other.to_owned(),
+                    accepted: "l2, l3, l3s",
+                });
             }
         };
         let flag = match net.options.get("ipvlan_flag").map(String::as_str) {
@@ -88,9 +90,11 @@ impl IpvlanNet {
             Some("private") => Flag::Private,
             Some("vepa") => Flag::Vepa,
             Some(other) => {
-                return Err(Error::invalid(format!(
-                    "invalid value {other:?} for option ipvlan_flag (accepted: bridge, private, vepa)"
-                )));
+                return Err(Error::BadOptionValue {
+                    key: "ipvlan_flag".into(),
+                    value: other.to_owned(),
+                    accepted: "bridge, private, vepa",
+                });
             }
         };
         Ok(Self {
@@ -116,12 +120,8 @@ impl NetworkDriver for Ipvlan {
         }
     }
 
-    fn supported(&self, f: &Features) -> std::result::Result<(), String> {
-        if f.ipvlan {
-            Ok(())
-        } else {
-            Err("this kernel has no ipvlan support (CONFIG_IPVLAN)".into())
-        }
+    fn supported(&self, f: &Features) -> Result<()> {
+        f.require(Feature::Ipvlan)
     }
 
     async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {

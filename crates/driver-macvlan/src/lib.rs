@@ -13,7 +13,7 @@ use berth_core::parent::{self, ParentNet};
 use berth_core::rtnetlink::LinkMacVlan;
 use berth_core::rtnetlink::packet_route::link::MacVlanMode;
 use berth_core::{
-    Attachment, Capabilities, Claim, Context, Endpoint, Error, Features, Network, NetworkDriver,
+    Attachment, Capabilities, Claim, Context, Endpoint, Error, Feature, Features, Network, NetworkDriver,
     NetworkHandle, ParentUse, Place, Ports, Result, SubLink, async_trait, check_options,
 };
 
@@ -45,9 +45,11 @@ impl Mode {
             Some("private") => Ok(Mode::Private),
             Some("vepa") => Ok(Mode::Vepa),
             Some("passthru") => Ok(Mode::Passthru),
-            Some(other) => Err(Error::invalid(format!(
-                "invalid value {other:?} for option macvlan_mode (accepted: bridge, private, vepa, passthru)"
-            ))),
+            Some(other) => Err(Error::BadOptionValue {
+                key: "macvlan_mode".into(),
+                value: other.to_owned(),
+                accepted: "bridge, private, vepa, passthru",
+            }),
         }
     }
 
@@ -107,12 +109,8 @@ impl NetworkDriver for Macvlan {
         }
     }
 
-    fn supported(&self, f: &Features) -> std::result::Result<(), String> {
-        if f.macvlan {
-            Ok(())
-        } else {
-            Err("this kernel has no macvlan support (CONFIG_MACVLAN)".into())
-        }
+    fn supported(&self, f: &Features) -> Result<()> {
+        f.require(Feature::Macvlan)
     }
 
     async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {

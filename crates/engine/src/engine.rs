@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use berth_core::rtnetlink;
 use berth_core::{
-    Capabilities, Context, Error, Firewall, Netns, NetworkDriver, NetworkHandle, Result, Sandbox,
-    SandboxKind, link,
+    Capabilities, Context, Firewall, Netns, NetworkDriver, NetworkHandle, Sandbox, SandboxKind, link,
 };
 use ipnet::IpNet;
 use nix::mount::{MsFlags, mount};
@@ -20,6 +19,7 @@ use crate::containers::process;
 use crate::networks::ipam::Pool;
 use crate::store::model::{ContainerPaths, ContainerRecord, NetworkRecord, Status};
 use crate::store::{Op, Store, Table};
+use crate::{Error, Result};
 
 /// Where the daemon keeps things.
 #[derive(Clone, Debug)]
@@ -125,7 +125,7 @@ enum Spare {
 }
 
 fn io_ctx(what: String) -> impl FnOnce(io::Error) -> Error {
-    move |e| Error::kernel(what, e)
+    move |e| Error::io(what, e)
 }
 
 /// Takes the data root's lock, or says who holds it.
@@ -142,14 +142,10 @@ fn lock_data_root(data_root: &Path) -> Result<File> {
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
         let holder = fs::read_to_string(&path).unwrap_or_default();
-        return Err(Error::Conflict(format!(
-            "another berth daemon is already running with data root {}{}",
-            data_root.display(),
-            match holder.trim() {
-                "" => String::new(),
-                pid => format!(" (pid {pid})"),
-            }
-        )));
+        return Err(Error::DaemonRunning {
+            data_root: data_root.to_owned(),
+            pid: Some(holder.trim().to_owned()).filter(|p| !p.is_empty()),
+        });
     }
     file.set_len(0)
         .map_err(io_ctx(format!("writing {}", path.display())))?;
@@ -172,10 +168,10 @@ fn is_mountpoint(path: &Path) -> bool {
 fn private_mount(dir: &Path) -> Result<()> {
     if !is_mountpoint(dir) {
         mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(|e| Error::kernel(format!("bind-mounting {}", dir.display()), e.into()))?;
+            .map_err(|e| Error::io(format!("bind-mounting {}", dir.display()), e.into()))?;
     }
     mount(None::<&str>, dir, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
-        .map_err(|e| Error::kernel(format!("making {} private", dir.display()), e.into()))
+        .map_err(|e| Error::io(format!("making {} private", dir.display()), e.into()))
 }
 
 fn pin_host(path: &Path) -> Result<()> {
@@ -191,7 +187,7 @@ fn pin_host(path: &Path) -> Result<()> {
         None::<&str>,
     )
     .map_err(|e| {
-        Error::kernel(
+        Error::io(
             format!("pinning the host namespace at {}", path.display()),
             e.into(),
         )
@@ -280,10 +276,10 @@ impl Engine {
             .flat_map(|d| d.capabilities().aliases.iter().copied())
             .collect();
         known.extend(aliases);
-        Err(Error::invalid(format!(
-            "unknown driver {name:?} (known: {})",
-            known.join(", ")
-        )))
+        Err(Error::UnknownDriver {
+            name: name.to_owned(),
+            known: known.into_iter().map(str::to_owned).collect(),
+        })
     }
 
     /// The handle of a network and what its driver declares; when there
@@ -293,10 +289,10 @@ impl Engine {
             return Ok(d.clone());
         }
         self.driver(&net.net.driver)?;
-        Err(Error::Internal(format!(
-            "network {} could not be opened by its driver {} (see the daemon's log)",
-            net.net.name, net.net.driver
-        )))
+        Err(Error::NotOpened {
+            network: net.net.name.clone(),
+            driver: net.net.driver.clone(),
+        })
     }
 
     /// Opens a stored network with its driver and keeps the handle.
@@ -312,7 +308,7 @@ impl Engine {
 
     /// Names of the drivers `-d` accepts, with what each does and whether
     /// the running kernel supports it.
-    pub fn drivers(&self) -> Vec<(String, berth_core::Capabilities, std::result::Result<(), String>)> {
+    pub fn drivers(&self) -> Vec<(String, berth_core::Capabilities, berth_core::Result<()>)> {
         self.drivers
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -418,10 +414,9 @@ impl Engine {
         {
             return Ok(s.clone());
         }
-        let path = c
-            .sandbox
-            .clone()
-            .ok_or_else(|| Error::Conflict(format!("container {} is not running", c.name)))?;
+        let path = c.sandbox.clone().ok_or_else(|| Error::NotRunning {
+            container: c.name.clone(),
+        })?;
         let ns = Netns::open(&path)?;
         let handle = ns.connect()?;
         let sb = Arc::new(Sandbox { ns, handle, path });
@@ -538,7 +533,7 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
-        Netns::unpin(&self.cfg.sandbox_path(id))
+        Ok(Netns::unpin(&self.cfg.sandbox_path(id))?)
     }
 
     /// Whether a container's process still runs.

@@ -13,6 +13,7 @@ pub mod api;
 mod containers;
 pub mod dns;
 mod engine;
+mod error;
 mod firewall;
 mod networks;
 pub mod plugins;
@@ -24,5 +25,9 @@ pub use berth_api; // the API's types appear in the engine's signatures
 pub use containers::dnsopts::check_hostname;
 pub use containers::{ContainerCreate, Created};
 pub use engine::{Config, Engine};
+pub use error::{
+    AddHostFault, AddressRole, Error, HostPort, HostnameFault, NoPublish, Object, PortFault, Process, Result,
+    Unsupported,
+};
 pub use networks::ipam;
 pub use store::model;

@@ -15,8 +15,9 @@ use std::fs;
 use std::sync::Arc;
 
 use berth_core::link::{self, Link};
-use berth_core::{Claim, NetworkDriver, Place, Result, SandboxKind};
+use berth_core::{Claim, NetworkDriver, Place, SandboxKind};
 
+use crate::Result;
 use crate::containers::process;
 use crate::engine::{Driven, Engine};
 use crate::networks::ipam::Pool;

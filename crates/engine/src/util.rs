@@ -2,8 +2,9 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use berth_core::{Error, Result};
 use rand::RngCore;
+
+use crate::{Error, Object, Result};
 
 /// A new 64-hex-digit id, as Docker's.
 pub fn new_id() -> String {
@@ -14,7 +15,7 @@ pub fn new_id() -> String {
 
 /// Checks a container or network name: Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`,
 /// at most 128 bytes.
-pub fn check_name(kind: &str, name: &str) -> Result<()> {
+pub fn check_name(kind: Object, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 128
         && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
@@ -24,9 +25,10 @@ pub fn check_name(kind: &str, name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid(format!(
-            "invalid {kind} name {name:?} (accepted: 1-128 characters from [a-zA-Z0-9_.-], starting with a letter or digit)"
-        )))
+        Err(Error::BadName {
+            kind,
+            name: name.to_owned(),
+        })
     }
 }
 
@@ -107,10 +109,10 @@ mod tests {
     #[test]
     fn names_follow_docker() {
         for ok in ["c1", "my-net", "a.b_c", "0"] {
-            check_name("container", ok).unwrap();
+            check_name(Object::Container, ok).unwrap();
         }
         for bad in ["", "-x", "a b", "a/b", "é", &"x".repeat(129)] {
-            let e = check_name("container", bad).unwrap_err().to_string();
+            let e = check_name(Object::Container, bad).unwrap_err().to_string();
             assert!(e.contains("accepted: 1-128 characters"), "{e}");
         }
     }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::TestHost;
+use crate::{Error, TestHost};
 
 /// What kind of namespace a driver's containers get, which decides what
 /// each check expects.
@@ -245,48 +245,58 @@ impl fmt::Display for Outcome {
     }
 }
 
-type Check = Result<Outcome, String>;
+type Check = Result<Outcome, Error>;
 
-fn ensure(cond: bool, why: impl Into<String>) -> Result<(), String> {
-    if cond { Ok(()) } else { Err(why.into()) }
+fn ensure(cond: bool, why: impl Into<String>) -> Result<(), Error> {
+    if cond {
+        Ok(())
+    } else {
+        Err(Error::Unmet(why.into()))
+    }
 }
 
-fn ok(h: &TestHost, args: &[&str]) -> Result<String, String> {
+fn ok(h: &TestHost, args: &[&str]) -> Result<String, Error> {
     let r = h.berth(args);
     if r.code == 0 {
         Ok(r.stdout)
     } else {
-        Err(format!("berth {args:?}: {}", r.stderr.trim()))
+        Err(Error::Berth {
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            stderr: r.stderr.trim().to_owned(),
+        })
     }
 }
 
-fn inspect(h: &TestHost, c: &str) -> Result<Value, String> {
+fn inspect(h: &TestHost, c: &str) -> Result<Value, Error> {
     let out = ok(h, &["inspect", c])?;
-    let v: Value = serde_json::from_str(&out).map_err(|e| format!("inspect {c}: {e}"))?;
+    let v: Value = serde_json::from_str(&out).map_err(|error| Error::Inspect {
+        container: c.to_owned(),
+        error,
+    })?;
     Ok(v[0].clone())
 }
 
-fn ipv4(h: &TestHost, c: &str, net: &str) -> Result<String, String> {
+fn ipv4(h: &TestHost, c: &str, net: &str) -> Result<String, Error> {
     let v = inspect(h, c)?;
     v["NetworkSettings"]["Networks"][net]["IPAddress"]
         .as_str()
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
-        .ok_or_else(|| format!("container {c} has no IPv4 address on {net}"))
+        .ok_or_else(|| Error::Unmet(format!("container {c} has no IPv4 address on {net}")))
 }
 
-fn pid(h: &TestHost, c: &str) -> Result<u32, String> {
+fn pid(h: &TestHost, c: &str) -> Result<u32, Error> {
     inspect(h, c)?["State"]["Pid"]
         .as_u64()
         .map(|p| p as u32)
-        .ok_or_else(|| format!("{c} has no pid"))
+        .ok_or_else(|| Error::Unmet(format!("{c} has no pid")))
 }
 
-fn netns_inode(pid: u32) -> Result<u64, String> {
+fn netns_inode(pid: u32) -> Result<u64, Error> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(format!("/proc/{pid}/ns/net"))
         .map(|m| m.ino())
-        .map_err(|e| format!("reading ns of {pid}: {e}"))
+        .map_err(|error| Error::ProcessNetns { pid, error })
 }
 
 fn can_ping(h: &TestHost, from: &str, ip: &str) -> bool {
@@ -338,8 +348,7 @@ impl Row<'_> {
         args.extend(self.case.create_args.iter().map(String::as_str));
         args.push("conf1");
         ok(self.h, &args)?;
-        let v: Value = serde_json::from_str(&ok(self.h, &["network", "inspect", "conf1"])?)
-            .map_err(|e| e.to_string())?;
+        let v: Value = serde_json::from_str(&ok(self.h, &["network", "inspect", "conf1"])?)?;
         ensure(v[0]["Driver"].as_str().is_some(), "inspect shows no driver")?;
         Ok(Outcome::Pass)
     }
@@ -374,12 +383,10 @@ impl Row<'_> {
                 )?,
                 Kind::Host => ensure(
                     netns_inode(pid(self.h, c)?)?
-                        == std::fs::metadata(&self.h.ns)
-                            .map(|m| {
-                                use std::os::unix::fs::MetadataExt;
-                                m.ino()
-                            })
-                            .map_err(|e| e.to_string())?,
+                        == std::fs::metadata(&self.h.ns).map(|m| {
+                            use std::os::unix::fs::MetadataExt;
+                            m.ino()
+                        })?,
                     format!("{c} is not in the host's namespace"),
                 )?,
             }
@@ -646,7 +653,7 @@ pub fn run(berth: &Path, case: &Case) -> Vec<Outcome> {
             Ok(o) => out.push(o),
             Err(e) => {
                 broken.get_or_insert_with(|| format!("{} failed", CHECKS[i]));
-                out.push(Outcome::Fail(e));
+                out.push(Outcome::Fail(e.to_string()));
             }
         }
     }

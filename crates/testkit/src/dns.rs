@@ -16,6 +16,8 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
+use crate::Error;
+
 /// A resolver's answer, as a test wants to look at it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Answer {
@@ -44,8 +46,8 @@ pub fn query_bytes(id: u16, name: &str, qtype: RecordType) -> Vec<u8> {
     m.to_vec().expect("encoding a query")
 }
 
-fn parse(bytes: &[u8], took: Duration) -> Result<Answer, String> {
-    let m = Message::from_vec(bytes).map_err(|e| format!("the answer does not parse: {e}"))?;
+fn parse(bytes: &[u8], took: Duration) -> Result<Answer, Error> {
+    let m = Message::from_vec(bytes).map_err(Error::Answer)?;
     Ok(Answer {
         rcode: m.metadata.response_code,
         records: m.answers.iter().map(|r| r.data.to_string()).collect(),
@@ -66,14 +68,17 @@ pub fn try_ask(
     name: &str,
     qtype: RecordType,
     tcp: bool,
-) -> Result<Answer, String> {
+) -> Result<Answer, Error> {
     let ns = ns.to_owned();
     let name = name.to_owned();
-    thread::spawn(move || -> Result<Answer, String> {
-        enter(&ns).map_err(|e| format!("entering {}: {e}", ns.display()))?;
+    thread::spawn(move || -> Result<Answer, Error> {
+        enter(&ns).map_err(|error| Error::Enter {
+            path: ns.clone(),
+            error,
+        })?;
         let q = query_bytes(0x4242, &name, qtype);
         let start = Instant::now();
-        let io = |what: &'static str| move |e: std::io::Error| format!("{what}: {e}");
+        let io = |call: &'static str| move |error: std::io::Error| Error::Socket { call, error };
         if tcp {
             let mut s = TcpStream::connect_timeout(&server, Duration::from_secs(3)).map_err(io("connect"))?;
             s.set_read_timeout(Some(Duration::from_secs(3)))
@@ -96,7 +101,7 @@ pub fn try_ask(
         }
     })
     .join()
-    .map_err(|_| "the asking thread panicked".to_string())?
+    .map_err(|_| Error::Panicked)?
 }
 
 /// Sends `count` datagrams (every `garbage_every`th one random bytes, the

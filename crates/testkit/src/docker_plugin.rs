@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::{TestHost, run_in};
+use crate::{Error, TestHost, run_in};
 
 /// A way to misbehave, set per method with [`DockerPlugin::fault`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -259,7 +259,7 @@ fn handle(s: &Shared, conn: UnixStream) {
     };
     let body = match answer {
         Ok(v) => v,
-        Err(e) => json!({ "Err": e }),
+        Err(e) => json!({ "Err": e.to_string() }),
     };
     respond(&conn, 200, body.to_string().as_bytes());
     if fault == Some(Fault::VanishAfter) {
@@ -268,12 +268,15 @@ fn handle(s: &Shared, conn: UnixStream) {
 }
 
 /// Runs `ip ARGS` in the host; the error is its stderr.
-fn ip(s: &Shared, args: &[&str]) -> Result<(), String> {
+fn ip(s: &Shared, args: &[&str]) -> Result<(), Error> {
     let r = run_in(&s.ns, "ip", args);
     if r.code == 0 {
         Ok(())
     } else {
-        Err(format!("ip {}: {}", args.join(" "), r.stderr.trim()))
+        Err(Error::Ip {
+            args: args.iter().map(|a| (*a).to_owned()).collect(),
+            stderr: r.stderr.trim().to_owned(),
+        })
     }
 }
 
@@ -289,17 +292,22 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-fn create_network(s: &Shared, req: &Value) -> Result<Value, String> {
+fn create_network(s: &Shared, req: &Value) -> Result<Value, Error> {
     let id = str_of(req, "NetworkID");
     if id.is_empty() {
-        return Err("no NetworkID".into());
+        return Err(Error::NoNetworkId);
     }
     let mut routes = Vec::new();
     if let Some(opts) = req["Options"]["com.docker.network.generic"].as_object() {
         for (k, v) in opts {
             match k.as_str() {
                 "static_route" => routes.push(v.as_str().unwrap_or_default().to_owned()),
-                _ => return Err(format!("unknown option {k:?} (accepted: {})", OPTIONS.join(", "))),
+                _ => {
+                    return Err(Error::UnknownOption {
+                        key: k.clone(),
+                        accepted: OPTIONS,
+                    });
+                }
             }
         }
     }
@@ -321,7 +329,10 @@ fn create_network(s: &Shared, req: &Value) -> Result<Value, String> {
                 ],
             );
             if r.code != 0 {
-                return Err(format!("turning forwarding off on {bridge}: {}", r.stderr.trim()));
+                return Err(Error::Forwarding {
+                    bridge: bridge.clone(),
+                    stderr: r.stderr.trim().to_owned(),
+                });
             }
             if !gateway.is_empty() {
                 ip(s, &["addr", "add", &gateway, "dev", &bridge])?;
@@ -345,7 +356,7 @@ fn create_network(s: &Shared, req: &Value) -> Result<Value, String> {
     Ok(json!({}))
 }
 
-fn delete_network(s: &Shared, req: &Value) -> Result<Value, String> {
+fn delete_network(s: &Shared, req: &Value) -> Result<Value, Error> {
     let id = str_of(req, "NetworkID");
     let bridge = format!("pb{}", short(id));
     s.networks.lock().unwrap().remove(id);
@@ -355,10 +366,10 @@ fn delete_network(s: &Shared, req: &Value) -> Result<Value, String> {
     Ok(json!({}))
 }
 
-fn create_endpoint(s: &Shared, req: &Value) -> Result<Value, String> {
+fn create_endpoint(s: &Shared, req: &Value) -> Result<Value, Error> {
     let (nid, eid) = (str_of(req, "NetworkID"), str_of(req, "EndpointID"));
     if !s.networks.lock().unwrap().contains_key(nid) {
-        return Err(format!("no such network {nid}"));
+        return Err(Error::NoSuchNetwork(nid.to_owned()));
     }
     s.endpoints.lock().unwrap().insert(eid.to_owned(), nid.to_owned());
     Ok(json!({ "Interface": null }))
@@ -370,7 +381,7 @@ fn veth_names(eid: &str) -> (String, String) {
     (format!("veth{e}"), format!("vp{e}"))
 }
 
-fn join(s: &Shared, req: &Value) -> Result<Value, String> {
+fn join(s: &Shared, req: &Value) -> Result<Value, Error> {
     let (nid, eid) = (str_of(req, "NetworkID"), str_of(req, "EndpointID"));
     let net = s
         .networks
@@ -378,9 +389,9 @@ fn join(s: &Shared, req: &Value) -> Result<Value, String> {
         .unwrap()
         .get(nid)
         .cloned()
-        .ok_or_else(|| format!("no such network {nid}"))?;
+        .ok_or_else(|| Error::NoSuchNetwork(nid.to_owned()))?;
     if !s.endpoints.lock().unwrap().contains_key(eid) {
-        return Err(format!("no such endpoint {eid}"));
+        return Err(Error::NoSuchEndpoint(eid.to_owned()));
     }
     let (host, peer) = veth_names(eid);
     ip(s, &["link", "add", &host, "type", "veth", "peer", "name", &peer])?;
@@ -401,7 +412,7 @@ fn join(s: &Shared, req: &Value) -> Result<Value, String> {
     }))
 }
 
-fn leave(s: &Shared, req: &Value) -> Result<Value, String> {
+fn leave(s: &Shared, req: &Value) -> Result<Value, Error> {
     let (host, peer) = veth_names(str_of(req, "EndpointID"));
     for l in [host, peer] {
         if exists(s, &l) {
@@ -411,7 +422,7 @@ fn leave(s: &Shared, req: &Value) -> Result<Value, String> {
     Ok(json!({}))
 }
 
-fn delete_endpoint(s: &Shared, req: &Value) -> Result<Value, String> {
+fn delete_endpoint(s: &Shared, req: &Value) -> Result<Value, Error> {
     let eid = str_of(req, "EndpointID");
     s.endpoints.lock().unwrap().remove(eid);
     let (host, _) = veth_names(eid);

@@ -14,8 +14,10 @@
 pub mod conformance;
 pub mod dns;
 pub mod docker_plugin;
+mod error;
 pub mod fabric;
 
+pub use error::Error;
 pub use hickory_proto; // the tests read answers with its types
 
 use std::fs::{self, File};

@@ -29,7 +29,7 @@ impl NetworkDriver for BridgePlugin {
         self.0.capabilities()
     }
 
-    fn supported(&self, features: &Features) -> std::result::Result<(), String> {
+    fn supported(&self, features: &Features) -> Result<()> {
         self.0.supported(features)
     }
 

@@ -35,7 +35,7 @@ use std::time::Duration;
 use berth_core::abi::{ABI_VERSION, CompleteFn, MIN_ABI_VERSION, PluginV1, PluginV2};
 use berth_core::export::Plugin;
 use berth_core::{
-    Attachment, Capabilities, Context, Endpoint, Error, Network, NetworkDriver, NetworkHandle, Result,
+    Attachment, Capabilities, Context, Endpoint, Error, Kind, Network, NetworkDriver, NetworkHandle, Result,
     async_trait, check_options, link,
 };
 use serde_json::Value;
@@ -104,7 +104,9 @@ impl NetworkHandle for FaultyNet {
 
     async fn attach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
         Faulty::maybe_panic(&self.0, "Join");
-        let sandbox = ep.sandbox.ok_or_else(|| Error::Internal("no sandbox".into()))?;
+        let sandbox = ep
+            .sandbox
+            .ok_or_else(|| Error::plugin(Kind::Internal, "no sandbox"))?;
         let host_if = host_ifname(ep.id);
         link::add_veth_into(&ctx.handle, &host_if, None, &sandbox.ns, ep.ifname, ep.mac).await?;
         let rest = async {

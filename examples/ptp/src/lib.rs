@@ -35,8 +35,8 @@ use berth_core::ipnet::{IpNet, Ipv4Net};
 use berth_core::rtnetlink::packet_route::route::RouteScope;
 use berth_core::rtnetlink::{Handle, RouteMessageBuilder};
 use berth_core::{
-    Attachment, Capabilities, Context, Endpoint, Error, Network, NetworkDriver, NetworkHandle, Result,
-    async_trait, check_options, link, netlink_io,
+    Attachment, Capabilities, Context, Endpoint, Error, Kind, Network, NetworkDriver, NetworkHandle, Result,
+    Vanish, async_trait, check_options, link, netlink_io,
 };
 
 berth_core::export_driver!(Ptp);
@@ -90,12 +90,13 @@ impl Config {
     fn parse(net: &Network) -> Result<Self> {
         check_options("ptp", &net.options, OPTIONS)?;
         if net.ipv6 {
-            return Err(Error::invalid(
+            return Err(Error::plugin(
+                Kind::Invalid,
                 "driver ptp routes IPv4 only: --ipv6 is not accepted",
             ));
         }
         if net.ipam.iter().filter(|c| c.subnet.addr().is_ipv4()).count() > 1 {
-            return Err(Error::invalid("driver ptp takes one IPv4 subnet"));
+            return Err(Error::plugin(Kind::Invalid, "driver ptp takes one IPv4 subnet"));
         }
         let mtu = match net.options.get("mtu") {
             None => None,
@@ -103,10 +104,10 @@ impl Config {
                 v.parse::<u32>()
                     .ok()
                     .filter(|m| (68..=65535).contains(m))
-                    .ok_or_else(|| {
-                        Error::invalid(format!(
-                            "invalid value {v:?} for option mtu (accepted: 68 to 65535)"
-                        ))
+                    .ok_or_else(|| Error::BadOptionValue {
+                        key: "mtu".into(),
+                        value: v.clone(),
+                        accepted: "68 to 65535",
                     })?,
             ),
         };
@@ -122,7 +123,12 @@ fn plan(net: &Network) -> Result<(Ipv4Net, Ipv4Addr)> {
             (IpNet::V4(s), Some(IpAddr::V4(g))) => Some((s.trunc(), g)),
             _ => None,
         })
-        .ok_or_else(|| Error::invalid(format!("network {} has no IPv4 subnet with a gateway", net.name)))
+        .ok_or_else(|| {
+            Error::plugin(
+                Kind::Invalid,
+                format!("network {} has no IPv4 subnet with a gateway", net.name),
+            )
+        })
 }
 
 /// The host end of an endpoint's veth: `ptp` and 11 hex digits of its id.
@@ -181,7 +187,10 @@ async fn add_route(h: &Handle, dst: Ipv4Net, via: Option<Ipv4Addr>, index: u32) 
         Ok(()) => Ok(()),
         Err(e) => match netlink_io(e) {
             io if io.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-            io => Err(Error::kernel(format!("adding route to {dst}"), io)),
+            io => Err(Error::Netlink {
+                what: format!("adding route to {dst}"),
+                source: io,
+            }),
         },
     }
 }
@@ -190,7 +199,10 @@ async fn index(h: &Handle, name: &str) -> Result<u32> {
     link::get(h, name)
         .await?
         .map(|l| l.index)
-        .ok_or_else(|| Error::Internal(format!("{name} vanished")))
+        .ok_or_else(|| Error::Vanished {
+            link: name.to_owned(),
+            when: Vanish::Meanwhile,
+        })
 }
 
 #[async_trait]
@@ -248,7 +260,10 @@ impl NetworkHandle for PtpNet {
         if !nft(ctx, &["list", "table", "ip", TABLE], "")?.0 {
             let (ok, err) = nft(ctx, &["-f", "-"], SKELETON)?;
             if !ok {
-                return Err(Error::Internal(format!("nft refused the ptp table: {err}")));
+                return Err(Error::plugin(
+                    Kind::Internal,
+                    format!("nft refused the ptp table: {err}"),
+                ));
             }
         }
         let script: String = elements(net, subnet)
@@ -257,10 +272,10 @@ impl NetworkHandle for PtpNet {
             .collect();
         match nft(ctx, &["-f", "-"], &script)? {
             (true, _) => Ok(()),
-            (false, err) => Err(Error::Internal(format!(
-                "nft refused the elements of network {}: {err}",
-                net.name
-            ))),
+            (false, err) => Err(Error::plugin(
+                Kind::Internal,
+                format!("nft refused the elements of network {}: {err}", net.name),
+            )),
         }
     }
 
@@ -280,7 +295,10 @@ impl NetworkHandle for PtpNet {
                 &format!("delete element ip {TABLE} {set} {{ {e} }}\n"),
             )?;
             if !ok && !err.contains("No such file or directory") {
-                return Err(Error::Internal(format!("nft: removing {e} from {set}: {err}")));
+                return Err(Error::plugin(
+                    Kind::Internal,
+                    format!("nft: removing {e} from {set}: {err}"),
+                ));
             }
         }
         // The last network takes the table with it.
@@ -293,9 +311,7 @@ impl NetworkHandle for PtpNet {
 
     async fn attach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
         let (subnet, gateway) = self.plan()?;
-        let sandbox = ep
-            .sandbox
-            .ok_or_else(|| Error::Internal("attach without a sandbox".into()))?;
+        let sandbox = ep.sandbox.ok_or(Error::NoSandbox { driver: None })?;
         let addr = ep
             .addresses
             .iter()
@@ -303,7 +319,9 @@ impl NetworkHandle for PtpNet {
                 IpAddr::V4(v4) => Some(v4),
                 IpAddr::V6(_) => None,
             })
-            .ok_or_else(|| Error::invalid("driver ptp needs an IPv4 address for the endpoint"))?;
+            .ok_or_else(|| {
+                Error::plugin(Kind::Invalid, "driver ptp needs an IPv4 address for the endpoint")
+            })?;
         let host_if = host_ifname(ep.id);
         link::add_veth_into(
             &ctx.handle,

@@ -52,17 +52,9 @@ use crate::{Error, NetworkDriver};
 /// its kind, so that the engine can tell a bad option (the user's to fix)
 /// from a kernel failure.
 pub fn error_answer(e: &Error) -> ErrorAnswer {
-    let kind = match e {
-        Error::Invalid(_) => "invalid",
-        Error::NotFound(_) => "not-found",
-        Error::Conflict(_) => "conflict",
-        Error::Unsupported(_) => "unsupported",
-        Error::Kernel(..) => "kernel",
-        _ => "internal",
-    };
     ErrorAnswer {
         err: e.chain(),
-        kind: Some(kind.into()),
+        kind: Some(e.kind().as_str().into()),
     }
 }
 
@@ -177,8 +169,8 @@ impl Slot {
             unsafe { complete(token.0, answer.as_ptr(), answer.len()) }
         };
         match self.plugin.get().and_then(Option::as_ref) {
-            None => reply(error_json(&Error::Internal("the plugin did not start".into()))),
-            Some(_) if method.is_null() => reply(error_json(&Error::invalid("no method name"))),
+            None => reply(error_json(&Error::NotStarted)),
+            Some(_) if method.is_null() => reply(error_json(&Error::NoMethod)),
             Some(p) => {
                 // SAFETY: non-null and NUL-terminated, by the caller's contract.
                 let m = unsafe { CStr::from_ptr(method) }.to_string_lossy().into_owned();
@@ -209,8 +201,8 @@ impl Slot {
             return std::ptr::null_mut();
         }
         let answer = match self.plugin.get().and_then(Option::as_ref) {
-            None => error_json(&Error::Internal("the plugin did not start".into())),
-            Some(_) if method.is_null() => error_json(&Error::invalid("no method name")),
+            None => error_json(&Error::NotStarted),
+            Some(_) if method.is_null() => error_json(&Error::NoMethod),
             Some(p) => {
                 // SAFETY: non-null and NUL-terminated, by the caller's contract.
                 let m = unsafe { CStr::from_ptr(method) }.to_string_lossy();

@@ -6,7 +6,7 @@ use std::ffi::{CStr, CString};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use berth_plugin::abi::{ABI_VERSION, ErrorAnswer};
+use berth_plugin::abi::ErrorAnswer;
 use berth_plugin::protocol::{
     BerthCapabilities, CapabilitiesResponse, CreateEndpointResponse, CreateNetworkRequest,
     DeleteNetworkRequest, EndpointRequest, JoinRequest, JoinResponse, method,
@@ -57,7 +57,7 @@ pub struct Plugin {
     nets: Mutex<HashMap<String, Arc<dyn NetworkHandle>>>,
     name: CString,
     capabilities: CString,
-    runtime: OnceLock<std::result::Result<tokio::runtime::Runtime, String>>,
+    runtime: OnceLock<std::io::Result<tokio::runtime::Runtime>>,
     ctx: tokio::sync::OnceCell<Context>,
     sandboxes: Sandboxes,
 }
@@ -67,20 +67,23 @@ fn c_string(s: String) -> CString {
 }
 
 fn parse<T: DeserializeOwned>(m: &str, req: &[u8]) -> Result<T> {
-    serde_json::from_slice(req).map_err(|e| Error::invalid(format!("{m}: the request does not decode: {e}")))
+    serde_json::from_slice(req).map_err(|source| Error::BadRequest {
+        method: m.to_owned(),
+        source,
+    })
 }
 
 fn json(v: &impl Serialize) -> Vec<u8> {
-    serde_json::to_vec(v)
-        .unwrap_or_else(|e| error_json(&Error::Internal(format!("encoding the answer: {e}"))))
+    serde_json::to_vec(v).unwrap_or_else(|source| {
+        error_json(&Error::Encode {
+            what: "the answer",
+            source,
+        })
+    })
 }
 
 fn berth<T>(m: &str, member: Option<T>) -> Result<T> {
-    member.ok_or_else(|| {
-        Error::invalid(format!(
-            "{m}: the request has no Berth member (is this a berth engine?)"
-        ))
-    })
+    member.ok_or_else(|| Error::NoBerthMember { method: m.to_owned() })
 }
 
 impl Plugin {
@@ -119,10 +122,15 @@ impl Plugin {
                     .thread_name(format!("berth-plugin-{}", self.name.to_string_lossy()))
                     .enable_all()
                     .build()
-                    .map_err(|e| format!("starting the plugin's runtime: {e}"))
             })
             .as_ref()
-            .map_err(|e| Error::Internal(e.clone()))
+            // Made once: every later call reports the same failure.
+            .map_err(|e| {
+                Error::Runtime(match e.raw_os_error() {
+                    Some(errno) => std::io::Error::from_raw_os_error(errno),
+                    None => std::io::Error::new(e.kind(), e.to_string()),
+                })
+            })
     }
 
     /// The host's side, made at the first call that needs it.
@@ -166,7 +174,7 @@ impl Plugin {
             match rt.block_on(rt.spawn(async move { self.dispatch(&m, &req).await })) {
                 Ok(r) => r,
                 Err(e) if e.is_panic() => panic::resume_unwind(e.into_panic()),
-                Err(e) => Err(Error::Internal(format!("the plugin's task ended: {e}"))),
+                Err(e) => Err(Error::TaskEnded(e)),
             }
         };
         match panic::catch_unwind(AssertUnwindSafe(run)) {
@@ -261,7 +269,7 @@ impl Plugin {
             method::VALIDATE => {
                 let net = berth(m, parse::<CreateNetworkRequest>(m, req)?.berth)?.network;
                 let ctx = self.context().await?;
-                self.driver.supported(&ctx.features).map_err(Error::Unsupported)?;
+                self.driver.supported(&ctx.features)?;
                 self.driver.open(&net).await?;
                 Ok(json(&ErrorAnswer::default()))
             }
@@ -347,9 +355,9 @@ impl Plugin {
                 left?;
                 Ok(json(&ErrorAnswer::default()))
             }
-            other => Err(Error::invalid(format!(
-                "unknown method {other:?} (this plugin speaks berth_plugin_v1 version {ABI_VERSION})"
-            ))),
+            other => Err(Error::UnknownMethod {
+                method: other.to_owned(),
+            }),
         }
     }
 }

@@ -77,7 +77,7 @@ impl Opener {
         let target = ns
             .as_fd()
             .try_clone_to_owned()
-            .map_err(|e| Error::kernel("duplicating a namespace fd", e))?;
+            .map_err(|e| Error::netns("duplicating a namespace fd", e))?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |home| {
             let r = setns(&target, CloneFlags::CLONE_NEWNET)
@@ -95,22 +95,26 @@ impl Opener {
             };
             if let Some(job) = job {
                 let s =
-                    Self::spawn().map_err(|e| Error::kernel("starting the plugin's namespace thread", e))?;
+                    Self::spawn().map_err(|e| Error::netns("starting the plugin's namespace thread", e))?;
                 s.send(job)
-                    .map_err(|_| Error::Internal("the plugin's namespace thread ended at once".into()))?;
+                    .map_err(|_| Error::NamespaceThreadEnded { at_once: true })?;
                 *sender = Some(s);
             }
         }
         rx.await
-            .map_err(|_| Error::Internal("the plugin's namespace thread ended".into()))?
-            .map_err(|e| Error::kernel("working inside the sandbox's network namespace", e))
+            .map_err(|_| Error::NamespaceThreadEnded { at_once: false })?
+            .map_err(|e| Error::netns("working inside the sandbox's network namespace", e))
     }
 }
 
 fn ns_id(path: &str) -> Result<(u64, u64)> {
     std::fs::metadata(path)
         .map(|m| (m.dev(), m.ino()))
-        .map_err(|e| Error::kernel(format!("opening sandbox {path}"), e))
+        .map_err(|e| Error::Netns {
+            what: "opening sandbox",
+            path: Some(path.into()),
+            source: e,
+        })
 }
 
 /// The sandboxes one plugin has open, by path.

@@ -9,6 +9,9 @@ use std::io;
 /// and the errno, kept as the [`source`](std::error::Error::source) and by
 /// [`errno`](NftError::errno).
 ///
+/// It becomes a [`crate::Error::Nft`] with `?`, or a
+/// [`crate::Error::Firewall`] that says what the batch was for.
+///
 /// Printed with its cause (`{:#}` in anyhow, [`crate::Error::chain`]):
 /// `nftables: adding 2 elements to set inet berth bridges (at the set name):
 /// No such file or directory (os error 2)`.
@@ -72,14 +75,6 @@ impl From<NftError> for io::Error {
     }
 }
 
-impl From<NftError> for crate::Error {
-    /// An [`crate::Error::Kernel`] with the same message and errno.
-    fn from(err: NftError) -> Self {
-        let what = err.to_string();
-        crate::Error::kernel(what, err.source)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::io;
@@ -105,7 +100,7 @@ mod tests {
                 .and_then(io::Error::raw_os_error),
             Some(libc::ENOENT)
         );
-        let wrapped = crate::Error::kernel("removing firewall elements for bridge br0", io_err);
+        let wrapped = crate::Error::io("removing firewall elements for bridge br0", io_err);
         assert_eq!(
             wrapped.chain(),
             format!(

@@ -8,13 +8,14 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use berth_api::ErrorResponse;
-use berth_core::Error;
 use serde::de::DeserializeOwned;
 
+use crate::Error;
+
 /// An engine error as an HTTP answer: `{"message": "..."}` with the status
-/// Docker would use: 400 bad input, 403 an operation never allowed (on a
-/// pre-defined network), 404 not found, 409 a conflict with what exists,
-/// 500 for the rest (also logged).
+/// Docker would use ([`Error::status`]): 400 bad input, 403 an operation
+/// never allowed (on a pre-defined network), 404 not found, 409 a conflict
+/// with what exists, 500 for the rest (also logged).
 #[derive(Debug)]
 pub struct ApiError(pub Error);
 
@@ -27,13 +28,7 @@ impl From<Error> for ApiError {
 impl ApiError {
     /// The status Docker would answer.
     pub fn status(&self) -> StatusCode {
-        match &self.0 {
-            Error::Invalid(_) | Error::Unsupported(_) => StatusCode::BAD_REQUEST,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.0.status()
     }
 }
 
@@ -60,7 +55,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|e| Error::invalid(format!("reading the request body: {}", e.body_text())))?;
+            .map_err(|e| Error::UnreadableBody {
+                reason: e.body_text(),
+            })?;
         Ok(Self(decode(&bytes)?))
     }
 }
@@ -69,23 +66,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 /// (`IPAM.Config[0].Subnet: invalid type: integer `5`, expected a string`).
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::invalid(
-            "invalid request body: it is empty (expected a JSON object)",
-        ));
+        return Err(Error::EmptyBody);
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
         // "." is the whole body; "?" a place serde could not name yet.
-        if path == "." || path == "?" {
-            Error::invalid(format!("invalid request body: {inner}"))
-        } else {
-            Error::invalid(format!("invalid request body: {path}: {inner}"))
+        let field = Some(path).filter(|p| p != "." && p != "?");
+        Error::BadBody {
+            field,
+            error: e.into_inner(),
         }
     })?;
-    de.end()
-        .map_err(|e| Error::invalid(format!("invalid request body: {e}")))?;
+    de.end().map_err(|error| Error::BadBody { field: None, error })?;
     Ok(v)
 }
 
@@ -98,11 +91,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Params<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         match Query::<T>::try_from_uri(&parts.uri) {
             Ok(Query(q)) => Ok(Self(q)),
-            Err(e) => Err(Error::invalid(format!(
-                "invalid query {:?}: {}",
-                parts.uri.query().unwrap_or_default(),
-                e.body_text()
-            ))
+            Err(e) => Err(Error::BadQuery {
+                query: parts.uri.query().unwrap_or_default().to_owned(),
+                reason: e.body_text(),
+            }
             .into()),
         }
     }
@@ -117,9 +109,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         match Path::<String>::from_request_parts(parts, state).await {
             Ok(Path(id)) => Ok(Self(id)),
-            Err(e) => {
-                Err(Error::invalid(format!("invalid path {}: {}", parts.uri.path(), e.body_text())).into())
+            Err(e) => Err(Error::BadPath {
+                path: parts.uri.path().to_owned(),
+                reason: e.body_text(),
             }
+            .into()),
         }
     }
 }

@@ -19,12 +19,12 @@
 //! containers without `-a`, as Docker does) and `network=NAME|ID`.
 
 use berth_api::Filters;
-use berth_core::{Error, Result};
 
 use std::collections::BTreeMap;
 
 use crate::api::views::scope_name;
 use crate::store::model::{ContainerRecord, NetworkRecord, Status};
+use crate::{Error, Result};
 
 const LIST_KEYS: &[&str] = &["dangling", "driver", "id", "label", "name", "scope", "type"];
 const PRUNE_KEYS: &[&str] = &["label", "label!"];
@@ -43,7 +43,7 @@ pub(crate) struct NetworkFilter {
     dangling: Vec<bool>,
 }
 
-fn values_of(f: &Filters, key: &str, accepted: &[(&str, bool)]) -> Result<Vec<bool>> {
+fn values_of(f: &Filters, key: &str, accepted: &[(&'static str, bool)]) -> Result<Vec<bool>> {
     f.get(key)
         .iter()
         .map(|v| {
@@ -51,12 +51,10 @@ fn values_of(f: &Filters, key: &str, accepted: &[(&str, bool)]) -> Result<Vec<bo
                 .iter()
                 .find(|(a, _)| a == v)
                 .map(|(_, b)| *b)
-                .ok_or_else(|| {
-                    let names: Vec<&str> = accepted.iter().map(|(a, _)| *a).collect();
-                    Error::invalid(format!(
-                        "invalid filter {key}={v:?} (accepted: {})",
-                        names.join(", ")
-                    ))
+                .ok_or_else(|| Error::BadFilterValue {
+                    key: key.to_owned(),
+                    value: v.clone(),
+                    accepted: accepted.iter().map(|(a, _)| *a).collect(),
                 })
         })
         .collect()
@@ -66,19 +64,21 @@ impl NetworkFilter {
     /// The filters of `GET /networks`.
     pub(crate) fn list(f: &Filters) -> Result<Self> {
         if let Some(k) = f.keys().find(|k| !LIST_KEYS.contains(k)) {
-            return Err(Error::invalid(format!(
-                "invalid filter {k:?} (accepted: {})",
-                LIST_KEYS.join(", ")
-            )));
+            return Err(Error::UnknownFilter {
+                key: k.to_owned(),
+                accepted: LIST_KEYS,
+            });
         }
         let scopes = f.get("scope").to_vec();
         if let Some(s) = scopes
             .iter()
             .find(|s| !["local", "global", "swarm"].contains(&s.as_str()))
         {
-            return Err(Error::invalid(format!(
-                "invalid filter scope={s:?} (accepted: local, global, swarm)"
-            )));
+            return Err(Error::BadFilterValue {
+                key: "scope".into(),
+                value: s.clone(),
+                accepted: vec!["local", "global", "swarm"],
+            });
         }
         Ok(Self {
             drivers: f.get("driver").to_vec(),
@@ -111,16 +111,13 @@ impl NetworkFilter {
     /// The filters of `POST /networks/prune`.
     pub(crate) fn prune(f: &Filters) -> Result<Self> {
         if f.contains("until") {
-            return Err(Error::invalid(format!(
-                "filter \"until\" is not supported: berth does not prune networks by age (accepted: {})",
-                PRUNE_KEYS.join(", ")
-            )));
+            return Err(Error::UntilFilter { accepted: PRUNE_KEYS });
         }
         if let Some(k) = f.keys().find(|k| !PRUNE_KEYS.contains(k)) {
-            return Err(Error::invalid(format!(
-                "invalid filter {k:?} (accepted: {})",
-                PRUNE_KEYS.join(", ")
-            )));
+            return Err(Error::UnknownFilter {
+                key: k.to_owned(),
+                accepted: PRUNE_KEYS,
+            });
         }
         Ok(Self {
             labels: f.get("label").to_vec(),
@@ -160,10 +157,10 @@ impl ContainerFilter {
     /// The filters of `GET /containers/json`.
     pub(crate) fn new(f: &Filters) -> Result<Self> {
         if let Some(k) = f.keys().find(|k| !CONTAINER_KEYS.contains(k)) {
-            return Err(Error::invalid(format!(
-                "invalid filter {k:?} (accepted: {})",
-                CONTAINER_KEYS.join(", ")
-            )));
+            return Err(Error::UnknownFilter {
+                key: k.to_owned(),
+                accepted: CONTAINER_KEYS,
+            });
         }
         let statuses = f
             .get("status")
@@ -172,9 +169,11 @@ impl ContainerFilter {
                 "created" => Ok(Status::Created),
                 "running" => Ok(Status::Running),
                 "exited" => Ok(Status::Exited),
-                _ => Err(Error::invalid(format!(
-                    "invalid filter status={v:?} (accepted: created, running, exited)"
-                ))),
+                _ => Err(Error::BadFilterValue {
+                    key: "status".into(),
+                    value: v.clone(),
+                    accepted: vec!["created", "running", "exited"],
+                }),
             })
             .collect::<Result<_>>()?;
         Ok(Self {

@@ -13,12 +13,12 @@ use berth_api::{
     NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest, NetworkPruneResponse, PluginInfo,
     SystemInfo, SystemVersion,
 };
-use berth_core::{Error, Result};
 use serde::Deserialize;
 
 use crate::api::error::{ApiError, Body, Id, Params};
 use crate::api::views;
 use crate::engine::Engine;
+use crate::{Error, Result, Unsupported};
 
 type Eng = State<Arc<Engine>>;
 type ApiResult<T> = std::result::Result<T, ApiError>;
@@ -27,9 +27,10 @@ type ApiResult<T> = std::result::Result<T, ApiError>;
 /// handler's future when its connection closes, which would stop an attach
 /// halfway and leave it to the next restart to clean up.
 async fn finish<T: Send + 'static>(fut: impl Future<Output = Result<T>> + Send + 'static) -> Result<T> {
-    tokio::spawn(fut)
-        .await
-        .map_err(|e| Error::Internal(format!("the operation's task failed: {e}")))?
+    tokio::spawn(fut).await.map_err(|source| Error::Task {
+        what: "the operation's task failed",
+        source,
+    })?
 }
 
 /// The query parameters berth reads; the others Docker clients send
@@ -55,11 +56,9 @@ fn filters(q: &Query) -> Result<Filters> {
     if q.filters.is_empty() {
         return Ok(Filters::new());
     }
-    serde_json::from_str(&q.filters).map_err(|e| {
-        Error::invalid(format!(
-            "invalid filters {:?}: {e} (accepted: a JSON object such as {{\"name\":[\"web\"]}} or {{\"name\":{{\"web\":true}}}})",
-            q.filters
-        ))
+    serde_json::from_str(&q.filters).map_err(|error| Error::BadFilters {
+        value: q.filters.clone(),
+        error,
     })
 }
 
@@ -86,36 +85,26 @@ async fn network_inspect(State(e): Eng, Id(id): Id) -> ApiResult<Json<Network>> 
 /// Refuses what a Docker client may ask for and berth cannot do, naming
 /// the flag.
 fn check_create(r: &NetworkCreateRequest) -> Result<()> {
-    let refuse = |what: &str| Err(Error::invalid(what.to_owned()));
+    let refuse = |what| Err(Error::Unsupported(what));
     if r.ingress {
-        return refuse(
-            "ingress networks need swarm mode, which berth does not have (--ingress is not supported)",
-        );
+        return refuse(Unsupported::Ingress);
     }
     if r.config_only {
-        return refuse("config-only networks are not supported (--config-only)");
+        return refuse(Unsupported::ConfigOnly);
     }
     if let Some(c) = &r.config_from
         && !c.network.is_empty()
     {
-        return Err(Error::invalid(format!(
-            "--config-from {} is not supported: give the network's options directly",
-            c.network
-        )));
+        return refuse(Unsupported::ConfigFrom(c.network.clone()));
     }
     if r.enable_ipv4 == Some(false) {
-        return refuse(
-            "networks without IPv4 are not supported (--ipv4=false): berth networks always have IPv4",
-        );
+        return refuse(Unsupported::NoIpv4);
     }
     if !matches!(r.scope.as_str(), "" | "local") {
-        return Err(Error::invalid(format!(
-            "invalid scope {:?} (accepted: local; berth has no swarm)",
-            r.scope
-        )));
+        return refuse(Unsupported::Scope(r.scope.clone()));
     }
     if !r.ipam.options.is_empty() {
-        return refuse("IPAM driver options are not supported (--ipam-opt)");
+        return refuse(Unsupported::IpamOptions);
     }
     Ok(())
 }
@@ -148,32 +137,24 @@ async fn network_prune(State(e): Eng, Params(q): Params<Query>) -> ApiResult<Jso
 
 fn check_connect(r: &NetworkConnectRequest) -> Result<()> {
     if r.container.is_empty() {
-        return Err(Error::invalid("no container given (\"Container\" is empty)"));
+        return Err(Error::NoContainerGiven);
     }
     let ep = &r.endpoint_config;
     if !ep.links.is_empty() {
-        return Err(Error::invalid(
-            "--link on network connect is not supported: links are given at berth run (--alias gives another name)",
-        ));
+        return Err(Error::Unsupported(Unsupported::ConnectLinks));
     }
     if !ep.driver_opts.is_empty() {
-        return Err(Error::invalid(
-            "driver options on network connect are not supported (--driver-opt)",
-        ));
+        return Err(Error::Unsupported(Unsupported::ConnectDriverOptions));
     }
     if ep
         .ipam_config
         .as_ref()
         .is_some_and(|c| !c.link_local_ips.is_empty())
     {
-        return Err(Error::invalid(
-            "link-local addresses are not supported (--link-local-ip)",
-        ));
+        return Err(Error::Unsupported(Unsupported::LinkLocalAddresses));
     }
     if !ep.mac_address.is_empty() {
-        return Err(Error::invalid(
-            "choosing a MAC address is not supported: berth derives it from the container's address",
-        ));
+        return Err(Error::Unsupported(Unsupported::MacAddress));
     }
     Ok(())
 }
@@ -206,7 +187,7 @@ async fn network_disconnect(
     Body(req): Body<NetworkDisconnectRequest>,
 ) -> ApiResult<StatusCode> {
     if req.container.is_empty() {
-        return Err(Error::invalid("no container given (\"Container\" is empty)").into());
+        return Err(Error::NoContainerGiven.into());
     }
     finish(async move { e.disconnect(&id, &req.container, req.force).await }).await?;
     Ok(StatusCode::OK)
@@ -221,11 +202,7 @@ async fn container_create(
     Body(req): Body<ContainerCreateRequest>,
 ) -> ApiResult<(StatusCode, Json<ContainerCreateResponse>)> {
     if !req.image.is_empty() {
-        return Err(Error::invalid(format!(
-            "berth runs no images (asked for {:?}): a container runs a host command, started with berth run -- CMD",
-            req.image
-        ))
-        .into());
+        return Err(Error::Unsupported(Unsupported::Image(req.image.clone())).into());
     }
     let created = finish(async move { e.create_container(req).await }).await?;
     Ok((StatusCode::CREATED, Json(created)))
@@ -280,7 +257,9 @@ async fn system_reconcile(State(e): Eng) -> ApiResult<StatusCode> {
 }
 
 async fn not_found(uri: Uri) -> ApiError {
-    ApiError(Error::NotFound(format!("no such endpoint: {}", uri.path())))
+    ApiError(Error::NoSuchRoute {
+        path: uri.path().to_owned(),
+    })
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> Response {

@@ -9,12 +9,12 @@ use axum::http::{HeaderName, HeaderValue, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use berth_api::{API_VERSION, ApiVersion, PING_HEADERS};
-use berth_core::Error;
 use tokio::net::UnixListener;
 
 use crate::api::error::ApiError;
 use crate::api::routes::router;
 use crate::engine::Engine;
+use crate::{Error, Result};
 
 /// The API version a path starts with (`/v1.41/networks` → `1.41`) and the
 /// path without it; `None` when it has none. A prefix that looks like a
@@ -26,7 +26,7 @@ fn split_version(path: &str) -> Option<(Result<ApiVersion, Error>, &str)> {
     if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         return None;
     }
-    let version = v.parse::<ApiVersion>().map_err(|e| Error::invalid(e.to_string()));
+    let version = v.parse::<ApiVersion>().map_err(Error::Api);
     Some((version, &rest[slash..]))
 }
 
@@ -38,9 +38,9 @@ async fn docker_compat(mut req: Request, next: Next) -> Response {
     let refused = match split_version(req.uri().path()) {
         None => None,
         Some((Err(e), _)) => Some(e),
-        Some((Ok(v), rest)) => match v.unsupported() {
-            Some(why) => Some(Error::invalid(why)),
-            None => {
+        Some((Ok(v), rest)) => match v.check() {
+            Err(why) => Some(Error::Api(why)),
+            Ok(()) => {
                 let new = match req.uri().query() {
                     Some(q) => format!("{rest}?{q}"),
                     None => rest.to_owned(),
@@ -77,18 +77,18 @@ pub async fn serve(
     engine: Arc<Engine>,
     socket: &Path,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> berth_core::Result<()> {
+) -> Result<()> {
     let _ = std::fs::remove_file(socket);
     if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::kernel(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     }
-    let listener = UnixListener::bind(socket)
-        .map_err(|e| Error::kernel(format!("listening on {}", socket.display()), e))?;
+    let listener =
+        UnixListener::bind(socket).map_err(|e| Error::io(format!("listening on {}", socket.display()), e))?;
     let app = tower::Layer::layer(&middleware::from_fn(docker_compat), router(engine));
     axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app))
         .with_graceful_shutdown(shutdown)
         .await
-        .map_err(|e| Error::kernel("serving the API", e))
+        .map_err(|e| Error::io("serving the API", e))
 }
 
 #[cfg(test)]

@@ -436,7 +436,7 @@ pub(crate) fn info(e: &Engine) -> SystemInfo {
                 scope: scope_name(caps.scope),
                 options: caps.options.iter().map(|o| (*o).to_owned()).collect(),
                 supported: supported.is_ok(),
-                unsupported: supported.err().unwrap_or_default(),
+                unsupported: supported.err().map(|e| e.chain()).unwrap_or_default(),
             })
             .collect(),
         ..Default::default()

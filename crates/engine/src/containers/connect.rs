@@ -1,13 +1,14 @@
 //! `network connect` and `network disconnect`: one more network for a
 //! running container, or one less.
 
-use berth_core::{Error, Result, SandboxKind};
+use berth_core::SandboxKind;
 
 use super::dnsopts::{self};
 use super::endpoints::parse_static;
 use super::{failpoint, find_container};
 use crate::engine::Engine;
 use crate::networks::find_network;
+use crate::{Error, Result};
 
 impl Engine {
     /// Connects a container to one more network (`eth1`, `eth2`, …).
@@ -30,34 +31,34 @@ impl Engine {
             let net = find_network(&st, net_key)?.clone();
             let caps = self.driven(&st, &net)?.caps;
             if !caps.multi_network {
-                return Err(Error::invalid(format!(
-                    "a container cannot be connected to the {} network: it is chosen with --network at run",
-                    net.net.name
-                )));
+                return Err(Error::ConnectOnlyAtRun {
+                    network: net.net.name.clone(),
+                });
             }
             if let Some(first) = c.endpoints.first().and_then(|e| st.networks.get(&e.network_id))
                 && let Some(d) = st.handles.get(&first.net.id)
                 && !d.caps.multi_network
             {
-                return Err(Error::invalid(format!(
-                    "container {} is on the {} network, which it cannot share with another network",
-                    c.name, first.net.name
-                )));
+                return Err(Error::NetworkNotShared {
+                    container: c.name.clone(),
+                    network: first.net.name.clone(),
+                });
             }
             if c.endpoint(&net.net.id).is_some() {
-                return Err(Error::Conflict(format!(
-                    "container {} is already connected to network {}",
-                    c.name, net.net.name
-                )));
+                return Err(Error::AlreadyConnected {
+                    container: c.name.clone(),
+                    network: net.net.name.clone(),
+                });
             }
             if c.sandbox.is_none() {
-                return Err(Error::Conflict(format!("container {} is not running", c.name)));
+                return Err(Error::NotRunning {
+                    container: c.name.clone(),
+                });
             }
             if !aliases.is_empty() && net.builtin {
-                return Err(Error::invalid(format!(
-                    "network aliases work on user-defined networks only, not on the {} network",
-                    net.net.name
-                )));
+                return Err(Error::AliasOnPredefined {
+                    network: net.net.name.clone(),
+                });
             }
             let mut ep = self.plan_endpoint(&mut st, &net, &c.endpoints, &wanted)?;
             ep.aliases = aliases;
@@ -119,16 +120,15 @@ impl Engine {
             (c, net)
         };
         let Some(pos) = c.endpoints.iter().position(|e| e.network_id == net.net.id) else {
-            return Err(Error::NotFound(format!(
-                "container {} is not connected to network {}",
-                c.name, net.net.name
-            )));
+            return Err(Error::NotConnected {
+                container: c.name.clone(),
+                network: net.net.name.clone(),
+            });
         };
         if !self.driven(&self.state(), &net)?.caps.multi_network {
-            return Err(Error::invalid(format!(
-                "a container cannot be disconnected from the {} network: remove the container instead",
-                net.net.name
-            )));
+            return Err(Error::DisconnectRefused {
+                network: net.net.name.clone(),
+            });
         }
         let sb = self.sandbox(&c).ok();
         let ep = c.endpoints.remove(pos);

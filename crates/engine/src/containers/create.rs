@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use berth_core::{Error, Result, SandboxKind};
+use berth_core::SandboxKind;
 
 use super::dnsopts::{self, check_hostname};
 use super::endpoints::{parse_static, publishable};
@@ -13,7 +13,7 @@ use crate::engine::Engine;
 use crate::firewall::ports;
 use crate::networks::find_network;
 use crate::store::model::{ContainerRecord, DnsConfig, Status};
-use crate::util;
+use crate::{Error, Object, Result, util};
 
 /// The host's name, for containers in host mode.
 fn host_name() -> String {
@@ -28,12 +28,10 @@ impl Engine {
     /// [`Engine::container_started`]. Nothing is left behind on failure.
     pub async fn create_container(&self, req: ContainerCreate) -> Result<Created> {
         if req.cmd.is_empty() {
-            return Err(Error::invalid(
-                "no command given (usage: berth run [OPTIONS] -- CMD [ARG...])",
-            ));
+            return Err(Error::NoCommand);
         }
         if !req.name.is_empty() {
-            util::check_name("container", &req.name)?;
+            util::check_name(Object::Container, &req.name)?;
         }
         if !req.hostname.is_empty() {
             check_hostname(&req.hostname)?;
@@ -94,24 +92,21 @@ impl Engine {
                 req.name.clone()
             };
             if let Some(c) = st.containers.values().find(|c| c.name == name) {
-                return Err(Error::Conflict(format!(
-                    "container name {name:?} is already in use by container {}",
-                    c.short_id()
-                )));
+                return Err(Error::ContainerNameInUse {
+                    name,
+                    holder: c.short_id().to_owned(),
+                });
             }
             if st.reserved_names.contains(&name) {
-                return Err(Error::Conflict(format!(
-                    "container name {name:?} is already being used"
-                )));
+                return Err(Error::ContainerNameReserved { name });
             }
             let net = find_network(&st, net_key)?.clone();
             let caps = self.driven(&st, &net)?.caps;
             let user_defined = !net.builtin && caps.dns;
             if !aliases.is_empty() && !user_defined {
-                return Err(Error::invalid(format!(
-                    "network aliases work on user-defined networks only, not on the {} network",
-                    net.net.name
-                )));
+                return Err(Error::AliasOnPredefined {
+                    network: net.net.name.clone(),
+                });
             }
             dns.links = self.resolve_links(&st, &links, &net, user_defined)?;
             dns.embedded = user_defined;
@@ -119,11 +114,9 @@ impl Engine {
             for (host, target) in &extra_hosts {
                 let ip = match target {
                     dnsopts::HostTarget::Ip(ip) => *ip,
-                    dnsopts::HostTarget::Gateway => gateway.ok_or_else(|| {
-                        Error::invalid(format!(
-                            "--add-host {host}:host-gateway: network {} has no gateway to point at",
-                            net.net.name
-                        ))
+                    dnsopts::HostTarget::Gateway => gateway.ok_or_else(|| Error::NoHostGateway {
+                        host: host.clone(),
+                        network: net.net.name.clone(),
                     })?,
                 };
                 dns.extra_hosts.push((host.clone(), ip));
@@ -139,10 +132,10 @@ impl Engine {
                     .find(|ip| ip.is_ipv6())
                     && !net.net.ipv6
                 {
-                    return Err(Error::invalid(format!(
-                        "-p [{ip}]:…: network {} has no IPv6 (create it with --ipv6)",
-                        net.net.name
-                    )));
+                    return Err(Error::PublishWithoutIpv6 {
+                        ip,
+                        network: net.net.name.clone(),
+                    });
                 }
                 ports::allocate(&port_specs, net.net.ipv6, &st.ports)?
             };

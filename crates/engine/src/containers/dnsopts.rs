@@ -5,28 +5,27 @@
 
 use std::net::IpAddr;
 
-use berth_core::{Error, Result};
+use crate::{AddHostFault, Error, HostnameFault, Result};
 
 /// Checks a hostname: labels of 1 to 63 letters, digits and hyphens, not
 /// starting or ending with a hyphen, 253 bytes in all.
 pub fn check_hostname(h: &str) -> Result<()> {
-    let bad = |why: &str| {
-        Error::invalid(format!(
-            "invalid hostname {h:?}: {why} (accepted: labels of 1-63 letters, digits or '-', separated by '.', not starting or ending with '-')"
-        ))
+    let bad = |fault| Error::BadHostname {
+        name: h.to_owned(),
+        fault,
     };
     if h.is_empty() || h.len() > 253 {
-        return Err(bad("it must be 1 to 253 bytes long"));
+        return Err(bad(HostnameFault::Length));
     }
     for label in h.split('.') {
         if label.is_empty() || label.len() > 63 {
-            return Err(bad(&format!("label {label:?} must be 1 to 63 bytes long")));
+            return Err(bad(HostnameFault::LabelLength(label.to_owned())));
         }
         if let Some(c) = label.chars().find(|c| !c.is_ascii_alphanumeric() && *c != '-') {
-            return Err(bad(&format!("it contains {c:?}")));
+            return Err(bad(HostnameFault::Contains(c)));
         }
         if label.starts_with('-') || label.ends_with('-') {
-            return Err(bad(&format!("label {label:?} starts or ends with '-'")));
+            return Err(bad(HostnameFault::Hyphen(label.to_owned())));
         }
     }
     Ok(())
@@ -37,10 +36,10 @@ pub fn servers(values: &[String]) -> Result<Vec<IpAddr>> {
     values
         .iter()
         .map(|v| {
-            v.trim().parse::<IpAddr>().map_err(|_| {
-                Error::invalid(format!(
-                    "invalid --dns address {v:?} (accepted: an IP address such as 10.0.0.2 or fd00::53)"
-                ))
+            v.trim().parse::<IpAddr>().map_err(|_| Error::BadFlag {
+                flag: "--dns address",
+                value: v.clone(),
+                accepted: "an IP address such as 10.0.0.2 or fd00::53",
             })
         })
         .collect()
@@ -51,9 +50,11 @@ pub fn search(values: &[String]) -> Result<Vec<String>> {
     for v in values {
         let bad = v.is_empty() || v.len() > 253 || v.chars().any(|c| c.is_whitespace() || c.is_control());
         if bad || (v != "." && check_hostname(v.trim_end_matches('.')).is_err()) {
-            return Err(Error::invalid(format!(
-                "invalid --dns-search domain {v:?} (accepted: a domain name such as example.com, or . for none)"
-            )));
+            return Err(Error::BadFlag {
+                flag: "--dns-search domain",
+                value: v.clone(),
+                accepted: "a domain name such as example.com, or . for none",
+            });
         }
     }
     Ok(values.to_vec())
@@ -63,9 +64,11 @@ pub fn search(values: &[String]) -> Result<Vec<String>> {
 pub fn options(values: &[String]) -> Result<Vec<String>> {
     for v in values {
         if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(Error::invalid(format!(
-                "invalid --dns-option {v:?} (accepted: one resolv.conf option such as ndots:2 or timeout:1)"
-            )));
+            return Err(Error::BadFlag {
+                flag: "--dns-option",
+                value: v.clone(),
+                accepted: "one resolv.conf option such as ndots:2 or timeout:1",
+            });
         }
     }
     Ok(values.to_vec())
@@ -83,23 +86,20 @@ pub enum HostTarget {
 /// `--add-host NAME:IP` (or `NAME=IP`, or `NAME:host-gateway`). The split
 /// is at the first `:` or `=`, so IPv6 addresses need no brackets.
 pub fn extra_host(v: &str) -> Result<(String, HostTarget)> {
-    let bad = |why: &str| {
-        Error::invalid(format!(
-            "invalid --add-host {v:?}: {why} (accepted: NAME:IP, NAME=IP or NAME:host-gateway)"
-        ))
+    let bad = |fault| Error::BadAddHost {
+        value: v.to_owned(),
+        fault,
     };
-    let at = v
-        .find([':', '='])
-        .ok_or_else(|| bad("no ':' between the name and the address"))?;
+    let at = v.find([':', '=']).ok_or_else(|| bad(AddHostFault::NoSeparator))?;
     let (name, target) = (&v[..at], &v[at + 1..]);
-    check_hostname(name).map_err(|_| bad(&format!("{name:?} is not a host name")))?;
+    check_hostname(name).map_err(|_| bad(AddHostFault::NotAHostName(name.to_owned())))?;
     let target = target.trim_start_matches('[').trim_end_matches(']');
     if target == "host-gateway" {
         return Ok((name.to_owned(), HostTarget::Gateway));
     }
     let ip = target
         .parse::<IpAddr>()
-        .map_err(|_| bad(&format!("{target:?} is not an IP address")))?;
+        .map_err(|_| bad(AddHostFault::NotAnAddress(target.to_owned())))?;
     Ok((name.to_owned(), HostTarget::Ip(ip)))
 }
 
@@ -109,24 +109,26 @@ pub fn link(v: &str) -> Result<(String, String)> {
     let (name, alias) = v.split_once(':').unwrap_or((v, v));
     let name = name.trim_start_matches('/');
     if name.is_empty() || alias.is_empty() {
-        return Err(Error::invalid(format!(
-            "invalid --link {v:?} (accepted: NAME or NAME:ALIAS)"
-        )));
+        return Err(Error::BadFlag {
+            flag: "--link",
+            value: v.to_owned(),
+            accepted: "NAME or NAME:ALIAS",
+        });
     }
-    check_hostname(alias).map_err(|_| {
-        Error::invalid(format!(
-            "invalid --link alias {alias:?} (accepted: a host name such as db)"
-        ))
+    check_hostname(alias).map_err(|_| Error::BadFlag {
+        flag: "--link alias",
+        value: alias.to_owned(),
+        accepted: "a host name such as db",
     })?;
     Ok((name.to_owned(), alias.to_owned()))
 }
 
 /// A `--network-alias` (or `connect --alias`).
 pub fn alias(v: &str) -> Result<String> {
-    check_hostname(v).map_err(|_| {
-        Error::invalid(format!(
-            "invalid network alias {v:?} (accepted: a host name: labels of letters, digits and '-')"
-        ))
+    check_hostname(v).map_err(|_| Error::BadFlag {
+        flag: "network alias",
+        value: v.to_owned(),
+        accepted: "a host name: labels of letters, digits and '-'",
     })?;
     Ok(v.to_owned())
 }
@@ -134,10 +136,10 @@ pub fn alias(v: &str) -> Result<String> {
 /// `--domainname`.
 pub fn domainname(v: &str) -> Result<String> {
     if !v.is_empty() {
-        check_hostname(v).map_err(|_| {
-            Error::invalid(format!(
-                "invalid --domainname {v:?} (accepted: a domain name such as example.com)"
-            ))
+        check_hostname(v).map_err(|_| Error::BadFlag {
+            flag: "--domainname",
+            value: v.to_owned(),
+            accepted: "a domain name such as example.com",
         })?;
     }
     Ok(v.to_owned())

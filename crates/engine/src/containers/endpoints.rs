@@ -4,34 +4,26 @@
 
 use std::net::IpAddr;
 
-use berth_core::{Endpoint, Error, IfName, Mac, Ports, Result, Sandbox, SandboxKind};
+use berth_core::{Endpoint, IfName, Mac, Ports, Sandbox, SandboxKind};
 
 use crate::engine::{Engine, State};
 use crate::networks::parse_ip;
 use crate::store::model::{EndpointRecord, NetworkRecord};
-use crate::util;
+use crate::{Error, NoPublish, Result, util};
 
 /// Checks that ports can be published on `net`, whose driver says what
 /// `-p` can do there.
 pub(super) fn publishable(net: &NetworkRecord, ports: Ports) -> Result<()> {
-    let name = &net.net.name;
+    let (network, driver) = (net.net.name.clone(), net.net.driver.clone());
     let why = match ports {
-        Ports::Forwarded if net.net.internal => format!(
-            "network {name} is --internal: nothing outside it may reach its containers"
-        ),
+        Ports::Forwarded if net.net.internal => NoPublish::Internal { network },
         Ports::Forwarded => return Ok(()),
-        Ports::Shared => "with --network host the container shares the host's ports: a process listening in it is reachable as it is".to_owned(),
-        Ports::NoInterface => "with --network none the container has no interface to forward ports to".to_owned(),
-        Ports::OwnAddress => format!(
-            "containers on network {name} (driver {}) have their own address on the parent link: reach them there, there is no host port to forward",
-            net.net.driver
-        ),
-        Ports::Unsupported => format!(
-            "network {name} uses driver {}; ports can be published on bridge networks only",
-            net.net.driver
-        ),
+        Ports::Shared => NoPublish::HostNetwork,
+        Ports::NoInterface => NoPublish::NoInterface,
+        Ports::OwnAddress => NoPublish::OwnAddress { network, driver },
+        Ports::Unsupported => NoPublish::Unsupported { network, driver },
     };
-    Err(Error::invalid(format!("cannot publish ports (-p/-P): {why}")))
+    Err(Error::CannotPublish(why))
 }
 
 /// Optional addresses from the request strings.
@@ -40,18 +32,14 @@ pub(super) fn parse_static(v4: &str, v6: &str) -> Result<Vec<IpAddr>> {
     if !v4.is_empty() {
         let ip = parse_ip("--ip address", v4)?;
         if !ip.is_ipv4() {
-            return Err(Error::invalid(format!(
-                "--ip {ip} is not an IPv4 address (use --ip6)"
-            )));
+            return Err(Error::WrongFamily { ip });
         }
         out.push(ip);
     }
     if !v6.is_empty() {
         let ip = parse_ip("--ip6 address", v6)?;
         if !ip.is_ipv6() {
-            return Err(Error::invalid(format!(
-                "--ip6 {ip} is not an IPv6 address (use --ip)"
-            )));
+            return Err(Error::WrongFamily { ip });
         }
         out.push(ip);
     }
@@ -91,23 +79,21 @@ impl Engine {
         wanted: &[IpAddr],
     ) -> Result<EndpointRecord> {
         if st.removing.contains(&net.net.id) {
-            return Err(Error::NotFound(format!(
-                "network {} is being removed",
-                net.net.name
-            )));
+            return Err(Error::NetworkBeingRemoved {
+                network: net.net.name.clone(),
+            });
         }
         let caps = self.driven(st, net)?.caps;
         if !wanted.is_empty() && net.builtin && caps.ipam {
-            return Err(Error::invalid(format!(
-                "a static address (--ip) works on user-defined networks only, not on the default {} network",
-                net.net.name
-            )));
+            return Err(Error::StaticOnPredefined {
+                network: net.net.name.clone(),
+            });
         }
         if !wanted.is_empty() && !caps.ipam {
-            return Err(Error::invalid(format!(
-                "network {} (driver {}) has no addresses to choose from: --ip is not accepted",
-                net.net.name, net.net.driver
-            )));
+            return Err(Error::StaticWithoutAddresses {
+                network: net.net.name.clone(),
+                driver: net.net.driver.clone(),
+            });
         }
         let ifname = (0..)
             .map(|i| format!("eth{i}"))
@@ -137,10 +123,10 @@ impl Engine {
                     let want = wanted.iter().find(|a| a.is_ipv6() == v6);
                     if v6 && !net.net.ipv6 {
                         if let Some(ip) = want {
-                            return Err(Error::invalid(format!(
-                                "--ip6 {ip}: network {} does not have IPv6 (create it with --ipv6)",
-                                net.net.name
-                            )));
+                            return Err(Error::NoIpv6 {
+                                ip: *ip,
+                                network: net.net.name.clone(),
+                            });
                         }
                         continue;
                     }
@@ -149,18 +135,13 @@ impl Engine {
                         .filter(|p| p.subnet.addr().is_ipv6() == v6)
                         .peekable();
                     if let Some(ip) = want {
-                        let pool = fam.find(|p| p.contains(*ip)).ok_or_else(|| {
-                            Error::invalid(format!(
-                                "address {ip} is not in any subnet of network {} ({})",
-                                net.net.name,
-                                net.net
-                                    .ipam
-                                    .iter()
-                                    .map(|c| c.subnet.to_string())
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ))
-                        })?;
+                        let pool = fam
+                            .find(|p| p.contains(*ip))
+                            .ok_or_else(|| Error::OutsideNetwork {
+                                ip: *ip,
+                                network: net.net.name.clone(),
+                                subnets: net.net.ipam.iter().map(|c| c.subnet).collect(),
+                            })?;
                         addresses.push(pool.take(*ip, owner)?);
                     } else if fam.peek().is_some() {
                         let mut last = None;
@@ -285,7 +266,7 @@ impl Engine {
         ep: &EndpointRecord,
     ) -> Result<()> {
         let handle = self.driven(&self.state(), net)?.handle;
-        handle.detach(&self.ctx, &driver_view(ep, sb, &[])).await
+        Ok(handle.detach(&self.ctx, &driver_view(ep, sb, &[])).await?)
     }
 
     /// Has the driver check that `ep` is still wired as it left it.
@@ -296,6 +277,8 @@ impl Engine {
         ep: &EndpointRecord,
     ) -> Result<()> {
         let handle = self.driven(&self.state(), net)?.handle;
-        handle.check(&self.ctx, &driver_view(ep, sb, &ep.gateways)).await
+        Ok(handle
+            .check(&self.ctx, &driver_view(ep, sb, &ep.gateways))
+            .await?)
     }
 }

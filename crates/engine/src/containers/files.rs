@@ -5,10 +5,11 @@ use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 
-use berth_core::{Error, Result, SandboxKind};
+use berth_core::SandboxKind;
 
 use crate::engine::Engine;
 use crate::store::model::ContainerRecord;
+use crate::{Error, Result};
 
 /// Writes `content` over the file at `path`, keeping its inode: a running
 /// container has it bind-mounted, so it must be changed in place, never
@@ -16,7 +17,7 @@ use crate::store::model::ContainerRecord;
 /// file emptied that way when it is closed (`auto_da_alloc`), which costs
 /// a disk write per container change.
 pub fn write_in_place(path: &Path, content: &[u8]) -> Result<()> {
-    let err = |e| Error::kernel(format!("writing {}", path.display()), e);
+    let err = |e| Error::io(format!("writing {}", path.display()), e);
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
@@ -230,7 +231,7 @@ impl Engine {
     pub(crate) fn write_files(&self, c: &mut ContainerRecord, kind: SandboxKind) -> Result<()> {
         let paths = self.cfg.paths(&c.id);
         for dir in [paths.hosts.parent(), paths.log.parent()].into_iter().flatten() {
-            fs::create_dir_all(dir).map_err(|e| Error::kernel(format!("creating {}", dir.display()), e))?;
+            fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
         self.write_resolv(c, kind)?;
         write_in_place(&paths.hostname, format!("{}\n", c.hostname).as_bytes())?;

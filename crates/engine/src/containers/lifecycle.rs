@@ -1,13 +1,13 @@
 //! A container's life after its creation: the process started or ended,
 //! its network taken down, the container removed, the dead ones reaped.
 
-use berth_core::{Error, Result, SandboxKind};
+use berth_core::SandboxKind;
 
 use super::process;
 use crate::engine::Engine;
 use crate::store::model::{ContainerRecord, Status};
 use crate::store::{Op, Table};
-use crate::util;
+use crate::{Error, Result, util};
 
 impl Engine {
     /// Records that the client started the container's process.
@@ -17,13 +17,9 @@ impl Engine {
         let _g = lock.lock().await;
         let mut c = self.find_container(&id)?;
         if c.status != Status::Created {
-            return Err(Error::Conflict(format!(
-                "container {} was already started",
-                c.name
-            )));
+            return Err(Error::AlreadyStarted { container: c.name });
         }
-        let start = process::start_time(pid)
-            .ok_or_else(|| Error::invalid(format!("process {pid} does not exist")))?;
+        let start = process::start_time(pid).ok_or(Error::NoProcess { pid })?;
         c.status = Status::Running;
         c.pid = pid;
         c.pid_start = start;
@@ -108,15 +104,12 @@ impl Engine {
         let _g = lock.lock().await;
         let mut c = match self.find_container(&id) {
             Ok(c) => c,
-            Err(Error::NotFound(_)) => return Ok(key.to_owned()), // removed while we waited
+            Err(Error::ContainerNotFound { .. }) => return Ok(key.to_owned()), // removed while we waited
             Err(e) => return Err(e),
         };
         if Self::running(&c) {
             if !force {
-                return Err(Error::Conflict(format!(
-                    "container {} is running: stop it first or remove it with rm -f",
-                    c.name
-                )));
+                return Err(Error::ContainerRunning { container: c.name });
             }
             process::kill(c.pid, c.pid_start);
         }

@@ -27,12 +27,11 @@ mod resolver;
 use std::fs;
 
 use berth_api::{ContainerInspect, ContainerSummary, Filters};
-use berth_core::{Error, Result};
 
 use crate::api::{ContainerFilter, views};
 use crate::engine::{Engine, State};
 use crate::store::model::{ContainerRecord, Status};
-use crate::util;
+use crate::{Error, Object, Result, util};
 
 // The request and answer of a create are the API's (`berth_api`), under
 // the names this module has always used for them.
@@ -52,8 +51,11 @@ pub(crate) fn find_container<'a>(st: &'a State, key: &str) -> Result<&'a Contain
         .filter(|c| !key.is_empty() && c.id.starts_with(key));
     match (by_prefix.next(), by_prefix.next()) {
         (Some(c), None) => Ok(c),
-        (Some(_), Some(_)) => Err(Error::invalid(format!("container id prefix {key} is ambiguous"))),
-        _ => Err(Error::NotFound(format!("no such container: {key}"))),
+        (Some(_), Some(_)) => Err(Error::AmbiguousPrefix {
+            kind: Object::Container,
+            key: key.to_owned(),
+        }),
+        _ => Err(Error::ContainerNotFound { key: key.to_owned() }),
     }
 }
 
@@ -97,7 +99,7 @@ impl Engine {
         match fs::read(&p) {
             Ok(b) => Ok(b),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(Error::kernel(format!("reading {}", p.display()), e)),
+            Err(e) => Err(Error::io(format!("reading {}", p.display()), e)),
         }
     }
 }

@@ -1,12 +1,12 @@
 //! What the embedded resolver knows of a container: its names on its
 //! user-defined networks, its links, and its own view when it asks.
 
-use berth_core::{Error, Netns, Result};
+use berth_core::Netns;
 
 use super::find_container;
-use crate::dns;
 use crate::engine::{Engine, State};
 use crate::store::model::{ContainerRecord, LinkRecord, NetworkRecord};
+use crate::{Error, Result, dns};
 
 impl Engine {
     /// Checks `--link` targets: they exist, run, and share the network the
@@ -20,20 +20,19 @@ impl Engine {
     ) -> Result<Vec<LinkRecord>> {
         let mut out = Vec::new();
         for (name, alias) in links {
-            let t = find_container(st, name)
-                .map_err(|_| Error::NotFound(format!("--link {name}: no such container")))?;
+            let t = find_container(st, name).map_err(|_| Error::LinkTargetNotFound { name: name.clone() })?;
             let default_bridge = net.builtin && net.net.name == "bridge";
             if !user_defined && !default_bridge {
-                return Err(Error::invalid(format!(
-                    "--link works on bridge networks only, not on the {} network",
-                    net.net.name
-                )));
+                return Err(Error::LinkOffBridge {
+                    network: net.net.name.clone(),
+                });
             }
             if t.endpoint(&net.net.id).is_none() {
-                return Err(Error::invalid(format!(
-                    "--link {name}: container {} is not on network {} (links join containers of one network)",
-                    t.name, net.net.name
-                )));
+                return Err(Error::LinkAcrossNetworks {
+                    name: name.clone(),
+                    container: t.name.clone(),
+                    network: net.net.name.clone(),
+                });
             }
             out.push(LinkRecord {
                 target: t.id.clone(),

@@ -26,7 +26,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
-use berth_core::{Netns, Result};
+use berth_core::Netns;
+
+use crate::Result;
 
 pub use answer::{Action, Client, Target, View, Zone, answer, answer_fast, answer_full, query};
 pub(crate) use serve::Listener;

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use berth_core::{Error, Netns, Result};
+use berth_core::Netns;
 use hickory_proto::op::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -22,6 +22,7 @@ use tokio::time::timeout;
 
 use super::answer::{self, Action};
 use super::{ADDRESS, Resolver, Upstreams};
+use crate::{Error, Result};
 
 /// Forwarded queries in flight per container.
 const MAX_FORWARDS: usize = 128;
@@ -70,7 +71,7 @@ pub(super) fn listen(resolver: Arc<Resolver>, id: String, ns: &Netns) -> Result<
 
 /// Starts serving sockets made by [`bind`].
 pub(super) fn serve(resolver: Arc<Resolver>, id: String, s: Sockets) -> Result<Listener> {
-    let ctx = |e: io::Error| Error::kernel("registering the resolver's sockets", e);
+    let ctx = |e: io::Error| Error::io("registering the resolver's sockets", e);
     let udp = Arc::new(UdpSocket::from_std(s.udp).map_err(ctx)?);
     let tcp = TcpListener::from_std(s.tcp).map_err(ctx)?;
     let forwards = Arc::new(Semaphore::new(MAX_FORWARDS));

@@ -4,9 +4,8 @@
 
 pub(crate) mod ports;
 
-use berth_core::Result;
-
 use crate::engine::Engine;
+use crate::{Error, Result};
 
 impl Engine {
     /// Puts the firewall back: the `inet berth` table with every network's
@@ -14,8 +13,12 @@ impl Engine {
     /// other tables (`berth system reconcile`, SIGHUP).
     pub async fn reconcile(&self) -> Result<()> {
         let fw = self.ctx.firewall.clone();
-        tokio::task::spawn_blocking(move || fw.install())
+        let installed = tokio::task::spawn_blocking(move || fw.install())
             .await
-            .map_err(|e| berth_core::Error::Internal(format!("reconciling the firewall: {e}")))?
+            .map_err(|source| Error::Task {
+                what: "reconciling the firewall",
+                source,
+            })?;
+        Ok(installed?)
     }
 }

@@ -13,9 +13,10 @@ use std::collections::HashSet;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use berth_core::{Error, FwPort, Proto, Result};
+use berth_core::{FwPort, Proto};
 
 use crate::store::model::{ContainerRecord, PortBinding};
+use crate::{Error, HostPort, PortFault, Process, Result};
 
 /// One `-p` as given: `[HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/PROTO]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,17 +31,18 @@ pub struct PortSpec {
     pub proto: Proto,
 }
 
-fn bad(spec: &str, why: impl std::fmt::Display) -> Error {
-    Error::invalid(format!(
-        "invalid -p {spec:?}: {why} (accepted: [HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/tcp|udp|sctp])"
-    ))
+fn bad(spec: &str, fault: PortFault) -> Error {
+    Error::BadPublish {
+        spec: spec.to_owned(),
+        fault,
+    }
 }
 
 fn port(spec: &str, s: &str) -> Result<u16> {
     match s.parse::<u32>() {
         Ok(p @ 1..=65535) => Ok(p as u16),
-        Ok(p) => Err(bad(spec, format!("port {p} is out of range (1 to 65535)"))),
-        Err(_) => Err(bad(spec, format!("{s:?} is not a port number"))),
+        Ok(p) => Err(bad(spec, PortFault::OutOfRange(p))),
+        Err(_) => Err(bad(spec, PortFault::NotANumber(s.to_owned()))),
     }
 }
 
@@ -50,7 +52,7 @@ fn range(spec: &str, s: &str) -> Result<(u16, u16)> {
         Some((a, b)) => {
             let (a, b) = (port(spec, a)?, port(spec, b)?);
             if b < a {
-                return Err(bad(spec, format!("port range {a}-{b} is reversed")));
+                return Err(bad(spec, PortFault::Reversed(a, b)));
             }
             Ok((a, b))
         }
@@ -63,10 +65,7 @@ pub fn proto(spec: &str, s: &str) -> Result<Proto> {
         "tcp" => Ok(Proto::Tcp),
         "udp" => Ok(Proto::Udp),
         "sctp" => Ok(Proto::Sctp),
-        other => Err(bad(
-            spec,
-            format!("unknown protocol {other:?} (known: tcp, udp, sctp)"),
-        )),
+        other => Err(bad(spec, PortFault::UnknownProtocol(other.to_owned()))),
     }
 }
 
@@ -83,10 +82,10 @@ pub fn parse(spec: &str) -> Result<PortSpec> {
     let (ip, rest) = if let Some(v6) = rest.strip_prefix('[') {
         let (ip, after) = v6
             .split_once(']')
-            .ok_or_else(|| bad(spec, "an IPv6 host address needs its closing ']'"))?;
+            .ok_or_else(|| bad(spec, PortFault::NoClosingBracket))?;
         let after = after
             .strip_prefix(':')
-            .ok_or_else(|| bad(spec, "a host address must be followed by ':'"))?;
+            .ok_or_else(|| bad(spec, PortFault::NoColonAfterAddress))?;
         (Some(ip), after)
     } else {
         match rest.matches(':').count() {
@@ -95,14 +94,14 @@ pub fn parse(spec: &str) -> Result<PortSpec> {
                 let (ip, after) = rest.split_once(':').unwrap_or_default();
                 (Some(ip), after)
             }
-            _ => return Err(bad(spec, "write an IPv6 host address in brackets, [::1]:8080:80")),
+            _ => return Err(bad(spec, PortFault::NeedsBrackets)),
         }
     };
     let host_ip = match ip {
         None | Some("") => None,
         Some(ip) => Some(
             ip.parse::<IpAddr>()
-                .map_err(|_| bad(spec, format!("{ip:?} is not an IP address")))?,
+                .map_err(|_| bad(spec, PortFault::NotAnAddress(ip.to_owned())))?,
         ),
     };
     let (host, container) = match rest.split_once(':') {
@@ -111,7 +110,7 @@ pub fn parse(spec: &str) -> Result<PortSpec> {
         None => (None, rest),
     };
     if container.is_empty() {
-        return Err(bad(spec, "no container port"));
+        return Err(bad(spec, PortFault::NoContainerPort));
     }
     let container = range(spec, container)?;
     let host = host.map(|h| range(spec, h)).transpose()?;
@@ -119,18 +118,7 @@ pub fn parse(spec: &str) -> Result<PortSpec> {
         && len(h) != len(container)
         && len(container) != 1
     {
-        return Err(bad(
-            spec,
-            format!(
-                "the host range {}-{} has {} ports but the container range {}-{} has {}",
-                h.0,
-                h.1,
-                len(h),
-                container.0,
-                container.1,
-                len(container)
-            ),
-        ));
+        return Err(bad(spec, PortFault::RangeLengths { host: h, container }));
     }
     Ok(PortSpec {
         host_ip,
@@ -142,35 +130,34 @@ pub fn parse(spec: &str) -> Result<PortSpec> {
 
 /// Parses one `--expose PORT[-END][/PROTO]`.
 pub fn parse_expose(s: &str) -> Result<((u16, u16), Proto)> {
-    let bad = |why: &str| {
-        Error::invalid(format!(
-            "invalid --expose {s:?}: {why} (accepted: PORT[-END][/tcp|udp|sctp])"
-        ))
+    let bad = |fault| Error::BadExpose {
+        spec: s.to_owned(),
+        fault,
     };
     let (ports, p) = match s.rsplit_once('/') {
         Some((r, p)) => (
             r,
-            proto(s, p).map_err(|_| bad(&format!("unknown protocol {p:?} (known: tcp, udp, sctp)")))?,
+            proto(s, p).map_err(|_| bad(PortFault::UnknownProtocol(p.to_owned())))?,
         ),
         None => (s, Proto::Tcp),
     };
     let one = |x: &str| match x.parse::<u32>() {
         Ok(n @ 1..=65535) => Ok(n as u16),
-        _ => Err(bad(&format!("{x:?} is not a port from 1 to 65535"))),
+        _ => Err(bad(PortFault::NotAPort(x.to_owned()))),
     };
     let r = match ports.split_once('-') {
         None => (one(ports)?, one(ports)?),
         Some((a, b)) => (one(a)?, one(b)?),
     };
     if r.1 < r.0 {
-        return Err(bad("the range is reversed"));
+        return Err(bad(PortFault::RangeReversed));
     }
     Ok((r, p))
 }
 
 /// The process that holds a `tcp`/`udp` port, found through the socket's
 /// inode in `/proc/net/*` and the fds in `/proc/*/fd`.
-fn holder(proto: Proto, v6: bool, port: u16) -> Option<String> {
+fn holder(proto: Proto, v6: bool, port: u16) -> Option<Process> {
     let file = match (proto, v6) {
         (Proto::Tcp, false) => "/proc/net/tcp",
         (Proto::Tcp, true) => "/proc/net/tcp6",
@@ -197,7 +184,10 @@ fn holder(proto: Proto, v6: bool, port: u16) -> Option<String> {
         for fd in fds.flatten() {
             if fs::read_link(fd.path()).is_ok_and(|t| t.to_string_lossy() == want) {
                 let comm = fs::read_to_string(e.path().join("comm")).unwrap_or_default();
-                return Some(format!("pid {pid} ({})", comm.trim()));
+                return Some(Process {
+                    pid,
+                    comm: comm.trim().to_owned(),
+                });
             }
         }
     }
@@ -217,28 +207,15 @@ fn probe(ip: IpAddr, proto: Proto, port: u16) -> Option<Error> {
     };
     match bound {
         Ok(()) => None,
-        Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => Some(Error::Conflict(format!(
-            "host port {} is already in use by a process on the host{}",
-            show(ip, port, proto),
-            holder(proto, ip.is_ipv6(), port)
-                .map(|h| format!(": {h}"))
-                .unwrap_or_default()
-        ))),
-        Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Some(Error::invalid(format!(
-            "host address {ip} is not an address of this host (see `ip addr`)"
-        ))),
-        Err(e) => Some(Error::kernel(
-            format!("binding {} to check it is free", show(ip, port, proto)),
+        Err(e) if e.raw_os_error() == Some(libc::EADDRINUSE) => Some(Error::PortHeld {
+            port: HostPort { ip, port, proto },
+            holder: holder(proto, ip.is_ipv6(), port),
+        }),
+        Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Some(Error::NotAHostAddress { ip }),
+        Err(e) => Some(Error::io(
+            format!("binding {} to check it is free", HostPort { ip, port, proto }),
             e,
         )),
-    }
-}
-
-/// `0.0.0.0:8080/tcp`, `[::]:8080/tcp`.
-fn show(ip: IpAddr, port: u16, proto: Proto) -> String {
-    match ip {
-        IpAddr::V4(a) => format!("{a}:{port}/{}", proto.as_str()),
-        IpAddr::V6(a) => format!("[{a}]:{port}/{}", proto.as_str()),
     }
 }
 
@@ -317,16 +294,23 @@ pub fn allocate(specs: &[PortSpec], v6: bool, taken: &PortIndex) -> Result<Vec<P
     let (lo, hi) = ephemeral();
     let conflict = |b: &PortBinding, out: &[PortBinding]| -> Option<Error> {
         if let Some((who, p)) = taken.holder(b) {
-            return Some(Error::Conflict(format!(
-                "host port {} is already published by container {who}",
-                show(b.host_ip, p, b.proto)
-            )));
+            return Some(Error::PortPublished {
+                port: HostPort {
+                    ip: b.host_ip,
+                    port: p,
+                    proto: b.proto,
+                },
+                container: who.to_owned(),
+            });
         }
         if out.iter().any(|o| overlaps(o, b)) {
-            return Some(Error::Conflict(format!(
-                "host port {} is published twice by this container",
-                show(b.host_ip, b.host_port, b.proto)
-            )));
+            return Some(Error::PortPublishedTwice {
+                port: HostPort {
+                    ip: b.host_ip,
+                    port: b.host_port,
+                    proto: b.proto,
+                },
+            });
         }
         None
     };
@@ -378,18 +362,23 @@ pub fn allocate(specs: &[PortSpec], v6: bool, taken: &PortIndex) -> Result<Vec<P
                     chosen = Some(start);
                     break;
                 }
-                Some(e @ Error::Invalid(_)) => return Err(e),
+                Some(e @ Error::NotAHostAddress { .. }) => return Err(e),
                 Some(e) if fixed => return Err(e),
                 Some(e) => last_err = Some(e),
             }
         }
         let Some(start) = chosen else {
-            return Err(match (spec.host, last_err) {
-                (None, _) => Error::Conflict(format!(
-                    "no {n} free consecutive host ports left in the ephemeral range {lo}-{hi}"
-                )),
-                (Some((a, b)), Some(e)) => Error::Conflict(format!("no free host port in {a}-{b}: {e}")),
-                (Some((a, b)), None) => Error::Conflict(format!("no free host port in {a}-{b}")),
+            return Err(match spec.host {
+                None => Error::NoEphemeralPorts {
+                    count: n,
+                    first: lo,
+                    last: hi,
+                },
+                Some((first, last)) => Error::NoFreePort {
+                    first,
+                    last,
+                    last_refusal: last_err.map(Box::new),
+                },
             });
         };
         for &ip in &ips {

@@ -4,8 +4,11 @@
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use berth_core::{Error, IpamConfig, Result};
+use berth_core::IpamConfig;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use crate::error::AddressRole;
+use crate::{Error, Result};
 
 /// Docker's default local pools, in order: 172.17.0.0/16 … 172.31.0.0/16,
 /// then 192.168.0.0/20 … 192.168.240.0/20.
@@ -24,12 +27,9 @@ pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
 
 /// The first default pool that overlaps none of `taken`.
 pub fn pick_subnet(taken: &[IpNet]) -> Result<IpNet> {
-    default_pools().find(|p| !taken.iter().any(|t| overlaps(p, t))).ok_or_else(|| {
-        Error::Conflict(
-            "all of the default address pools (172.17-31.0.0/16, 192.168.0-240.0/20) overlap existing networks or routes: give --subnet"
-                .into(),
-        )
-    })
+    default_pools()
+        .find(|p| !taken.iter().any(|t| overlaps(p, t)))
+        .ok_or(Error::PoolsExhausted)
 }
 
 /// A unique-local IPv6 /64 derived from a network id, for `--ipv6` without
@@ -131,15 +131,14 @@ impl Pool {
     }
 
     fn exhausted(&self) -> Error {
-        Error::Conflict(format!(
-            "no free addresses left in subnet {} (all {} are in use or reserved)",
-            self.subnet,
-            if self.first > self.last {
+        Error::SubnetFull {
+            subnet: self.subnet,
+            size: if self.first > self.last {
                 0
             } else {
                 self.last - self.first + 1
-            }
-        ))
+            },
+        }
     }
 
     fn net(&self, n: u128) -> IpNet {
@@ -152,35 +151,37 @@ impl Pool {
     pub fn take(&mut self, ip: IpAddr, owner: impl Fn(IpAddr) -> Option<String>) -> Result<IpNet> {
         let n = to_u128(ip);
         if !self.subnet.contains(&ip) {
-            return Err(Error::invalid(format!(
-                "address {ip} is not in subnet {}",
-                self.subnet
-            )));
+            return Err(Error::AddressOutsideSubnet {
+                ip,
+                subnet: self.subnet,
+            });
         }
         if self.reserved.contains(&n) {
-            return Err(Error::Conflict(format!(
-                "address {ip} is reserved (gateway or aux address)"
-            )));
+            return Err(Error::AddressReserved { ip });
         }
         if n < to_u128(self.subnet.network()) + 1
             && self.subnet.prefix_len() < self.subnet.max_prefix_len() - 1
         {
-            return Err(Error::invalid(format!(
-                "address {ip} is the network address of {}",
-                self.subnet
-            )));
+            return Err(Error::SpecialAddress {
+                what: "address",
+                ip,
+                role: AddressRole::Network,
+                subnet: self.subnet,
+            });
         }
         if !self.v6() && n == to_u128(self.subnet.broadcast()) && self.subnet.prefix_len() < 31 {
-            return Err(Error::invalid(format!(
-                "address {ip} is the broadcast address of {}",
-                self.subnet
-            )));
+            return Err(Error::SpecialAddress {
+                what: "address",
+                ip,
+                role: AddressRole::Broadcast,
+                subnet: self.subnet,
+            });
         }
         if !self.used.insert(n) {
-            return Err(Error::Conflict(match owner(ip) {
-                Some(o) => format!("address {ip} is already in use by container {o}"),
-                None => format!("address {ip} is already in use"),
-            }));
+            return Err(Error::AddressInUse {
+                ip,
+                container: owner(ip),
+            });
         }
         Ok(self.net(n))
     }

@@ -5,16 +5,18 @@ pub mod ipam;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use axum::http::StatusCode;
 use berth_api::{Filters, Network as NetworkView, NetworkCheck};
-use berth_core::{Error, IpamConfig, Network, NetworkHandle, Result, link};
+use berth_core::{IpamConfig, Kind, Network, NetworkHandle, link};
 use ipnet::IpNet;
 
 use self::ipam::{Pool, overlaps};
 use crate::api::{NetworkFilter, views};
 use crate::engine::{Driven, Engine, State};
+use crate::error::AddressRole;
 use crate::store::model::NetworkRecord;
 use crate::store::{Op, Table};
-use crate::util;
+use crate::{Error, Object, Result, util};
 
 // The request types are the API's (`berth_api`), under the names this
 // module has always used for them.
@@ -24,26 +26,25 @@ pub(crate) use berth_api::{Ipam as IpamRequest, NetworkCreateRequest as NetworkC
 
 /// Parses a CIDR that must be a network prefix.
 pub fn parse_subnet(what: &str, s: &str) -> Result<IpNet> {
-    let net: IpNet = s.trim().parse().map_err(|_| {
-        Error::invalid(format!(
-            "invalid {what} {s:?}: not an address prefix (accepted: CIDR notation such as 172.28.0.0/16 or fd00:28::/64)"
-        ))
+    let net: IpNet = s.trim().parse().map_err(|_| Error::BadPrefix {
+        what: what.to_owned(),
+        value: s.to_owned(),
     })?;
     if net.trunc() != net {
-        return Err(Error::invalid(format!(
-            "invalid {what} {s}: host bits are set (did you mean {}?)",
-            net.trunc()
-        )));
+        return Err(Error::HostBitsSet {
+            what: what.to_owned(),
+            value: s.to_owned(),
+            prefix: net,
+        });
     }
     Ok(net)
 }
 
 /// Parses an IP address.
 pub fn parse_ip(what: &str, s: &str) -> Result<IpAddr> {
-    s.trim().parse().map_err(|_| {
-        Error::invalid(format!(
-            "invalid {what} {s:?}: not an IP address (accepted: an address such as 172.28.5.2 or fd00:28::2)"
-        ))
+    s.trim().parse().map_err(|_| Error::BadAddress {
+        what: what.to_owned(),
+        value: s.to_owned(),
     })
 }
 
@@ -51,10 +52,9 @@ pub fn parse_ip(what: &str, s: &str) -> Result<IpAddr> {
 /// range or aux address belongs to the subnet that contains it.
 fn plan_ipam(req: &IpamRequest) -> Result<Vec<IpamConfig>> {
     if !req.driver.is_empty() && req.driver != "default" {
-        return Err(Error::invalid(format!(
-            "unknown IPAM driver {:?} (accepted: default)",
-            req.driver
-        )));
+        return Err(Error::UnknownIpamDriver {
+            driver: req.driver.clone(),
+        });
     }
     let mut out: Vec<IpamConfig> = Vec::new();
     for c in &req.config {
@@ -63,10 +63,10 @@ fn plan_ipam(req: &IpamRequest) -> Result<Vec<IpamConfig>> {
         }
         let subnet = parse_subnet("subnet", &c.subnet)?;
         if let Some(o) = out.iter().find(|o| overlaps(&o.subnet, &subnet)) {
-            return Err(Error::invalid(format!(
-                "subnet {subnet} overlaps subnet {} of the same network",
-                o.subnet
-            )));
+            return Err(Error::SubnetsOverlap {
+                subnet,
+                other: o.subnet,
+            });
         }
         out.push(IpamConfig {
             subnet,
@@ -75,18 +75,15 @@ fn plan_ipam(req: &IpamRequest) -> Result<Vec<IpamConfig>> {
             aux_addresses: BTreeMap::new(),
         });
     }
-    let subnets: Vec<String> = out.iter().map(|c| c.subnet.to_string()).collect();
+    let subnets: Vec<IpNet> = out.iter().map(|c| c.subnet).collect();
     let owner = |out: &mut Vec<IpamConfig>, ip: IpAddr, what: &str| -> Result<usize> {
-        out.iter().position(|c| c.subnet.contains(&ip)).ok_or_else(|| {
-            Error::invalid(format!(
-                "{what} {ip} is not in {}",
-                if subnets.is_empty() {
-                    "any subnet: give --subnet too".to_owned()
-                } else {
-                    format!("any --subnet ({})", subnets.join(", "))
-                }
-            ))
-        })
+        out.iter()
+            .position(|c| c.subnet.contains(&ip))
+            .ok_or_else(|| Error::OutsideSubnets {
+                what: what.to_owned(),
+                ip,
+                subnets: subnets.clone(),
+            })
     };
     for c in &req.config {
         if !c.gateway.is_empty() {
@@ -94,35 +91,42 @@ fn plan_ipam(req: &IpamRequest) -> Result<Vec<IpamConfig>> {
             let i = owner(&mut out, gw, "gateway")?;
             let sub = out[i].subnet;
             if gw == sub.network() && sub.prefix_len() < sub.max_prefix_len() - 1 {
-                return Err(Error::invalid(format!(
-                    "gateway {gw} is the network address of {sub}"
-                )));
+                return Err(Error::SpecialAddress {
+                    what: "gateway",
+                    ip: gw,
+                    role: AddressRole::Network,
+                    subnet: sub,
+                });
             }
             if gw.is_ipv4() && gw == sub.broadcast() && sub.prefix_len() < 31 {
-                return Err(Error::invalid(format!(
-                    "gateway {gw} is the broadcast address of {sub}"
-                )));
+                return Err(Error::SpecialAddress {
+                    what: "gateway",
+                    ip: gw,
+                    role: AddressRole::Broadcast,
+                    subnet: sub,
+                });
             }
             if let Some(old) = out[i].gateway.replace(gw) {
-                return Err(Error::invalid(format!(
-                    "subnet {sub} has two gateways ({old} and {gw})"
-                )));
+                return Err(Error::TwoGateways {
+                    subnet: sub,
+                    first: old,
+                    second: gw,
+                });
             }
         }
         if !c.ip_range.is_empty() {
             let range = parse_subnet("ip-range", &c.ip_range)?;
             let i = owner(&mut out, range.network(), "ip-range")?;
             if !out[i].subnet.contains(&range) {
-                return Err(Error::invalid(format!(
-                    "ip-range {range} is not inside subnet {}",
-                    out[i].subnet
-                )));
+                return Err(Error::RangeOutsideSubnet {
+                    range,
+                    subnet: out[i].subnet,
+                });
             }
             if out[i].ip_range.replace(range).is_some() {
-                return Err(Error::invalid(format!(
-                    "subnet {} has two ip-ranges",
-                    out[i].subnet
-                )));
+                return Err(Error::TwoRanges {
+                    subnet: out[i].subnet,
+                });
             }
         }
         for (name, ip) in &c.auxiliary_addresses {
@@ -143,7 +147,7 @@ impl Engine {
     }
 
     async fn add_network(&self, req: NetworkCreate, builtin: bool) -> Result<NetworkRecord> {
-        util::check_name("network", &req.name)?;
+        util::check_name(Object::Network, &req.name)?;
         let driver_name = if req.driver.is_empty() {
             "bridge"
         } else {
@@ -153,23 +157,21 @@ impl Engine {
         let caps = driver.capabilities();
         let mut ipam = plan_ipam(&req.ipam)?;
         if !caps.ipam && !ipam.is_empty() {
-            return Err(Error::invalid(format!(
-                "driver {} does not use address management: --subnet, --gateway and --ip-range are not accepted",
-                driver.name()
-            )));
+            return Err(Error::NoAddressManagement {
+                driver: driver.name().to_owned(),
+            });
         }
         if let Some(v6) = ipam.iter().find(|c| c.subnet.addr().is_ipv6())
             && !req.enable_ipv6
         {
-            return Err(Error::invalid(format!("IPv6 subnet {} needs --ipv6", v6.subnet)));
+            return Err(Error::Ipv6SubnetWithoutFlag { subnet: v6.subnet });
         }
         if req.enable_ipv6 && !caps.ipam {
-            return Err(Error::invalid(format!(
-                "driver {} does not take --ipv6",
-                driver.name()
-            )));
+            return Err(Error::Ipv6NotTaken {
+                driver: driver.name().to_owned(),
+            });
         }
-        driver.supported(&self.ctx.features).map_err(Error::Unsupported)?;
+        driver.supported(&self.ctx.features)?;
         let id = util::new_id();
         // Options first: a bad option is the user's first problem to fix.
         let checked = driver
@@ -197,27 +199,26 @@ impl Engine {
         let net = {
             let mut st = self.state();
             if st.networks.values().any(|n| n.net.name == req.name) || st.reserved_names.contains(&req.name) {
-                return Err(Error::Conflict(format!(
-                    "network with name {} already exists",
-                    req.name
-                )));
+                return Err(Error::NetworkExists {
+                    name: req.name.clone(),
+                });
             }
             if !caps.multi_network
                 && let Some(n) = st.networks.values().find(|n| n.net.driver == driver.name())
             {
-                return Err(Error::Conflict(format!(
-                    "only one instance of the {:?} network is allowed (it is {:?})",
-                    driver.name(),
-                    n.net.name
-                )));
+                return Err(Error::OnlyOneNetwork {
+                    driver: driver.name().to_owned(),
+                    existing: n.net.name.clone(),
+                });
             }
             let taken = taken_subnets(&st);
             for c in &ipam {
                 if let Some((t, owner)) = taken.iter().find(|(t, _)| overlaps(t, &c.subnet)) {
-                    return Err(Error::Conflict(format!(
-                        "subnet {} overlaps subnet {t} of network {owner}",
-                        c.subnet
-                    )));
+                    return Err(Error::SubnetTaken {
+                        subnet: c.subnet,
+                        taken: *t,
+                        network: owner.clone(),
+                    });
                 }
             }
             if caps.ipam && !ipam.iter().any(|c| c.subnet.addr().is_ipv4()) {
@@ -339,10 +340,9 @@ impl Engine {
             let mut st = self.state();
             let rec = find_network(&st, key)?.clone();
             if rec.builtin {
-                return Err(Error::Forbidden(format!(
-                    "{} is a pre-defined network and cannot be removed",
-                    rec.net.name
-                )));
+                return Err(Error::PredefinedNetwork {
+                    network: rec.net.name.clone(),
+                });
             }
             let users: Vec<String> = st
                 .containers
@@ -351,23 +351,20 @@ impl Engine {
                 .map(|c| c.name.clone())
                 .collect();
             if !users.is_empty() {
-                return Err(Error::Conflict(format!(
-                    "network {} has active endpoints: containers {} are attached (disconnect or remove them first)",
-                    rec.net.name,
-                    users.join(", ")
-                )));
+                return Err(Error::NetworkInUse {
+                    network: rec.net.name.clone(),
+                    containers: users,
+                });
             }
             if st.pending.get(&rec.net.id).copied().unwrap_or(0) > 0 {
-                return Err(Error::Conflict(format!(
-                    "network {} has containers being attached right now",
-                    rec.net.name
-                )));
+                return Err(Error::NetworkAttaching {
+                    network: rec.net.name.clone(),
+                });
             }
             if !st.removing.insert(rec.net.id.clone()) {
-                return Err(Error::Conflict(format!(
-                    "network {} is already being removed",
-                    rec.net.name
-                )));
+                return Err(Error::NetworkAlreadyRemoving {
+                    network: rec.net.name.clone(),
+                });
             }
             rec
         };
@@ -417,7 +414,7 @@ impl Engine {
             let sb = self.sandbox(&c).ok();
             let error = match self.check(&net, sb.as_deref(), ep).await {
                 Ok(()) => String::new(),
-                Err(e @ Error::Unsupported(_)) => return Err(e),
+                Err(Error::Driver(d)) if d.kind() == Kind::Unsupported => return Err(d.into()),
                 Err(e) => e.chain(),
             };
             out.push(NetworkCheck {
@@ -447,7 +444,8 @@ impl Engine {
         for id in unused {
             match self.remove_network(&id).await {
                 Ok(name) => removed.push(name),
-                Err(Error::Conflict(_)) | Err(Error::NotFound(_)) => {} // in use again, or gone meanwhile
+                // In use again, or gone meanwhile.
+                Err(e) if matches!(e.status(), StatusCode::CONFLICT | StatusCode::NOT_FOUND) => {}
                 Err(e) => return Err(e),
             }
         }
@@ -522,8 +520,11 @@ pub(crate) fn find_network<'a>(st: &'a State, key: &str) -> Result<&'a NetworkRe
         .filter(|n| !key.is_empty() && n.net.id.starts_with(key));
     match (by_prefix.next(), by_prefix.next()) {
         (Some(n), None) => Ok(n),
-        (Some(_), Some(_)) => Err(Error::invalid(format!("network id prefix {key} is ambiguous"))),
-        _ => Err(Error::NotFound(format!("network {key} not found"))),
+        (Some(_), Some(_)) => Err(Error::AmbiguousPrefix {
+            kind: Object::Network,
+            key: key.to_owned(),
+        }),
+        _ => Err(Error::NetworkNotFound { key: key.to_owned() }),
     }
 }
 

@@ -61,7 +61,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_core::{
-    Attachment, Capabilities, Context, Endpoint, Error, FwNetwork, IfName, Network, NetworkDriver,
+    Attachment, Capabilities, Context, Endpoint, Error, FwNetwork, IfName, Kind, Network, NetworkDriver,
     NetworkHandle, Result, async_trait, link,
 };
 use serde_json::{Value, json};
@@ -110,7 +110,12 @@ impl State {
     }
 
     fn from_value(v: &Value) -> Result<Self> {
-        let bad = |why: &str| Error::Internal(format!("the recorded CNI state of this endpoint {why}"));
+        let bad = |why: &str| {
+            Error::plugin(
+                Kind::Internal,
+                format!("the recorded CNI state of this endpoint {why}"),
+            )
+        };
         Ok(Self {
             container_id: v["containerId"]
                 .as_str()
@@ -151,30 +156,38 @@ impl Cni {
         let prog = exec::find(&kind, &self.path, &format!("plugin {kind:?}"))?;
         let out = exec::run(&prog, &kind, Op::Add, call, &chain.plugin_conf(i, prev)).await?;
         if out.iter().all(u8::is_ascii_whitespace) {
-            return Err(Error::Internal(format!(
-                "cni plugin {kind}: ADD succeeded but printed no result"
-            )));
+            return Err(Error::plugin(
+                Kind::Internal,
+                format!("cni plugin {kind}: ADD succeeded but printed no result"),
+            ));
         }
         let v: Value = serde_json::from_slice(&out).map_err(|e| {
-            Error::Internal(format!(
-                "cni plugin {kind}: ADD printed something that is not a CNI result: not JSON ({e}): {:?}",
-                exec::excerpt(&out, 120)
-            ))
+            Error::plugin(
+                Kind::Internal,
+                format!(
+                    "cni plugin {kind}: ADD printed something that is not a CNI result: not JSON ({e}): {:?}",
+                    exec::excerpt(&out, 120)
+                ),
+            )
         })?;
         // An error object is no result, whatever the exit status said.
         if let Some(e) =
             decode_error(&out).filter(|_| v.get("ips").is_none() && v.get("interfaces").is_none())
         {
-            return Err(Error::Internal(format!(
-                "cni plugin {kind}: ADD failed: {} (code {}, though it exited with 0)",
-                exec::excerpt(e.msg.as_bytes(), 400),
-                e.code
-            )));
+            return Err(Error::plugin(
+                Kind::Internal,
+                format!(
+                    "cni plugin {kind}: ADD failed: {} (code {}, though it exited with 0)",
+                    exec::excerpt(e.msg.as_bytes(), 400),
+                    e.code
+                ),
+            ));
         }
         result::decode_value(&v).map_err(|e| {
-            Error::Internal(format!(
-                "cni plugin {kind}: ADD printed an invalid CNI result: {e}"
-            ))
+            Error::plugin(
+                Kind::Internal,
+                format!("cni plugin {kind}: ADD printed an invalid CNI result: {e}"),
+            )
         })?;
         Ok(v)
     }
@@ -198,7 +211,7 @@ impl Cni {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(Error::Internal(errors.join("; ")))
+            Err(Error::plugin(Kind::Internal, errors.join("; ")))
         }
     }
 }
@@ -278,7 +291,8 @@ impl NetworkDriver for CniDriver {
             exec::find(&kind, &cni.path, &what)?;
         }
         if net.internal && (chain.bridges().is_empty() || !opened.isolate) {
-            return Err(Error::invalid(
+            return Err(Error::plugin(
+                Kind::Invalid,
                 "--internal on a cni network needs a bridge plugin in the chain and cni.isolate left on: berth's firewall keeps a bridge's traffic in, other plugins' traffic is theirs to filter",
             ));
         }
@@ -348,7 +362,7 @@ impl NetworkHandle for CniNet {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(Error::Internal(errors.join("; ")))
+            Err(Error::plugin(Kind::Internal, errors.join("; ")))
         }
     }
 
@@ -356,7 +370,7 @@ impl NetworkHandle for CniNet {
         let (cni, net) = (&self.cni, &self.net);
         let sandbox = ep
             .sandbox
-            .ok_or_else(|| Error::Internal("cni attach without a sandbox".into()))?;
+            .ok_or_else(|| Error::NoSandbox { driver: Some("cni") })?;
         let chain = self.chain()?;
         let id = container_id(ep);
         let call = cni.call(&id, Some(&sandbox.path), ep.ifname);
@@ -417,22 +431,26 @@ impl NetworkHandle for CniNet {
     async fn check(&self, _ctx: &Context, ep: &Endpoint<'_>) -> Result<()> {
         let cni = &self.cni;
         let st = State::from_value(ep.state.ok_or_else(|| {
-            Error::Internal(
-                "no CNI result was recorded for this container, so there is nothing to check against".into(),
+            Error::plugin(
+                Kind::Internal,
+                "no CNI result was recorded for this container, so there is nothing to check against",
             )
         })?)?;
         if !st.chain.has_check() {
-            return Err(Error::Unsupported(format!(
-                "CNI configuration {} has cniVersion {}: CHECK needs 0.4.0 or later",
-                st.chain.name, st.chain.version
-            )));
+            return Err(Error::plugin(
+                Kind::Unsupported,
+                format!(
+                    "CNI configuration {} has cniVersion {}: CHECK needs 0.4.0 or later",
+                    st.chain.name, st.chain.version
+                ),
+            ));
         }
         if st.chain.disable_check {
             return Ok(());
         }
         let sandbox = ep
             .sandbox
-            .ok_or_else(|| Error::Conflict("the container's network namespace is gone".into()))?;
+            .ok_or_else(|| Error::plugin(Kind::Conflict, "the container's network namespace is gone"))?;
         let call = cni.call(&st.container_id, Some(&sandbox.path), ep.ifname);
         for (i, kind) in st.chain.types().enumerate() {
             let prog = exec::find(kind, &cni.path, &format!("plugin {kind:?}"))?;

@@ -7,10 +7,11 @@ pub mod model;
 use std::path::Path;
 use std::sync::Arc;
 
-use berth_core::{Error, Result};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::{Error, Result};
 
 const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
 const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
@@ -45,14 +46,12 @@ pub enum Op {
 impl Op {
     /// A put of `value` serialized as JSON.
     pub fn put(table: Table, id: &str, value: &impl Serialize) -> Result<Self> {
-        let bytes =
-            serde_json::to_vec(value).map_err(|e| Error::Internal(format!("encoding record {id}: {e}")))?;
+        let bytes = serde_json::to_vec(value).map_err(|source| Error::EncodeRecord {
+            id: id.to_owned(),
+            source,
+        })?;
         Ok(Op::Put(table, id.to_owned(), bytes))
     }
-}
-
-fn store_err(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Internal(format!("store: {what}: {e}"))
 }
 
 /// The redb database.
@@ -64,14 +63,15 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
-        let db = Database::create(path).map_err(|e| store_err(&format!("opening {}", path.display()), e))?;
+        let db =
+            Database::create(path).map_err(|e| Error::store(format!("opening {}", path.display()), e))?;
         let tx = db
             .begin_write()
-            .map_err(|e| store_err("starting a transaction", e))?;
+            .map_err(|e| Error::store("starting a transaction", e))?;
         for t in [NETWORKS, CONTAINERS] {
-            tx.open_table(t).map_err(|e| store_err("creating tables", e))?;
+            tx.open_table(t).map_err(|e| Error::store("creating tables", e))?;
         }
-        tx.commit().map_err(|e| store_err("creating tables", e))?;
+        tx.commit().map_err(|e| Error::store("creating tables", e))?;
         Ok(Self { db: Arc::new(db) })
     }
 
@@ -82,16 +82,18 @@ impl Store {
         let tx = self
             .db
             .begin_read()
-            .map_err(|e| store_err("starting a read", e))?;
+            .map_err(|e| Error::store("starting a read", e))?;
         let t = tx
             .open_table(table.def())
-            .map_err(|e| store_err("opening a table", e))?;
+            .map_err(|e| Error::store("opening a table", e))?;
         let mut out = Vec::new();
-        for row in t.iter().map_err(|e| store_err("reading", e))? {
-            let (k, v) = row.map_err(|e| store_err("reading", e))?;
+        for row in t.iter().map_err(|e| Error::store("reading", e))? {
+            let (k, v) = row.map_err(|e| Error::store("reading", e))?;
             out.push(
-                serde_json::from_slice(v.value())
-                    .map_err(|e| store_err(&format!("decoding record {}", k.value()), e))?,
+                serde_json::from_slice(v.value()).map_err(|source| Error::DecodeRecord {
+                    id: k.value().to_owned(),
+                    source,
+                })?,
             );
         }
         Ok(out)
@@ -103,28 +105,33 @@ impl Store {
         tokio::task::spawn_blocking(move || {
             let tx = db
                 .begin_write()
-                .map_err(|e| store_err("starting a transaction", e))?;
+                .map_err(|e| Error::store("starting a transaction", e))?;
             for op in &ops {
                 match op {
                     Op::Put(t, k, v) => {
                         let mut table = tx
                             .open_table(t.def())
-                            .map_err(|e| store_err("opening a table", e))?;
+                            .map_err(|e| Error::store("opening a table", e))?;
                         table
                             .insert(k.as_str(), v.as_slice())
-                            .map_err(|e| store_err("writing", e))?;
+                            .map_err(|e| Error::store("writing", e))?;
                     }
                     Op::Delete(t, k) => {
                         let mut table = tx
                             .open_table(t.def())
-                            .map_err(|e| store_err("opening a table", e))?;
-                        table.remove(k.as_str()).map_err(|e| store_err("deleting", e))?;
+                            .map_err(|e| Error::store("opening a table", e))?;
+                        table
+                            .remove(k.as_str())
+                            .map_err(|e| Error::store("deleting", e))?;
                     }
                 }
             }
-            tx.commit().map_err(|e| store_err("committing", e))
+            tx.commit().map_err(|e| Error::store("committing", e))
         })
         .await
-        .map_err(|e| store_err("writer task", e))?
+        .map_err(|source| Error::Task {
+            what: "store: writer task",
+            source,
+        })?
     }
 }

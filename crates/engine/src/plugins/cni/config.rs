@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use berth_core::{Error, IfName, Network, Result, parse_bool};
+use berth_core::{Error, IfName, Kind, Network, Result, parse_bool};
 use serde_json::{Map, Value, json};
 
 /// berth's own options; every other key is the plugin's (with `cni.plugin`).
@@ -47,10 +47,13 @@ pub fn source(opts: &BTreeMap<String, String>, dir: &Path) -> Result<Source> {
         .keys()
         .find(|k| k.starts_with("cni.") && !OPTIONS.contains(&k.as_str()))
     {
-        return Err(Error::invalid(format!(
-            "unknown option {k:?} for driver cni (accepted: {}, and with cni.plugin the plugin's own options)",
-            OPTIONS.join(", ")
-        )));
+        return Err(Error::plugin(
+            Kind::Invalid,
+            format!(
+                "unknown option {k:?} for driver cni (accepted: {}, and with cni.plugin the plugin's own options)",
+                OPTIONS.join(", ")
+            ),
+        ));
     }
     if let Some(v) = opts.get("cni.isolate") {
         parse_bool("cni.isolate", v)?;
@@ -60,38 +63,45 @@ pub fn source(opts: &BTreeMap<String, String>, dir: &Path) -> Result<Source> {
         .into_iter()
         .find(|k| empty(k))
     {
-        return Err(Error::invalid(format!("option {k} needs a value")));
+        return Err(Error::plugin(Kind::Invalid, format!("option {k} needs a value")));
     }
     match (opts.get("cni.config"), opts.get("cni.plugin")) {
-        (Some(_), Some(_)) => Err(Error::invalid(
+        (Some(_), Some(_)) => Err(Error::plugin(
+            Kind::Invalid,
             "options cni.config and cni.plugin exclude each other: name a configuration list or build one plugin's configuration, not both",
         )),
         (None, None) => {
             let found = list_names(dir);
             let given: Vec<&str> = opts.keys().map(String::as_str).collect();
-            Err(Error::invalid(format!(
-                "driver cni needs -o cni.config=NAME (a configuration in {}: {}) or -o cni.plugin=TYPE{}",
-                dir.display(),
-                if found.is_empty() {
-                    "none found".to_owned()
-                } else {
-                    found.join(", ")
-                },
-                if given.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (given only: {})", given.join(", "))
-                }
-            )))
+            Err(Error::plugin(
+                Kind::Invalid,
+                format!(
+                    "driver cni needs -o cni.config=NAME (a configuration in {}: {}) or -o cni.plugin=TYPE{}",
+                    dir.display(),
+                    if found.is_empty() {
+                        "none found".to_owned()
+                    } else {
+                        found.join(", ")
+                    },
+                    if given.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (given only: {})", given.join(", "))
+                    }
+                ),
+            ))
         }
         (Some(name), None) => {
             if let Some(k) = opts
                 .keys()
                 .find(|k| !k.starts_with("cni.") || *k == "cni.version")
             {
-                return Err(Error::invalid(format!(
-                    "option {k} does not go with cni.config={name}: the configuration file sets the plugins' options (plugin options are accepted with cni.plugin)"
-                )));
+                return Err(Error::plugin(
+                    Kind::Invalid,
+                    format!(
+                        "option {k} does not go with cni.config={name}: the configuration file sets the plugins' options (plugin options are accepted with cni.plugin)"
+                    ),
+                ));
             }
             Ok(Source::Config(name.clone()))
         }
@@ -126,14 +136,20 @@ fn inline(net: &Network, kind: &str) -> Result<Chain> {
     for (key, value) in net.options.iter().filter(|(k, _)| !k.starts_with("cni.")) {
         let path: Vec<&str> = key.split('.').collect();
         if path.iter().any(|p| p.is_empty()) {
-            return Err(Error::invalid(format!(
-                "invalid option {key:?}: empty key between dots (accepted: KEY or KEY.SUBKEY…, e.g. ipam.type)"
-            )));
+            return Err(Error::plugin(
+                Kind::Invalid,
+                format!(
+                    "invalid option {key:?}: empty key between dots (accepted: KEY or KEY.SUBKEY…, e.g. ipam.type)"
+                ),
+            ));
         }
         if path.len() == 1 && ["type", "name", "cniVersion", "prevResult"].contains(&key.as_str()) {
-            return Err(Error::invalid(format!(
-                "option {key} is set by berth: type comes from cni.plugin, name is the network's name, cniVersion comes from cni.version"
-            )));
+            return Err(Error::plugin(
+                Kind::Invalid,
+                format!(
+                    "option {key} is set by berth: type comes from cni.plugin, name is the network's name, cniVersion comes from cni.version"
+                ),
+            ));
         }
         insert(&mut conf, key, &path, parse_value(value))?;
     }
@@ -159,9 +175,12 @@ pub fn parse_value(s: &str) -> Value {
 
 fn insert(obj: &mut Map<String, Value>, key: &str, path: &[&str], v: Value) -> Result<()> {
     let clash = |at: &str| {
-        Error::invalid(format!(
-            "option {key} clashes with another option: {at} is already given a value that is not an object"
-        ))
+        Error::plugin(
+            Kind::Invalid,
+            format!(
+                "option {key} clashes with another option: {at} is already given a value that is not an object"
+            ),
+        )
     };
     let (last, parents) = path.split_last().ok_or_else(|| clash(key))?;
     let mut cur = obj;
@@ -174,9 +193,10 @@ fn insert(obj: &mut Map<String, Value>, key: &str, path: &[&str], v: Value) -> R
             .ok_or_else(|| clash(&path[..=i].join(".")))?;
     }
     if cur.contains_key(*last) {
-        return Err(Error::invalid(format!(
-            "option {key} is given twice (also inside the value of another option)"
-        )));
+        return Err(Error::plugin(
+            Kind::Invalid,
+            format!("option {key} is given twice (also inside the value of another option)"),
+        ));
     }
     cur.insert((*last).to_owned(), v);
     Ok(())
@@ -213,13 +233,13 @@ fn list_names(dir: &Path) -> Vec<String> {
 }
 
 fn read(path: &Path) -> Result<Chain> {
-    let text = fs::read(path)
-        .map_err(|e| Error::kernel(format!("reading CNI configuration {}", path.display()), e))?;
+    let text =
+        fs::read(path).map_err(|e| Error::io(format!("reading CNI configuration {}", path.display()), e))?;
     let v: Value = serde_json::from_slice(&text).map_err(|e| {
-        Error::invalid(format!(
-            "CNI configuration {} does not parse: {e}",
-            path.display()
-        ))
+        Error::plugin(
+            Kind::Invalid,
+            format!("CNI configuration {} does not parse: {e}", path.display()),
+        )
     })?;
     from_value(&v, &path.display().to_string())
 }
@@ -228,16 +248,22 @@ fn read(path: &Path) -> Result<Chain> {
 /// `NAME.conf` or `NAME.json`, else the first file whose `name` is NAME.
 pub fn load(dir: &Path, name: &str) -> Result<Chain> {
     if name.contains('/') || name == "." || name == ".." {
-        return Err(Error::invalid(format!(
-            "invalid cni.config {name:?}: a configuration's name, not a path (configurations are read from {})",
-            dir.display()
-        )));
+        return Err(Error::plugin(
+            Kind::Invalid,
+            format!(
+                "invalid cni.config {name:?}: a configuration's name, not a path (configurations are read from {})",
+                dir.display()
+            ),
+        ));
     }
     if !dir.is_dir() {
-        return Err(Error::invalid(format!(
-            "unknown CNI configuration {name:?}: the configuration directory {} does not exist (--cni-config-dir)",
-            dir.display()
-        )));
+        return Err(Error::plugin(
+            Kind::Invalid,
+            format!(
+                "unknown CNI configuration {name:?}: the configuration directory {} does not exist (--cni-config-dir)",
+                dir.display()
+            ),
+        ));
     }
     for ext in ["conflist", "conf", "json"] {
         let p = dir.join(format!("{name}.{ext}"));
@@ -259,26 +285,29 @@ pub fn load(dir: &Path, name: &str) -> Result<Chain> {
         }
     }
     found.dedup();
-    Err(Error::invalid(format!(
-        "unknown CNI configuration {name:?} in {} (found: {}{})",
-        dir.display(),
-        if found.is_empty() {
-            "none".to_owned()
-        } else {
-            found.join(", ")
-        },
-        if broken.is_empty() {
-            String::new()
-        } else {
-            format!("; not parsed: {}", broken.join(", "))
-        }
-    )))
+    Err(Error::plugin(
+        Kind::Invalid,
+        format!(
+            "unknown CNI configuration {name:?} in {} (found: {}{})",
+            dir.display(),
+            if found.is_empty() {
+                "none".to_owned()
+            } else {
+                found.join(", ")
+            },
+            if broken.is_empty() {
+                String::new()
+            } else {
+                format!("; not parsed: {}", broken.join(", "))
+            }
+        ),
+    ))
 }
 
 /// Reads a configuration list (`{"name", "cniVersion", "plugins": […]}`)
 /// or a single plugin's configuration (`{"name", "cniVersion", "type", …}`).
 pub fn from_value(v: &Value, source: &str) -> Result<Chain> {
-    let bad = |why: &str| Error::invalid(format!("CNI configuration {source}: {why}"));
+    let bad = |why: &str| Error::plugin(Kind::Invalid, format!("CNI configuration {source}: {why}"));
     let o = v.as_object().ok_or_else(|| bad("not a JSON object"))?;
     let name = o
         .get("name")
@@ -337,7 +366,8 @@ fn program_name(kind: &str) -> bool {
 
 impl Chain {
     fn check(&self) -> Result<()> {
-        let bad = |why: String| Error::invalid(format!("CNI configuration {}: {why}", self.source));
+        let bad =
+            |why: String| Error::plugin(Kind::Invalid, format!("CNI configuration {}: {why}", self.source));
         if version(&self.version).is_none() {
             return Err(bad(format!(
                 "cniVersion {:?} is not a version (such as {DEFAULT_VERSION})",

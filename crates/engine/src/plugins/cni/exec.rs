@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use berth_core::{Error, Result};
+use berth_core::{Error, Kind, Result};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
@@ -67,18 +67,21 @@ pub fn find(kind: &str, cni_path: &[PathBuf], what: &str) -> Result<PathBuf> {
                 .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         })
         .ok_or_else(|| {
-            Error::invalid(format!(
-                "CNI {what} not found in {} (--cni-path)",
-                if cni_path.is_empty() {
-                    "an empty path".to_owned()
-                } else {
-                    cni_path
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                }
-            ))
+            Error::plugin(
+                Kind::Invalid,
+                format!(
+                    "CNI {what} not found in {} (--cni-path)",
+                    if cni_path.is_empty() {
+                        "an empty path".to_owned()
+                    } else {
+                        cni_path
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                ),
+            )
         })
 }
 
@@ -141,7 +144,7 @@ pub async fn run(prog: &Path, kind: &str, op: Op, call: &Call<'_>, conf: &[u8]) 
         .process_group(0)
         .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| {
-        Error::kernel(
+        Error::io(
             format!("cni plugin {kind}: {op} failed: cannot run {}", prog.display()),
             e,
         )
@@ -167,7 +170,7 @@ pub async fn run(prog: &Path, kind: &str, op: Op, call: &Call<'_>, conf: &[u8]) 
     let status = match done {
         Ok(Ok(status)) => status,
         Ok(Err(e)) => {
-            return Err(Error::kernel(
+            return Err(Error::io(
                 format!("cni plugin {kind}: {op} failed: waiting for it"),
                 e,
             ));
@@ -182,11 +185,14 @@ pub async fn run(prog: &Path, kind: &str, op: Op, call: &Call<'_>, conf: &[u8]) 
             }
             let _ = child.start_kill();
             let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
-            return Err(Error::Internal(format!(
-                "cni plugin {kind}: {op} timed out after {} ms and was killed{}",
-                call.timeout.as_millis(),
-                stderr_tail(&err)
-            )));
+            return Err(Error::plugin(
+                Kind::Internal,
+                format!(
+                    "cni plugin {kind}: {op} timed out after {} ms and was killed{}",
+                    call.timeout.as_millis(),
+                    stderr_tail(&err)
+                ),
+            ));
         }
     };
     if status.success() {
@@ -214,7 +220,10 @@ pub async fn run(prog: &Path, kind: &str, op: Op, call: &Call<'_>, conf: &[u8]) 
             m
         }
     };
-    Err(Error::Internal(format!("cni plugin {kind}: {op} failed: {msg}")))
+    Err(Error::plugin(
+        Kind::Internal,
+        format!("cni plugin {kind}: {op} failed: {msg}"),
+    ))
 }
 
 fn stderr_tail(err: &[u8]) -> String {

@@ -88,15 +88,90 @@ pub fn decode_response<T: DeserializeOwned>(status: u16, body: &[u8]) -> Result<
     serde_json::from_value(v).map_err(|e| ResponseError::Invalid(one_line(&e.to_string())))
 }
 
+/// What is wrong with an answer that decoded: a value in it the engine
+/// cannot use. The plugin's values are kept made fit for one line.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BadAnswer {
+    /// `GetCapabilities`' scope.
+    #[error("invalid capability: Scope is {0:?} (accepted: local, global)")]
+    Scope(String),
+    /// `Join`'s `InterfaceName.SrcName`, not an interface name.
+    #[error("InterfaceName.SrcName {name:?}: {why}")]
+    SrcName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        why: berth_core::BadIfName,
+    },
+    /// `Join`'s `InterfaceName.DstPrefix`, not a prefix of names.
+    #[error("InterfaceName.DstPrefix {0:?} is not a usable interface name prefix (letters, at most 12)")]
+    DstPrefix(String),
+    /// `Join`'s `Gateway`.
+    #[error("unable to parse Gateway {0:?} (an IPv4 address)")]
+    Gateway(String),
+    /// `Join`'s `GatewayIPv6`.
+    #[error("unable to parse GatewayIPv6 {0:?} (an IPv6 address)")]
+    GatewayIpv6(String),
+    /// A static route's destination.
+    #[error("static route Destination {0:?} is not a CIDR")]
+    RouteDestination(String),
+    /// A static route's next hop.
+    #[error("failed to parse next hop {0:?} of a static route")]
+    NextHop(String),
+    /// A static route whose next hop is of the other family.
+    #[error("static route to {destination} via {hop}: the families differ")]
+    RouteFamilies {
+        /// The destination.
+        destination: IpNet,
+        /// The next hop.
+        hop: IpAddr,
+    },
+    /// A static route of a type Docker does not have.
+    #[error("static route to {destination}: unknown RouteType {kind} (accepted: 0, 1)")]
+    RouteType {
+        /// The destination.
+        destination: IpNet,
+        /// The type.
+        kind: u8,
+    },
+    /// `CreateEndpoint`'s `Interface.Address` or `AddressIPv6`, not an
+    /// address with a prefix length.
+    #[error("Interface.{what} {value:?} is not an address with a prefix length")]
+    Address {
+        /// `Address` or `AddressIPv6`.
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// An address of the other family.
+    #[error("Interface.{what} {address} is of the wrong family")]
+    Family {
+        /// `Address` or `AddressIPv6`.
+        what: &'static str,
+        /// The address.
+        address: IpNet,
+    },
+    /// An address the engine chose, changed.
+    #[error("the plugin changed the interface's {what} from {ours} to {theirs}")]
+    Changed {
+        /// `Address` or `AddressIPv6`.
+        what: &'static str,
+        /// The engine's.
+        ours: String,
+        /// The plugin's.
+        theirs: IpNet,
+    },
+    /// `Interface.MacAddress`, not a unicast MAC address.
+    #[error("Interface.MacAddress {0:?} is not a MAC address")]
+    Mac(String),
+}
+
 /// The scope a plugin states in its `GetCapabilities` answer.
-pub fn parse_scope(caps: &CapabilitiesResponse) -> Result<Scope, String> {
+pub fn parse_scope(caps: &CapabilitiesResponse) -> Result<Scope, BadAnswer> {
     match caps.scope.as_str() {
         "local" => Ok(Scope::Local),
         "global" => Ok(Scope::Global),
-        other => Err(format!(
-            "invalid capability: Scope is {:?} (accepted: local, global)",
-            one_line(other)
-        )),
+        other => Err(BadAnswer::Scope(one_line(other))),
     }
 }
 
@@ -129,12 +204,14 @@ pub struct Joined {
 impl Joined {
     /// Checks a `Join` answer as Docker does: the interface names, the
     /// gateways (plain addresses of their family) and the static routes.
-    pub fn parse(r: &JoinResponse) -> Result<Self, String> {
+    pub fn parse(r: &JoinResponse) -> Result<Self, BadAnswer> {
         let interface = match &r.interface_name {
             None => None,
             Some(i) => {
-                let src = IfName::new(&i.src_name)
-                    .map_err(|e| format!("InterfaceName.SrcName {:?}: {e}", one_line(&i.src_name)))?;
+                let src = IfName::check(&i.src_name).map_err(|why| BadAnswer::SrcName {
+                    name: one_line(&i.src_name),
+                    why,
+                })?;
                 let prefix = &i.dst_prefix;
                 if prefix.len() > 12
                     || !prefix
@@ -142,10 +219,7 @@ impl Joined {
                         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
                     || prefix.ends_with(|c: char| c.is_ascii_digit())
                 {
-                    return Err(format!(
-                        "InterfaceName.DstPrefix {:?} is not a usable interface name prefix (letters, at most 12)",
-                        one_line(prefix)
-                    ));
+                    return Err(BadAnswer::DstPrefix(one_line(prefix)));
                 }
                 Some((src, prefix.clone()))
             }
@@ -154,42 +228,34 @@ impl Joined {
             "" => None,
             g => Some(
                 g.parse::<Ipv4Addr>()
-                    .map_err(|_| format!("unable to parse Gateway {:?} (an IPv4 address)", one_line(g)))?,
+                    .map_err(|_| BadAnswer::Gateway(one_line(g)))?,
             ),
         };
-        let gateway_v6 =
-            match r.gateway_ipv6.as_str() {
-                "" => None,
-                g => Some(g.parse::<Ipv6Addr>().map_err(|_| {
-                    format!("unable to parse GatewayIPv6 {:?} (an IPv6 address)", one_line(g))
-                })?),
-            };
+        let gateway_v6 = match r.gateway_ipv6.as_str() {
+            "" => None,
+            g => Some(
+                g.parse::<Ipv6Addr>()
+                    .map_err(|_| BadAnswer::GatewayIpv6(one_line(g)))?,
+            ),
+        };
         let mut routes = Vec::new();
         for r in &r.static_routes {
-            let destination: IpNet = r.destination.parse().map_err(|_| {
-                format!(
-                    "static route Destination {:?} is not a CIDR",
-                    one_line(&r.destination)
-                )
-            })?;
+            let destination: IpNet = r
+                .destination
+                .parse()
+                .map_err(|_| BadAnswer::RouteDestination(one_line(&r.destination)))?;
             let via = match (r.route_type, r.next_hop.as_str()) {
                 // Docker's types.NEXTHOP and types.CONNECTED.
                 (0, "") | (1, _) => None,
                 (0, hop) => {
-                    let hop: IpAddr = hop.parse().map_err(|_| {
-                        format!("failed to parse next hop {:?} of a static route", one_line(hop))
-                    })?;
+                    let hop: IpAddr = hop.parse().map_err(|_| BadAnswer::NextHop(one_line(hop)))?;
                     if hop.is_ipv4() != destination.addr().is_ipv4() {
-                        return Err(format!(
-                            "static route to {destination} via {hop}: the families differ"
-                        ));
+                        return Err(BadAnswer::RouteFamilies { destination, hop });
                     }
                     Some(hop)
                 }
                 (t, _) => {
-                    return Err(format!(
-                        "static route to {destination}: unknown RouteType {t} (accepted: 0, 1)"
-                    ));
+                    return Err(BadAnswer::RouteType { destination, kind: t });
                 }
             };
             routes.push(StaticRoute {
@@ -219,7 +285,10 @@ pub struct Chosen {
 }
 
 /// Checks a `CreateEndpoint` answer against the request's interface.
-pub fn check_endpoint(sent: &EndpointInterface, got: Option<&EndpointInterface>) -> Result<Chosen, String> {
+pub fn check_endpoint(
+    sent: &EndpointInterface,
+    got: Option<&EndpointInterface>,
+) -> Result<Chosen, BadAnswer> {
     let mut chosen = Chosen::default();
     let Some(got) = got else { return Ok(chosen) };
     for (what, ours, theirs, v6) in [
@@ -229,21 +298,24 @@ pub fn check_endpoint(sent: &EndpointInterface, got: Option<&EndpointInterface>)
         if theirs.is_empty() {
             continue;
         }
-        let theirs: IpNet = theirs.parse().map_err(|_| {
-            format!(
-                "Interface.{what} {:?} is not an address with a prefix length",
-                one_line(theirs)
-            )
+        let theirs: IpNet = theirs.parse().map_err(|_| BadAnswer::Address {
+            what,
+            value: one_line(theirs),
         })?;
         if theirs.addr().is_ipv6() != v6 {
-            return Err(format!("Interface.{what} {theirs} is of the wrong family"));
+            return Err(BadAnswer::Family {
+                what,
+                address: theirs,
+            });
         }
         if ours.is_empty() {
             chosen.addresses.push(theirs);
         } else if ours.parse::<IpNet>().ok() != Some(theirs) {
-            return Err(format!(
-                "the plugin changed the interface's {what} from {ours} to {theirs}"
-            ));
+            return Err(BadAnswer::Changed {
+                what,
+                ours: ours.clone(),
+                theirs,
+            });
         }
     }
     if !got.mac_address.is_empty() {
@@ -252,12 +324,7 @@ pub fn check_endpoint(sent: &EndpointInterface, got: Option<&EndpointInterface>)
             .parse::<Mac>()
             .ok()
             .filter(|m| !m.is_multicast())
-            .ok_or_else(|| {
-                format!(
-                    "Interface.MacAddress {:?} is not a MAC address",
-                    one_line(&got.mac_address)
-                )
-            })?;
+            .ok_or_else(|| BadAnswer::Mac(one_line(&got.mac_address)))?;
         chosen.mac = Some(mac);
     }
     Ok(chosen)
@@ -347,10 +414,10 @@ mod tests {
         assert_eq!(j.routes[0].via, None);
         assert_eq!(j.routes[1].via, Some("10.0.0.254".parse().unwrap()));
         r.gateway = "10.0.0.1/24".into();
-        assert!(Joined::parse(&r).unwrap_err().contains("Gateway"));
+        assert!(Joined::parse(&r).unwrap_err().to_string().contains("Gateway"));
         r.gateway.clear();
         r.static_routes[1].next_hop = "fd00::1".into();
-        assert!(Joined::parse(&r).unwrap_err().contains("families"));
+        assert!(Joined::parse(&r).unwrap_err().to_string().contains("families"));
         r.static_routes.clear();
         r.interface_name = Some(InterfaceName {
             src_name: "a/b".into(),
@@ -379,6 +446,7 @@ mod tests {
         assert!(
             check_endpoint(&sent, Some(&other))
                 .unwrap_err()
+                .to_string()
                 .contains("changed")
         );
         let v6 = EndpointInterface {

@@ -10,7 +10,7 @@ use berth_plugin::protocol::{CapabilitiesResponse, method};
 use serde::Deserialize;
 
 use super::NETWORK_DRIVER;
-use super::answers::{ActivateResponse, parse_scope};
+use super::answers::{ActivateResponse, BadAnswer, parse_scope};
 use super::driver::{DockerDriver, DockerPlugin};
 use crate::plugins::{Found, PluginConfig, PluginInfo, one_line, timeout};
 
@@ -18,7 +18,62 @@ use crate::plugins::{Found, PluginConfig, PluginInfo, one_line, timeout};
 struct Candidate {
     name: String,
     file: PathBuf,
-    socket: Result<PathBuf, String>,
+    socket: Result<PathBuf, BadSpec>,
+}
+
+/// A plugin address that berth does not reach.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum BadAddress {
+    /// `unix://` without an absolute path.
+    #[error("invalid address {0:?} (accepted: unix:///PATH)")]
+    NotAbsolute(String),
+    /// Another scheme than `unix`.
+    #[error(
+        "{scheme} address {address:?}: berth reaches Docker plugins over unix sockets only (unix:///PATH)"
+    )]
+    NotUnix {
+        /// The scheme.
+        scheme: String,
+        /// The address.
+        address: String,
+    },
+    /// No scheme.
+    #[error("invalid address {0:?}: no scheme (accepted: unix:///PATH)")]
+    NoScheme(String),
+}
+
+/// Why a `.spec` or `.json` file gives no socket.
+#[derive(Debug, thiserror::Error)]
+enum BadSpec {
+    /// The file could not be read.
+    #[error("reading it: {0}")]
+    Unreadable(std::io::Error),
+    /// A `.json` file that is not a spec (the parser's words, one line).
+    #[error("not a plugin spec: {0}")]
+    NotASpec(String),
+    /// A `.json` spec without an address.
+    #[error("it has no Addr")]
+    NoAddr,
+    /// An address berth does not reach.
+    #[error(transparent)]
+    Address(#[from] BadAddress),
+}
+
+/// Why a plugin found was not loaded.
+#[derive(Debug, thiserror::Error)]
+enum NotLoaded {
+    /// Its socket is not known.
+    #[error("refused: {0}")]
+    Refused(BadSpec),
+    /// A call of the activation failed.
+    #[error("not loaded: {}", .0.chain())]
+    Call(berth_core::Error),
+    /// It is not a network driver (what it implements, one line).
+    #[error("not a network driver: it implements {0}")]
+    NotADriver(String),
+    /// Its capabilities are not usable.
+    #[error("not loaded: GetCapabilities: {0}")]
+    Capabilities(BadAnswer),
 }
 
 fn is_socket(p: &Path) -> bool {
@@ -27,42 +82,41 @@ fn is_socket(p: &Path) -> bool {
 }
 
 /// The socket path of a plugin address: only `unix://` is reached.
-fn unix_address(addr: &str) -> Result<PathBuf, String> {
+fn unix_address(addr: &str) -> Result<PathBuf, BadAddress> {
     let addr = addr.trim();
     match addr.split_once("://") {
         Some(("unix", path)) if path.starts_with('/') => Ok(PathBuf::from(path)),
-        Some(("unix", _)) => Err(format!("invalid address {addr:?} (accepted: unix:///PATH)")),
-        Some((scheme, _)) if !scheme.is_empty() => Err(format!(
-            "{scheme} address {addr:?}: berth reaches Docker plugins over unix sockets only (unix:///PATH)"
-        )),
-        _ => Err(format!(
-            "invalid address {addr:?}: no scheme (accepted: unix:///PATH)"
-        )),
+        Some(("unix", _)) => Err(BadAddress::NotAbsolute(addr.to_owned())),
+        Some((scheme, _)) if !scheme.is_empty() => Err(BadAddress::NotUnix {
+            scheme: scheme.to_owned(),
+            address: addr.to_owned(),
+        }),
+        _ => Err(BadAddress::NoScheme(addr.to_owned())),
     }
 }
 
 /// A `.spec` file: one URL.
-fn read_spec(p: &Path) -> Result<PathBuf, String> {
-    let text = std::fs::read_to_string(p).map_err(|e| format!("reading it: {e}"))?;
-    unix_address(&text)
+fn read_spec(p: &Path) -> Result<PathBuf, BadSpec> {
+    let text = std::fs::read_to_string(p).map_err(BadSpec::Unreadable)?;
+    Ok(unix_address(&text)?)
 }
 
 /// A `.json` file: `{"Name": …, "Addr": …, "TLSConfig": …}`. As in Docker,
 /// the file's name names the plugin.
-fn read_json_spec(p: &Path) -> Result<PathBuf, String> {
+fn read_json_spec(p: &Path) -> Result<PathBuf, BadSpec> {
     #[derive(Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Spec {
         #[serde(default)]
         addr: String,
     }
-    let text = std::fs::read(p).map_err(|e| format!("reading it: {e}"))?;
-    let spec: Spec = serde_json::from_slice(&text)
-        .map_err(|e| format!("not a plugin spec: {}", one_line(&e.to_string())))?;
+    let text = std::fs::read(p).map_err(BadSpec::Unreadable)?;
+    let spec: Spec =
+        serde_json::from_slice(&text).map_err(|e| BadSpec::NotASpec(one_line(&e.to_string())))?;
     if spec.addr.is_empty() {
-        return Err("it has no Addr".into());
+        return Err(BadSpec::NoAddr);
     }
-    unix_address(&spec.addr)
+    Ok(unix_address(&spec.addr)?)
 }
 
 /// Every plugin definition in Docker's lookup order: sockets first
@@ -119,7 +173,7 @@ fn candidates(cfg: &PluginConfig) -> Vec<Candidate> {
 
 /// Activates one plugin: `Plugin.Activate`, then `GetCapabilities` if it
 /// is a network driver.
-async fn activate(name: &str, socket: &Path, timeout: Duration) -> Result<DockerPlugin, String> {
+async fn activate(name: &str, socket: &Path, timeout: Duration) -> Result<DockerPlugin, NotLoaded> {
     let mut plugin = DockerPlugin {
         name: name.to_owned(),
         socket: socket.to_owned(),
@@ -129,27 +183,19 @@ async fn activate(name: &str, socket: &Path, timeout: Duration) -> Result<Docker
     let act: ActivateResponse = plugin
         .call("Plugin.Activate", &serde_json::json!({}))
         .await
-        .map_err(|e| format!("not loaded: {}", plugin.error("Plugin.Activate", e).chain()))?;
+        .map_err(|e| NotLoaded::Call(plugin.error("Plugin.Activate", e)))?;
     if !act.implements.iter().any(|i| i == NETWORK_DRIVER) {
-        return Err(format!(
-            "not a network driver: it implements {}",
-            if act.implements.is_empty() {
-                "nothing".to_owned()
-            } else {
-                one_line(&act.implements.join(", "))
-            }
-        ));
+        return Err(NotLoaded::NotADriver(if act.implements.is_empty() {
+            "nothing".to_owned()
+        } else {
+            one_line(&act.implements.join(", "))
+        }));
     }
     let caps: CapabilitiesResponse = plugin
         .driver_call(method::GET_CAPABILITIES, &serde_json::json!({}))
         .await
-        .map_err(|e| {
-            format!(
-                "not loaded: {}",
-                plugin.error(method::GET_CAPABILITIES, e).chain()
-            )
-        })?;
-    plugin.scope = parse_scope(&caps).map_err(|why| format!("not loaded: GetCapabilities: {why}"))?;
+        .map_err(|e| NotLoaded::Call(plugin.error(method::GET_CAPABILITIES, e)))?;
+    plugin.scope = parse_scope(&caps).map_err(NotLoaded::Capabilities)?;
     Ok(plugin)
 }
 
@@ -180,9 +226,9 @@ pub async fn discover(cfg: &PluginConfig) -> Vec<Found> {
         }
         first.insert(c.name.clone(), c.file.clone());
         jobs.push(futures_util::future::Either::Right(async move {
-            let activated = match &c.socket {
-                Ok(socket) => activate(&c.name, socket, timeout).await,
-                Err(why) => Err(format!("refused: {why}")),
+            let activated = match c.socket {
+                Ok(socket) => activate(&c.name, &socket, timeout).await,
+                Err(why) => Err(NotLoaded::Refused(why)),
             };
             match activated {
                 Ok(p) => Found {
@@ -192,8 +238,11 @@ pub async fn discover(cfg: &PluginConfig) -> Vec<Found> {
                     },
                     driver: Some(Arc::new(DockerDriver(Arc::new(p))) as Arc<dyn NetworkDriver>),
                 },
-                Err(status) => Found {
-                    info: PluginInfo { status, ..info },
+                Err(why) => Found {
+                    info: PluginInfo {
+                        status: why.to_string(),
+                        ..info
+                    },
                     driver: None,
                 },
             }
@@ -215,9 +264,15 @@ mod tests {
         assert!(
             unix_address("tcp://localhost:8080")
                 .unwrap_err()
+                .to_string()
                 .contains("unix sockets only")
         );
-        assert!(unix_address("/run/p.sock").unwrap_err().contains("no scheme"));
+        assert!(
+            unix_address("/run/p.sock")
+                .unwrap_err()
+                .to_string()
+                .contains("no scheme")
+        );
         assert!(unix_address("unix://relative").is_err());
     }
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth_core::{
-    Attachment, Capabilities, Context, Endpoint, Error, IfName, Network, NetworkDriver, NetworkHandle,
-    Result, Scope, async_trait, link,
+    Attachment, Capabilities, Context, Endpoint, Error, IfName, Kind, Network, NetworkDriver, NetworkHandle,
+    Result, Scope, Vanish, async_trait, link,
 };
 use berth_plugin::protocol::{
     self, CreateEndpointRequest, CreateEndpointResponse, CreateNetworkRequest, DeleteNetworkRequest,
@@ -20,7 +20,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::answers::{Chosen, Joined, ResponseError, check_endpoint, decode_response, sandbox_name};
+use super::answers::{
+    BadAnswer, Chosen, Joined, ResponseError, check_endpoint, decode_response, sandbox_name,
+};
 use super::http::{self, Transport};
 use super::{NETWORK_DRIVER, PROGRAM_EXTERNAL_CONNECTIVITY, REVOKE_EXTERNAL_CONNECTIVITY};
 use crate::plugins::TIMEOUT_ENV;
@@ -30,8 +32,10 @@ use crate::plugins::TIMEOUT_ENV;
 pub(super) enum CallError {
     Transport(Transport),
     Response(ResponseError),
+    /// The request could not be encoded.
+    Encode(serde_json::Error),
     /// The answer came but cannot be used (a bad `Join` answer, …).
-    Bad(String),
+    Bad(BadAnswer),
 }
 
 impl CallError {
@@ -72,8 +76,7 @@ impl DockerPlugin {
         name: &str,
         req: &impl Serialize,
     ) -> Result<T, CallError> {
-        let body =
-            serde_json::to_vec(req).map_err(|e| CallError::Bad(format!("encoding the request: {e}")))?;
+        let body = serde_json::to_vec(req).map_err(CallError::Encode)?;
         let resp = http::post(&self.socket, &format!("/{name}"), &body, self.timeout)
             .await
             .map_err(CallError::Transport)?;
@@ -100,22 +103,30 @@ impl DockerPlugin {
     /// One line saying which call failed and why, keeping the errno of a
     /// socket that cannot be reached.
     pub(super) fn error(&self, m: &str, e: CallError) -> Error {
-        let what = format!("plugin {}: {m} failed", self.name);
         let socket = self.socket.display();
-        match e {
+        let failed = match e {
             CallError::Transport(Transport::Unreachable(io)) => {
-                Error::kernel(format!("{what}: no route to the plugin's socket {socket}"), io)
+                Error::io(format!("no route to the plugin's socket {socket}"), io)
             }
-            CallError::Transport(Transport::Broken(io)) => Error::kernel(
-                format!("{what}: the connection to the plugin's socket {socket} broke"),
+            CallError::Transport(Transport::Broken(io)) => Error::io(
+                format!("the connection to the plugin's socket {socket} broke"),
                 io,
             ),
             CallError::Transport(t @ Transport::Timeout(_)) => {
-                Error::Internal(format!("{what}: {t} (the limit is set by {TIMEOUT_ENV})"))
+                Error::plugin(Kind::Internal, format!("{t} (the limit is set by {TIMEOUT_ENV})"))
             }
-            CallError::Transport(t) => Error::Internal(format!("{what}: {t}")),
-            CallError::Response(r) => Error::Internal(format!("{what}: {r}")),
-            CallError::Bad(why) => Error::Internal(format!("{what}: {why}")),
+            CallError::Transport(t) => Error::plugin(Kind::Internal, t.to_string()),
+            CallError::Response(r) => Error::plugin(Kind::Internal, r.to_string()),
+            CallError::Encode(source) => Error::Encode {
+                what: "the request",
+                source,
+            },
+            CallError::Bad(why) => Error::plugin(Kind::Internal, why.to_string()),
+        };
+        Error::PluginStep {
+            plugin: self.name.clone(),
+            step: format!("{m} failed"),
+            source: Box::new(failed),
         }
     }
 
@@ -157,9 +168,7 @@ impl DockerPlugin {
         chosen: &Chosen,
         moved: &mut Option<IfName>,
     ) -> Result<Vec<IpAddr>> {
-        let sb = ep
-            .sandbox
-            .ok_or_else(|| Error::Internal("attach without a sandbox".into()))?;
+        let sb = ep.sandbox.ok_or_else(|| Error::NoSandbox { driver: None })?;
         let Some((src, prefix)) = &joined.interface else {
             // The plugin wired the sandbox itself, through SandboxKey.
             return Ok(Vec::new());
@@ -169,7 +178,10 @@ impl DockerPlugin {
         *moved = Some(name.clone());
         let index = link::get(&sb.handle, name.as_str())
             .await?
-            .ok_or_else(|| Error::Internal(format!("{name} vanished from the sandbox")))?
+            .ok_or_else(|| Error::Vanished {
+                link: name.to_string(),
+                when: Vanish::FromSandbox,
+            })?
             .index;
         link::set_mac(&sb.handle, index, chosen.mac.unwrap_or(ep.mac)).await?;
         let mut addresses = ep.addresses.to_vec();
@@ -203,15 +215,10 @@ impl DockerPlugin {
 
     /// An error of the engine's work after `Join`, saying so.
     fn after_join(&self, e: Error) -> Error {
-        let p = |s: String| format!("plugin {}: wiring in the interface from Join: {s}", self.name);
-        match e {
-            Error::Kernel(s, io) => Error::Kernel(p(s), io),
-            Error::Internal(s) => Error::Internal(p(s)),
-            Error::Invalid(s) => Error::Invalid(p(s)),
-            Error::NotFound(s) => Error::NotFound(p(s)),
-            Error::Conflict(s) => Error::Conflict(p(s)),
-            Error::Unsupported(s) => Error::Unsupported(p(s)),
-            other => other,
+        Error::PluginStep {
+            plugin: self.name.clone(),
+            step: "wiring in the interface from Join".into(),
+            source: Box::new(e),
         }
     }
 }
@@ -330,9 +337,7 @@ impl DockerPlugin {
     }
 
     async fn attach(&self, ctx: &Context, net: &Network, ep: &Endpoint<'_>) -> Result<Attachment> {
-        let sb = ep
-            .sandbox
-            .ok_or_else(|| Error::Internal("attach without a sandbox".into()))?;
+        let sb = ep.sandbox.ok_or_else(|| Error::NoSandbox { driver: None })?;
         let addr = |v6: bool| {
             ep.addresses
                 .iter()

@@ -34,7 +34,7 @@ mod http;
 pub use berth_plugin::protocol;
 
 pub use self::answers::{
-    ActivateResponse, Chosen, Joined, ResponseError, StaticRoute, check_endpoint, decode_response,
+    ActivateResponse, BadAnswer, Chosen, Joined, ResponseError, StaticRoute, check_endpoint, decode_response,
     parse_scope,
 };
 pub use self::discovery::discover;

@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use berth_core::{Capabilities, Error, Ports, Result, SandboxKind, Scope};
+use berth_core::{Capabilities, Error, Kind, Ports, Result, SandboxKind, Scope};
 use berth_plugin::abi::ErrorAnswer;
 use berth_plugin::protocol::{
     CapabilitiesResponse, CreateEndpointResponse, ErrorResponse, JoinResponse, method,
@@ -33,30 +33,33 @@ fn intern(options: &[String]) -> &'static [&'static str] {
     list
 }
 
+/// What is wrong with a plugin's declared capabilities.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum BadCapabilities {
+    /// A scope other than `local` and `global`.
+    #[error("unknown scope {0:?} in its capabilities (accepted: local, global)")]
+    Scope(String),
+    /// No `Berth` member: not a berth plugin.
+    #[error("its capabilities have no Berth member (sandbox, IPAM, options)")]
+    NoBerthMember,
+    /// A sandbox kind berth does not have.
+    #[error("unknown sandbox kind {0:?} in its capabilities (accepted: own, host, isolated)")]
+    Sandbox(String),
+}
+
 /// A plugin's declared capabilities as the engine's.
-pub(super) fn capabilities(c: &CapabilitiesResponse) -> std::result::Result<Capabilities, String> {
+pub(super) fn capabilities(c: &CapabilitiesResponse) -> std::result::Result<Capabilities, BadCapabilities> {
     let scope = match c.scope.as_str() {
         "local" | "" => Scope::Local,
         "global" => Scope::Global,
-        other => {
-            return Err(format!(
-                "unknown scope {other:?} in its capabilities (accepted: local, global)"
-            ));
-        }
+        other => return Err(BadCapabilities::Scope(other.to_owned())),
     };
-    let b = c
-        .berth
-        .as_ref()
-        .ok_or("its capabilities have no Berth member (sandbox, IPAM, options)")?;
+    let b = c.berth.as_ref().ok_or(BadCapabilities::NoBerthMember)?;
     let sandbox = match b.sandbox.as_str() {
         "own" => SandboxKind::Own,
         "host" => SandboxKind::Host,
         "isolated" => SandboxKind::Isolated,
-        other => {
-            return Err(format!(
-                "unknown sandbox kind {other:?} in its capabilities (accepted: own, host, isolated)"
-            ));
-        }
+        other => return Err(BadCapabilities::Sandbox(other.to_owned())),
     };
     Ok(Capabilities {
         scope,
@@ -71,16 +74,10 @@ pub(super) fn capabilities(c: &CapabilitiesResponse) -> std::result::Result<Capa
     })
 }
 
-/// An error answer as an [`Error`] of the kind the plugin named (kernel
-/// errors lose their errno on the way: it is in the message).
+/// An error answer as an [`Error::Plugin`] of the kind the plugin named
+/// (kernel errors lose their errno on the way: it is in the message).
 fn error_of(answer: &ErrorAnswer, msg: String) -> Error {
-    match answer.kind.as_deref() {
-        Some("invalid") => Error::Invalid(msg),
-        Some("not-found") => Error::NotFound(msg),
-        Some("conflict") => Error::Conflict(msg),
-        Some("unsupported") => Error::Unsupported(msg),
-        _ => Error::Internal(msg),
-    }
+    Error::plugin(Kind::from_berth_kind(answer.kind.as_deref()), msg)
 }
 
 /// Decodes a plugin's answer to `method`: nothing, bytes that are not
@@ -89,24 +86,31 @@ fn error_of(answer: &ErrorAnswer, msg: String) -> Error {
 pub fn decode<T: DeserializeOwned>(plugin: &str, method: &str, answer: Option<&[u8]>) -> Result<T> {
     let bytes = match answer {
         None | Some([]) => {
-            return Err(Error::Internal(format!(
-                "plugin {plugin}: {method} answered nothing"
-            )));
+            return Err(Error::plugin(
+                Kind::Internal,
+                format!("plugin {plugin}: {method} answered nothing"),
+            ));
         }
         Some(b) => b,
     };
     let v: Value = serde_json::from_slice(bytes).map_err(|e| {
         let start = String::from_utf8_lossy(&bytes[..bytes.len().min(40)]).into_owned();
-        Error::Internal(format!(
-            "plugin {plugin}: {method} answered with something that is not JSON: {e} (it begins {:?})",
-            one_line(&start)
-        ))
+        Error::plugin(
+            Kind::Internal,
+            format!(
+                "plugin {plugin}: {method} answered with something that is not JSON: {e} (it begins {:?})",
+                one_line(&start)
+            ),
+        )
     })?;
     let not_shaped = |e: String| {
-        Error::Internal(format!(
-            "plugin {plugin}: {method} answered JSON that is not a {method} answer: {}",
-            one_line(&e)
-        ))
+        Error::plugin(
+            Kind::Internal,
+            format!(
+                "plugin {plugin}: {method} answered JSON that is not a {method} answer: {}",
+                one_line(&e)
+            ),
+        )
     };
     if let Some(err) = v.get("Err") {
         match err {
@@ -141,7 +145,9 @@ pub fn decode_answer(method: &str, answer: &[u8]) -> Result<()> {
     match method {
         method::GET_CAPABILITIES => {
             let c: CapabilitiesResponse = decode("fuzz", method, a)?;
-            capabilities(&c).map(drop).map_err(Error::Internal)
+            capabilities(&c)
+                .map(drop)
+                .map_err(|e| Error::plugin(Kind::Internal, e.to_string()))
         }
         method::CREATE_ENDPOINT => decode::<CreateEndpointResponse>("fuzz", method, a).map(drop),
         method::JOIN => decode::<JoinResponse>("fuzz", method, a).map(drop),
@@ -209,12 +215,17 @@ mod tests {
             Some(br#"{"Err": "bad option", "BerthKind": "invalid"}"#),
         );
         match r {
-            Err(Error::Invalid(m)) => assert_eq!(m, "bad option"),
+            Err(Error::Plugin {
+                kind: Kind::Invalid,
+                message: m,
+            }) => assert_eq!(m, "bad option"),
             other => panic!("{other:?}"),
         }
         let r: Result<ErrorResponse> =
             decode("p", "Join", Some(br#"{"Err": "busy", "BerthKind": "conflict"}"#));
-        assert!(matches!(r, Err(Error::Conflict(m)) if m == "plugin p: Join failed: busy"));
+        assert!(
+            matches!(r, Err(Error::Plugin { kind: Kind::Conflict, message: m }) if m == "plugin p: Join failed: busy")
+        );
     }
 
     #[test]
@@ -241,10 +252,15 @@ mod tests {
         // The same list is leaked once.
         assert!(std::ptr::eq(caps.options, capabilities(&c).unwrap().options));
         c.scope = "galactic".into();
-        assert!(capabilities(&c).unwrap_err().contains("galactic"));
+        assert!(capabilities(&c).unwrap_err().to_string().contains("galactic"));
         c.scope = "local".into();
         c.berth = None;
-        assert!(capabilities(&c).unwrap_err().contains("no Berth member"));
+        assert!(
+            capabilities(&c)
+                .unwrap_err()
+                .to_string()
+                .contains("no Berth member")
+        );
     }
 
     /// Seeded and bounded, like the DNS one: random bytes and mutations of

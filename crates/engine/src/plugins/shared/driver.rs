@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use berth_core::{
-    Attachment, Capabilities, Context, Endpoint, Error, Network, NetworkDriver, NetworkHandle, Result,
+    Attachment, Capabilities, Context, Endpoint, Error, Kind, Network, NetworkDriver, NetworkHandle, Result,
     async_trait,
 };
 use berth_plugin::protocol::{
@@ -37,28 +37,26 @@ impl Failed {
     fn refused_up_front(&self) -> bool {
         self.late.is_none()
             && matches!(
-                self.err,
-                Error::Invalid(_) | Error::Conflict(_) | Error::Unsupported(_) | Error::NotFound(_)
+                self.err.kind(),
+                Kind::Invalid | Kind::Conflict | Kind::Unsupported | Kind::NotFound
             )
     }
 }
 
-/// Appends `note` to an error's message, keeping its kind.
+/// Appends `note` (another call's failure, what became of the rollback)
+/// to an error's message, keeping its kind. What is noted are the
+/// plugin's answers, which are text already.
 fn annotate(e: Error, note: &str) -> Error {
-    match e {
-        Error::Invalid(m) => Error::Invalid(m + note),
-        Error::NotFound(m) => Error::NotFound(m + note),
-        Error::Conflict(m) => Error::Conflict(m + note),
-        Error::Unsupported(m) => Error::Unsupported(m + note),
-        Error::Kernel(m, io) => Error::Kernel(m + note, io),
-        other => Error::Internal(other.chain() + note),
-    }
+    Error::plugin(e.kind(), e.chain() + note)
 }
 
 fn json(v: &impl Serialize) -> Result<Arc<Vec<u8>>> {
     serde_json::to_vec(v)
         .map(Arc::new)
-        .map_err(|e| Error::Internal(format!("encoding a plugin request: {e}")))
+        .map_err(|source| Error::Encode {
+            what: "a plugin request",
+            source,
+        })
 }
 
 /// Decodes the answer of one call of several in a row (given the plugin's
@@ -94,9 +92,10 @@ impl SharedPlugin {
                     .get(which.load(Ordering::SeqCst))
                     .copied()
                     .unwrap_or_default();
-                Err(Error::Internal(format!(
-                    "plugin {name}: {method}: the call failed: {e}"
-                )))
+                Err(Error::plugin(
+                    Kind::Internal,
+                    format!("plugin {name}: {method}: the call failed: {e}"),
+                ))
             })
         };
         self.bounded(methods, &at, Box::pin(done)).await
@@ -114,15 +113,18 @@ impl SharedPlugin {
         match tokio::time::timeout(self.0.timeout, &mut calls).await {
             Ok(r) => r.map_err(|err| Failed { err, late: None }),
             Err(_) => Err(Failed {
-                err: Error::Internal(format!(
-                    "plugin {}: {} did not answer within {}",
-                    self.0.name,
-                    methods
-                        .get(at.load(Ordering::SeqCst))
-                        .copied()
-                        .unwrap_or_default(),
-                    crate::plugins::show_duration(self.0.timeout)
-                )),
+                err: Error::plugin(
+                    Kind::Internal,
+                    format!(
+                        "plugin {}: {} did not answer within {}",
+                        self.0.name,
+                        methods
+                            .get(at.load(Ordering::SeqCst))
+                            .copied()
+                            .unwrap_or_default(),
+                        crate::plugins::show_duration(self.0.timeout)
+                    ),
+                ),
                 late: Some(Box::pin(async move {
                     let _ = calls.await;
                 })),
@@ -207,7 +209,7 @@ impl SharedPlugin {
 
     /// Runs rollback steps in order, all of them, in one bounded hop; says
     /// what failed.
-    async fn undo(&self, steps: &Steps) -> std::result::Result<(), String> {
+    async fn undo(&self, steps: &Steps) -> Result<()> {
         let methods: Vec<&'static str> = steps.iter().map(|(m, _)| *m).collect();
         let steps = steps.clone();
         let undone = self
@@ -223,11 +225,11 @@ impl SharedPlugin {
                 if failed.is_empty() {
                     Ok(())
                 } else {
-                    Err(Error::Internal(failed.join("; ")))
+                    Err(Error::plugin(Kind::Internal, failed.join("; ")))
                 }
             })
             .await;
-        undone.map_err(|f| f.err.to_string())
+        undone.map_err(|f| f.err)
     }
 
     /// Rolls back after a failed call: now, and again when a timed-out call
@@ -262,7 +264,7 @@ fn berth_endpoint(net: &Network, ep: &Endpoint<'_>) -> Result<BerthEndpoint> {
         Some(sb) => Some(
             sb.path
                 .to_str()
-                .ok_or_else(|| Error::Internal(format!("sandbox path {} is not UTF-8", sb.path.display())))?
+                .ok_or_else(|| Error::SandboxPathNotUtf8(sb.path.clone()))?
                 .to_owned(),
         ),
         None => None,
@@ -357,7 +359,7 @@ impl NetworkHandle for SharedNet {
         let key = berth
             .sandbox_key
             .clone()
-            .ok_or_else(|| Error::Internal("attach without a sandbox".into()))?;
+            .ok_or_else(|| Error::NoSandbox { driver: None })?;
         let with_len = |v6: bool| {
             ep.addresses
                 .iter()

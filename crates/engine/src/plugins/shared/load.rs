@@ -83,8 +83,13 @@ fn dl_error(e: &libloading::Error) -> String {
     }
 }
 
+/// A plugin's name that cannot be a `-d` value.
+#[derive(Debug, thiserror::Error)]
+#[error("driver name {:?} is not valid (accepted: 1-64 of a-z, 0-9, '-', '_', '.')", one_line(.0))]
+struct InvalidName(String);
+
 /// Whether a plugin's name can be a `-d` value.
-fn check_name(name: &str) -> std::result::Result<(), String> {
+fn check_name(name: &str) -> std::result::Result<(), InvalidName> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
@@ -94,10 +99,7 @@ fn check_name(name: &str) -> std::result::Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "refused: driver name {:?} is not valid (accepted: 1-64 of a-z, 0-9, '-', '_', '.')",
-            one_line(name)
-        ))
+        Err(InvalidName(name.to_owned()))
     }
 }
 
@@ -172,15 +174,16 @@ fn load(path: &Path, timeout: Duration) -> Found {
         return refused(path, Some(abi), "refused: its table has no name".into());
     };
     if let Err(why) = check_name(&name) {
-        return refused(path, Some(abi), why);
+        return refused(path, Some(abi), format!("refused: {why}"));
     }
     let caps = text(t.capabilities).unwrap_or_default();
+    let refusal = |why: &dyn std::fmt::Display| format!("refused: {}", one_line(&why.to_string()));
     let caps = match decode::<CapabilitiesResponse>(&name, "its capabilities", Some(caps.as_bytes()))
-        .map_err(|e| e.to_string())
-        .and_then(|c| capabilities(&c))
+        .map(|c| capabilities(&c))
     {
-        Ok(c) => c,
-        Err(why) => return refused(path, Some(abi), format!("refused: {}", one_line(&why))),
+        Ok(Ok(c)) => c,
+        Ok(Err(why)) => return refused(path, Some(abi), refusal(&why)),
+        Err(why) => return refused(path, Some(abi), refusal(&why)),
     };
     // Pin it: RTLD_NOLOAD only raises the count of the library already
     // loaded, and RTLD_NODELETE keeps it mapped after every handle closed.
