@@ -18,8 +18,8 @@ use rtnetlink::{LinkDummy, LinkVlan};
 
 use crate::link::{self, Link};
 use crate::{
-    Claim, Context, Endpoint, Error, Feature, Features, IfName, Master, Network, ParentUse, Place, Result,
-    SubLink, Vanish,
+    Attachment, Claim, Context, Endpoint, Error, Feature, Features, IfName, Master, Network, NetworkHandle,
+    ParentUse, Place, Result, SubLink, Vanish, async_trait,
 };
 
 /// Where a network's sub-interfaces hang.
@@ -263,21 +263,37 @@ pub fn check_conflicts(this: &ParentUse, others: &[ParentUse]) -> Result<()> {
     Ok(())
 }
 
-/// An opened macvlan or ipvlan network, but for what its sub-interfaces
-/// are: the parent link, how the network uses it, its creation and
-/// release, and each endpoint's sub-interface, born inside the sandbox.
+/// What a network hangs on its parent, beyond the parent itself: how an
+/// endpoint's sub-interface is made (macvlan in its mode; ipvlan in its
+/// mode, with its flag).
+pub trait SubLinks: Send + Sync + 'static {
+    /// The message that makes `ep`'s sub-interface on the parent whose
+    /// index is `parent`.
+    fn build(&self, ep: &Endpoint<'_>, parent: u32) -> LinkMessage;
+
+    /// Every destination is on-link: the parent routes (ipvlan l3, l3s),
+    /// so the default route goes through the device itself.
+    fn on_link(&self) -> bool {
+        false
+    }
+}
+
+/// An opened macvlan or ipvlan network: the parent link, how the network
+/// uses it, and `K`, what its sub-interfaces are. It is the network's
+/// handle: both drivers' networks are made, wired and removed here.
 #[derive(Clone, Debug)]
-pub struct ParentNet {
+pub struct ParentNet<K> {
     net: Network,
     parent: Parent,
     usage: ParentUse,
+    links: K,
 }
 
-impl ParentNet {
+impl<K: SubLinks> ParentNet<K> {
     /// Reads `-o parent=` of `net`, a network of `kind` sub-interfaces in
-    /// `mode`, and checks that it has the subnet of the parent's LAN
-    /// ([`Parent::check_subnet`]).
-    pub fn open(net: &Network, kind: SubLink, mode: &str) -> Result<Self> {
+    /// `mode` made as `links` says, and checks that it has the subnet of
+    /// the parent's LAN ([`Parent::check_subnet`]).
+    pub fn open(net: &Network, kind: SubLink, mode: &str, links: K) -> Result<Self> {
         let parent = Parent::of(net)?;
         parent.check_subnet(kind.as_str(), net)?;
         let usage = ParentUse {
@@ -290,64 +306,68 @@ impl ParentNet {
             net: net.clone(),
             parent,
             usage,
+            links,
         })
     }
 
-    /// The network.
-    pub fn network(&self) -> &Network {
-        &self.net
-    }
-
     /// The parent link.
-    pub fn parent(&self) -> &Parent {
+    pub fn parent_link(&self) -> &Parent {
         &self.parent
     }
 
-    /// How the network uses its parent.
-    pub fn usage(&self) -> ParentUse {
-        self.usage.clone()
+    /// What its sub-interfaces are.
+    pub fn links(&self) -> &K {
+        &self.links
+    }
+}
+
+#[async_trait]
+impl<K: SubLinks> NetworkHandle for ParentNet<K> {
+    fn network(&self) -> &Network {
+        &self.net
     }
 
     /// Without `-o parent=` the network gets a dummy link of its own and
     /// has no way out.
-    pub fn forces_internal(&self) -> bool {
+    fn forces_internal(&self) -> bool {
         matches!(self.parent, Parent::Dummy(_))
     }
 
+    fn parent(&self) -> Option<ParentUse> {
+        Some(self.usage.clone())
+    }
+
+    fn shared_links(&self) -> Vec<String> {
+        vec![self.parent.name().to_string()]
+    }
+
     /// Makes the parent if berth makes it; refuses conflicting uses.
-    pub async fn create(&self, ctx: &Context) -> Result<()> {
+    async fn create(&self, ctx: &Context) -> Result<()> {
         self.parent.create(ctx, &self.net, &self.usage).await
     }
 
     /// Lets go of the parent (see [`Parent::release`]).
-    pub async fn delete(&self, ctx: &Context) -> Result<()> {
+    async fn delete(&self, ctx: &Context) -> Result<()> {
         self.parent.release(ctx, &self.net).await
     }
 
-    /// Makes the endpoint's sub-interface, as `build` describes it given
-    /// the parent's index, inside the sandbox with its final name, and
-    /// gives it its addresses and routes: through the gateways, or, with
-    /// `on_link`, a default route through the device itself for each
-    /// family it has an address of (ipvlan l3: the parent routes). Leaves
-    /// nothing behind on error.
-    pub async fn attach(
-        &self,
-        ctx: &Context,
-        ep: &Endpoint<'_>,
-        build: impl FnOnce(u32) -> LinkMessage,
-        on_link: bool,
-    ) -> Result<()> {
+    /// Makes the endpoint's sub-interface inside the sandbox with its
+    /// final name, and gives it its addresses and routes: through the
+    /// gateways, or, [`on_link`](SubLinks::on_link), a default route
+    /// through the device itself for each family it has an address of.
+    /// Leaves nothing behind on error.
+    async fn attach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
         let sandbox = ep.sandbox.ok_or(Error::NoSandbox { driver: None })?;
         let parent = self.parent.find(ctx, &self.net).await?;
         link::add_sublink_into(
             &ctx.handle,
-            build(parent.index),
+            self.links.build(ep, parent.index),
             &sandbox.ns,
             &format!("{} {} on {}", self.usage.kind.as_str(), ep.ifname, parent.name),
         )
         .await?;
         let configured = async {
-            if !on_link {
+            if !self.links.on_link() {
                 return link::configure(&sandbox.handle, ep.ifname, ep.addresses, ep.gateways).await;
             }
             link::configure(&sandbox.handle, ep.ifname, ep.addresses, &[]).await?;
@@ -371,12 +391,12 @@ impl ParentNet {
             let _ = link::del_by_name(&sandbox.handle, ep.ifname.as_str()).await;
             return Err(e);
         }
-        Ok(())
+        Ok(Attachment::default())
     }
 
     /// Deletes the endpoint's sub-interface; with the sandbox gone it went
     /// with it.
-    pub async fn detach(&self, ep: &Endpoint<'_>) -> Result<()> {
+    async fn detach(&self, _: &Context, ep: &Endpoint<'_>) -> Result<()> {
         match ep.sandbox {
             Some(sb) => link::del_by_name(&sb.handle, ep.ifname.as_str()).await,
             None => Ok(()),
@@ -411,6 +431,15 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+
+    /// Sub-interfaces that are never made: these tests only plan.
+    struct Nothing;
+
+    impl SubLinks for Nothing {
+        fn build(&self, _: &Endpoint<'_>, _: u32) -> LinkMessage {
+            unreachable!("the tests make no link")
+        }
+    }
 
     fn net(name: &str, driver: &str, opts: &[(&str, &str)]) -> Network {
         Network {
@@ -475,7 +504,10 @@ mod tests {
                 aux_addresses: BTreeMap::new(),
             });
             let mode = net.options.get(key).cloned().unwrap_or_else(|| default.into());
-            ParentNet::open(&net, kind, &mode).unwrap().usage()
+            ParentNet::open(&net, kind, &mode, Nothing)
+                .unwrap()
+                .parent()
+                .unwrap()
         };
         let mv = u("m1", "macvlan", &[("parent", "eth0")]);
         let iv = u("i1", "ipvlan", &[("parent", "eth0")]);

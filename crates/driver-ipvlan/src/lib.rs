@@ -10,12 +10,12 @@
 use std::sync::Arc;
 
 use berth_core::link::Link;
-use berth_core::parent::{self, ParentNet};
+use berth_core::parent::{self, ParentNet, SubLinks};
 use berth_core::rtnetlink::LinkIpVlan;
-use berth_core::rtnetlink::packet_route::link::{IpVlanFlags, IpVlanMode};
+use berth_core::rtnetlink::packet_route::link::{IpVlanFlags, IpVlanMode, LinkMessage};
 use berth_core::{
-    Attachment, Capabilities, Claim, Context, Endpoint, Error, Feature, Features, Network, NetworkDriver,
-    NetworkHandle, ParentUse, Place, Ports, Result, SubLink, async_trait, check_options,
+    Capabilities, Claim, Endpoint, Error, Feature, Features, Network, NetworkDriver, NetworkHandle, Place,
+    Ports, Result, SubLink, async_trait, check_options,
 };
 
 /// Every option the ipvlan driver accepts.
@@ -58,51 +58,69 @@ impl Mode {
     }
 }
 
-/// An ipvlan network, opened: its parent, mode and flag.
-#[derive(Debug)]
-pub struct IpvlanNet {
-    /// The parent and what goes with it.
-    pub parent: ParentNet,
+/// What an ipvlan network's sub-interfaces are: its mode and flag.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Links {
     /// `ipvlan_mode`.
     pub mode: Mode,
     /// `ipvlan_flag`.
     pub flag: Flag,
 }
 
-impl IpvlanNet {
-    /// Parses and checks `net.options` and its address plan.
-    pub fn open(net: &Network) -> Result<Self> {
-        check_options("ipvlan", &net.options, OPTIONS)?;
-        let mode = match net.options.get("ipvlan_mode").map(String::as_str) {
-            None | Some("l2") => Mode::L2,
-            Some("l3") => Mode::L3,
-            Some("l3s") => Mode::L3s,
-            Some(other) => {
-                return Err(Error::BadOptionValue {
-                    key: "ipvlan_mode".into(),
-                    value: other.to_owned(),
-                    accepted: "l2, l3, l3s",
-                });
-            }
+impl SubLinks for Links {
+    fn build(&self, ep: &Endpoint<'_>, parent: u32) -> LinkMessage {
+        let mode = match self.mode {
+            Mode::L2 => IpVlanMode::L2,
+            Mode::L3 => IpVlanMode::L3,
+            Mode::L3s => IpVlanMode::L3S,
         };
-        let flag = match net.options.get("ipvlan_flag").map(String::as_str) {
-            None | Some("bridge") => Flag::Bridge,
-            Some("private") => Flag::Private,
-            Some("vepa") => Flag::Vepa,
-            Some(other) => {
-                return Err(Error::BadOptionValue {
-                    key: "ipvlan_flag".into(),
-                    value: other.to_owned(),
-                    accepted: "bridge, private, vepa",
-                });
-            }
+        let flag = match self.flag {
+            Flag::Bridge => IpVlanFlags::empty(),
+            Flag::Private => IpVlanFlags::Private,
+            Flag::Vepa => IpVlanFlags::Vepa,
         };
-        Ok(Self {
-            parent: ParentNet::open(net, SubLink::Ipvlan, mode.as_str())?,
-            mode,
-            flag,
-        })
+        LinkIpVlan::new(ep.ifname.as_str(), parent, mode)
+            .flag(flag)
+            .build()
     }
+
+    /// L3: the parent routes; every destination is on-link.
+    fn on_link(&self) -> bool {
+        self.mode != Mode::L2
+    }
+}
+
+/// An ipvlan network, opened: its parent, mode and flag.
+pub type IpvlanNet = ParentNet<Links>;
+
+/// Parses and checks an ipvlan network's options and address plan.
+pub fn open(net: &Network) -> Result<IpvlanNet> {
+    check_options("ipvlan", &net.options, OPTIONS)?;
+    let mode = match net.options.get("ipvlan_mode").map(String::as_str) {
+        None | Some("l2") => Mode::L2,
+        Some("l3") => Mode::L3,
+        Some("l3s") => Mode::L3s,
+        Some(other) => {
+            return Err(Error::BadOptionValue {
+                key: "ipvlan_mode".into(),
+                value: other.to_owned(),
+                accepted: "l2, l3, l3s",
+            });
+        }
+    };
+    let flag = match net.options.get("ipvlan_flag").map(String::as_str) {
+        None | Some("bridge") => Flag::Bridge,
+        Some("private") => Flag::Private,
+        Some("vepa") => Flag::Vepa,
+        Some(other) => {
+            return Err(Error::BadOptionValue {
+                key: "ipvlan_flag".into(),
+                value: other.to_owned(),
+                accepted: "bridge, private, vepa",
+            });
+        }
+    };
+    ParentNet::open(net, SubLink::Ipvlan, mode.as_str(), Links { mode, flag })
 }
 
 #[async_trait]
@@ -125,63 +143,11 @@ impl NetworkDriver for Ipvlan {
     }
 
     async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {
-        Ok(Arc::new(IpvlanNet::open(net)?))
+        Ok(Arc::new(open(net)?))
     }
 
     fn claim(&self, place: Place, links: &[Link]) -> Vec<(u32, Claim)> {
         parent::claim(SubLink::Ipvlan, place, links)
-    }
-}
-
-#[async_trait]
-impl NetworkHandle for IpvlanNet {
-    fn network(&self) -> &Network {
-        self.parent.network()
-    }
-
-    fn forces_internal(&self) -> bool {
-        self.parent.forces_internal()
-    }
-
-    fn parent(&self) -> Option<ParentUse> {
-        Some(self.parent.usage())
-    }
-
-    fn shared_links(&self) -> Vec<String> {
-        vec![self.parent.parent().name().to_string()]
-    }
-
-    async fn create(&self, ctx: &Context) -> Result<()> {
-        self.parent.create(ctx).await
-    }
-
-    async fn delete(&self, ctx: &Context) -> Result<()> {
-        self.parent.delete(ctx).await
-    }
-
-    async fn attach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
-        let mode = match self.mode {
-            Mode::L2 => IpVlanMode::L2,
-            Mode::L3 => IpVlanMode::L3,
-            Mode::L3s => IpVlanMode::L3S,
-        };
-        let flag = match self.flag {
-            Flag::Bridge => IpVlanFlags::empty(),
-            Flag::Private => IpVlanFlags::Private,
-            Flag::Vepa => IpVlanFlags::Vepa,
-        };
-        let build = |parent| {
-            LinkIpVlan::new(ep.ifname.as_str(), parent, mode)
-                .flag(flag)
-                .build()
-        };
-        // L3: the parent routes; every destination is on-link.
-        self.parent.attach(ctx, ep, build, self.mode != Mode::L2).await?;
-        Ok(Attachment::default())
-    }
-
-    async fn detach(&self, _: &Context, ep: &Endpoint<'_>) -> Result<()> {
-        self.parent.detach(ep).await
     }
 }
 
@@ -208,19 +174,13 @@ mod tests {
 
     #[test]
     fn modes_flags_and_options() {
-        let c = IpvlanNet::open(&net(&[("ipvlan_mode", "l3s"), ("ipvlan_flag", "private")])).unwrap();
-        assert_eq!((c.mode, c.flag), (Mode::L3s, Flag::Private));
-        let e = IpvlanNet::open(&net(&[("ipvlan_mode", "l4")]))
-            .unwrap_err()
-            .to_string();
+        let c = open(&net(&[("ipvlan_mode", "l3s"), ("ipvlan_flag", "private")])).unwrap();
+        assert_eq!((c.links().mode, c.links().flag), (Mode::L3s, Flag::Private));
+        let e = open(&net(&[("ipvlan_mode", "l4")])).unwrap_err().to_string();
         assert!(e.contains("accepted: l2, l3, l3s"), "{e}");
-        let e = IpvlanNet::open(&net(&[("ipvlan_flag", "open")]))
-            .unwrap_err()
-            .to_string();
+        let e = open(&net(&[("ipvlan_flag", "open")])).unwrap_err().to_string();
         assert!(e.contains("accepted: bridge, private, vepa"), "{e}");
-        let e = IpvlanNet::open(&net(&[("parent", "eth0")]))
-            .unwrap_err()
-            .to_string();
+        let e = open(&net(&[("parent", "eth0")])).unwrap_err().to_string();
         assert!(e.contains("needs --subnet"), "{e}");
     }
 }

@@ -9,12 +9,12 @@
 use std::sync::Arc;
 
 use berth_core::link::Link;
-use berth_core::parent::{self, ParentNet};
+use berth_core::parent::{self, ParentNet, SubLinks};
 use berth_core::rtnetlink::LinkMacVlan;
-use berth_core::rtnetlink::packet_route::link::MacVlanMode;
+use berth_core::rtnetlink::packet_route::link::{LinkMessage, MacVlanMode};
 use berth_core::{
-    Attachment, Capabilities, Claim, Context, Endpoint, Error, Feature, Features, Network, NetworkDriver,
-    NetworkHandle, ParentUse, Place, Ports, Result, SubLink, async_trait, check_options,
+    Capabilities, Claim, Endpoint, Error, Feature, Features, Network, NetworkDriver, NetworkHandle, Place,
+    Ports, Result, SubLink, async_trait, check_options,
 };
 
 /// Every option the macvlan driver accepts.
@@ -73,25 +73,22 @@ impl Mode {
     }
 }
 
-/// A macvlan network, opened: its parent and mode.
-#[derive(Debug)]
-pub struct MacvlanNet {
-    /// The parent and what goes with it.
-    pub parent: ParentNet,
-    /// `macvlan_mode`.
-    pub mode: Mode,
+impl SubLinks for Mode {
+    fn build(&self, ep: &Endpoint<'_>, parent: u32) -> LinkMessage {
+        LinkMacVlan::new(ep.ifname.as_str(), parent, self.kernel())
+            .address(ep.mac.octets().to_vec())
+            .build()
+    }
 }
 
-impl MacvlanNet {
-    /// Parses and checks `net.options` and its address plan.
-    pub fn open(net: &Network) -> Result<Self> {
-        check_options("macvlan", &net.options, OPTIONS)?;
-        let mode = Mode::parse(net)?;
-        Ok(Self {
-            parent: ParentNet::open(net, SubLink::Macvlan, mode.as_str())?,
-            mode,
-        })
-    }
+/// A macvlan network, opened: its parent, and its mode.
+pub type MacvlanNet = ParentNet<Mode>;
+
+/// Parses and checks a macvlan network's options and address plan.
+pub fn open(net: &Network) -> Result<MacvlanNet> {
+    check_options("macvlan", &net.options, OPTIONS)?;
+    let mode = Mode::parse(net)?;
+    ParentNet::open(net, SubLink::Macvlan, mode.as_str(), mode)
 }
 
 #[async_trait]
@@ -114,52 +111,11 @@ impl NetworkDriver for Macvlan {
     }
 
     async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>> {
-        Ok(Arc::new(MacvlanNet::open(net)?))
+        Ok(Arc::new(open(net)?))
     }
 
     fn claim(&self, place: Place, links: &[Link]) -> Vec<(u32, Claim)> {
         parent::claim(SubLink::Macvlan, place, links)
-    }
-}
-
-#[async_trait]
-impl NetworkHandle for MacvlanNet {
-    fn network(&self) -> &Network {
-        self.parent.network()
-    }
-
-    fn forces_internal(&self) -> bool {
-        self.parent.forces_internal()
-    }
-
-    fn parent(&self) -> Option<ParentUse> {
-        Some(self.parent.usage())
-    }
-
-    fn shared_links(&self) -> Vec<String> {
-        vec![self.parent.parent().name().to_string()]
-    }
-
-    async fn create(&self, ctx: &Context) -> Result<()> {
-        self.parent.create(ctx).await
-    }
-
-    async fn delete(&self, ctx: &Context) -> Result<()> {
-        self.parent.delete(ctx).await
-    }
-
-    async fn attach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
-        let build = |parent| {
-            LinkMacVlan::new(ep.ifname.as_str(), parent, self.mode.kernel())
-                .address(ep.mac.octets().to_vec())
-                .build()
-        };
-        self.parent.attach(ctx, ep, build, false).await?;
-        Ok(Attachment::default())
-    }
-
-    async fn detach(&self, _: &Context, ep: &Endpoint<'_>) -> Result<()> {
-        self.parent.detach(ep).await
     }
 }
 
@@ -186,20 +142,16 @@ mod tests {
 
     #[test]
     fn modes_and_options() {
-        assert_eq!(MacvlanNet::open(&net(&[])).unwrap().mode, Mode::Bridge);
+        assert_eq!(open(&net(&[])).unwrap().links(), &Mode::Bridge);
         assert_eq!(
-            MacvlanNet::open(&net(&[("macvlan_mode", "passthru")]))
-                .unwrap()
-                .mode,
-            Mode::Passthru
+            open(&net(&[("macvlan_mode", "passthru")])).unwrap().links(),
+            &Mode::Passthru
         );
-        let e = MacvlanNet::open(&net(&[("macvlan_mode", "bridged")]))
+        let e = open(&net(&[("macvlan_mode", "bridged")]))
             .unwrap_err()
             .to_string();
         assert!(e.contains("accepted: bridge, private, vepa, passthru"), "{e}");
-        let e = MacvlanNet::open(&net(&[("ipvlan_mode", "l2")]))
-            .unwrap_err()
-            .to_string();
+        let e = open(&net(&[("ipvlan_mode", "l2")])).unwrap_err().to_string();
         assert!(
             e.contains("unknown option \"ipvlan_mode\" for driver macvlan (accepted: parent, macvlan_mode)"),
             "{e}"
@@ -208,11 +160,9 @@ mod tests {
 
     #[test]
     fn a_parent_needs_a_subnet() {
-        let e = MacvlanNet::open(&net(&[("parent", "eth0")]))
-            .unwrap_err()
-            .to_string();
+        let e = open(&net(&[("parent", "eth0")])).unwrap_err().to_string();
         assert!(e.contains("needs --subnet"), "{e}");
-        assert!(MacvlanNet::open(&net(&[])).unwrap().forces_internal());
+        assert!(open(&net(&[])).unwrap().forces_internal());
         let mut lan = net(&[("parent", "eth0")]);
         lan.ipam.push(berth_core::IpamConfig {
             subnet: "10.5.0.0/24".parse().unwrap(),
@@ -220,6 +170,6 @@ mod tests {
             ip_range: None,
             aux_addresses: BTreeMap::new(),
         });
-        assert!(!MacvlanNet::open(&lan).unwrap().forces_internal());
+        assert!(!open(&lan).unwrap().forces_internal());
     }
 }
