@@ -76,7 +76,7 @@ pub fn ensure(needs: &[Need], what_for: &str) -> Result<()> {
         .map(|n| n.what.rsplit('/').next().unwrap_or(n.what))
         .collect();
     println!(
-        "xtask: installing {} with apt-get ({what_for} use {}, which this machine lacks)",
+        "xtask: installing {} with apt-get (missing here: {}; used by {what_for})",
         packages.join(" "),
         programs.join(", ")
     );
