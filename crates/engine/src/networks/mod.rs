@@ -135,6 +135,9 @@ fn plan_ipam(req: &IpamRequest) -> Result<Vec<IpamConfig>> {
             out[i].aux_addresses.insert(name.clone(), ip);
         }
     }
+    // IPv4 subnets first, then IPv6, each in the order given, as Docker
+    // keeps and shows them (its clients send them in no set order).
+    out.sort_by_key(|c| c.subnet.addr().is_ipv6());
     Ok(out)
 }
 
@@ -556,6 +559,13 @@ mod tests {
             config,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn ipv4_subnets_come_first_whatever_the_order_given() {
+        let plan = plan_ipam(&req(&["fd00:1::/64", "10.1.0.0/16", "10.2.0.0/16"], &[], &[])).unwrap();
+        let got: Vec<String> = plan.iter().map(|c| c.subnet.to_string()).collect();
+        assert_eq!(got, ["10.1.0.0/16", "10.2.0.0/16", "fd00:1::/64"]);
     }
 
     #[test]
