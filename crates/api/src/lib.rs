@@ -75,10 +75,10 @@ pub use map::OrderedMap;
 pub use network::{
     ConfigReference, EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig, Network, NetworkCheck,
     NetworkConnectRequest, NetworkContainer, NetworkCreateRequest, NetworkCreateResponse,
-    NetworkDisconnectRequest, NetworkPruneResponse,
+    NetworkDisconnectRequest, NetworkPeer, NetworkPruneResponse,
 };
 pub use system::{
-    Commit, ComponentVersion, DriverInfo, ErrorResponse, InfoPlugins, PING_HEADERS, Platform, PluginInfo,
-    SwarmInfo, SystemInfo, SystemVersion, go_arch,
+    ClusterHost, ClusterInfo, Commit, ComponentVersion, DriverInfo, ErrorResponse, InfoPlugins, PING_HEADERS,
+    Platform, PluginInfo, SwarmInfo, SystemInfo, SystemVersion, go_arch,
 };
 pub use version::{API_VERSION, ApiVersion, MIN_API_VERSION};

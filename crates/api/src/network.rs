@@ -25,7 +25,8 @@ pub struct NetworkCreateRequest {
     /// `-d`; `bridge` when empty.
     #[serde(default, deserialize_with = "nullable")]
     pub driver: String,
-    /// `--scope`: `local` (or empty); berth has no swarm.
+    /// `--scope`: empty, or the driver's own (`local`, `global` for
+    /// overlay); berth has no swarm.
     #[serde(
         default,
         deserialize_with = "nullable",
@@ -143,7 +144,7 @@ pub struct Network {
     pub id: String,
     /// RFC 3339 creation time.
     pub created: String,
-    /// `local` or `global`.
+    /// `local` or `global` (overlay).
     pub scope: String,
     /// The driver (`null` for the `none` network, as Docker calls it).
     pub driver: String,
@@ -169,6 +170,21 @@ pub struct Network {
     pub options: BTreeMap<String, String>,
     /// `--label`.
     pub labels: BTreeMap<String, String>,
+    /// A global network's hosts that have containers on it, as Docker
+    /// lists an overlay's peers; absent for local networks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Vec<NetworkPeer>>,
+}
+
+/// One host of a global network, in [`Network::peers`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct NetworkPeer {
+    /// The host's name.
+    pub name: String,
+    /// Its tunnel endpoint.
+    #[serde(rename = "IP")]
+    pub ip: String,
 }
 
 /// One container on a network, in [`Network::containers`].

@@ -168,6 +168,53 @@ pub struct SystemInfo {
     pub resolv_conf: String,
     /// berth: each network driver, and whether this kernel supports it.
     pub drivers: Vec<DriverInfo>,
+    /// The cluster store (`etcd://…`), when the daemon is in a cluster
+    /// (Docker's field of its classic cluster store).
+    pub cluster_store: String,
+    /// This host's tunnel endpoint in the cluster (Docker's field).
+    pub cluster_advertise: String,
+    /// berth: the cluster, when the daemon is in one.
+    pub cluster: Option<ClusterInfo>,
+}
+
+/// berth: [`SystemInfo::cluster`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ClusterInfo {
+    /// `etcd://…`.
+    pub store: String,
+    /// `connecting`, `healthy`, or `unreachable: WHY`.
+    pub health: String,
+    /// For how many seconds it has been so.
+    pub health_since_seconds: u64,
+    /// This host's id in the cluster.
+    #[serde(rename = "HostID")]
+    pub host_id: String,
+    /// This host's tunnel endpoint (`--advertise-addr`), its interface and
+    /// that interface's MTU.
+    pub advertise: String,
+    /// The interface of the tunnel endpoint.
+    pub interface: String,
+    /// Its MTU.
+    #[serde(rename = "MTU")]
+    pub mtu: u32,
+    /// The hosts the store lists now (this one included).
+    pub hosts: Vec<ClusterHost>,
+}
+
+/// berth: one host of [`ClusterInfo::hosts`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ClusterHost {
+    /// Its id.
+    #[serde(rename = "ID")]
+    pub id: String,
+    /// Its host name.
+    pub name: String,
+    /// Its tunnel endpoint.
+    pub address: String,
+    /// Unix time it joined.
+    pub since: u64,
 }
 
 /// [`SystemInfo::plugins`].

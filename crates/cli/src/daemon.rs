@@ -39,9 +39,40 @@ pub struct DaemonArgs {
     /// Where CNI plugin programs are, `:`-separated.
     #[arg(long = "cni-path", default_value = "/opt/cni/bin:/usr/lib/cni")]
     cni_path: String,
+    /// The cluster store for global (overlay) networks: etcd://HOST:PORT[,HOST:PORT...].
+    #[arg(long, value_name = "URL")]
+    cluster_store: Option<String>,
+    /// Options of the cluster store, KEY=VALUE[,KEY=VALUE...] (repeatable): cacert=PATH,cert=PATH,
+    /// key=PATH for TLS (or Docker's kv.cacertfile, kv.certfile, kv.keyfile), prefix=/berth/v1,
+    /// lease-ttl=SECONDS (default 10: how soon the others forget this host once it is gone).
+    #[arg(long = "cluster-store-opt", value_name = "KEY=VALUE")]
+    cluster_store_opt: Vec<String>,
+    /// This host's tunnel endpoint in the cluster: one of its addresses, or an interface that has
+    /// one (needed with --cluster-store).
+    #[arg(long, alias = "cluster-advertise", value_name = "IP|INTERFACE")]
+    advertise_addr: Option<String>,
     /// Log filter (error, warn, info, debug, trace).
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+/// The cluster the daemon joins, from its flags.
+fn cluster(args: &DaemonArgs) -> Result<Option<berth_engine::ClusterConfig>> {
+    let Some(store) = &args.cluster_store else {
+        if args.advertise_addr.is_some() || !args.cluster_store_opt.is_empty() {
+            bail!(
+                "--advertise-addr and --cluster-store-opt need --cluster-store (etcd://HOST:PORT[,HOST:PORT...])"
+            );
+        }
+        return Ok(None);
+    };
+    let options = berth_engine::berth_cluster::Options::parse(store, &args.cluster_store_opt)?;
+    let Some(advertise) = args.advertise_addr.clone() else {
+        bail!(
+            "--cluster-store needs --advertise-addr (an address of this host, or an interface that has one)"
+        );
+    };
+    Ok(Some(berth_engine::ClusterConfig { options, advertise }))
 }
 
 /// Docker's choice: with systemd-resolved's stub in /etc/resolv.conf, the
@@ -85,6 +116,7 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
     if Client::new(socket.clone()).ping() {
         bail!("a berth daemon is already listening on {}", socket.display());
     }
+    let cluster = cluster(&args)?;
     let cfg = Config {
         data_root: args.data_root.unwrap_or_else(client::default_data_root),
         exec_root: args.exec_root.unwrap_or_else(client::default_exec_root),
@@ -104,6 +136,7 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
                 .map(PathBuf::from)
                 .collect(),
         },
+        cluster,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

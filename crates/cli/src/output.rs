@@ -144,6 +144,17 @@ pub fn info(v: &SystemInfo) {
             println!("  {} (not supported here: {})", d.name, d.unsupported);
         }
     }
+    if let Some(c) = &v.cluster {
+        println!(" Cluster store: {} ({})", c.store, c.health);
+        println!(
+            " Cluster advertise: {} on {} (MTU {}), host {}",
+            c.advertise, c.interface, c.mtu, c.host_id
+        );
+        println!(" Cluster hosts: {}", c.hosts.len());
+        for h in &c.hosts {
+            println!("  {} {} ({})", h.id, h.name, h.address);
+        }
+    }
 }
 
 /// `version`'s client half, as `docker version` lays it out.

@@ -77,7 +77,7 @@ fn network_create_refusals() {
             vec!["-d", "warp", "x"],
             vec![
                 "unknown driver \"warp\"",
-                "known: bridge, cni, host, ipvlan, macvlan, null, none",
+                "known: bridge, cni, host, ipvlan, macvlan, null, overlay, none",
             ],
         ),
         (

@@ -198,9 +198,9 @@ impl Cluster {
     }
 
     /// Grants a lease, then puts the host record and every record of this
-    /// host's under it: each only where it is absent or still this host's
-    /// (an address another host took while this one was away stays
-    /// theirs). Returns the lease.
+    /// host's under it: the host record always, the others only where they
+    /// are absent or still this host's (an address another host took while
+    /// this one was away stays theirs). Returns the lease.
     async fn register(&self) -> Result<i64> {
         let ttl = self.opts.lease_ttl.as_secs() as i64;
         let lease = self
@@ -209,9 +209,18 @@ impl Cluster {
             })
             .await?
             .id();
+        // The host record is this host's alone: put under the new lease
+        // whatever an earlier run of this daemon left there (its lease may
+        // still run, and would take the record with it).
         let host_key = self.keys().host(&self.host.id);
         let host = serde_json::to_vec(&self.host).unwrap_or_default();
-        let mut records: Vec<(String, Vec<u8>)> = vec![(host_key, host)];
+        let put = PutOptions::new().with_lease(lease);
+        self.call("putting this host's record", |mut c| {
+            let (key, host, put) = (host_key.clone(), host.clone(), put.clone());
+            async move { c.put(key, host, Some(put)).await }
+        })
+        .await?;
+        let mut records: Vec<(String, Vec<u8>)> = Vec::new();
         records.extend(
             self.mine
                 .lock()

@@ -85,9 +85,10 @@ impl Options {
                 why: why.to_owned(),
             };
             match k {
-                "cacert" => ca = Some(PathBuf::from(v)),
-                "cert" => cert = Some(PathBuf::from(v)),
-                "key" => key = Some(PathBuf::from(v)),
+                // Docker's classic names too.
+                "cacert" | "kv.cacertfile" => ca = Some(PathBuf::from(v)),
+                "cert" | "kv.certfile" => cert = Some(PathBuf::from(v)),
+                "key" | "kv.keyfile" => key = Some(PathBuf::from(v)),
                 "prefix" => {
                     if !v.starts_with('/') {
                         return Err(bad("a prefix starts with /"));

@@ -35,6 +35,11 @@ pub struct Capabilities {
     pub parent: bool,
     /// Other names `-d` accepts for it (`none` for Docker's `null`).
     pub aliases: &'static [&'static str],
+    /// Its networks give their containers no way out of their own: the
+    /// engine connects each of them to the host's gateway bridge too (a
+    /// second interface, masqueraded, as Docker's `docker_gwbridge`), and
+    /// gives them no gateway on the network itself.
+    pub egress: bool,
 }
 
 impl Capabilities {
@@ -53,6 +58,7 @@ impl Capabilities {
             dns: true,
             parent: false,
             aliases: &[],
+            egress: false,
         }
     }
 }
@@ -72,6 +78,67 @@ pub struct Context {
     pub features: Features,
     /// Every network the engine has, kept current by the engine.
     pub networks: Networks,
+    /// The cluster this host is in, when the daemon joined one
+    /// (`--cluster-store`): what drivers of global networks need.
+    pub cluster: Option<ClusterContext>,
+    /// A directory of the daemon's run-time state where drivers may keep
+    /// files and namespace pins of their own, under their name.
+    pub run_dir: PathBuf,
+}
+
+/// What a driver of global networks gets of the cluster.
+#[derive(Clone)]
+pub struct ClusterContext {
+    /// Numbers claimed cluster-wide (an overlay's VNI).
+    pub numbers: Arc<dyn Numbers>,
+    /// This host's side of the underlay.
+    pub underlay: Underlay,
+}
+
+/// This host's tunnel endpoint on the underlay (`--advertise-addr`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Underlay {
+    /// Its address.
+    pub address: IpAddr,
+    /// The interface that has it.
+    pub ifname: String,
+    /// That interface's MTU.
+    pub mtu: u32,
+}
+
+/// Numbers that must be unique in the whole cluster, each claimed in one
+/// compare-and-swap transaction of the cluster store.
+#[async_trait]
+pub trait Numbers: Send + Sync {
+    /// Claims `wanted`, or else the lowest free number in `range`, of
+    /// `pool` for the network `owner`. `what` names the number in errors
+    /// (`vxlan.id`): one taken by another network is
+    /// [`Error::Taken`], naming it.
+    async fn claim(
+        &self,
+        pool: &str,
+        what: &str,
+        range: (u32, u32),
+        wanted: Option<u32>,
+        owner: &str,
+    ) -> Result<u32>;
+
+    /// Gives a number back, if `owner` holds it. Idempotent.
+    async fn release(&self, pool: &str, n: u32, owner: &str) -> Result<()>;
+}
+
+/// A container of a global network on another host, as the cluster store
+/// says: what reaches it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Peer {
+    /// Its endpoint's id.
+    pub endpoint: String,
+    /// Its interface's MAC.
+    pub mac: Mac,
+    /// Its addresses on the network.
+    pub addresses: Vec<IpNet>,
+    /// Its host's tunnel endpoint.
+    pub vtep: IpAddr,
 }
 
 /// The engine's networks, as drivers see them: the handle of each, a
@@ -234,6 +301,28 @@ pub trait NetworkDriver: Send + Sync {
     /// bad option is an error naming the option and the accepted values.
     async fn open(&self, net: &Network) -> Result<Arc<dyn NetworkHandle>>;
 
+    /// Completes a new network's spec with what the driver allocates for
+    /// it before it is opened and made (an overlay's VNI, claimed in the
+    /// cluster, as the option `vxlan.id`). The default allocates nothing.
+    async fn allocate(&self, _ctx: &Context, _net: &mut Network) -> Result<()> {
+        Ok(())
+    }
+
+    /// Gives back what [`allocate`](Self::allocate) took, once the network
+    /// is removed for good (or its creation failed). Idempotent.
+    async fn release(&self, _ctx: &Context, _net: &Network) -> Result<()> {
+        Ok(())
+    }
+
+    /// Removes what the driver keeps of its own (under
+    /// [`Context::run_dir`]) for networks the engine no longer has: left
+    /// by a crash, found when the daemon starts. `known` are the ids of
+    /// the driver's networks. The default keeps nothing, so removes
+    /// nothing.
+    async fn sweep(&self, _ctx: &Context, _known: &[String]) -> Result<()> {
+        Ok(())
+    }
+
     /// Which of `links` (all the links of one namespace) this driver made,
     /// and for what: the engine removes those whose network or endpoint it
     /// no longer knows (a crash between the kernel work and the commit).
@@ -275,6 +364,13 @@ pub trait NetworkHandle: Send + Sync {
         Vec::new()
     }
 
+    /// Makes exactly `peers` reachable, the network's containers on other
+    /// hosts (global networks): the engine calls it whenever they change,
+    /// with all of them. The default does nothing.
+    async fn peers(&self, _ctx: &Context, _peers: &[Peer]) -> Result<()> {
+        Ok(())
+    }
+
     /// Makes the network exist in the kernel (bridge, firewall elements).
     async fn create(&self, ctx: &Context) -> Result<()>;
 
@@ -297,6 +393,40 @@ pub trait NetworkHandle: Send + Sync {
             driver: net.driver.clone(),
         })
     }
+}
+
+/// The value of the option known by `long` (Docker's name) or `short`
+/// (berth's), with the name it was given under; both given with different
+/// values is an error.
+pub fn option_pair<'a>(
+    options: &'a BTreeMap<String, String>,
+    long: &'a str,
+    short: &'a str,
+) -> Result<Option<(&'a str, &'a str)>> {
+    match (options.get(long), options.get(short)) {
+        (Some(a), Some(b)) if a != b => Err(Error::OptionGivenTwice {
+            long: long.to_owned(),
+            short: short.to_owned(),
+            first: a.clone(),
+            second: b.clone(),
+        }),
+        (Some(v), _) => Ok(Some((long, v))),
+        (None, Some(v)) => Ok(Some((short, v))),
+        (None, None) => Ok(None),
+    }
+}
+
+/// Parses an MTU option: 68 (IPv4's minimum) to 65535.
+pub fn parse_mtu(key: &str, value: &str) -> Result<u32> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|m| (68..=65535).contains(m))
+        .ok_or_else(|| Error::BadOptionValue {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            accepted: "68 to 65535",
+        })
 }
 
 /// Parses option values the way Docker does (Go's `strconv.ParseBool`).

@@ -174,6 +174,15 @@ pub enum Error {
         network: Option<String>,
     },
 
+    /// A number or name another network of the cluster holds.
+    #[error("{what} is already used by {owner}")]
+    Taken {
+        /// What was asked for: `vxlan.id 4096`.
+        what: String,
+        /// Who holds it: `global network NAME`.
+        owner: String,
+    },
+
     // ---- Not found. ----
     /// A link a network needs is gone from the host.
     #[error("{role} {link} of network {network} is missing")]
@@ -199,6 +208,29 @@ pub enum Error {
         /// What needs it, when that is not the driver itself ("a network
         /// without -o parent").
         needed_by: Option<&'static str>,
+    },
+    /// An MTU larger than the underlay carries once VXLAN's headers are
+    /// added.
+    #[error(
+        "invalid value \"{mtu}\" for option mtu: the underlay {ifname} has MTU {underlay}, so an overlay takes at most {max} (accepted: 68 to {max})"
+    )]
+    MtuTooLarge {
+        /// The MTU asked for.
+        mtu: u32,
+        /// The underlay interface.
+        ifname: String,
+        /// Its MTU.
+        underlay: u32,
+        /// The largest the overlay may have.
+        max: u32,
+    },
+    /// A global network on a host that is in no cluster.
+    #[error(
+        "network create -d {driver} needs a cluster store: start berth daemon with --cluster-store etcd://HOST:PORT and --advertise-addr IP (see berth daemon --help)"
+    )]
+    NoCluster {
+        /// The driver.
+        driver: String,
     },
     /// A network whose driver cannot check its containers.
     #[error("network {network} (driver {driver}) cannot check its containers: only cni networks can")]
@@ -362,6 +394,12 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+
+    // ---- The cluster store. ----
+    /// The cluster store failed or could not be reached, in its own words
+    /// (which name the store and what was being done).
+    #[error(transparent)]
+    Cluster(Box<dyn std::error::Error + Send + Sync>),
 
     // ---- From outside berth. ----
     /// A plugin's failure in its own words: what a shared-library plugin,
@@ -596,6 +634,7 @@ impl Error {
             | ParentIsSublink { .. }
             | ParentIsPort { .. }
             | BadGateway { .. }
+            | MtuTooLarge { .. }
             | NoMethod
             | UnknownMethod { .. }
             | BadRequest { .. }
@@ -604,9 +643,10 @@ impl Error {
             | IpvlanModeTaken { .. }
             | PassthruShared { .. }
             | ParentBusy { .. }
-            | BridgeNameTaken { .. } => Kind::Conflict,
+            | BridgeNameTaken { .. }
+            | Taken { .. } => Kind::Conflict,
             LinkMissing { .. } => Kind::NotFound,
-            NoKernelSupport { .. } | CannotCheck { .. } => Kind::Unsupported,
+            NoKernelSupport { .. } | NoCluster { .. } | CannotCheck { .. } => Kind::Unsupported,
             Netlink { .. } | Netns { .. } | Sysctl { .. } | Firewall { .. } | Nft(_) | Io { .. } => {
                 Kind::Kernel
             }
@@ -618,7 +658,8 @@ impl Error {
             | NotStarted
             | Runtime(_)
             | TaskEnded(_)
-            | NamespaceThreadEnded { .. } => Kind::Internal,
+            | NamespaceThreadEnded { .. }
+            | Cluster(_) => Kind::Internal,
             PluginStep { source, .. } => source.kind(),
             Plugin { kind, .. } => *kind,
         }

@@ -24,14 +24,15 @@ pub mod link;
 pub mod netns;
 pub mod nft;
 pub mod parent;
+pub mod vxlan;
 
 pub use async_trait::async_trait;
 pub use berth_plugin::{
     Attachment, InvalidMac, IpamConfig, Mac, Network, Ports, SandboxKind, Scope, abi, protocol,
 };
 pub use driver::{
-    Capabilities, Claim, Context, Endpoint, NetworkDriver, NetworkHandle, Networks, ParentUse, Place,
-    Sandbox, SubLink, check_options, parse_bool,
+    Capabilities, Claim, ClusterContext, Context, Endpoint, NetworkDriver, NetworkHandle, Networks, Numbers,
+    ParentUse, Peer, Place, Sandbox, SubLink, Underlay, check_options, option_pair, parse_bool, parse_mtu,
 };
 pub use error::{BadIfName, Error, IfNameFault, Kind, Master, Result, Vanish, chain, is_errno, netlink_io};
 pub use features::{Feature, Features};

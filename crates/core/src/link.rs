@@ -32,6 +32,8 @@ pub struct Link {
     pub master: Option<u32>,
     /// The link kind (`bridge`, `veth`, …), if it has one.
     pub kind: Option<String>,
+    /// Its MTU.
+    pub mtu: u32,
 }
 
 impl Link {
@@ -42,12 +44,14 @@ impl Link {
             alias: None,
             master: None,
             kind: None,
+            mtu: 0,
         };
         for attr in &msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => link.name = n.clone(),
                 LinkAttribute::IfAlias(a) => link.alias = Some(a.clone()),
                 LinkAttribute::Controller(m) => link.master = Some(*m),
+                LinkAttribute::Mtu(m) => link.mtu = *m,
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
                         if let rtnetlink::packet_route::link::LinkInfo::Kind(k) = info {
@@ -354,6 +358,28 @@ pub async fn configure(
         add_default_route(handle, *gw).await?;
     }
     Ok(())
+}
+
+/// Every address of the handle's namespace with the index of its link,
+/// like `ip addr show`.
+pub async fn addresses(handle: &Handle) -> Result<Vec<(u32, IpNet)>> {
+    let msgs: Vec<rtnetlink::packet_route::address::AddressMessage> = handle
+        .address()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(|e| Error::netlink("listing addresses", e))?;
+    Ok(msgs
+        .iter()
+        .filter_map(|m| {
+            let ip = m.attributes.iter().find_map(|a| match a {
+                AddressAttribute::Address(ip) => Some(*ip),
+                _ => None,
+            })?;
+            Some((m.header.index, IpNet::new(ip, m.header.prefix_len).ok()?))
+        })
+        .collect())
 }
 
 /// The IPv4 and IPv6 routes of the handle's namespace (main table), as

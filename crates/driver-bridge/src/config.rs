@@ -1,4 +1,9 @@
-use berth_core::{Error, IfName, Network, Result, check_options, parse_bool};
+use berth_core::{IfName, Network, Result, check_options, option_pair, parse_bool, parse_mtu};
+
+/// The value of the option known by `long` or `short`.
+fn option<'a>(net: &'a Network, long: &'a str, short: &'a str) -> Result<Option<(&'a str, &'a str)>> {
+    option_pair(&net.options, long, short)
+}
 
 /// Every option the bridge driver accepts: Docker's long names and
 /// berth's short ones.
@@ -26,22 +31,6 @@ pub struct Config {
     pub masquerade: bool,
 }
 
-/// The value of the option known by `long` or `short`; both given with
-/// different values is an error.
-fn option<'a>(net: &'a Network, long: &'a str, short: &'a str) -> Result<Option<(&'a str, &'a str)>> {
-    match (net.options.get(long), net.options.get(short)) {
-        (Some(a), Some(b)) if a != b => Err(Error::OptionGivenTwice {
-            long: long.to_owned(),
-            short: short.to_owned(),
-            first: a.clone(),
-            second: b.clone(),
-        }),
-        (Some(v), _) => Ok(Some((long, v))),
-        (None, Some(v)) => Ok(Some((short, v))),
-        (None, None) => Ok(None),
-    }
-}
-
 impl Config {
     /// Parses and checks `net.options`.
     pub fn parse(net: &Network) -> Result<Self> {
@@ -51,16 +40,7 @@ impl Config {
             None => IfName::new(&format!("br-{}", net.short_id()))?,
         };
         let mtu = match option(net, OPTIONS[2], OPTIONS[3])? {
-            Some((key, v)) => Some(
-                v.parse::<u32>()
-                    .ok()
-                    .filter(|m| (68..=65535).contains(m))
-                    .ok_or_else(|| Error::BadOptionValue {
-                        key: key.to_owned(),
-                        value: v.to_owned(),
-                        accepted: "68 to 65535",
-                    })?,
-            ),
+            Some((key, v)) => Some(parse_mtu(key, v)?),
             None => None,
         };
         let icc = match option(net, OPTIONS[4], OPTIONS[5])? {

@@ -241,6 +241,7 @@ mod tests {
             alias: alias.map(str::to_owned),
             master,
             kind: Some(kind.into()),
+            mtu: 1500,
         }
     }
 

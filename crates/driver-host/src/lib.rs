@@ -34,6 +34,7 @@ impl NetworkDriver for Host {
             dns: false,
             parent: false,
             aliases: &[],
+            egress: false,
         }
     }
 

@@ -35,6 +35,7 @@ impl NetworkDriver for Null {
             dns: false,
             parent: false,
             aliases: &["none"],
+            egress: false,
         }
     }
 

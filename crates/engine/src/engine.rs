@@ -32,6 +32,9 @@ pub struct Config {
     pub resolv_conf: PathBuf,
     /// Where third-party drivers come from.
     pub plugins: crate::plugins::PluginConfig,
+    /// The cluster this host joins (`--cluster-store`), for global
+    /// networks (overlay).
+    pub cluster: Option<crate::ClusterConfig>,
 }
 
 impl Config {
@@ -107,6 +110,8 @@ pub struct Engine {
     /// The namespace the next container gets, made ahead of time.
     spare: Arc<Mutex<Spare>>,
     pub(crate) dns: Arc<crate::dns::Resolver>,
+    /// This host in its cluster, when it joined one.
+    pub(crate) cluster: Option<Arc<crate::cluster::Member>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     _lock: File,
 }
@@ -222,6 +227,14 @@ impl Engine {
         tracing::info!("kernel link kinds: {features}");
         let store = Store::open(&cfg.data_root.join("berth.redb"))?;
         let dns = crate::dns::Resolver::new(cfg.resolv_conf.clone());
+        let (cluster, cluster_ctx) = match &cfg.cluster {
+            Some(c) => {
+                let (member, ctx) = crate::cluster::join(c, &handle, &cfg.data_root).await?;
+                (Some(member), Some(ctx))
+            }
+            None => (None, None),
+        };
+        let run_dir = cfg.exec_root.clone();
         let engine = Arc::new(Self {
             dns,
             cfg,
@@ -232,6 +245,8 @@ impl Engine {
                 firewall,
                 features,
                 networks: Default::default(),
+                cluster: cluster_ctx,
+                run_dir,
             },
             host_sandbox,
             drivers: std::sync::RwLock::new(drivers),
@@ -239,11 +254,15 @@ impl Engine {
             state: Mutex::new(State::default()),
             sandboxes: Mutex::new(HashMap::new()),
             spare: Arc::default(),
+            cluster,
             locks: Mutex::new(HashMap::new()),
             _lock: lock,
         });
         engine.reload_plugins().await;
         engine.restore().await?;
+        if let Some(m) = &engine.cluster {
+            tokio::spawn(Self::follow_cluster(Arc::downgrade(&engine), m.store.watch()));
+        }
         engine.make_spare();
         Ok(engine)
     }

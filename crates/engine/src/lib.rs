@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+mod cluster;
 mod containers;
 pub mod dns;
 mod engine;
@@ -22,6 +23,8 @@ pub mod store;
 mod util;
 
 pub use berth_api; // the API's types appear in the engine's signatures
+pub use berth_cluster; // and the cluster store's options in its configuration
+pub use cluster::ClusterConfig;
 pub use containers::dnsopts::check_hostname;
 pub use containers::{ContainerCreate, Created};
 pub use engine::{Config, Engine};

@@ -76,6 +76,24 @@ impl Engine {
             }
         }
         self.ctx.firewall.install()?;
+        // What drivers keep of networks gone while the daemon was away.
+        let drivers: Vec<Arc<dyn NetworkDriver>> = self
+            .drivers
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for d in drivers {
+            let known: Vec<String> = nets
+                .iter()
+                .filter(|n| n.net.driver == d.name())
+                .map(|n| n.net.id.clone())
+                .collect();
+            if let Err(e) = d.sweep(&self.ctx, &known).await {
+                tracing::warn!(driver = %d.name(), "removing what networks gone left: {}", e.chain());
+            }
+        }
 
         {
             let mut st = self.state();

@@ -101,6 +101,10 @@ pub enum Ports {
     /// Each container has its own address on the parent link's LAN; there
     /// is no host port to forward (macvlan, ipvlan).
     OwnAddress,
+    /// The engine forwards host ports to the container's address on the
+    /// host's gateway bridge (overlay networks, whose containers reach the
+    /// host through it).
+    ViaGateway,
     /// The driver does not publish ports (plugins, CNI chains).
     Unsupported,
 }

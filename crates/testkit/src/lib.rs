@@ -485,7 +485,8 @@ impl TestHost {
     }
 
     /// The snapshot of kernel state berth is responsible for in this host:
-    /// links, the nftables table, pinned sandboxes. Two equal snapshots
+    /// links, the nftables table, pinned sandboxes and overlay networks'
+    /// namespaces. Two equal snapshots
     /// mean nothing was created or leaked in between.
     pub fn kernel_state(&self) -> String {
         let links = self.run("ip", &["-o", "link", "show"]).stdout;
@@ -524,7 +525,18 @@ impl TestHost {
             })
             .unwrap_or_default();
         sandboxes.sort();
-        format!("links: {links:?}\naddresses: {addrs:?}\nsandboxes: {sandboxes:?}\nnftables:\n{nft}")
+        // Overlay networks' namespaces, pinned by the overlay driver.
+        let mut overlays: Vec<String> = fs::read_dir(self.exec_root().join("overlay"))
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        overlays.sort();
+        format!(
+            "links: {links:?}\naddresses: {addrs:?}\nsandboxes: {sandboxes:?}\noverlays: {overlays:?}\nnftables:\n{nft}"
+        )
     }
 }
 

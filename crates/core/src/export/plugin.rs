@@ -151,6 +151,9 @@ impl Plugin {
                     firewall,
                     features,
                     networks: Default::default(),
+                    // A plugin is in no cluster and keeps no files of the daemon's.
+                    cluster: None,
+                    run_dir: std::env::temp_dir(),
                 })
             })
             .await

@@ -100,7 +100,7 @@ fn check_create(r: &NetworkCreateRequest) -> Result<()> {
     if r.enable_ipv4 == Some(false) {
         return refuse(Unsupported::NoIpv4);
     }
-    if !matches!(r.scope.as_str(), "" | "local") {
+    if !matches!(r.scope.as_str(), "" | "local" | "global") {
         return refuse(Unsupported::Scope(r.scope.clone()));
     }
     if !r.ipam.options.is_empty() {

@@ -88,6 +88,7 @@ pub(crate) fn network(n: &NetworkRecord, containers: &[&ContainerRecord]) -> Net
         containers: members,
         options: n.net.options.clone(),
         labels: n.labels.clone(),
+        peers: None,
     }
 }
 
@@ -392,6 +393,7 @@ pub(crate) fn info(e: &Engine) -> SystemInfo {
     let m = machine();
     let drivers = e.drivers();
     let cfg = e.config();
+    let cluster = e.cluster_info();
     let (containers, running) = {
         let st = e.state();
         let running = st
@@ -439,6 +441,9 @@ pub(crate) fn info(e: &Engine) -> SystemInfo {
                 unsupported: supported.err().map(|e| e.chain()).unwrap_or_default(),
             })
             .collect(),
+        cluster_store: cluster.as_ref().map(|c| c.store.clone()).unwrap_or_default(),
+        cluster_advertise: cluster.as_ref().map(|c| c.advertise.clone()).unwrap_or_default(),
+        cluster,
         ..Default::default()
     }
 }

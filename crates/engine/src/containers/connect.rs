@@ -25,7 +25,7 @@ impl Engine {
         let id = self.find_container(key)?.id;
         let lock = self.container_lock(&id);
         let _g = lock.lock().await;
-        let (mut c, net, mut ep) = {
+        let (mut c, net, mut joins) = {
             let mut st = self.state();
             let c = find_container(&st, &id)?.clone();
             let net = find_network(&st, net_key)?.clone();
@@ -62,12 +62,22 @@ impl Engine {
             }
             let mut ep = self.plan_endpoint(&mut st, &net, &c.endpoints, &wanted)?;
             ep.aliases = aliases;
-            (c, net, ep)
+            let mut joins = vec![(net.clone(), ep)];
+            let mut all = c.endpoints.clone();
+            all.push(joins[0].1.clone());
+            match self.plan_egress(&mut st, &net, &all) {
+                Ok(gw) => joins.extend(gw),
+                Err(e) => {
+                    Self::settle_all(&mut st, &joins, false);
+                    return Err(e);
+                }
+            }
+            (c, net, joins)
         };
         let made = async {
             let sb = self.sandbox(&c)?;
-            self.attach(&net, &sb, &mut ep).await?;
-            c.endpoints.push(ep.clone());
+            self.wire(&sb, &mut joins).await?;
+            c.endpoints.extend(joins.iter().map(|(_, ep)| ep.clone()));
             // The first user-defined network brings the embedded resolver,
             // as Docker's does for a container that started on the default
             // bridge.
@@ -84,25 +94,27 @@ impl Engine {
             }
             .await;
             if let Err(e) = saved {
-                c.endpoints.pop();
+                c.endpoints.truncate(c.endpoints.len() - joins.len());
                 if starts_resolver {
                     self.dns.remove(&c.id);
                     c.dns.embedded = false;
                     let _ = self.write_resolv(&mut c, SandboxKind::Own);
                 }
-                let _ = self.detach(&net, Some(&sb), &ep).await;
+                self.unwire(Some(&sb), &joins).await;
                 let _ = self.write_hosts(&mut c, SandboxKind::Own);
                 return Err(e);
             }
             Ok(())
         }
         .await;
-        let mut st = self.state();
-        Self::settle(&mut st, &ep, made.is_ok());
-        made?;
-        st.containers.insert(c.id.clone(), c.clone());
-        drop(st);
+        {
+            let mut st = self.state();
+            Self::settle_all(&mut st, &joins, made.is_ok());
+            made?;
+            st.containers.insert(c.id.clone(), c.clone());
+        }
         self.publish(&c);
+        self.announce_joined(&c, &joins).await;
         Ok(())
     }
 
@@ -131,20 +143,34 @@ impl Engine {
             });
         }
         let sb = self.sandbox(&c).ok();
-        let ep = c.endpoints.remove(pos);
-        if c.ports_network == net.net.id {
-            // The ports led to this network's address: they go with it.
-            self.ctx.firewall.remove_ports(&c.id)?;
-            self.state().ports.remove(&c.name, &c.ports);
-            c.ports.clear();
-            c.ports_network.clear();
+        let mut gone = vec![c.endpoints.remove(pos)];
+        // Its way out goes with the last network that needed it.
+        if let Some(gw) = self.egress_unneeded(&c) {
+            gone.push(c.endpoints.remove(gw));
         }
-        if let Err(e) = self.detach(&net, sb.as_deref(), &ep).await
-            && !force
-        {
-            return Err(e);
+        for ep in &gone {
+            if c.ports_network == ep.network_id {
+                // The ports led to this network's address: they go with it.
+                self.ctx.firewall.remove_ports(&c.id)?;
+                self.state().ports.remove(&c.name, &c.ports);
+                c.ports.clear();
+                c.ports_network.clear();
+            }
         }
-        if ep.default_route
+        for ep in &gone {
+            let Some(n) = self.state().networks.get(&ep.network_id).cloned() else {
+                continue;
+            };
+            if let Err(e) = self.detach(&n, sb.as_deref(), ep).await
+                && !force
+            {
+                return Err(e);
+            }
+            if self.clustered(&n) {
+                self.withdraw(&n, ep).await;
+            }
+        }
+        if gone.iter().any(|e| e.default_route)
             && let Some(sb) = &sb
             && let Some(next) = c.endpoints.iter_mut().find(|e| {
                 !e.gateways.is_empty()
@@ -165,7 +191,9 @@ impl Engine {
         let _ = self.write_hosts(&mut c, SandboxKind::Own);
         self.save_container(&c).await?;
         let mut st = self.state();
-        Self::release(&mut st, &ep);
+        for ep in &gone {
+            Self::release(&mut st, ep);
+        }
         st.containers.insert(c.id.clone(), c.clone());
         drop(st);
         self.publish(&c);

@@ -75,7 +75,7 @@ impl Engine {
         } else {
             req.network.as_str()
         };
-        let (net, mut ep, name, bindings, port_time, kind) = {
+        let (net, mut joins, name, bindings, port_time, kind) = {
             let mut st = self.state();
             let name = if req.name.is_empty() {
                 (0..100)
@@ -141,10 +141,20 @@ impl Engine {
             };
             let mut ep = self.plan_endpoint(&mut st, &net, &[], &wanted)?;
             ep.aliases = aliases;
+            let mut joins = vec![(net.clone(), ep)];
+            match self.plan_egress(&mut st, &net, std::slice::from_ref(&joins[0].1)) {
+                Ok(gw) => joins.extend(gw),
+                Err(e) => {
+                    Self::settle_all(&mut st, &joins, false);
+                    return Err(e);
+                }
+            }
             st.reserved_names.insert(name.clone());
             st.ports.add(&name, &bindings);
-            (net, ep, name, bindings, port_clock.elapsed(), caps.sandbox)
+            (net, joins, name, bindings, port_clock.elapsed(), caps.sandbox)
         };
+        // Ports lead to the address on the network that is the way out.
+        let ports_network = joins.last().map(|(n, _)| n.net.id.clone()).unwrap_or_default();
         let mut rec = ContainerRecord {
             id: id.clone(),
             name: name.clone(),
@@ -165,7 +175,7 @@ impl Engine {
             ports_network: if bindings.is_empty() {
                 String::new()
             } else {
-                net.net.id.clone()
+                ports_network
             },
             ports: bindings,
             exposed: exposed
@@ -192,11 +202,11 @@ impl Engine {
                 _ => self.new_sandbox(&id, rec.dns.embedded).await?,
             };
             rec.sandbox = Some(sb.path.clone());
-            if let Err(e) = self.attach(&net, &sb, &mut ep).await {
+            if let Err(e) = self.wire(&sb, &mut joins).await {
                 let _ = self.drop_sandbox_of(&id, kind);
                 return Err(e);
             }
-            rec.endpoints.push(ep.clone());
+            rec.endpoints.extend(joins.iter().map(|(_, ep)| ep.clone()));
             let saved = async {
                 if !rec.ports.is_empty() {
                     let t = std::time::Instant::now();
@@ -226,7 +236,7 @@ impl Engine {
             if let Err(e) = saved {
                 self.dns.remove(&id);
                 let _ = self.ctx.firewall.remove_ports(&id);
-                let _ = self.detach(&net, Some(&sb), &ep).await;
+                self.unwire(Some(&sb), &joins).await;
                 let _ = self.drop_sandbox_of(&id, kind);
                 self.remove_files(&id);
                 return Err(e);
@@ -234,15 +244,17 @@ impl Engine {
             Ok(())
         }
         .await;
-        let mut st = self.state();
-        st.reserved_names.remove(&name);
-        if made.is_err() {
-            st.ports.remove(&name, &rec.ports);
+        {
+            let mut st = self.state();
+            st.reserved_names.remove(&name);
+            if made.is_err() {
+                st.ports.remove(&name, &rec.ports);
+            }
+            Self::settle_all(&mut st, &joins, made.is_ok());
+            made?;
+            st.containers.insert(id.clone(), rec.clone());
         }
-        Self::settle(&mut st, &ep, made.is_ok());
-        made?;
-        st.containers.insert(id.clone(), rec.clone());
-        drop(st);
+        self.announce_joined(&rec, &joins).await;
         let paths = self.cfg.paths(&id);
         Ok(Created {
             id,

@@ -4,6 +4,8 @@
 
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 use berth_core::{Endpoint, IfName, Mac, Ports, Sandbox, SandboxKind};
 
 use crate::engine::{Engine, State};
@@ -16,8 +18,8 @@ use crate::{Error, NoPublish, Result, util};
 pub(super) fn publishable(net: &NetworkRecord, ports: Ports) -> Result<()> {
     let (network, driver) = (net.net.name.clone(), net.net.driver.clone());
     let why = match ports {
-        Ports::Forwarded if net.net.internal => NoPublish::Internal { network },
-        Ports::Forwarded => return Ok(()),
+        Ports::Forwarded | Ports::ViaGateway if net.net.internal => NoPublish::Internal { network },
+        Ports::Forwarded | Ports::ViaGateway => return Ok(()),
         Ports::Shared => NoPublish::HostNetwork,
         Ports::NoInterface => NoPublish::NoInterface,
         Ports::OwnAddress => NoPublish::OwnAddress { network, driver },
@@ -171,7 +173,9 @@ impl Engine {
                 return Err(e);
             }
         }
-        let gateways: Vec<IpAddr> = if caps.ipam {
+        // A network whose way out is the gateway bridge has no gateway of
+        // its own.
+        let gateways: Vec<IpAddr> = if caps.ipam && !caps.egress {
             [false, true]
                 .iter()
                 .filter_map(|v6| net.net.gateway(*v6))
@@ -217,6 +221,19 @@ impl Engine {
         if !ok {
             Self::release(st, ep);
         }
+    }
+
+    /// Marks `taken` used in network `net`'s pools for good (another
+    /// host's container has it) and hands out the next free address of
+    /// its subnet instead.
+    pub(crate) fn replan(st: &mut State, net: &str, taken: IpNet) -> Result<IpNet> {
+        let pool = st
+            .pools
+            .get_mut(net)
+            .and_then(|pools| pools.iter_mut().find(|p| p.contains(taken.addr())))
+            .ok_or_else(|| Error::NetworkNotFound { key: net.to_owned() })?;
+        pool.mark(taken.addr());
+        pool.allocate()
     }
 
     /// Gives an endpoint's addresses back to their pools.

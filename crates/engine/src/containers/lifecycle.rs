@@ -72,11 +72,14 @@ impl Engine {
         let kind = self.kind_of(c).unwrap_or(SandboxKind::Own);
         let sb = self.sandbox(c).ok();
         for ep in c.endpoints.iter().rev() {
-            let net = self.state().networks.get(&ep.network_id).cloned();
-            if let Some(net) = net
-                && let Err(e) = self.detach(&net, sb.as_deref(), ep).await
-            {
+            let Some(net) = self.state().networks.get(&ep.network_id).cloned() else {
+                continue;
+            };
+            if let Err(e) = self.detach(&net, sb.as_deref(), ep).await {
                 tracing::warn!(container = %c.name, network = %net.net.name, "detach: {}", e.chain());
+            }
+            if self.clustered(&net) {
+                self.withdraw(&net, ep).await;
             }
         }
         {

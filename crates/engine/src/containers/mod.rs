@@ -5,6 +5,9 @@
 //!   first network, the record written;
 //! - `endpoints`: one membership in one network, planned under the state
 //!   lock and wired through the network's handle;
+//! - `egress`: joining networks as a whole: cluster claims and
+//!   announcements for global networks, the gateway bridge for networks
+//!   with no way out of their own;
 //! - `connect`: `network connect` and `network disconnect`;
 //! - `lifecycle`: the process started or ended, the network taken down,
 //!   removal, reaping;
@@ -17,6 +20,7 @@
 mod connect;
 mod create;
 pub(crate) mod dnsopts;
+pub(crate) mod egress;
 mod endpoints;
 pub(crate) mod files;
 mod lifecycle;

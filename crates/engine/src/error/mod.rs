@@ -93,10 +93,11 @@ pub enum Error {
         network: String,
     },
     /// Every default pool overlaps a network or a route.
-    #[error(
-        "all of the default address pools (172.17-31.0.0/16, 192.168.0-240.0/20) overlap existing networks or routes: give --subnet"
-    )]
-    PoolsExhausted,
+    #[error("all of the default address pools ({pools}) overlap existing networks or routes: give --subnet")]
+    PoolsExhausted {
+        /// The pools, e.g. `172.17-31.0.0/16, 192.168.0-240.0/20`.
+        pools: &'static str,
+    },
     /// A subnet without a free address.
     #[error("no free addresses left in subnet {subnet} (all {size} are in use or reserved)")]
     SubnetFull {
@@ -712,6 +713,33 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+
+    /// `--scope` other than the driver's.
+    #[error("invalid scope {scope:?} for driver {driver}: its networks are {its} (leave --scope out)")]
+    WrongScope {
+        /// What was given.
+        scope: String,
+        /// The driver.
+        driver: String,
+        /// Its scope.
+        its: String,
+    },
+
+    // ---- The cluster. ----
+    /// `--advertise-addr` names neither an address nor an interface of
+    /// this host.
+    #[error(
+        "--advertise-addr {given}: not an address or interface of this host (accepted: an IPv4 or IPv6 address of this host, or an interface that has one)"
+    )]
+    BadAdvertise {
+        /// What was given.
+        given: String,
+    },
+    /// What the cluster store said or could not say: a name, subnet,
+    /// number or address taken, a network still in use on some host, or
+    /// the store unreachable.
+    #[error(transparent)]
+    Cluster(#[from] berth_cluster::Error),
 
     // ---- From below. ----
     /// What a driver, the kernel plumbing or berth-core reported; its

@@ -222,7 +222,7 @@ pub enum Unsupported {
     ConfigFrom(String),
     /// `--ipv4=false`.
     NoIpv4,
-    /// A scope other than `local`.
+    /// A scope other than `local` or `global`.
     Scope(String),
     /// `--ipam-opt`.
     IpamOptions,
@@ -252,7 +252,7 @@ impl fmt::Display for Unsupported {
             Unsupported::NoIpv4 => f.write_str(
                 "networks without IPv4 are not supported (--ipv4=false): berth networks always have IPv4",
             ),
-            Unsupported::Scope(s) => write!(f, "invalid scope {s:?} (accepted: local; berth has no swarm)"),
+            Unsupported::Scope(s) => write!(f, "invalid scope {s:?} (accepted: local, global; berth has no swarm)"),
             Unsupported::IpamOptions => f.write_str("IPAM driver options are not supported (--ipam-opt)"),
             Unsupported::ConnectLinks => f.write_str(
                 "--link on network connect is not supported: links are given at berth run (--alias gives another name)",

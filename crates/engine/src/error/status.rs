@@ -24,7 +24,7 @@ impl Error {
             NetworkExists { .. }
             | OnlyOneNetwork { .. }
             | SubnetTaken { .. }
-            | PoolsExhausted
+            | PoolsExhausted { .. }
             | SubnetFull { .. }
             | AddressReserved { .. }
             | AddressInUse { .. }
@@ -101,6 +101,17 @@ impl Error {
             | DecodeRecord { .. }
             | EncodeRecord { .. }
             | Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            BadAdvertise { .. } | WrongScope { .. } => StatusCode::BAD_REQUEST,
+            Cluster(e) => match e {
+                berth_cluster::Error::Taken { .. }
+                | berth_cluster::Error::InUse { .. }
+                | berth_cluster::Error::Exhausted { .. } => StatusCode::CONFLICT,
+                berth_cluster::Error::NoNetwork(_) => StatusCode::NOT_FOUND,
+                berth_cluster::Error::BadStore { .. } | berth_cluster::Error::BadOption { .. } => {
+                    StatusCode::BAD_REQUEST
+                }
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            },
             Driver(e) => match e.kind() {
                 Kind::Invalid | Kind::Unsupported => StatusCode::BAD_REQUEST,
                 Kind::NotFound => StatusCode::NOT_FOUND,

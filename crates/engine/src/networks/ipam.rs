@@ -25,11 +25,29 @@ pub fn overlaps(a: &IpNet, b: &IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
+/// Docker's default pool for global (overlay) networks: 10.0.0.0/8 in
+/// /24s, 10.0.0.0/24 first.
+pub fn global_pools() -> impl Iterator<Item = IpNet> {
+    (0u32..1 << 16).map(|i| {
+        let a = Ipv4Addr::new(10, (i >> 8) as u8, (i & 0xff) as u8, 0);
+        IpNet::V4(Ipv4Net::new(a, 24).expect("valid /24"))
+    })
+}
+
 /// The first default pool that overlaps none of `taken`.
 pub fn pick_subnet(taken: &[IpNet]) -> Result<IpNet> {
-    default_pools()
+    pick_from(default_pools(), taken, "172.17-31.0.0/16, 192.168.0-240.0/20")
+}
+
+/// The first global default pool that overlaps none of `taken`.
+pub fn pick_global_subnet(taken: &[IpNet]) -> Result<IpNet> {
+    pick_from(global_pools(), taken, "10.0.0.0/8 in /24s")
+}
+
+fn pick_from(mut pools: impl Iterator<Item = IpNet>, taken: &[IpNet], names: &'static str) -> Result<IpNet> {
+    pools
         .find(|p| !taken.iter().any(|t| overlaps(p, t)))
-        .ok_or(Error::PoolsExhausted)
+        .ok_or(Error::PoolsExhausted { pools: names })
 }
 
 /// A unique-local IPv6 /64 derived from a network id, for `--ipv6` without
@@ -232,6 +250,15 @@ mod tests {
                 .to_string()
                 .contains("give --subnet")
         );
+    }
+
+    #[test]
+    fn global_pools_are_24s_of_10_8() {
+        assert_eq!(pick_global_subnet(&[]).unwrap().to_string(), "10.0.0.0/24");
+        let taken: Vec<IpNet> = vec!["10.0.0.0/24".parse().unwrap(), "10.0.1.128/25".parse().unwrap()];
+        assert_eq!(pick_global_subnet(&taken).unwrap().to_string(), "10.0.2.0/24");
+        let all: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        assert!(pick_global_subnet(&all).is_err());
     }
 
     #[test]

@@ -7,11 +7,12 @@ use std::net::IpAddr;
 
 use axum::http::StatusCode;
 use berth_api::{Filters, Network as NetworkView, NetworkCheck};
-use berth_core::{IpamConfig, Kind, Network, NetworkHandle, link};
+use berth_core::{IpamConfig, Kind, Network, NetworkHandle, Scope, link};
 use ipnet::IpNet;
 
 use self::ipam::{Pool, overlaps};
 use crate::api::{NetworkFilter, views};
+use crate::containers::egress::GATEWAY_NETWORK;
 use crate::engine::{Driven, Engine, State};
 use crate::error::AddressRole;
 use crate::store::model::NetworkRecord;
@@ -150,6 +151,36 @@ impl Engine {
     }
 
     async fn add_network(&self, req: NetworkCreate, builtin: bool) -> Result<NetworkRecord> {
+        // A subnet chosen here for a global network may be chosen by
+        // another host at the same moment: the cluster store takes one, and
+        // the other host chooses again.
+        let mut lost = Vec::new();
+        loop {
+            match self.add_network_once(req.clone(), builtin, &lost).await {
+                Err(Error::Cluster(berth_cluster::Error::Taken { what, owner }))
+                    if lost.len() < 8 && what.starts_with("subnet ") =>
+                {
+                    match what["subnet ".len()..].parse::<IpNet>() {
+                        Ok(s) if !req.ipam.config.iter().any(|c| c.subnet == s.to_string()) => lost.push(s),
+                        _ => return Err(Error::Cluster(berth_cluster::Error::Taken { what, owner })),
+                    }
+                }
+                Err(Error::Cluster(berth_cluster::Error::Taken { what, .. }))
+                    if what.starts_with("network name ") =>
+                {
+                    return Err(Error::NetworkExists { name: req.name });
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn add_network_once(
+        &self,
+        req: NetworkCreate,
+        builtin: bool,
+        lost: &[IpNet],
+    ) -> Result<NetworkRecord> {
         util::check_name(Object::Network, &req.name)?;
         let driver_name = if req.driver.is_empty() {
             "bridge"
@@ -175,6 +206,15 @@ impl Engine {
             });
         }
         driver.supported(&self.ctx.features)?;
+        let global = caps.scope == Scope::Global && self.cluster.is_some();
+        let scope = views::scope_name(caps.scope);
+        if !req.scope.is_empty() && req.scope != scope {
+            return Err(Error::WrongScope {
+                scope: req.scope.clone(),
+                driver: driver.name().to_owned(),
+                its: scope,
+            });
+        }
         let id = util::new_id();
         // Options first: a bad option is the user's first problem to fix.
         let checked = driver
@@ -189,7 +229,7 @@ impl Engine {
             })
             .await?;
         // Routes of the host, so that a new subnet does not shadow one.
-        let routes: Vec<IpNet> = if caps.ipam && !ipam.iter().any(|c| c.subnet.addr().is_ipv4()) {
+        let mut routes: Vec<IpNet> = if caps.ipam && !ipam.iter().any(|c| c.subnet.addr().is_ipv4()) {
             link::routes(&self.ctx.handle)
                 .await?
                 .into_iter()
@@ -198,6 +238,21 @@ impl Engine {
         } else {
             Vec::new()
         };
+        // A global network's subnets are the cluster's: none may overlap
+        // another global network's, whichever host made it.
+        if global {
+            let theirs = self.member(driver.name())?.store.taken_subnets().await?;
+            for c in &ipam {
+                if let Some(t) = theirs.iter().find(|t| overlaps(t, &c.subnet)) {
+                    return Err(Error::Cluster(berth_cluster::Error::Taken {
+                        what: format!("subnet {}", c.subnet),
+                        owner: format!("global network with subnet {t}"),
+                    }));
+                }
+            }
+            routes.extend(theirs);
+            routes.extend(lost.iter().copied());
+        }
 
         let net = {
             let mut st = self.state();
@@ -230,7 +285,11 @@ impl Engine {
                 ipam.insert(
                     0,
                     IpamConfig {
-                        subnet: ipam::pick_subnet(&avoid)?,
+                        subnet: if global {
+                            ipam::pick_global_subnet(&avoid)?
+                        } else {
+                            ipam::pick_subnet(&avoid)?
+                        },
                         gateway: None,
                         ip_range: None,
                         aux_addresses: BTreeMap::new(),
@@ -266,7 +325,7 @@ impl Engine {
             }
             net
         };
-        let rec = NetworkRecord {
+        let mut rec = NetworkRecord {
             net,
             created: util::now(),
             scope: caps.scope,
@@ -275,11 +334,31 @@ impl Engine {
             builtin,
         };
         let made = async {
-            // The address plan is settled now: the handle the network
-            // keeps is opened on it.
-            let handle = driver.open(&rec.net).await?;
-            self.make_network(&rec, handle.as_ref()).await?;
-            Ok::<_, Error>(handle)
+            // What the driver claims for the network (an overlay's VNI)
+            // completes its spec.
+            driver.allocate(&self.ctx, &mut rec.net).await?;
+            let made = async {
+                // The address plan is settled now: the handle the network
+                // keeps is opened on it.
+                let handle = driver.open(&rec.net).await?;
+                if global {
+                    self.publish_network(&rec).await?;
+                }
+                if let Err(e) = self.make_network(&rec, handle.as_ref()).await {
+                    if global {
+                        self.unpublish_network(&rec).await;
+                    }
+                    return Err(e);
+                }
+                Ok::<_, Error>(handle)
+            }
+            .await;
+            if made.is_err()
+                && let Err(e) = driver.release(&self.ctx, &rec.net).await
+            {
+                tracing::warn!(network = %rec.net.name, "giving back what the driver claimed: {}", e.chain());
+            }
+            made
         }
         .await;
         let mut st = self.state();
@@ -311,21 +390,44 @@ impl Engine {
     }
 
     /// Makes the networks every host has: `bridge` (on `berth0`), `host`
-    /// and `none`, if the store does not have them yet.
+    /// and `none`, and in a cluster the gateway bridge
+    /// (`berth_gwbridge`: the way out of overlay networks, masqueraded,
+    /// its containers unable to reach each other), if the store does not
+    /// have them yet.
     pub(crate) async fn ensure_builtin(&self) -> Result<()> {
-        for (name, driver) in [("bridge", "bridge"), ("host", "host"), ("none", "null")] {
+        let mut builtin = vec![
+            (
+                "bridge",
+                "bridge",
+                vec![("com.docker.network.bridge.name", "berth0")],
+            ),
+            ("host", "host", vec![]),
+            ("none", "null", vec![]),
+        ];
+        if self.cluster.is_some() {
+            builtin.push((
+                GATEWAY_NETWORK,
+                "bridge",
+                vec![
+                    ("com.docker.network.bridge.name", GATEWAY_NETWORK),
+                    ("com.docker.network.bridge.enable_icc", "false"),
+                    ("com.docker.network.bridge.enable_ip_masquerade", "true"),
+                ],
+            ));
+        }
+        for (name, driver, options) in builtin {
             if self.state().networks.values().any(|n| n.net.name == name) {
                 continue;
             }
-            let mut req = NetworkCreate {
+            let req = NetworkCreate {
                 name: name.into(),
                 driver: driver.into(),
+                options: options
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
                 ..Default::default()
             };
-            if name == "bridge" {
-                req.options
-                    .insert("com.docker.network.bridge.name".into(), "berth0".into());
-            }
             self.add_network(req, true).await?;
         }
         Ok(())
@@ -373,7 +475,18 @@ impl Engine {
         };
         let done = async {
             let driven = self.driven(&self.state(), &rec)?;
+            let global = self.clustered(&rec);
+            if global {
+                // Refused while a container of any host is on it.
+                self.remove_global(&rec).await?;
+            }
             driven.handle.delete(&self.ctx).await?;
+            if global
+                && let Ok(driver) = self.driver(&rec.net.driver)
+                && let Err(e) = driver.release(&self.ctx, &rec.net).await
+            {
+                tracing::warn!(network = %rec.net.name, "giving back what the driver claimed: {}", e.chain());
+            }
             self.store
                 .write(vec![Op::Delete(Table::Networks, rec.net.id.clone())])
                 .await
@@ -473,7 +586,7 @@ impl Engine {
                     .count();
                 keep.matches(n, users)
             })
-            .map(|n| views::network(n, &containers))
+            .map(|n| self.with_peers(n, views::network(n, &containers)))
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
@@ -484,7 +597,7 @@ impl Engine {
         let st = self.state();
         let n = find_network(&st, key)?;
         let containers: Vec<_> = st.containers.values().collect();
-        Ok(views::network(n, &containers))
+        Ok(self.with_peers(n, views::network(n, &containers)))
     }
 }
 

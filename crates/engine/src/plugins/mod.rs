@@ -118,6 +118,7 @@ pub fn builtin(cfg: &PluginConfig) -> Vec<Arc<dyn NetworkDriver>> {
         Arc::new(berth_driver_none::Null),
         Arc::new(berth_driver_macvlan::Macvlan),
         Arc::new(berth_driver_ipvlan::Ipvlan),
+        Arc::new(berth_driver_overlay::Overlay),
     ];
     v.extend(cni::driver(cfg));
     v

@@ -71,6 +71,7 @@ pub(super) fn capabilities(c: &CapabilitiesResponse) -> std::result::Result<Capa
         dns: b.dns.unwrap_or(sandbox == SandboxKind::Own),
         parent: b.parent,
         aliases: &[],
+        egress: false,
     })
 }
 

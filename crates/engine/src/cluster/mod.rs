@@ -1,0 +1,443 @@
+//! The engine in a cluster (`--cluster-store`): global networks kept in
+//! the cluster store, their addresses claimed there, this host's
+//! containers on them announced, and the other hosts' containers followed
+//! (forwarding entries for the networks' drivers, names for the
+//! resolver). See `berth_cluster` for the store itself and its layout.
+//!
+//! A host keeps serving what it has when the store is away: its global
+//! networks are cached in its own store, and their drivers keep the
+//! entries of the peers they last knew; what needs the store (creating or
+//! removing a global network, a container joining or leaving one) fails
+//! with one line saying the store cannot be reached. When the store
+//! answers again the watch starts over from a full read, and this host
+//! announces its containers again.
+
+mod follow;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use berth_core::{ClusterContext, Numbers, Peer, Underlay, async_trait, link};
+
+use crate::engine::Engine;
+use crate::store::model::{ContainerRecord, EndpointRecord, NetworkRecord};
+use crate::{Error, Result, util};
+
+/// How the daemon joins a cluster.
+#[derive(Clone, Debug)]
+pub struct ClusterConfig {
+    /// The store and its options (`--cluster-store`,
+    /// `--cluster-store-opt`).
+    pub options: berth_cluster::Options,
+    /// `--advertise-addr`: an address of this host, or an interface that
+    /// has one.
+    pub advertise: String,
+}
+
+/// Containers of other hosts on global networks: network id → endpoint id
+/// → endpoint.
+pub(crate) type Remote = BTreeMap<String, BTreeMap<String, berth_cluster::Endpoint>>;
+
+/// This host in its cluster.
+pub(crate) struct Member {
+    pub store: Arc<berth_cluster::Cluster>,
+    pub underlay: Underlay,
+    remote: Mutex<Remote>,
+    hosts: Mutex<BTreeMap<String, berth_cluster::Host>>,
+}
+
+impl Member {
+    pub fn remote(&self) -> MutexGuard<'_, Remote> {
+        self.remote.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The hosts of the cluster this host knows, by id.
+    pub fn hosts(&self) -> MutexGuard<'_, BTreeMap<String, berth_cluster::Host>> {
+        self.hosts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The containers of other hosts on network `id`, as its driver wants
+    /// them.
+    pub fn peers(&self, id: &str) -> Vec<Peer> {
+        self.remote()
+            .get(id)
+            .into_iter()
+            .flat_map(|eps| eps.values())
+            .filter_map(|e| {
+                Some(Peer {
+                    endpoint: e.id.clone(),
+                    mac: e.mac.parse().ok()?,
+                    addresses: e.addresses.clone(),
+                    vtep: e.vtep,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Numbers claimed in the cluster store, for the drivers.
+struct StoreNumbers(Arc<berth_cluster::Cluster>);
+
+/// The store's error as the driver contract's.
+fn core_error(e: berth_cluster::Error) -> berth_core::Error {
+    match e {
+        berth_cluster::Error::Taken { what, owner } => berth_core::Error::Taken { what, owner },
+        e => berth_core::Error::Cluster(Box::new(e)),
+    }
+}
+
+#[async_trait]
+impl Numbers for StoreNumbers {
+    async fn claim(
+        &self,
+        pool: &str,
+        what: &str,
+        range: (u32, u32),
+        wanted: Option<u32>,
+        owner: &str,
+    ) -> berth_core::Result<u32> {
+        self.0
+            .claim_number(pool, what, range, wanted, owner)
+            .await
+            .map_err(core_error)
+    }
+
+    async fn release(&self, pool: &str, n: u32, owner: &str) -> berth_core::Result<()> {
+        self.0.release_number(pool, n, owner).await.map_err(core_error)
+    }
+}
+
+/// The underlay: `advertise` is an address of this host, or an interface
+/// that has one (its first IPv4 address, else its first IPv6 one).
+async fn underlay(handle: &berth_core::rtnetlink::Handle, advertise: &str) -> Result<Underlay> {
+    let bad = || Error::BadAdvertise {
+        given: advertise.to_owned(),
+    };
+    let links = link::list(handle).await?;
+    let addresses = link::addresses(handle).await?;
+    let (index, address) = match advertise.parse::<IpAddr>() {
+        Ok(ip) => addresses
+            .iter()
+            .find(|(_, a)| a.addr() == ip)
+            .map(|(i, a)| (*i, a.addr()))
+            .ok_or_else(bad)?,
+        Err(_) => {
+            let l = links.iter().find(|l| l.name == advertise).ok_or_else(bad)?;
+            let mut of: Vec<IpAddr> = addresses
+                .iter()
+                .filter(|(i, _)| *i == l.index)
+                .map(|(_, a)| a.addr())
+                .filter(|a| !a.is_loopback())
+                .collect();
+            of.sort_by_key(IpAddr::is_ipv6);
+            (l.index, *of.first().ok_or_else(bad)?)
+        }
+    };
+    let l = links.iter().find(|l| l.index == index).ok_or_else(bad)?;
+    Ok(Underlay {
+        address,
+        ifname: l.name.clone(),
+        mtu: if l.mtu == 0 { 1500 } else { l.mtu },
+    })
+}
+
+/// This host's id in the cluster: made once, kept in the data root, so
+/// that a restarted daemon is the same host.
+fn host_id(data_root: &std::path::Path) -> Result<String> {
+    let path = data_root.join("cluster-host-id");
+    if let Ok(id) = std::fs::read_to_string(&path)
+        && !id.trim().is_empty()
+    {
+        return Ok(id.trim().to_owned());
+    }
+    let id = util::new_id()[..16].to_owned();
+    std::fs::write(&path, format!("{id}\n"))
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    Ok(id)
+}
+
+/// Joins the cluster: finds the underlay, opens the store (which never
+/// waits for etcd: it may be down now). Fails only on what cannot work
+/// (an `--advertise-addr` not of this host, an unreadable TLS file).
+pub(crate) async fn join(
+    cfg: &ClusterConfig,
+    handle: &berth_core::rtnetlink::Handle,
+    data_root: &std::path::Path,
+) -> Result<(Arc<Member>, ClusterContext)> {
+    let underlay = underlay(handle, &cfg.advertise).await?;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let host = berth_cluster::Host {
+        id: host_id(data_root)?,
+        name,
+        address: underlay.address,
+        since: util::unix_now().max(0) as u64,
+    };
+    let store = berth_cluster::Cluster::open(cfg.options.clone(), host).await?;
+    tracing::info!(
+        store = %store.store(),
+        "joining the cluster as host {} with tunnel endpoint {} on {} (MTU {})",
+        store.host().id,
+        underlay.address,
+        underlay.ifname,
+        underlay.mtu
+    );
+    let ctx = ClusterContext {
+        numbers: Arc::new(StoreNumbers(store.clone())),
+        underlay: underlay.clone(),
+    };
+    let member = Arc::new(Member {
+        store,
+        underlay,
+        remote: Mutex::new(BTreeMap::new()),
+        hosts: Mutex::new(BTreeMap::new()),
+    });
+    Ok((member, ctx))
+}
+
+impl Engine {
+    /// Whether `net` lives in the cluster store: a global network, on a
+    /// daemon in a cluster. (Without one, a plugin's global networks are
+    /// this host's alone, and an overlay cannot be made.)
+    pub(crate) fn clustered(&self, net: &NetworkRecord) -> bool {
+        self.cluster.is_some() && net.scope == berth_core::Scope::Global
+    }
+
+    /// This host's membership, for a driver of global networks; without
+    /// one, the error that says what is missing.
+    pub(crate) fn member(&self, driver: &str) -> Result<&Arc<Member>> {
+        self.cluster.as_ref().ok_or_else(|| {
+            Error::Driver(berth_core::Error::NoCluster {
+                driver: driver.to_owned(),
+            })
+        })
+    }
+
+    /// Puts a new global network in the cluster store: its record, name
+    /// and subnets, in one transaction that fails when another network
+    /// holds any of them.
+    pub(crate) async fn publish_network(&self, rec: &NetworkRecord) -> Result<()> {
+        let m = self.member(&rec.net.driver)?;
+        let record = serde_json::to_vec(rec).map_err(|e| Error::EncodeRecord {
+            id: rec.net.id.clone(),
+            source: e,
+        })?;
+        let subnets: Vec<_> = rec.net.ipam.iter().map(|c| c.subnet).collect();
+        m.store
+            .create_network(&rec.net.id, &rec.net.name, &record, &subnets)
+            .await?;
+        Ok(())
+    }
+
+    /// Takes back a global network whose creation failed here after it was
+    /// published. Failures are logged.
+    pub(crate) async fn unpublish_network(&self, rec: &NetworkRecord) {
+        if let Err(e) = self.remove_global(rec).await {
+            tracing::warn!(network = %rec.net.name, "taking the network back from the cluster store: {}", e.chain());
+        }
+    }
+
+    /// Removes a global network from the cluster store, refused while a
+    /// container of any host is on it.
+    pub(crate) async fn remove_global(&self, rec: &NetworkRecord) -> Result<()> {
+        let m = self.member(&rec.net.driver)?;
+        let subnets: Vec<_> = rec.net.ipam.iter().map(|c| c.subnet).collect();
+        m.store
+            .remove_network(&rec.net.id, &rec.net.name, &subnets)
+            .await?;
+        Ok(())
+    }
+
+    /// Adds a global network's peers to its view: the hosts with
+    /// containers on it, this one included when it has some.
+    pub(crate) fn with_peers(&self, n: &NetworkRecord, mut view: berth_api::Network) -> berth_api::Network {
+        let Some(m) = &self.cluster else { return view };
+        if n.scope != berth_core::Scope::Global {
+            return view;
+        }
+        let hosts = m.hosts();
+        let mut peers: BTreeSet<berth_api::NetworkPeer> = m
+            .remote()
+            .get(&n.net.id)
+            .into_iter()
+            .flat_map(|eps| eps.values())
+            .map(|e| berth_api::NetworkPeer {
+                name: hosts.get(&e.host).map(|h| h.name.clone()).unwrap_or_default(),
+                ip: e.vtep.to_string(),
+            })
+            .collect();
+        if !view.containers.is_empty() {
+            peers.insert(berth_api::NetworkPeer {
+                name: m.store.host().name.clone(),
+                ip: m.underlay.address.to_string(),
+            });
+        }
+        view.peers = Some(peers.into_iter().collect());
+        view
+    }
+
+    /// What `GET /info` says of the cluster.
+    pub(crate) fn cluster_info(&self) -> Option<berth_api::ClusterInfo> {
+        let m = self.cluster.as_ref()?;
+        let (health, since) = m.store.health();
+        let health = match health {
+            berth_cluster::Health::Connecting => "connecting".to_owned(),
+            berth_cluster::Health::Healthy => "healthy".to_owned(),
+            berth_cluster::Health::Unreachable(why) => format!("unreachable: {why}"),
+        };
+        Some(berth_api::ClusterInfo {
+            store: m.store.store(),
+            health,
+            health_since_seconds: since.as_secs(),
+            host_id: m.store.host().id.clone(),
+            advertise: m.underlay.address.to_string(),
+            interface: m.underlay.ifname.clone(),
+            mtu: m.underlay.mtu,
+            hosts: m
+                .hosts()
+                .values()
+                .map(|h| berth_api::ClusterHost {
+                    id: h.id.clone(),
+                    name: h.name.clone(),
+                    address: h.address.to_string(),
+                    since: h.since,
+                })
+                .collect(),
+        })
+    }
+
+    /// The cluster-side record of a container's endpoint.
+    fn endpoint_record(
+        &self,
+        m: &Member,
+        c: &ContainerRecord,
+        ep: &EndpointRecord,
+    ) -> berth_cluster::Endpoint {
+        berth_cluster::Endpoint {
+            id: ep.id.clone(),
+            network: ep.network_id.clone(),
+            container: c.id.clone(),
+            name: c.name.clone(),
+            hostname: c.hostname.clone(),
+            aliases: ep.aliases.clone(),
+            mac: ep.mac.to_string(),
+            addresses: ep.addresses.clone(),
+            host: m.store.host().id.clone(),
+            vtep: m.underlay.address,
+        }
+    }
+
+    /// Claims a planned endpoint's addresses in the cluster, one
+    /// transaction each. An address another host's endpoint took first is
+    /// marked taken here and the next free one is tried (a static one
+    /// `--ip` asked for is refused instead). What was claimed is given back
+    /// on failure.
+    pub(crate) async fn claim_addresses(&self, net: &NetworkRecord, ep: &mut EndpointRecord) -> Result<()> {
+        let m = self.member(&net.net.driver)?;
+        let mut claimed: Vec<IpAddr> = Vec::new();
+        let result = async {
+            for i in 0..ep.addresses.len() {
+                for _ in 0..64 {
+                    let ip = ep.addresses[i].addr();
+                    if m.store.claim_address(&net.net.id, ip, &ep.id).await? {
+                        claimed.push(ip);
+                        break;
+                    }
+                    if ep.static_ip.contains(&ip) {
+                        let holder = m
+                            .remote()
+                            .get(&net.net.id)
+                            .and_then(|eps| eps.values().find(|e| e.addresses.iter().any(|a| a.addr() == ip)))
+                            .map(|e| e.name.clone());
+                        return Err(Error::AddressInUse {
+                            ip,
+                            container: holder,
+                        });
+                    }
+                    let mut st = self.state();
+                    ep.addresses[i] = Self::replan(&mut st, &net.net.id, ep.addresses[i])?;
+                }
+            }
+            Ok(())
+        }
+        .await;
+        if result.is_err() {
+            for ip in claimed {
+                let _ = m.store.release_address(&net.net.id, ip, &ep.id).await;
+            }
+        }
+        result
+    }
+
+    /// Announces a container's endpoint on a global network to the other
+    /// hosts.
+    pub(crate) async fn announce(
+        &self,
+        net: &NetworkRecord,
+        c: &ContainerRecord,
+        ep: &EndpointRecord,
+    ) -> Result<()> {
+        let m = self.member(&net.net.driver)?;
+        m.store.put_endpoint(&self.endpoint_record(m, c, ep)).await?;
+        Ok(())
+    }
+
+    /// Withdraws an endpoint from the cluster and gives its addresses
+    /// back; failures are logged (the record goes with this host's lease
+    /// anyway, and the next full read withdraws what is left).
+    pub(crate) async fn withdraw(&self, net: &NetworkRecord, ep: &EndpointRecord) {
+        let Some(m) = &self.cluster else { return };
+        let done = async {
+            m.store.delete_endpoint(&net.net.id, &ep.id).await?;
+            for a in &ep.addresses {
+                m.store.release_address(&net.net.id, a.addr(), &ep.id).await?;
+            }
+            Ok::<_, berth_cluster::Error>(())
+        };
+        if let Err(e) = done.await {
+            tracing::warn!(network = %net.net.name, "withdrawing endpoint {}: {e}", ep.id);
+        }
+    }
+
+    /// Announces every endpoint of this host's running containers on
+    /// global networks again (after the store was away, or this daemon
+    /// restarted), and withdraws what this host announced but no longer
+    /// has.
+    pub(crate) async fn announce_all(&self) {
+        let Some(m) = &self.cluster else { return };
+        let mine: Vec<(NetworkRecord, ContainerRecord, EndpointRecord)> = {
+            let st = self.state();
+            st.containers
+                .values()
+                .flat_map(|c| {
+                    c.endpoints.iter().filter_map(|ep| {
+                        let net = st.networks.get(&ep.network_id)?;
+                        (net.scope == berth_core::Scope::Global).then(|| (net.clone(), c.clone(), ep.clone()))
+                    })
+                })
+                .collect()
+        };
+        let keep: BTreeSet<String> = mine.iter().map(|(_, _, ep)| ep.id.clone()).collect();
+        if let Err(e) = m.store.forget_others(&keep).await {
+            tracing::warn!("withdrawing what a crash left in the cluster store: {e}");
+        }
+        for (net, c, ep) in mine {
+            for a in &ep.addresses {
+                match m.store.claim_address(&net.net.id, a.addr(), &ep.id).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::error!(
+                        container = %c.name, network = %net.net.name,
+                        "address {} was given to a container of another host while this one was away",
+                        a.addr()
+                    ),
+                    Err(e) => tracing::warn!(container = %c.name, "claiming {} again: {e}", a.addr()),
+                }
+            }
+            if let Err(e) = self.announce(&net, &c, &ep).await {
+                tracing::warn!(container = %c.name, network = %net.net.name, "announcing again: {e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! Joining and leaving networks as a whole: an endpoint on a global
+//! network has its addresses claimed in the cluster before it is wired and
+//! is announced to the other hosts once committed; a container on a
+//! network with no way out of its own (overlay: its driver declares
+//! `egress`) gets a second endpoint on the host's gateway bridge,
+//! `berth_gwbridge`, as Docker's containers get one on `docker_gwbridge`:
+//! masqueraded, containers unable to reach each other there, carrying the
+//! default route and the published ports.
+
+use berth_core::Sandbox;
+
+use crate::engine::{Engine, State};
+use crate::store::model::{ContainerRecord, EndpointRecord, NetworkRecord};
+use crate::{Error, Result};
+
+/// The host's gateway bridge network, made at start when the daemon is in
+/// a cluster.
+pub(crate) const GATEWAY_NETWORK: &str = "berth_gwbridge";
+
+/// A network a container joins, with its planned endpoint.
+pub(super) type Join = (NetworkRecord, EndpointRecord);
+
+impl Engine {
+    /// Whether network `id`'s driver gives it no way out of its own.
+    fn is_egress(st: &State, id: &str) -> bool {
+        st.handles.get(id).is_some_and(|d| d.caps.egress)
+    }
+
+    /// Plans, under the state lock, the gateway bridge endpoint a
+    /// container with `endpoints` needs on joining `net`: when `net` has
+    /// no way out of its own, is not internal, and none of the
+    /// container's networks gives it a default route yet.
+    pub(super) fn plan_egress(
+        &self,
+        st: &mut State,
+        net: &NetworkRecord,
+        endpoints: &[EndpointRecord],
+    ) -> Result<Option<Join>> {
+        if !Self::is_egress(st, &net.net.id) || net.net.internal || endpoints.iter().any(|e| e.default_route)
+        {
+            return Ok(None);
+        }
+        let gw = st
+            .networks
+            .values()
+            .find(|n| n.builtin && n.net.name == GATEWAY_NETWORK)
+            .cloned()
+            .ok_or_else(|| Error::NetworkNotFound {
+                key: GATEWAY_NETWORK.to_owned(),
+            })?;
+        if endpoints.iter().any(|e| e.network_id == gw.net.id) {
+            return Ok(None);
+        }
+        let ep = self.plan_endpoint(st, &gw, endpoints, &[])?;
+        Ok(Some((gw, ep)))
+    }
+
+    /// The gateway bridge endpoint a container keeps for nothing once it
+    /// is on no network without a way out of its own.
+    pub(super) fn egress_unneeded(&self, c: &ContainerRecord) -> Option<usize> {
+        let st = self.state();
+        if c.endpoints.iter().any(|e| Self::is_egress(&st, &e.network_id)) {
+            return None;
+        }
+        c.endpoints.iter().position(|e| {
+            st.networks
+                .get(&e.network_id)
+                .is_some_and(|n| n.builtin && n.net.name == GATEWAY_NETWORK)
+        })
+    }
+
+    /// Wires planned endpoints into a sandbox, in order; an endpoint of a
+    /// global network has its addresses claimed in the cluster first. On
+    /// failure what was done is undone.
+    pub(super) async fn wire(&self, sb: &Sandbox, joins: &mut [Join]) -> Result<()> {
+        for i in 0..joins.len() {
+            let (net, ep) = &mut joins[i];
+            let mut done = Ok(());
+            if self.clustered(net) {
+                done = self.claim_addresses(net, ep).await;
+            }
+            if done.is_ok() {
+                done = self.attach(net, sb, ep).await;
+                if done.is_err() && self.clustered(net) {
+                    self.withdraw(net, ep).await;
+                }
+            }
+            if let Err(e) = done {
+                self.unwire(Some(sb), &joins[..i]).await;
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Undoes [`Engine::wire`]: detaches each endpoint and withdraws those
+    /// of global networks from the cluster. Failures are logged.
+    pub(super) async fn unwire(&self, sb: Option<&Sandbox>, joins: &[Join]) {
+        for (net, ep) in joins.iter().rev() {
+            if let Err(e) = self.detach(net, sb, ep).await {
+                tracing::warn!(network = %net.net.name, "undoing an attach: {}", e.chain());
+            }
+            if self.clustered(net) {
+                self.withdraw(net, ep).await;
+            }
+        }
+    }
+
+    /// Tells the other hosts about a committed container's endpoints on
+    /// global networks. A failure is logged: the store was there a moment
+    /// ago, and the next full read announces them again.
+    pub(super) async fn announce_joined(&self, c: &ContainerRecord, joins: &[Join]) {
+        for (net, ep) in joins.iter().filter(|(n, _)| self.clustered(n)) {
+            if let Err(e) = self.announce(net, c, ep).await {
+                tracing::warn!(container = %c.name, network = %net.net.name, "announcing: {}", e.chain());
+            }
+        }
+    }
+
+    /// Ends the planned endpoints' pending state; on failure gives their
+    /// addresses back.
+    pub(super) fn settle_all(st: &mut State, joins: &[Join], ok: bool) {
+        for (_, ep) in joins {
+            Self::settle(st, ep, ok);
+        }
+    }
+}
