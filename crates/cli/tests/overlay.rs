@@ -289,8 +289,10 @@ fn a_host_that_dies_is_forgotten_within_its_lease_and_comes_back() {
         f.host(1).berth(&["network", "inspect", "ov"]).code == 0
     });
     run_d(f.host(0), "c0", "ov");
+    run_d(f.host(0), "gone", "ov");
     run_d(f.host(1), "c1", "ov");
     wait_until("c0 reaches c1", 5, || pings(f.host(0), "c0", "c1"));
+    wait_until("host 1 knows gone", 5, || programmed(f.host(1), &id).len() == 2);
 
     f.host_mut(1).kill_daemon();
     let killed = Instant::now();
@@ -305,11 +307,21 @@ fn a_host_that_dies_is_forgotten_within_its_lease_and_comes_back() {
         f.host(0).ok(&["info"]).contains("Cluster hosts: 1\n")
     });
 
+    // Meanwhile a container of host 0 goes, another comes.
+    f.host(0).ok(&["rm", "-f", "gone"]);
+    run_d(f.host(0), "new", "ov");
+
     // The daemon comes back: its container, still running, is announced
-    // again and reachable.
+    // again and reachable; its kernel entries are the store's again, the
+    // one of the container that went away removed.
     f.start_daemon(1, &["--cluster-store-opt", "lease-ttl=2"]);
     wait_until("c0 reaches c1 again", 8, || pings(f.host(0), "c0", "c1"));
     assert_eq!(programmed(f.host(0), &id), expected(&f, 0, &id));
+    wait_until("host 1's entries are the store's", 5, || {
+        programmed(f.host(1), &id) == expected(&f, 1, &id)
+    });
+    assert_eq!(programmed(f.host(1), &id).len(), 2);
+    assert!(pings(f.host(1), "c1", "new"));
 }
 
 #[test]

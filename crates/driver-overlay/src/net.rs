@@ -55,6 +55,10 @@ struct Local {
     peers: BTreeMap<String, Peer>,
     /// What is programmed in the VXLAN device for them.
     programmed: BTreeMap<String, Peer>,
+    /// The devices were taken over from an earlier run of the daemon:
+    /// their entries may include containers that went away meanwhile,
+    /// removed once the engine says which peers there are now.
+    adopted: bool,
 }
 
 /// An overlay network, opened: its VNI, its MTU, and what this host has
@@ -93,12 +97,14 @@ impl OverlayNet {
     async fn devices<'a>(&self, ctx: &Context, local: &'a mut Local) -> Result<&'a Devices> {
         if local.devices.is_none() {
             let path = self.path(ctx);
-            let made = if path.exists() {
+            let adopted = path.exists();
+            let made = if adopted {
                 self.adopt(path).await
             } else {
                 self.make(ctx, path).await
             };
             local.devices = Some(made?);
+            local.adopted = adopted;
             // What reaches the other hosts' containers, before this host's
             // first container talks (so it never learns a failed entry).
             local.programmed.clear();
@@ -230,6 +236,30 @@ impl OverlayNet {
         Ok(())
     }
 
+    /// Removes the entries of taken-over devices that lead to none of the
+    /// peers: containers that went away while the daemon was not running.
+    async fn remove_stale(local: &Local) -> Result<()> {
+        let Some(d) = &local.devices else {
+            return Ok(());
+        };
+        let wanted_ips: Vec<(std::net::IpAddr, Mac)> = local
+            .peers
+            .values()
+            .flat_map(|p| p.addresses.iter().map(move |a| (a.addr(), p.mac)))
+            .collect();
+        for (ip, mac) in vxlan::neighbours(&d.handle, d.vxlan).await? {
+            if !wanted_ips.contains(&(ip, mac)) {
+                vxlan::del_neighbour(&d.handle, d.vxlan, ip).await?;
+            }
+        }
+        for (mac, vtep) in vxlan::forwarding(&d.handle, d.vxlan).await? {
+            if !local.peers.values().any(|p| p.mac == mac && p.vtep == vtep) {
+                vxlan::del_fdb(&d.handle, d.vxlan, mac).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Removes the network's namespace with everything in it: the VXLAN
     /// device first, which frees its VNI at once (the namespace's own end
     /// comes later, in the kernel's time).
@@ -290,6 +320,10 @@ impl NetworkHandle for OverlayNet {
     async fn peers(&self, _ctx: &Context, peers: &[Peer]) -> Result<()> {
         let mut local = self.local.lock().await;
         local.peers = peers.iter().map(|p| (p.endpoint.clone(), p.clone())).collect();
+        if local.adopted {
+            Self::remove_stale(&local).await?;
+            local.adopted = false;
+        }
         self.program(&mut local).await
     }
 
