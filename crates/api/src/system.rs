@@ -198,7 +198,8 @@ pub struct ClusterInfo {
     /// Its MTU.
     #[serde(rename = "MTU")]
     pub mtu: u32,
-    /// The hosts the store lists now (this one included).
+    /// The hosts the store lists now (this one included); the last ones
+    /// this host heard of when the store cannot be reached.
     pub hosts: Vec<ClusterHost>,
 }
 
@@ -215,6 +216,11 @@ pub struct ClusterHost {
     pub address: String,
     /// Unix time it joined.
     pub since: u64,
+    /// How long ago it joined, in seconds.
+    pub age_seconds: u64,
+    /// Seconds left on its lease: its records go when that reaches 0
+    /// unless the host renews it; -1 when the store could not say.
+    pub lease_seconds_left: i64,
 }
 
 /// [`SystemInfo::plugins`].

@@ -152,7 +152,15 @@ pub fn info(v: &SystemInfo) {
         );
         println!(" Cluster hosts: {}", c.hosts.len());
         for h in &c.hosts {
-            println!("  {} {} ({})", h.id, h.name, h.address);
+            let lease = if h.lease_seconds_left < 0 {
+                "lease unknown".to_owned()
+            } else {
+                format!("lease {} s left", h.lease_seconds_left)
+            };
+            println!(
+                "  {} {} ({}): joined {} s ago, {lease}",
+                h.id, h.name, h.address, h.age_seconds
+            );
         }
     }
 }

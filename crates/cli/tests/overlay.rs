@@ -765,3 +765,114 @@ fn a_daemon_restart_keeps_the_overlay_and_leaks_nothing() {
     f.host(0).ok(&["network", "rm", "ov"]);
     assert_eq!(f.host(0).kernel_state(), before);
 }
+
+#[test]
+fn flags_labels_names_aliases_and_ptr_work_across_hosts() {
+    let f = Fabric::new(berth(), 2);
+    let (h0, h1) = (f.host(0), f.host(1));
+    h0.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.20.0.0/16",
+        "--gateway",
+        "10.20.0.254",
+        "--ip-range",
+        "10.20.5.0/24",
+        "--attachable",
+        "--label",
+        "team=blue",
+        "ov",
+    ]);
+    h0.ok(&["network", "create", "-d", "overlay", "other"]);
+    wait_until("host 1 knows both", 5, || {
+        h1.berth(&["network", "inspect", "other"]).code == 0
+    });
+    for h in [h0, h1] {
+        let n = inspect(h, &["network", "ov"]);
+        assert_eq!(n["IPAM"]["Config"][0]["Subnet"], "10.20.0.0/16");
+        assert_eq!(n["IPAM"]["Config"][0]["Gateway"], "10.20.0.254");
+        assert_eq!(n["IPAM"]["Config"][0]["IPRange"], "10.20.5.0/24");
+        assert_eq!(
+            (n["Attachable"].as_bool(), n["Labels"]["team"].as_str()),
+            (Some(true), Some("blue"))
+        );
+        let ls = h.ok(&["network", "ls"]);
+        let row: Vec<&str> = ls
+            .lines()
+            .find(|l| l.contains(" ov "))
+            .unwrap()
+            .split_whitespace()
+            .collect();
+        assert_eq!(&row[1..], ["ov", "overlay", "global"], "{ls}");
+    }
+    h0.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c1",
+        "--network",
+        "ov",
+        "--network-alias",
+        "web",
+        "--",
+        "sleep",
+        "1000",
+    ]);
+    run_d(h1, "c2", "ov");
+    run_d(h1, "stranger", "other");
+    let ip1 = h0.address("c1", "ov");
+    assert!(ip1.starts_with("10.20.5."), "{ip1} is outside the ip-range");
+    let resolve = |c: &str, what: &str| {
+        let r = h1.berth(&["exec", c, "--", "getent", "hosts", what]);
+        (r.code == 0).then_some(r.stdout)
+    };
+    wait_until("c2 resolves c1", 5, || resolve("c2", "c1").is_some());
+    assert!(resolve("c2", "web").is_some_and(|o| o.starts_with(&format!("{ip1} "))));
+    assert!(
+        resolve("c2", &ip1).is_some_and(|o| o.contains("c1.ov")),
+        "{:?}",
+        resolve("c2", &ip1)
+    );
+    assert!(pings(h1, "c2", "web"));
+    // Nothing of a network the asking container is not on.
+    for what in ["c1", "web", &ip1] {
+        assert_eq!(resolve("stranger", what), None, "stranger resolved {what}");
+    }
+}
+
+#[test]
+fn a_daemon_starts_without_its_store_and_joins_when_it_answers() {
+    let mut f = Fabric::new(berth(), 1);
+    f.host_mut(0).stop_daemon();
+    f.stop_member(0);
+    let t = Instant::now();
+    f.start_daemon(0, &[]);
+    assert!(
+        t.elapsed() < Duration::from_secs(5),
+        "start took {:?}",
+        t.elapsed()
+    );
+    let h = f.host(0);
+    // Local networks work.
+    h.ok(&["network", "create", "loc"]);
+    h.ok(&["run", "--rm", "--network", "loc", "--", "true"]);
+    let e = h.fails(&["network", "create", "-d", "overlay", "ov"]);
+    assert!(e.contains("cannot be reached"), "{e}");
+    assert!(
+        h.ok(&["info"])
+            .contains("Cluster store: etcd://198.51.100.1:2379 (unreachable")
+    );
+    f.start_member(0);
+    let h = f.host(0);
+    wait_until("the store answers", 10, || h.ok(&["info"]).contains("(healthy)"));
+    h.ok(&["network", "create", "-d", "overlay", "ov"]);
+    h.ok(&["run", "--rm", "--network", "ov", "--", "true"]);
+    let info = h.ok(&["info"]);
+    assert!(
+        info.contains("Cluster hosts: 1\n") && info.contains("joined ") && info.contains("s left"),
+        "{info}"
+    );
+}

@@ -71,7 +71,11 @@ async fn version() -> Json<SystemVersion> {
 }
 
 async fn info(State(e): Eng) -> Json<SystemInfo> {
-    Json(views::info(&e))
+    let mut info = views::info(&e);
+    if let Some(c) = &mut info.cluster {
+        e.cluster_hosts(c).await;
+    }
+    Json(info)
 }
 
 async fn network_list(State(e): Eng, Params(q): Params<Query>) -> ApiResult<Json<Vec<Network>>> {

@@ -76,6 +76,18 @@ impl Member {
     }
 }
 
+/// A host of the cluster as `GET /info` shows it.
+fn host_view(h: &berth_cluster::Host, lease_left: i64) -> berth_api::ClusterHost {
+    berth_api::ClusterHost {
+        id: h.id.clone(),
+        name: h.name.clone(),
+        address: h.address.to_string(),
+        since: h.since,
+        age_seconds: (util::unix_now().max(0) as u64).saturating_sub(h.since),
+        lease_seconds_left: lease_left,
+    }
+}
+
 /// Numbers claimed in the cluster store, for the drivers.
 struct StoreNumbers(Arc<berth_cluster::Cluster>);
 
@@ -295,17 +307,17 @@ impl Engine {
             advertise: m.underlay.address.to_string(),
             interface: m.underlay.ifname.clone(),
             mtu: m.underlay.mtu,
-            hosts: m
-                .hosts()
-                .values()
-                .map(|h| berth_api::ClusterHost {
-                    id: h.id.clone(),
-                    name: h.name.clone(),
-                    address: h.address.to_string(),
-                    since: h.since,
-                })
-                .collect(),
+            hosts: m.hosts().values().map(|h| host_view(h, -1)).collect(),
         })
+    }
+
+    /// Fills `info`'s hosts from the store, with their leases: what the
+    /// watch last said when the store does not answer.
+    pub(crate) async fn cluster_hosts(&self, info: &mut berth_api::ClusterInfo) {
+        let Some(m) = &self.cluster else { return };
+        if let Ok(hosts) = m.store.hosts().await {
+            info.hosts = hosts.iter().map(|(h, ttl)| host_view(h, *ttl)).collect();
+        }
     }
 
     /// The cluster-side record of a container's endpoint.
