@@ -10,6 +10,8 @@ pub fn run(_args: &[String]) -> Result<()> {
     let berth = crate::build_berth(false)?;
     let mut rows = Case::builtin_rows();
     rows.push(Case::sublink("macvlan", &[]));
+    // Two hosts of a cluster, with etcd: the sandboxes on different hosts.
+    rows.push(Case::overlay());
     rows.push(Case::cni_bridge());
     // A Docker network plugin: berth's test plugin over a unix socket.
     rows.push(Case::docker_plugin("testplug"));

@@ -43,6 +43,12 @@ fn none_conforms() {
 }
 
 #[test]
+fn overlay_conforms() {
+    // Two hosts of a cluster with a real etcd; conf-b runs on the second.
+    check_case(&Case::overlay());
+}
+
+#[test]
 fn macvlan_conforms() {
     check_case(&Case::sublink("macvlan", &[]));
 }

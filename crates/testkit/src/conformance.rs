@@ -47,6 +47,9 @@ pub struct Case {
     /// Shared-library plugins to put into the host's plugin directory
     /// before its daemon starts (the row of a driver that one provides).
     pub plugins: Vec<PathBuf>,
+    /// Hosts of a cluster ([`crate::fabric::Fabric`]) instead of one
+    /// test host: the second container (`conf-b`) runs on the second host.
+    pub cluster: bool,
 }
 
 impl Case {
@@ -63,6 +66,7 @@ impl Case {
                 create_args2: vec![],
                 docker_plugin: false,
                 plugins: vec![],
+                cluster: false,
             },
             Case {
                 label: "host".into(),
@@ -74,6 +78,7 @@ impl Case {
                 create_args2: vec![],
                 docker_plugin: false,
                 plugins: vec![],
+                cluster: false,
             },
             Case {
                 label: "none".into(),
@@ -85,6 +90,7 @@ impl Case {
                 create_args2: vec![],
                 docker_plugin: false,
                 plugins: vec![],
+                cluster: false,
             },
         ]
     }
@@ -124,6 +130,7 @@ impl Case {
             create_args2: args("mv1", "10.198.2.0/24"),
             docker_plugin: false,
             plugins: vec![],
+            cluster: false,
         }
     }
 
@@ -140,6 +147,7 @@ impl Case {
             create_args2: vec![],
             docker_plugin: true,
             plugins: vec![],
+            cluster: false,
         }
     }
 
@@ -156,6 +164,7 @@ impl Case {
             create_args2: vec![],
             docker_plugin: false,
             plugins: vec![library],
+            cluster: false,
         }
     }
 }
@@ -189,6 +198,21 @@ impl Case {
             driver: "cni".into(),
             create_args: args("cnibr1", "10.197.1.0/24"),
             create_args2: args("cnibr2", "10.197.2.0/24"),
+            ..base
+        }
+    }
+
+    /// The overlay row: two hosts of a cluster with a real etcd
+    /// ([`crate::fabric::Fabric`]); the two containers of the network run
+    /// on different hosts.
+    pub fn overlay() -> Case {
+        let base = Case::builtin_rows().swap_remove(0);
+        Case {
+            label: "overlay".into(),
+            driver: "overlay".into(),
+            create_args: vec!["--subnet".into(), "10.196.1.0/24".into()],
+            create_args2: vec!["--subnet".into(), "10.196.2.0/24".into()],
+            cluster: true,
             ..base
         }
     }
@@ -305,13 +329,40 @@ fn can_ping(h: &TestHost, from: &str, ip: &str) -> bool {
 
 /// The state of one row's run, shared by its checks.
 struct Row<'a> {
+    /// The hosts: one, or two of a cluster.
+    hosts: &'a [TestHost],
+    /// The first host, where the networks are made.
     h: &'a TestHost,
     case: &'a Case,
     net: String,
-    before: String,
+    /// Each host's kernel state before the row.
+    before: Vec<String>,
 }
 
 impl Row<'_> {
+    /// The host container `c` runs on: `conf-b` on the last one.
+    fn at(&self, c: &str) -> &TestHost {
+        match self.hosts.last() {
+            Some(last) if c == "conf-b" => last,
+            _ => self.h,
+        }
+    }
+
+    /// Waits (bounded) until every host knows network `net`.
+    fn everywhere(&self, net: &str) -> Result<(), Error> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        for h in self.hosts {
+            while h.berth(&["network", "inspect", net]).code != 0 {
+                ensure(
+                    std::time::Instant::now() < deadline,
+                    format!("network {net} is not known on every host within 5 s"),
+                )?;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        Ok(())
+    }
+
     fn create(&mut self) -> Check {
         if let Some(b) = &self.case.builtin {
             self.net = b.clone();
@@ -348,6 +399,7 @@ impl Row<'_> {
         args.extend(self.case.create_args.iter().map(String::as_str));
         args.push("conf1");
         ok(self.h, &args)?;
+        self.everywhere("conf1")?;
         let v: Value = serde_json::from_str(&ok(self.h, &["network", "inspect", "conf1"])?)?;
         ensure(v[0]["Driver"].as_str().is_some(), "inspect shows no driver")?;
         Ok(Outcome::Pass)
@@ -356,7 +408,7 @@ impl Row<'_> {
     fn attach_two(&self) -> Check {
         for c in ["conf-a", "conf-b"] {
             ok(
-                self.h,
+                self.at(c),
                 &[
                     "run",
                     "-d",
@@ -371,11 +423,11 @@ impl Row<'_> {
             )?;
         }
         for c in ["conf-a", "conf-b"] {
-            let links = ok(self.h, &["exec", c, "--", "ip", "-o", "link", "show"])?;
+            let links = ok(self.at(c), &["exec", c, "--", "ip", "-o", "link", "show"])?;
             match self.case.kind {
                 Kind::Own => {
                     ensure(links.contains("eth0"), format!("{c} has no eth0: {links}"))?;
-                    ipv4(self.h, c, &self.net)?;
+                    ipv4(self.at(c), c, &self.net)?;
                 }
                 Kind::Isolated => ensure(
                     links.lines().count() == 1 && links.contains("lo:"),
@@ -398,13 +450,13 @@ impl Row<'_> {
         match self.case.kind {
             Kind::Own => {
                 let a = ipv4(self.h, "conf-a", &self.net)?;
-                let b = ipv4(self.h, "conf-b", &self.net)?;
+                let b = ipv4(self.at("conf-b"), "conf-b", &self.net)?;
                 ensure(
                     can_ping(self.h, "conf-a", &b),
                     format!("conf-a cannot ping conf-b at {b}"),
                 )?;
                 ensure(
-                    can_ping(self.h, "conf-b", &a),
+                    can_ping(self.at("conf-b"), "conf-b", &a),
                     format!("conf-b cannot ping conf-a at {a}"),
                 )?;
                 Ok(Outcome::Pass)
@@ -441,14 +493,17 @@ impl Row<'_> {
             Kind::Own => {
                 // Through the container's own libc resolver: /etc/hosts,
                 // then the embedded resolver at 127.0.0.11.
-                let b = ipv4(self.h, "conf-b", &self.net)?;
+                let b = ipv4(self.at("conf-b"), "conf-b", &self.net)?;
                 let out = ok(self.h, &["exec", "conf-a", "--", "getent", "hosts", "conf-b"])?;
                 ensure(
                     out.starts_with(&format!("{b} ")),
                     format!("conf-b resolved to {out:?}, not {b}"),
                 )?;
                 let a = ipv4(self.h, "conf-a", &self.net)?;
-                let out = ok(self.h, &["exec", "conf-b", "--", "getent", "hosts", "conf-a"])?;
+                let out = ok(
+                    self.at("conf-b"),
+                    &["exec", "conf-b", "--", "getent", "hosts", "conf-a"],
+                )?;
                 ensure(
                     out.starts_with(&format!("{a} ")),
                     format!("conf-a resolved to {out:?}, not {a}"),
@@ -498,6 +553,7 @@ impl Row<'_> {
         args.extend(second.iter().map(String::as_str));
         args.push("conf2");
         ok(self.h, &args)?;
+        self.everywhere("conf2")?;
         ok(
             self.h,
             &[
@@ -539,21 +595,34 @@ impl Row<'_> {
             if self.h.run("ip", &["link", "show", &veth]).code == 0 {
                 self.h.run("ip", &["link", "del", &veth]);
             } else {
-                // Drivers without a host-side link: remove the interface inside.
+                // Drivers without a host-side link in the host: remove the
+                // interface inside, found by the endpoint's MAC.
+                let mac = v["NetworkSettings"]["Networks"][&self.net]["MacAddress"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let links = ok(self.h, &["exec", "conf-c", "--", "ip", "-o", "link", "show"])?;
+                let ifname = links
+                    .lines()
+                    .find(|l| !mac.is_empty() && l.contains(&mac))
+                    .and_then(|l| l.split(':').nth(1))
+                    .map(|n| n.trim().split('@').next().unwrap_or_default().to_owned())
+                    .ok_or_else(|| Error::Unmet(format!("conf-c has no link with MAC {mac:?}: {links}")))?;
                 self.h
-                    .berth(&["exec", "conf-c", "--", "ip", "link", "del", "eth1"]);
+                    .berth(&["exec", "conf-c", "--", "ip", "link", "del", &ifname]);
             }
             ok(self.h, &["network", "disconnect", &self.net, "conf-c"])?;
         }
         // A container whose process died behind berth's back is removed cleanly.
-        let p = pid(self.h, "conf-b")?;
+        let b = self.at("conf-b");
+        let p = pid(b, "conf-b")?;
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(p as i32),
             nix::sys::signal::Signal::SIGKILL,
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
-        ok(self.h, &["rm", "-f", "conf-b"])?;
-        let r = self.h.berth(&["rm", "-f", "conf-b"]);
+        ok(b, &["rm", "-f", "conf-b"])?;
+        let r = b.berth(&["rm", "-f", "conf-b"]);
         ensure(
             r.code != 0 && r.stderr.contains("no such container"),
             format!("second rm: {}", r.stderr),
@@ -562,16 +631,20 @@ impl Row<'_> {
     }
 
     fn delete(&self) -> Check {
-        let _ = self.h.berth(&["rm", "-f", "conf-a", "conf-b", "conf-c"]);
+        for h in self.hosts {
+            let _ = h.berth(&["rm", "-f", "conf-a", "conf-b", "conf-c"]);
+        }
         if self.case.builtin.is_none() {
             ok(self.h, &["network", "rm", &self.net])?;
             let _ = self.h.berth(&["network", "rm", "conf2"]);
         }
-        let after = self.h.kernel_state();
-        ensure(
-            after == self.before,
-            format!("kernel state differs:\nbefore:\n{}\nafter:\n{after}", self.before),
-        )?;
+        for (h, before) in self.hosts.iter().zip(&self.before) {
+            let after = h.kernel_state();
+            ensure(
+                &after == before,
+                format!("kernel state differs:\nbefore:\n{before}\nafter:\n{after}"),
+            )?;
+        }
         Ok(Outcome::Pass)
     }
 
@@ -605,6 +678,10 @@ impl Row<'_> {
 /// outcomes in [`CHECKS`] order. A failed check fails the ones that
 /// depend on it too.
 pub fn run(berth: &Path, case: &Case) -> Vec<Outcome> {
+    if case.cluster {
+        let fabric = crate::fabric::Fabric::new(berth, 2);
+        return run_on(&fabric.hosts, case);
+    }
     let mut h = TestHost::without_daemon(berth);
     let case = &case.rooted(&h.root);
     // Served before the daemon starts, which activates it; stopped before
@@ -618,14 +695,21 @@ pub fn run(berth: &Path, case: &Case) -> Vec<Outcome> {
         std::fs::copy(lib, h.plugin_dir().join(name)).expect("installing a plugin");
     }
     h.start_daemon(&[]);
+    run_on(std::slice::from_ref(&h), case)
+}
+
+/// Runs every check for `case` on `hosts`, whose daemons run.
+fn run_on(hosts: &[TestHost], case: &Case) -> Vec<Outcome> {
+    let h = &hosts[0];
     for cmd in &case.setup {
         h.sh(cmd);
     }
     let mut row = Row {
-        h: &h,
+        hosts,
+        h,
         case,
         net: String::new(),
-        before: h.kernel_state(),
+        before: hosts.iter().map(TestHost::kernel_state).collect(),
     };
     let mut out = Vec::new();
     let mut broken: Option<String> = None;
