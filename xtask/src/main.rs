@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         Some("vmtest") => vmtest::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask test | test-drivers | demo | bench [attach|dns|plugins|ports] | vmtest [--timeout SECS] [FILTER] | fuzz [TARGET] [--seconds N]"
+                "usage: cargo xtask test | test-drivers | demo [overlay] | bench [attach|dns|plugins|ports] | vmtest [--timeout SECS] [FILTER] | fuzz [TARGET] [--seconds N]"
             );
             return ExitCode::from(2);
         }

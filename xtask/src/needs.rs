@@ -43,7 +43,16 @@ pub const TESTS: &[Need] = &[
         "/usr/lib/python3/dist-packages/docker/__init__.py",
         "python3-docker",
     ),
+    // The cluster store of the overlay tests, its client, and the
+    // certificates of its TLS test.
+    need("etcd", "etcd-server"),
+    need("etcdctl", "etcd-client"),
+    need("openssl", "openssl"),
 ];
+
+/// What `cargo xtask demo overlay` uses besides the demo's own: etcd, and
+/// etcdctl to show what berth keeps in it.
+pub const DEMO_OVERLAY: &[Need] = &[need("etcd", "etcd-server"), need("etcdctl", "etcd-client")];
 
 /// What `cargo xtask vmtest` builds its VM from.
 pub const VM: &[Need] = &[

@@ -2,6 +2,11 @@
 //! `../shared/seed/docker-network-modes.txt`, played by berth inside a
 //! throwaway host namespace. Nothing touches the machine's own network:
 //! the "host" is a fresh namespace, removed at the end.
+//!
+//! `cargo xtask demo overlay`: the sixth mode across two hosts
+//! ([`overlay`]).
+
+mod overlay;
 
 use anyhow::{Result, bail};
 use berth_testkit::TestHost;
@@ -10,31 +15,41 @@ struct Demo {
     h: TestHost,
 }
 
+/// Prints and runs one berth command on host `h`, the prompt saying
+/// which (`$`, `hostA$`); stops the demo if it fails.
+fn step_on(h: &TestHost, prompt: &str, args: &[&str]) -> Result<String> {
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                (*a).to_owned()
+            }
+        })
+        .collect();
+    println!("\n{prompt} berth {}", shown.join(" "));
+    let r = h.berth(args);
+    print!("{}", r.stdout);
+    eprint!("{}", r.stderr);
+    if r.code != 0 {
+        bail!("berth {} failed (exit {})", args.join(" "), r.code);
+    }
+    Ok(r.stdout)
+}
+
+fn say(text: &str) {
+    println!("\n# {text}");
+}
+
 impl Demo {
     /// Prints and runs one berth command; stops the demo if it fails.
     fn step(&self, args: &[&str]) -> Result<String> {
-        let shown: Vec<String> = args
-            .iter()
-            .map(|a| {
-                if a.contains(' ') {
-                    format!("'{a}'")
-                } else {
-                    (*a).to_owned()
-                }
-            })
-            .collect();
-        println!("\n$ berth {}", shown.join(" "));
-        let r = self.h.berth(args);
-        print!("{}", r.stdout);
-        eprint!("{}", r.stderr);
-        if r.code != 0 {
-            bail!("berth {} failed (exit {})", args.join(" "), r.code);
-        }
-        Ok(r.stdout)
+        step_on(&self.h, "$", args)
     }
 
     fn say(&self, text: &str) {
-        println!("\n# {text}");
+        say(text);
     }
 }
 
@@ -46,7 +61,12 @@ fn ip_of(demo: &Demo, name: &str, net: &str) -> Result<String> {
     }
 }
 
-pub fn run(_args: &[String]) -> Result<()> {
+pub fn run(args: &[String]) -> Result<()> {
+    match args.first().map(String::as_str) {
+        None => {}
+        Some("overlay") => return overlay::run(),
+        Some(other) => bail!("no demo named {other:?} (demos: the walkthrough, with no name; overlay)"),
+    }
     berth_testkit::require_root();
     crate::needs::ensure(crate::needs::DEMO, "the demo")?;
     let berth = crate::build_berth(false)?;
