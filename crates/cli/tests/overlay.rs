@@ -438,6 +438,19 @@ fn concurrent_creates_and_runs_on_two_hosts_get_unique_subnets_vnis_and_addresse
         .flat_map(|i| (0..5).map(move |k| f.host(i).address(&format!("c{i}{k}"), "n00")))
         .collect();
     assert_eq!(addresses.len(), 10, "{addresses:?}");
+    // A container's MAC goes with its address (02:42 and the IPv4
+    // address), so they are unique too.
+    let macs: BTreeSet<String> = (0..2)
+        .flat_map(|i| {
+            (0..5).map(move |k| {
+                inspect(f.host(i), &[&format!("c{i}{k}")])["NetworkSettings"]["Networks"]["n00"]["MacAddress"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+        })
+        .collect();
+    assert_eq!(macs.len(), 10, "{macs:?}");
     wait_until("c00 reaches c14", 5, || pings(f.host(0), "c00", "c14"));
 }
 

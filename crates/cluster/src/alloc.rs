@@ -324,6 +324,96 @@ impl Cluster {
         Ok(())
     }
 
+    /// Announces an endpoint of this host's and claims its addresses, in
+    /// one transaction under this host's lease: `Ok(None)` when done,
+    /// `Ok(Some(ip))` when another endpoint holds `ip` (nothing is
+    /// written), refused when its network is gone from the cluster.
+    pub async fn join_endpoint(&self, ep: &Endpoint) -> Result<Option<IpAddr>> {
+        let lease = self.lease("announcing a container")?;
+        let k = self.keys();
+        let put = PutOptions::new().with_lease(lease);
+        let id = ep.id.as_bytes().to_vec();
+        let key = k.endpoint(&ep.network, &ep.id);
+        let value = serde_json::to_vec(ep).unwrap_or_default();
+        let addresses: Vec<(IpAddr, String)> = ep
+            .addresses
+            .iter()
+            .map(|a| (a.addr(), k.address(&ep.network, a.addr())))
+            .collect();
+        let mut when = vec![Compare::version(k.network(&ep.network), CompareOp::Greater, 0)];
+        let mut then = vec![TxnOp::put(key.clone(), value.clone(), Some(put.clone()))];
+        let mut els = vec![TxnOp::get(
+            k.network(&ep.network),
+            Some(GetOptions::new().with_keys_only()),
+        )];
+        for (_, a) in &addresses {
+            // Absent, or already this endpoint's (a retried transaction).
+            when.push(Compare::version(a.clone(), CompareOp::Equal, 0));
+            then.push(TxnOp::put(a.clone(), id.clone(), Some(put.clone())));
+            els.push(TxnOp::get(a.clone(), None));
+        }
+        let txn = Txn::new().when(when).and_then(then).or_else(els);
+        let r = self
+            .call("announcing a container", |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
+            .await?;
+        let answers = r.op_responses();
+        if !r.succeeded() {
+            let network_there = matches!(answers.first(), Some(TxnOpResponse::Get(g)) if !g.kvs().is_empty());
+            if !network_there {
+                return Err(Error::NoNetwork(ep.network.clone()));
+            }
+            let held: Vec<(IpAddr, Option<String>)> = addresses
+                .iter()
+                .zip(answers.iter().skip(1))
+                .map(|((ip, _), a)| (*ip, first_value(Some(a))))
+                .collect();
+            if let Some((ip, _)) = held.iter().find(|(_, v)| v.as_ref().is_some_and(|v| v != &ep.id)) {
+                return Ok(Some(*ip));
+            }
+            // Every address is this endpoint's already: a transaction
+            // retried after it went through (which put the endpoint too),
+            // or a part left by a crash; the endpoint is put again.
+            self.put_endpoint(ep).await?;
+        }
+        self.keep_mine(key, value);
+        for (_, a) in addresses {
+            self.keep_mine(a, id.clone());
+        }
+        Ok(None)
+    }
+
+    /// Withdraws an endpoint and gives back the addresses it holds, in one
+    /// transaction. Idempotent.
+    pub async fn leave_endpoint(&self, ep: &Endpoint) -> Result<()> {
+        let k = self.keys();
+        let key = k.endpoint(&ep.network, &ep.id);
+        let mut then = vec![TxnOp::delete(key.clone(), None)];
+        self.forget_mine(&key);
+        for a in &ep.addresses {
+            let a = k.address(&ep.network, a.addr());
+            self.forget_mine(&a);
+            then.push(TxnOp::txn(
+                Txn::new()
+                    .when([Compare::value(
+                        a.clone(),
+                        CompareOp::Equal,
+                        ep.id.as_bytes().to_vec(),
+                    )])
+                    .and_then([TxnOp::delete(a, None)]),
+            ));
+        }
+        let txn = Txn::new().and_then(then);
+        self.call("withdrawing a container", |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+        .await
+        .map(drop)
+    }
+
     /// Withdraws an endpoint. Idempotent.
     pub async fn delete_endpoint(&self, net: &str, id: &str) -> Result<()> {
         let key = self.keys().endpoint(net, id);
@@ -352,10 +442,7 @@ impl Cluster {
             };
             if ep.host == self.host.id && !keep.contains(&ep.id) {
                 tracing::info!(network = %ep.network, "withdrawing container {} (left by a crash)", ep.name);
-                self.delete_endpoint(&ep.network, &ep.id).await?;
-                for a in &ep.addresses {
-                    self.release_address(&ep.network, a.addr(), &ep.id).await?;
-                }
+                self.leave_endpoint(&ep).await?;
             }
         }
         Ok(())

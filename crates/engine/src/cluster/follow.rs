@@ -146,7 +146,7 @@ impl Engine {
                 }
                 for ip in now.difference(&before) {
                     if let Some(p) = pools.iter_mut().find(|p| p.contains(*ip)) {
-                        p.mark(*ip);
+                        p.mark_remote(*ip);
                     }
                 }
             }

@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use berth_core::{ClusterContext, Numbers, Peer, Underlay, async_trait, link};
+use berth_core::{ClusterContext, Mac, Numbers, Peer, Underlay, async_trait, link};
 
 use crate::engine::Engine;
 use crate::store::model::{ContainerRecord, EndpointRecord, NetworkRecord};
@@ -341,74 +341,73 @@ impl Engine {
         }
     }
 
-    /// Claims a planned endpoint's addresses in the cluster, one
-    /// transaction each. An address another host's endpoint took first is
-    /// marked taken here and the next free one is tried (a static one
-    /// `--ip` asked for is refused instead). What was claimed is given back
-    /// on failure.
-    pub(crate) async fn claim_addresses(&self, net: &NetworkRecord, ep: &mut EndpointRecord) -> Result<()> {
-        let m = self.member(&net.net.driver)?;
-        let mut claimed: Vec<IpAddr> = Vec::new();
-        let result = async {
-            for i in 0..ep.addresses.len() {
-                for _ in 0..64 {
-                    let ip = ep.addresses[i].addr();
-                    if m.store.claim_address(&net.net.id, ip, &ep.id).await? {
-                        claimed.push(ip);
-                        break;
-                    }
-                    if ep.static_ip.contains(&ip) {
-                        let holder = m
-                            .remote()
-                            .get(&net.net.id)
-                            .and_then(|eps| eps.values().find(|e| e.addresses.iter().any(|a| a.addr() == ip)))
-                            .map(|e| e.name.clone());
-                        return Err(Error::AddressInUse {
-                            ip,
-                            container: holder,
-                        });
-                    }
-                    let mut st = self.state();
-                    ep.addresses[i] = Self::replan(&mut st, &net.net.id, ep.addresses[i])?;
-                }
-            }
-            Ok(())
-        }
-        .await;
-        if result.is_err() {
-            for ip in claimed {
-                let _ = m.store.release_address(&net.net.id, ip, &ep.id).await;
-            }
-        }
-        result
-    }
-
-    /// Announces a container's endpoint on a global network to the other
-    /// hosts.
-    pub(crate) async fn announce(
+    /// Announces a planned endpoint to the other hosts and claims its
+    /// addresses, in one transaction. An address another host's endpoint
+    /// took first is marked taken here and the next free one is tried,
+    /// with the MAC that goes with it (a static one `--ip` asked for is
+    /// refused instead, naming its holder).
+    pub(crate) async fn join_cluster(
         &self,
         net: &NetworkRecord,
         c: &ContainerRecord,
-        ep: &EndpointRecord,
+        ep: &mut EndpointRecord,
     ) -> Result<()> {
         let m = self.member(&net.net.driver)?;
-        m.store.put_endpoint(&self.endpoint_record(m, c, ep)).await?;
-        Ok(())
+        for _ in 0..64 {
+            let Some(ip) = m.store.join_endpoint(&self.endpoint_record(m, c, ep)).await? else {
+                return Ok(());
+            };
+            if ep.static_ip.contains(&ip) {
+                let holder = m
+                    .remote()
+                    .get(&net.net.id)
+                    .and_then(|eps| eps.values().find(|e| e.addresses.iter().any(|a| a.addr() == ip)))
+                    .map(|e| e.name.clone());
+                return Err(Error::AddressInUse {
+                    ip,
+                    container: holder,
+                });
+            }
+            let Some(i) = ep.addresses.iter().position(|a| a.addr() == ip) else {
+                break;
+            };
+            let next = {
+                let mut st = self.state();
+                Self::replan(&mut st, &net.net.id, ep.addresses[i])?
+            };
+            ep.addresses[i] = next;
+            if next.addr().is_ipv4() {
+                ep.mac = Mac::for_ipv4(Some(next.addr()));
+            }
+        }
+        Err(Error::Cluster(berth_cluster::Error::Exhausted {
+            what: format!("address of network {} after 64 tries", net.net.name),
+        }))
     }
 
     /// Withdraws an endpoint from the cluster and gives its addresses
-    /// back; failures are logged (the record goes with this host's lease
-    /// anyway, and the next full read withdraws what is left).
+    /// back. Skipped while the store does not answer (the records go with
+    /// this host's lease, or with the next full read, which withdraws what
+    /// this host no longer has); failures are logged.
     pub(crate) async fn withdraw(&self, net: &NetworkRecord, ep: &EndpointRecord) {
         let Some(m) = &self.cluster else { return };
-        let done = async {
-            m.store.delete_endpoint(&net.net.id, &ep.id).await?;
-            for a in &ep.addresses {
-                m.store.release_address(&net.net.id, a.addr(), &ep.id).await?;
-            }
-            Ok::<_, berth_cluster::Error>(())
+        if m.store.health().0 != berth_cluster::Health::Healthy {
+            tracing::info!(network = %net.net.name, "endpoint {} is withdrawn once the store answers", ep.id);
+            return;
+        }
+        let rec = berth_cluster::Endpoint {
+            id: ep.id.clone(),
+            network: net.net.id.clone(),
+            container: String::new(),
+            name: String::new(),
+            hostname: String::new(),
+            aliases: Vec::new(),
+            mac: String::new(),
+            addresses: ep.addresses.clone(),
+            host: m.store.host().id.clone(),
+            vtep: m.underlay.address,
         };
-        if let Err(e) = done.await {
+        if let Err(e) = m.store.leave_endpoint(&rec).await {
             tracing::warn!(network = %net.net.name, "withdrawing endpoint {}: {e}", ep.id);
         }
     }
@@ -426,7 +425,7 @@ impl Engine {
                 .flat_map(|c| {
                     c.endpoints.iter().filter_map(|ep| {
                         let net = st.networks.get(&ep.network_id)?;
-                        (net.scope == berth_core::Scope::Global).then(|| (net.clone(), c.clone(), ep.clone()))
+                        self.clustered(net).then(|| (net.clone(), c.clone(), ep.clone()))
                     })
                 })
                 .collect()
@@ -436,19 +435,15 @@ impl Engine {
             tracing::warn!("withdrawing what a crash left in the cluster store: {e}");
         }
         for (net, c, ep) in mine {
-            for a in &ep.addresses {
-                match m.store.claim_address(&net.net.id, a.addr(), &ep.id).await {
-                    Ok(true) => {}
-                    Ok(false) => tracing::error!(
-                        container = %c.name, network = %net.net.name,
-                        "address {} was given to a container of another host while this one was away",
-                        a.addr()
-                    ),
-                    Err(e) => tracing::warn!(container = %c.name, "claiming {} again: {e}", a.addr()),
+            match m.store.join_endpoint(&self.endpoint_record(m, &c, &ep)).await {
+                Ok(None) => {}
+                Ok(Some(ip)) => tracing::error!(
+                    container = %c.name, network = %net.net.name,
+                    "address {ip} was given to a container of another host while this one was away: not announced"
+                ),
+                Err(e) => {
+                    tracing::warn!(container = %c.name, network = %net.net.name, "announcing again: {e}")
                 }
-            }
-            if let Err(e) = self.announce(&net, &c, &ep).await {
-                tracing::warn!(container = %c.name, network = %net.net.name, "announcing again: {e}");
             }
         }
     }

@@ -76,7 +76,7 @@ impl Engine {
         };
         let made = async {
             let sb = self.sandbox(&c)?;
-            self.wire(&sb, &mut joins).await?;
+            self.wire(&sb, &c, &mut joins).await?;
             c.endpoints.extend(joins.iter().map(|(_, ep)| ep.clone()));
             // The first user-defined network brings the embedded resolver,
             // as Docker's does for a container that started on the default
@@ -114,7 +114,6 @@ impl Engine {
             st.containers.insert(c.id.clone(), c.clone());
         }
         self.publish(&c);
-        self.announce_joined(&c, &joins).await;
         Ok(())
     }
 

@@ -202,7 +202,7 @@ impl Engine {
                 _ => self.new_sandbox(&id, rec.dns.embedded).await?,
             };
             rec.sandbox = Some(sb.path.clone());
-            if let Err(e) = self.wire(&sb, &mut joins).await {
+            if let Err(e) = self.wire(&sb, &rec, &mut joins).await {
                 let _ = self.drop_sandbox_of(&id, kind);
                 return Err(e);
             }
@@ -254,7 +254,6 @@ impl Engine {
             made?;
             st.containers.insert(id.clone(), rec.clone());
         }
-        self.announce_joined(&rec, &joins).await;
         let paths = self.cfg.paths(&id);
         Ok(Created {
             id,

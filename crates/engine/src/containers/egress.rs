@@ -1,6 +1,6 @@
 //! Joining and leaving networks as a whole: an endpoint on a global
-//! network has its addresses claimed in the cluster before it is wired and
-//! is announced to the other hosts once committed; a container on a
+//! network is announced to the other hosts, its addresses claimed, in one
+//! transaction of the cluster store before it is wired; a container on a
 //! network with no way out of its own (overlay: its driver declares
 //! `egress`) gets a second endpoint on the host's gateway bridge,
 //! `berth_gwbridge`, as Docker's containers get one on `docker_gwbridge`:
@@ -69,15 +69,16 @@ impl Engine {
         })
     }
 
-    /// Wires planned endpoints into a sandbox, in order; an endpoint of a
-    /// global network has its addresses claimed in the cluster first. On
-    /// failure what was done is undone.
-    pub(super) async fn wire(&self, sb: &Sandbox, joins: &mut [Join]) -> Result<()> {
+    /// Wires planned endpoints of container `c` into its sandbox, in
+    /// order; an endpoint of a global network is announced to the cluster
+    /// first, its addresses claimed there. On failure what was done is
+    /// undone.
+    pub(super) async fn wire(&self, sb: &Sandbox, c: &ContainerRecord, joins: &mut [Join]) -> Result<()> {
         for i in 0..joins.len() {
             let (net, ep) = &mut joins[i];
             let mut done = Ok(());
             if self.clustered(net) {
-                done = self.claim_addresses(net, ep).await;
+                done = self.join_cluster(net, c, ep).await;
             }
             if done.is_ok() {
                 done = self.attach(net, sb, ep).await;
@@ -102,17 +103,6 @@ impl Engine {
             }
             if self.clustered(net) {
                 self.withdraw(net, ep).await;
-            }
-        }
-    }
-
-    /// Tells the other hosts about a committed container's endpoints on
-    /// global networks. A failure is logged: the store was there a moment
-    /// ago, and the next full read announces them again.
-    pub(super) async fn announce_joined(&self, c: &ContainerRecord, joins: &[Join]) {
-        for (net, ep) in joins.iter().filter(|(n, _)| self.clustered(n)) {
-            if let Err(e) = self.announce(net, c, ep).await {
-                tracing::warn!(container = %c.name, network = %net.net.name, "announcing: {}", e.chain());
             }
         }
     }

@@ -210,6 +210,19 @@ impl Pool {
         self.used.insert(to_u128(ip))
     }
 
+    /// Marks an address a container of another host has, and moves the
+    /// next allocation past it: the hosts of a cluster then hand out
+    /// addresses in one order, and an address freed by a host that went
+    /// away is not the next one given out (that host may come back with
+    /// its container still holding it). Returns false if it already was.
+    pub fn mark_remote(&mut self, ip: IpAddr) -> bool {
+        let n = to_u128(ip);
+        if (self.next..=self.last).contains(&n) {
+            self.next = if n == self.last { self.first } else { n + 1 };
+        }
+        self.used.insert(n)
+    }
+
     /// Gives an address back. Idempotent.
     pub fn release(&mut self, ip: IpAddr) {
         self.used.remove(&to_u128(ip));
@@ -287,6 +300,18 @@ mod tests {
         assert_eq!(p.allocate().unwrap().to_string(), "10.2.5.3/16");
         assert_eq!(p.allocate().unwrap().to_string(), "10.2.5.0/16");
         assert!(p.allocate().is_err());
+    }
+
+    #[test]
+    fn addresses_of_other_hosts_are_passed_over_for_good() {
+        let mut p = Pool::new(&cfg("10.4.0.0/24", Some("10.4.0.1"), None));
+        assert_eq!(p.allocate().unwrap().to_string(), "10.4.0.2/24");
+        // Another host's container took .3 and .4; its host goes away.
+        p.mark_remote("10.4.0.3".parse().unwrap());
+        p.mark_remote("10.4.0.4".parse().unwrap());
+        p.release("10.4.0.3".parse().unwrap());
+        p.release("10.4.0.4".parse().unwrap());
+        assert_eq!(p.allocate().unwrap().to_string(), "10.4.0.5/24");
     }
 
     #[test]
