@@ -889,3 +889,47 @@ fn a_daemon_starts_without_its_store_and_joins_when_it_answers() {
         "{info}"
     );
 }
+
+#[test]
+fn connect_and_disconnect_bring_and_take_the_way_out() {
+    let f = Fabric::new(berth(), 2);
+    let (h0, h1) = (f.host(0), f.host(1));
+    h0.ok(&["network", "create", "-d", "overlay", "a"]);
+    h0.ok(&["network", "create", "-d", "overlay", "b"]);
+    wait_until("host 1 knows b", 5, || {
+        h1.berth(&["network", "inspect", "b"]).code == 0
+    });
+    run_d(h1, "far", "b");
+    let links = |c: &str| -> Vec<String> {
+        let out = h0.ok(&["exec", c, "--", "ip", "-o", "-4", "addr", "show"]);
+        let mut v: Vec<String> = out
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .map(str::to_owned)
+            .collect();
+        v.retain(|n| n != "lo");
+        v
+    };
+    // On a bridge network first: it has a way out, so no gateway bridge.
+    h0.ok(&["network", "create", "br"]);
+    run_d(h0, "c", "br");
+    h0.ok(&["network", "connect", "a", "c"]);
+    assert_eq!(links("c"), ["eth0", "eth1"]);
+    assert!(inspect(h0, &["c"])["NetworkSettings"]["Networks"]["berth_gwbridge"].is_null());
+    // Started on an overlay: eth1 is on the gateway bridge.
+    run_d(h0, "d", "a");
+    assert!(!inspect(h0, &["d"])["NetworkSettings"]["Networks"]["berth_gwbridge"].is_null());
+    h0.ok(&["network", "connect", "b", "d"]);
+    assert_eq!(links("d"), ["eth0", "eth1", "eth2"]);
+    wait_until("d reaches far on b", 5, || pings(h0, "d", "far"));
+    // The gateway bridge stays while an overlay needs it, and goes with the last.
+    h0.ok(&["network", "disconnect", "a", "d"]);
+    assert!(!inspect(h0, &["d"])["NetworkSettings"]["Networks"]["berth_gwbridge"].is_null());
+    assert!(pings(h0, "d", "far"));
+    h0.ok(&["network", "disconnect", "b", "d"]);
+    assert!(inspect(h0, &["d"])["NetworkSettings"]["Networks"]["berth_gwbridge"].is_null());
+    assert_eq!(links("d"), Vec::<String>::new());
+    // Its endpoints left the cluster with it: far's host no longer holds d.
+    let id = net_id(h1, "b");
+    wait_until("host 1 forgets d", 5, || programmed(h1, &id).is_empty());
+}
