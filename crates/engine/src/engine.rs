@@ -111,7 +111,7 @@ pub struct Engine {
     spare: Arc<Mutex<Spare>>,
     pub(crate) dns: Arc<crate::dns::Resolver>,
     /// This host in its cluster, when it joined one.
-    pub(crate) cluster: Option<Arc<crate::cluster::Member>>,
+    pub(crate) cluster: Option<Arc<crate::cluster::member::Member>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     _lock: File,
 }
@@ -229,7 +229,7 @@ impl Engine {
         let dns = crate::dns::Resolver::new(cfg.resolv_conf.clone());
         let (cluster, cluster_ctx) = match &cfg.cluster {
             Some(c) => {
-                let (member, ctx) = crate::cluster::join(c, &handle, &cfg.data_root).await?;
+                let (member, ctx) = crate::cluster::member::join(c, &handle, &cfg.data_root).await?;
                 (Some(member), Some(ctx))
             }
             None => (None, None),

@@ -10,7 +10,7 @@ use berth_cluster::Change;
 use berth_core::Scope;
 use tokio::sync::mpsc::UnboundedReceiver;
 
-use super::Remote;
+use super::member::Remote;
 use crate::dns;
 use crate::engine::{Driven, Engine};
 use crate::networks::ipam::Pool;
