@@ -442,18 +442,7 @@ mod tests {
     }
 
     fn net(name: &str, driver: &str, opts: &[(&str, &str)]) -> Network {
-        Network {
-            id: format!("{name:0<64}"),
-            name: name.into(),
-            driver: driver.into(),
-            options: opts
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-            ipam: vec![],
-            ipv6: false,
-            internal: false,
-        }
+        Network::with_options(&format!("{name:0<64}"), name, driver, opts)
     }
 
     #[test]

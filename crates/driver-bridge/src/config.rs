@@ -62,23 +62,11 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
 
     fn net(opts: &[(&str, &str)]) -> Network {
-        Network {
-            id: "0123456789abcdef".repeat(4),
-            name: "n".into(),
-            driver: "bridge".into(),
-            options: opts
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-            ipam: vec![],
-            ipv6: false,
-            internal: false,
-        }
+        Network::with_options(&"0123456789abcdef".repeat(4), "n", "bridge", opts)
     }
 
     #[test]

@@ -153,23 +153,11 @@ impl NetworkDriver for Ipvlan {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
 
     fn net(opts: &[(&str, &str)]) -> Network {
-        Network {
-            id: "cd".repeat(32),
-            name: "i".into(),
-            driver: "ipvlan".into(),
-            options: opts
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-            ipam: vec![],
-            ipv6: false,
-            internal: false,
-        }
+        Network::with_options(&"cd".repeat(32), "i", "ipvlan", opts)
     }
 
     #[test]

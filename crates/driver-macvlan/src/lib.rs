@@ -126,18 +126,7 @@ mod tests {
     use super::*;
 
     fn net(opts: &[(&str, &str)]) -> Network {
-        Network {
-            id: "ab".repeat(32),
-            name: "m".into(),
-            driver: "macvlan".into(),
-            options: opts
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-            ipam: vec![],
-            ipv6: false,
-            internal: false,
-        }
+        Network::with_options(&"ab".repeat(32), "m", "macvlan", opts)
     }
 
     #[test]

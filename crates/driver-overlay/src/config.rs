@@ -52,23 +52,11 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
 
     use super::*;
 
     fn net(opts: &[(&str, &str)]) -> Network {
-        Network {
-            id: "ab".repeat(32),
-            name: "o".into(),
-            driver: "overlay".into(),
-            options: opts
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-            ipam: vec![],
-            ipv6: false,
-            internal: false,
-        }
+        Network::with_options(&"ab".repeat(32), "o", "overlay", opts)
     }
 
     #[test]

@@ -35,6 +35,23 @@ pub struct Network {
 }
 
 impl Network {
+    /// A network of `driver` with `options` and nothing else: no subnets,
+    /// IPv4 only, not internal. Where tests and examples start from.
+    pub fn with_options(id: &str, name: &str, driver: &str, options: &[(&str, &str)]) -> Self {
+        Self {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            driver: driver.to_owned(),
+            options: options
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            ipam: Vec::new(),
+            ipv6: false,
+            internal: false,
+        }
+    }
+
     /// The short form of the id that `network ls` prints.
     pub fn short_id(&self) -> &str {
         &self.id[..self.id.len().min(12)]
