@@ -596,15 +596,18 @@ impl Row<'_> {
                 self.h.run("ip", &["link", "del", &veth]);
             } else {
                 // Drivers without a host-side link in the host: remove the
-                // interface inside, found by the endpoint's MAC.
+                // interface inside, found by the endpoint's MAC (the
+                // overlay's connected interface is not always eth1).
                 let mac = v["NetworkSettings"]["Networks"][&self.net]["MacAddress"]
                     .as_str()
                     .unwrap_or_default()
                     .to_owned();
                 let links = ok(self.h, &["exec", "conf-c", "--", "ip", "-o", "link", "show"])?;
+                // ipvlan's share the parent's MAC: then the newest link.
                 let ifname = links
                     .lines()
                     .find(|l| !mac.is_empty() && l.contains(&mac))
+                    .or_else(|| links.lines().last())
                     .and_then(|l| l.split(':').nth(1))
                     .map(|n| n.trim().split('@').next().unwrap_or_default().to_owned())
                     .ok_or_else(|| Error::Unmet(format!("conf-c has no link with MAC {mac:?}: {links}")))?;
