@@ -771,9 +771,19 @@ fn a_daemon_restart_keeps_the_overlay_and_leaks_nothing() {
     run_d(f.host(0), "c2", "ov");
     wait_until("c1 reaches c2", 5, || pings(f.host(1), "c1", "c2"));
     assert_eq!(programmed(f.host(0), &id), expected(&f, 0, &id));
+    // Host 1's daemon dies; host 0's containers all go meanwhile. When it
+    // comes back, its device holds no entry of them: it has no peer left.
+    wait_until("host 1 holds c0 and c2", 5, || {
+        programmed(f.host(1), &id).len() == 2
+    });
+    f.host_mut(1).kill_daemon();
     for c in ["c0", "c2"] {
         f.host(0).ok(&["rm", "-f", c]);
     }
+    f.start_daemon(1, &[]);
+    wait_until("host 1 drops the entries of c0 and c2", 5, || {
+        programmed(f.host(1), &id).is_empty()
+    });
     f.host(1).ok(&["rm", "-f", "c1"]);
     f.host(0).ok(&["network", "rm", "ov"]);
     assert_eq!(f.host(0).kernel_state(), before);

@@ -55,7 +55,22 @@ impl Engine {
                     }
                 }
                 let old = std::mem::replace(&mut *m.remote(), remote);
-                let nets: BTreeSet<String> = old.keys().chain(m.remote().keys()).cloned().collect();
+                // Every global network is told its peers, also one that has
+                // none now (a restarted daemon's devices may hold stale ones).
+                let global: Vec<String> = {
+                    let st = self.state();
+                    st.networks
+                        .values()
+                        .filter(|n| n.scope == Scope::Global)
+                        .map(|n| n.net.id.clone())
+                        .collect()
+                };
+                let nets: BTreeSet<String> = old
+                    .keys()
+                    .chain(m.remote().keys())
+                    .cloned()
+                    .chain(global)
+                    .collect();
                 let containers: BTreeSet<String> = old
                     .values()
                     .chain(m.remote().values())
