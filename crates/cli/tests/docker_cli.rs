@@ -582,3 +582,51 @@ fn docker_ps_lists_berth_containers() {
         assert_eq!(d.ok(&["ps", "-a", "-q"]).lines().count(), 2);
     }
 }
+
+#[test]
+fn docker_network_create_d_overlay_on_hosts_of_a_cluster() {
+    let f = berth_testkit::fabric::Fabric::new(Path::new(env!("CARGO_BIN_EXE_berth")), 2);
+    for (k, bin) in clients().into_iter().enumerate() {
+        let (d0, d1) = (Docker::new(f.host(0), bin), Docker::new(f.host(1), bin));
+        let name = format!("ovd{k}");
+        let subnet = format!("10.30.{k}.0/24");
+        d0.ok(&[
+            "network",
+            "create",
+            "-d",
+            "overlay",
+            "--attachable",
+            "--subnet",
+            &subnet,
+            &name,
+        ]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while d1.run(&["network", "inspect", &name]).code != 0 {
+            assert!(std::time::Instant::now() < deadline, "host 1 never knew {name}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let ls = d1.ok(&[
+            "network",
+            "ls",
+            "--filter",
+            "driver=overlay",
+            "--format",
+            "{{.Name}} {{.Scope}}",
+        ]);
+        assert_eq!(ls.trim(), format!("{name} global"), "{bin}");
+        let v = d1.ok(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{.Driver}} {{.Attachable}} {{(index .IPAM.Config 0).Subnet}}",
+            &name,
+        ]);
+        assert_eq!(v.trim(), format!("overlay true {subnet}"), "{bin}");
+        let e = d0.fails(&["network", "create", "--scope", "global", "-d", "bridge", "wrong"]);
+        assert!(
+            e.contains("invalid scope \"global\" for driver bridge"),
+            "{bin}: {e}"
+        );
+        d1.ok(&["network", "rm", &name]);
+    }
+}
