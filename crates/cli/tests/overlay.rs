@@ -254,6 +254,18 @@ fn vxlan_entries_are_exactly_what_the_store_says() {
             run_d(h(i), &format!("c{i}{k}"), "ov");
         }
     }
+    // The device: VXLAN on UDP 4789 from this host's tunnel endpoint,
+    // learning nothing and asking nobody (no l2miss/l3miss).
+    let dev = run_in(&overlay_ns(h(0), &id), "ip", &["-d", "link", "show", "vxlan0"]).stdout;
+    for want in [
+        format!("vxlan id 4096 local {} ", Fabric::address(0)),
+        "dstport 4789".to_owned(),
+        "nolearning".to_owned(),
+        "proxy".to_owned(),
+    ] {
+        assert!(dev.contains(&want), "{want:?} missing: {dev}");
+    }
+    assert!(!dev.contains("l2miss") && !dev.contains("l3miss"), "{dev}");
     for i in 0..3 {
         wait_until(&format!("host {i} holds the others' 4 containers"), 5, || {
             let got = programmed(h(i), &id);
@@ -353,6 +365,11 @@ fn without_etcd_what_needs_it_fails_with_one_line_and_the_rest_goes_on() {
     );
     let e = f.host(0).fails(&["run", "--rm", "--network", "ov", "--", "true"]);
     assert!(e.contains("cannot be reached"), "{e}");
+    f.host(0)
+        .ok(&["run", "-d", "--name", "local", "--", "sleep", "1000"]);
+    let e = f.host(0).fails(&["network", "connect", "ov", "local"]);
+    assert!(e.contains("cannot be reached"), "{e}");
+    f.host(0).ok(&["rm", "-f", "local"]);
     let e = f.host(1).fails(&["network", "rm", "spare"]);
     assert!(e.contains("cannot be reached"), "{e}");
     assert!(t.elapsed() < Duration::from_secs(10), "took {:?}", t.elapsed());
@@ -390,13 +407,13 @@ fn three_etcd_members_with_one_down_and_tls() {
 }
 
 #[test]
-fn concurrent_creates_and_runs_on_two_hosts_get_unique_subnets_vnis_and_addresses() {
-    let f = Fabric::new(berth(), 2);
-    let names: Vec<Vec<String>> = (0..2)
+fn concurrent_creates_and_runs_on_three_hosts_get_unique_subnets_vnis_and_addresses() {
+    let f = Fabric::new(berth(), 3);
+    let names: Vec<Vec<String>> = (0..3)
         .map(|i| (0..4).map(|k| format!("n{i}{k}")).collect())
         .collect();
     thread::scope(|s| {
-        for i in 0..2 {
+        for i in 0..3 {
             let (h, names) = (f.host(i), &names[i]);
             s.spawn(move || {
                 for n in names {
@@ -405,7 +422,7 @@ fn concurrent_creates_and_runs_on_two_hosts_get_unique_subnets_vnis_and_addresse
             });
         }
     });
-    let all: Vec<Value> = (0..2)
+    let all: Vec<Value> = (0..3)
         .flat_map(|i| names[i].iter().map(move |n| (i, n)))
         .map(|(i, n)| inspect(f.host(i), &["network", n]))
         .collect();
@@ -417,14 +434,16 @@ fn concurrent_creates_and_runs_on_two_hosts_get_unique_subnets_vnis_and_addresse
         .iter()
         .map(|n| n["Options"]["vxlan.id"].as_str().unwrap())
         .collect();
-    assert_eq!((subnets.len(), vnis.len()), (8, 8), "{subnets:?} {vnis:?}");
+    assert_eq!((subnets.len(), vnis.len()), (12, 12), "{subnets:?} {vnis:?}");
 
-    // Both hosts start containers on one network at once.
-    wait_until("host 1 knows n00", 5, || {
-        f.host(1).berth(&["network", "inspect", "n00"]).code == 0
-    });
+    // Every host starts containers on one network at once.
+    for i in 1..3 {
+        wait_until("n00 is known everywhere", 5, || {
+            f.host(i).berth(&["network", "inspect", "n00"]).code == 0
+        });
+    }
     thread::scope(|s| {
-        for i in 0..2 {
+        for i in 0..3 {
             let h = f.host(i);
             s.spawn(move || {
                 for k in 0..5 {
@@ -434,13 +453,13 @@ fn concurrent_creates_and_runs_on_two_hosts_get_unique_subnets_vnis_and_addresse
         }
     });
     let f = &f;
-    let addresses: BTreeSet<String> = (0..2)
+    let addresses: BTreeSet<String> = (0..3)
         .flat_map(|i| (0..5).map(move |k| f.host(i).address(&format!("c{i}{k}"), "n00")))
         .collect();
-    assert_eq!(addresses.len(), 10, "{addresses:?}");
+    assert_eq!(addresses.len(), 15, "{addresses:?}");
     // A container's MAC goes with its address (02:42 and the IPv4
     // address), so they are unique too.
-    let macs: BTreeSet<String> = (0..2)
+    let macs: BTreeSet<String> = (0..3)
         .flat_map(|i| {
             (0..5).map(move |k| {
                 inspect(f.host(i), &[&format!("c{i}{k}")])["NetworkSettings"]["Networks"]["n00"]["MacAddress"]
@@ -450,8 +469,8 @@ fn concurrent_creates_and_runs_on_two_hosts_get_unique_subnets_vnis_and_addresse
             })
         })
         .collect();
-    assert_eq!(macs.len(), 10, "{macs:?}");
-    wait_until("c00 reaches c14", 5, || pings(f.host(0), "c00", "c14"));
+    assert_eq!(macs.len(), 15, "{macs:?}");
+    wait_until("c00 reaches c24", 5, || pings(f.host(0), "c00", "c24"));
 }
 
 #[test]
@@ -942,4 +961,64 @@ fn connect_and_disconnect_bring_and_take_the_way_out() {
     // Its endpoints left the cluster with it: far's host no longer holds d.
     let id = net_id(h1, "b");
     wait_until("host 1 forgets d", 5, || programmed(h1, &id).is_empty());
+}
+
+#[test]
+fn overlay_subnets_skip_host_routes_and_may_overlap_them() {
+    let f = Fabric::new(berth(), 2);
+    let (h0, h1) = (f.host(0), f.host(1));
+    // Host 0 has a route to 10.0.0.0/24 (a link of its own there).
+    h0.sh("ip link add lan0 type veth peer name lan0p && ip addr add 10.0.0.1/24 dev lan0 && ip link set lan0 up");
+    h0.ok(&["network", "create", "-d", "overlay", "auto"]);
+    let auto = inspect(h0, &["network", "auto"]);
+    assert_eq!(auto["IPAM"]["Config"][0]["Subnet"], "10.0.1.0/24", "{auto:#}");
+    // Asked for, an overlay may take the host route's subnet: the host has
+    // no address on it, and its containers reach each other across hosts.
+    h0.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.0.0.0/24",
+        "shadow",
+    ]);
+    wait_until("host 1 knows shadow", 5, || {
+        h1.berth(&["network", "inspect", "shadow"]).code == 0
+    });
+    run_d(h0, "s0", "shadow");
+    run_d(h1, "s1", "shadow");
+    let ip1 = h1.address("s1", "shadow");
+    wait_until("s0 reaches s1", 5, || pings(h0, "s0", &ip1));
+    assert!(h0.sh("ip route show 10.0.0.0/24").contains("dev lan0"));
+}
+
+#[test]
+fn a_prefix_keeps_two_clusters_apart_on_one_etcd() {
+    let mut f = Fabric::new(berth(), 2);
+    f.host_mut(1).stop_daemon();
+    f.start_daemon(1, &["--cluster-store-opt", "prefix=/team-b"]);
+    f.host(0).ok(&["network", "create", "-d", "overlay", "ov"]);
+    f.host(1).ok(&["network", "create", "-d", "overlay", "ov"]);
+    thread::sleep(Duration::from_millis(300));
+    // Each cluster has its own ov, its own subnet pool and VNI pool.
+    let (n0, n1) = (
+        inspect(f.host(0), &["network", "ov"]),
+        inspect(f.host(1), &["network", "ov"]),
+    );
+    assert_ne!(n0["Id"], n1["Id"]);
+    assert_eq!(
+        (
+            n0["Options"]["vxlan.id"].as_str(),
+            n1["Options"]["vxlan.id"].as_str()
+        ),
+        (Some("4096"), Some("4096"))
+    );
+    assert!(f.host(1).ok(&["info"]).contains("Cluster hosts: 1\n"));
+    let b = f.etcdctl(&["get", "--prefix", "--keys-only", "/team-b/"]).stdout;
+    assert!(
+        b.contains("/team-b/networks/") && b.contains("/team-b/hosts/"),
+        "{b}"
+    );
+    assert!(!etcd_keys(&f, "networks/").is_empty());
 }
