@@ -32,8 +32,9 @@ mod plugins;
 mod ports;
 mod resolver;
 
+use std::cell::Cell;
 use std::fs;
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -150,6 +151,39 @@ fn settle_within(limit: Duration) -> Option<f64> {
     }
 }
 
+/// How long to wait for a quiet machine before a timing, and once it
+/// stayed busy through such a wait.
+const LONG_SETTLE: Duration = Duration::from_secs(30);
+const SHORT_SETTLE: Duration = Duration::from_secs(2);
+
+/// [`settle`] before each timing; but once the machine stayed busy
+/// through a whole wait, later waits are short: that work is not going
+/// away, and the subjects, taking turns, share it alike.
+#[derive(Default)]
+struct Quiet {
+    gave_up: Cell<bool>,
+}
+
+impl Quiet {
+    fn settle(&self) {
+        let limit = if self.gave_up.get() {
+            SHORT_SETTLE
+        } else {
+            LONG_SETTLE
+        };
+        if let Some(busy) = settle_within(limit)
+            && !self.gave_up.replace(true)
+        {
+            println!(
+                "WARNING: the machine stayed {:.0}% busy with other work; figures will be noisy \
+                 (later waits for quiet are cut to {} s)",
+                busy * 100.0,
+                SHORT_SETTLE.as_secs()
+            );
+        }
+    }
+}
+
 /// The share of CPU time spent busy over `window`, 0 to 1.
 fn busy_share(window: Duration) -> f64 {
     let (b0, t0) = cpu_jiffies();
@@ -176,6 +210,21 @@ fn first_line(prog: &str, args: &[&str]) -> Option<String> {
 /// The version of an installed Debian package.
 fn deb_version(package: &str) -> Option<String> {
     first_line("dpkg-query", &["-W", "-f", "${Version}", package]).filter(|v| !v.is_empty())
+}
+
+/// Runs `f` on a short-lived thread inside the network namespace pinned at
+/// `ns`; the caller never moves. What `f` opens (a socket) stays there.
+fn within<T: Send>(ns: &Path, f: impl FnOnce() -> io::Result<T> + Send) -> Result<T> {
+    let file = fs::File::open(ns).with_context(|| format!("opening {}", ns.display()))?;
+    thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)?;
+            f()
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+    .with_context(|| format!("inside {}", ns.display()))
 }
 
 /// No single peer process may run longer than this; it is killed then.
