@@ -14,6 +14,13 @@
 //!   queries for a container name and for a forwarded name, and how soon a
 //!   new container's name resolves after its `run`; against aardvark-dns
 //!   (through netavark) and Docker's embedded DNS.
+//! - `overlay`: an overlay network across two hosts (namespaces on an
+//!   underlay, berth's cluster store in etcd): how soon a new container of
+//!   host A answers one of host B, by address and by name; iperf3
+//!   throughput next to the underlay and a bare VXLAN pair, on a standard
+//!   and on a jumbo-frame underlay; attach to an overlay already on the
+//!   host against a bridge attach; against Docker's swarm-mode overlay
+//!   (two dockerds in namespaces; see `overlay.rs`).
 //! - `plugins`: attach through each plugin transport next to the built-in
 //!   bridge driver (see `plugins.rs`).
 //! - `ports`: publish 1000 ports (single and as a range), the 1st and the
@@ -28,9 +35,11 @@ mod dns;
 mod docker;
 mod http;
 mod netavark;
+mod overlay;
 mod plugins;
 mod ports;
 mod resolver;
+mod two_hosts;
 
 use std::cell::Cell;
 use std::fs;
@@ -47,6 +56,7 @@ use anyhow::{Context, Result, bail};
 const BENCHES: &[(&str, Bench)] = &[
     ("attach", attach::run),
     ("dns", dns::run),
+    ("overlay", overlay::run),
     ("plugins", plugins::run),
     ("ports", ports::run),
 ];
@@ -348,6 +358,22 @@ fn print_table(header: &[String], body: &[Vec<String>]) {
     for r in body {
         println!("{}", line(r));
     }
+}
+
+/// `a / b`, when both are there.
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    let (a, b) = (a?, b?);
+    (b > 0.0).then(|| a / b)
+}
+
+/// A duration in seconds, when there is one.
+fn secs(d: Option<Duration>) -> Option<f64> {
+    d.map(|d| d.as_secs_f64())
+}
+
+/// A ratio as "2.5×", or "—".
+fn times(x: Option<f64>) -> String {
+    x.map_or_else(|| "—".into(), |x| format!("{x:.1}×"))
 }
 
 /// Milliseconds with two decimals below 10 ms, one above.
