@@ -55,7 +55,7 @@ const STANDARD_MTU: u32 = 1500;
 const JUMBO_MTU: u32 = 9000;
 /// The server's address on each overlay.
 const SERVER_HOST: u8 = 10;
-/// Time bound of all the reach runs of one subject.
+/// Time bound of all the reach runs, every subject's.
 const RUNS_BUDGET: Duration = Duration::from_secs(240);
 /// A run slower than this gets a progress line of its own.
 const SLOW: Duration = Duration::from_secs(2);

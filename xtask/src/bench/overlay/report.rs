@@ -125,7 +125,7 @@ fn report_throughput(f: &Figures) {
             }));
             let (berth, bare, docker) = (lane(t, "berth"), lane(t, "bare"), lane(t, "Docker"));
             row.push(ratio(berth, bare).map_or_else(|| "—".into(), |x| format!("{:.0}%", x * 100.0)));
-            row.push(times(ratio(berth, docker)));
+            row.push(ratio(berth, docker).map_or_else(|| "—".into(), |x| format!("{x:.2}×")));
             row
         })
         .collect();
