@@ -12,7 +12,7 @@
 //!   network's first there, so the run brings the network up on host A)
 //!   until the watcher on host B gets an echo reply from it, by address
 //!   and by name (`overlay/reach.rs` says how it is probed); the subjects
-//!   take turns run by run.
+//!   take turns run by run, each run on a quiet machine.
 //! - **throughput**: iperf3 TCP from host B to host A, in rounds taken in
 //!   turn: the underlay itself, a bare VXLAN pair between the same two
 //!   hosts (the kernel's limit for any VXLAN overlay), berth's overlay and
@@ -56,7 +56,7 @@ const JUMBO_MTU: u32 = 9000;
 /// The server's address on each overlay.
 const SERVER_HOST: u8 = 10;
 /// Time bound of all the reach runs, every subject's.
-const RUNS_BUDGET: Duration = Duration::from_secs(240);
+const RUNS_BUDGET: Duration = Duration::from_secs(420);
 /// A run slower than this gets a progress line of its own.
 const SLOW: Duration = Duration::from_secs(2);
 /// Where Debian's etcd-server puts etcd.
@@ -262,7 +262,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "reach, {} runs by address then by name, taking turns",
         opts.runs
     ));
-    let reach = reach_runs(&mut berth, &mut docker, opts.runs, &progress);
+    let reach = reach_runs(&mut berth, &mut docker, opts.runs, &quiet, &progress);
 
     progress("servers on host A");
     berth.run(SERVER, Some(berth.address(SERVER_HOST)))?;
@@ -323,11 +323,14 @@ fn start_docker_server(docker: &mut Peer, mtu: Option<u32>) {
 }
 
 /// The reach runs: for each run, by address then by name, each subject in
-/// turn.
+/// turn. Each starts on a quiet machine: what a subject does after its
+/// container is removed (dockerd's cleanup takes a while) must not land in
+/// the next one's figure.
 fn reach_runs(
     berth: &mut Berth,
     docker: &mut Peer,
     runs: usize,
+    quiet: &Quiet,
     progress: &dyn Fn(&str),
 ) -> [ReachFigures; 2] {
     let ready = |up: bool| match up {
@@ -357,6 +360,7 @@ fn reach_runs(
                     ));
                     continue;
                 }
+                quiet.settle();
                 match reach::once(s, by, i) {
                     Ok(r) => {
                         fig.add(r);
