@@ -272,13 +272,22 @@ pub fn run(args: &[String]) -> Result<()> {
     let attach = berth.attach(opts.iterations, ATTACH_ROUNDS, &quiet, &indent);
     let attach = berth.explain(attach).map_err(|e| format!("FAILED: {e:#}"));
 
-    let mut throughput = vec![lanes(&berth, &docker, STANDARD_MTU, &opts, &quiet, &progress)];
+    let mut throughput = vec![measure_throughput(
+        &berth,
+        &docker,
+        STANDARD_MTU,
+        &opts,
+        &quiet,
+        &progress,
+    )];
     progress(&format!("a new fabric on a {JUMBO_MTU}-byte underlay"));
     drop(berth);
     let mut berth = Berth::new(&bin, Some(JUMBO_MTU)).context("berth: setting up on jumbo frames")?;
     berth.run(SERVER, Some(berth.address(SERVER_HOST)))?;
     start_docker_server(&mut docker, Some(JUMBO_MTU));
-    throughput.push(lanes(&berth, &docker, JUMBO_MTU, &opts, &quiet, &progress));
+    throughput.push(measure_throughput(
+        &berth, &docker, JUMBO_MTU, &opts, &quiet, &progress,
+    ));
     let benched = start.elapsed();
 
     progress("tearing down");
@@ -380,9 +389,92 @@ fn reach_runs(
     out
 }
 
-/// The throughput lanes on an underlay of `mtu` bytes, `opts.rounds`
-/// rounds taken in turn: servers on host A, clients on host B.
-fn lanes(
+/// The lanes of one underlay, from host B to host A, ready to measure;
+/// what keeps them up (servers, the bare pair) goes when it is dropped.
+struct Lanes {
+    /// Each lane's label and the lane, or why it has none.
+    lanes: Vec<(String, Result<Lane, String>)>,
+    /// The MTU inside each lane: its label and the figure.
+    mtus: Vec<(String, Result<u32, String>)>,
+    _servers: Vec<Server>,
+    _bare: Result<BarePair, String>,
+}
+
+fn failed(e: anyhow::Error) -> String {
+    format!("FAILED: {e:#}")
+}
+
+impl Lanes {
+    /// The underlay, the bare pair and each subject's overlay: a server
+    /// on host A (the host's own one takes the underlay's tests and the
+    /// bare pair's; a subject's is its [`SERVER`] container) and the
+    /// client's namespace on host B.
+    fn new(berth: &Berth, docker: &Peer) -> Self {
+        let (a, b) = (berth.host(0), berth.host(1));
+        let host = Server::start(&a.ns).map_err(failed);
+        let bare = BarePair::new([(&a.ns, Berth::underlay(0)), (&b.ns, Berth::underlay(1))]).map_err(failed);
+        let from_b = |label: &str, to| Lane {
+            label: label.into(),
+            client: b.ns.clone(),
+            server: to,
+        };
+        let bare_lane = match (&host, &bare) {
+            (Ok(_), Ok(_)) => Ok(from_b("bare VXLAN pair", BarePair::address(0))),
+            (Err(why), _) | (_, Err(why)) => Err(why.clone()),
+        };
+        let mut out = Self {
+            lanes: vec![
+                (
+                    "underlay".into(),
+                    host.as_ref()
+                        .map(|_| from_b("underlay", Berth::underlay(0)))
+                        .map_err(Clone::clone),
+                ),
+                ("bare VXLAN pair".into(), bare_lane),
+            ],
+            mtus: vec![
+                ("underlay".into(), iperf::mtu(&a.ns, "eth0").map_err(failed)),
+                (
+                    "bare VXLAN pair".into(),
+                    bare.as_ref()
+                        .map_err(Clone::clone)
+                        .and_then(|p| p.mtu().map_err(failed)),
+                ),
+            ],
+            _servers: host.into_iter().collect(),
+            _bare: bare,
+        };
+        let docker = docker
+            .swarm
+            .as_ref()
+            .map(|s| s as &dyn Subject)
+            .ok_or_else(|| docker.why_not());
+        for (label, s) in [
+            ("berth overlay", Ok(berth as &dyn Subject)),
+            ("Docker overlay", docker),
+        ] {
+            let lane = s.and_then(|s| out.overlay(label, s).map_err(failed));
+            out.lanes.push((label.into(), lane));
+        }
+        out
+    }
+
+    /// A subject's lane: its server started in [`SERVER`], its MTU noted.
+    fn overlay(&mut self, label: &str, s: &dyn Subject) -> Result<Lane> {
+        self._servers.push(Server::start(&s.sandbox(SERVER)?)?);
+        self.mtus
+            .push((label.to_owned(), iperf::mtu(s.watcher(), "eth0").map_err(failed)));
+        Ok(Lane {
+            label: label.into(),
+            client: s.watcher().to_owned(),
+            server: s.address(SERVER_HOST),
+        })
+    }
+}
+
+/// Throughput on an underlay of `mtu` bytes: every lane, `opts.rounds`
+/// rounds taken in turn.
+fn measure_throughput(
     berth: &Berth,
     docker: &Peer,
     mtu: u32,
@@ -391,68 +483,15 @@ fn lanes(
     progress: &dyn Fn(&str),
 ) -> Throughput {
     progress(&format!("throughput on a {mtu}-byte underlay"));
-    let failed = |e: anyhow::Error| format!("FAILED: {e:#}");
-    let (a, b) = (berth.host(0), berth.host(1));
-    // Kept until every round is done.
-    let mut servers = Vec::new();
-    let mut lanes: Vec<(String, Result<Lane, String>)> = Vec::new();
-    let mut mtus = Vec::new();
-    // Host A's own server takes the underlay's tests and the bare pair's.
-    let host = Server::start(&a.ns).map(|s| servers.push(s)).map_err(failed);
-    let bare = BarePair::new([(&a.ns, Berth::underlay(0)), (&b.ns, Berth::underlay(1))]).map_err(failed);
-    let bare_mtu = bare
-        .as_ref()
-        .map_err(Clone::clone)
-        .and_then(|p| p.mtu().map_err(failed));
-    mtus.push(("underlay".to_owned(), iperf::mtu(&a.ns, "eth0").map_err(failed)));
-    mtus.push(("bare VXLAN pair".to_owned(), bare_mtu));
-    for (label, to, ready) in [
-        ("underlay", Berth::underlay(0), host.clone()),
-        (
-            "bare VXLAN pair",
-            BarePair::address(0),
-            host.clone().and(bare.as_ref().map(drop).map_err(Clone::clone)),
-        ),
-    ] {
-        let lane = ready.map(|()| Lane {
-            label: label.into(),
-            client: b.ns.clone(),
-            server: to,
-        });
-        lanes.push((label.into(), lane));
-    }
-    let subjects: [(&str, Result<&dyn Subject, String>); 2] = [
-        ("berth overlay", Ok(berth)),
-        (
-            "Docker overlay",
-            docker
-                .swarm
-                .as_ref()
-                .map(|s| s as &dyn Subject)
-                .ok_or_else(|| docker.why_not()),
-        ),
-    ];
-    for (label, s) in subjects {
-        let lane = s.and_then(|s| {
-            let server = Server::start(&s.sandbox(SERVER).map_err(failed)?).map_err(failed)?;
-            servers.push(server);
-            mtus.push((label.to_owned(), iperf::mtu(s.watcher(), "eth0").map_err(failed)));
-            Ok(Lane {
-                label: label.into(),
-                client: s.watcher().to_owned(),
-                server: s.address(SERVER_HOST),
-            })
-        });
-        lanes.push((label.into(), lane));
-    }
+    let lanes = Lanes::new(berth, docker);
     let docker_options = docker.swarm.as_ref().and_then(|s| s.options().ok());
-
     let mut figures: Vec<Result<Vec<f64>, String>> = lanes
+        .lanes
         .iter()
         .map(|(_, l)| l.as_ref().map(|_| Vec::new()).map_err(Clone::clone))
         .collect();
     for round in 1..=opts.rounds {
-        for ((_, lane), fig) in lanes.iter().zip(&mut figures) {
+        for ((_, lane), fig) in lanes.lanes.iter().zip(&mut figures) {
             let (Ok(lane), Ok(got)) = (lane, fig.as_mut()) else {
                 continue;
             };
@@ -471,11 +510,10 @@ fn lanes(
             }
         }
     }
-    drop(servers);
     Throughput {
         underlay_mtu: mtu,
-        lanes: lanes.into_iter().map(|(l, _)| l).zip(figures).collect(),
-        mtus,
+        lanes: lanes.lanes.into_iter().map(|(l, _)| l).zip(figures).collect(),
+        mtus: lanes.mtus,
         docker_options,
     }
 }
