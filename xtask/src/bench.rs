@@ -14,6 +14,13 @@
 //!   queries for a container name and for a forwarded name, and how soon a
 //!   new container's name resolves after its `run`; against aardvark-dns
 //!   (through netavark) and Docker's embedded DNS.
+//! - `overlay`: an overlay network across two hosts (namespaces on an
+//!   underlay, berth's cluster store in etcd): how soon a new container of
+//!   host A answers one of host B, by address and by name; iperf3
+//!   throughput next to the underlay and a bare VXLAN pair, on a standard
+//!   and on a jumbo-frame underlay; attach to an overlay already on the
+//!   host against a bridge attach; against Docker's swarm-mode overlay
+//!   (two dockerds in namespaces; see `overlay.rs`).
 //! - `plugins`: attach through each plugin transport next to the built-in
 //!   bridge driver (see `plugins.rs`).
 //! - `ports`: publish 1000 ports (single and as a range), the 1st and the
@@ -28,12 +35,15 @@ mod dns;
 mod docker;
 mod http;
 mod netavark;
+mod overlay;
 mod plugins;
 mod ports;
 mod resolver;
+mod two_hosts;
 
+use std::cell::Cell;
 use std::fs;
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -46,6 +56,7 @@ use anyhow::{Context, Result, bail};
 const BENCHES: &[(&str, Bench)] = &[
     ("attach", attach::run),
     ("dns", dns::run),
+    ("overlay", overlay::run),
     ("plugins", plugins::run),
     ("ports", ports::run),
 ];
@@ -150,6 +161,39 @@ fn settle_within(limit: Duration) -> Option<f64> {
     }
 }
 
+/// How long to wait for a quiet machine before a timing, and once it
+/// stayed busy through such a wait.
+const LONG_SETTLE: Duration = Duration::from_secs(30);
+const SHORT_SETTLE: Duration = Duration::from_secs(2);
+
+/// [`settle`] before each timing; but once the machine stayed busy
+/// through a whole wait, later waits are short: that work is not going
+/// away, and the subjects, taking turns, share it alike.
+#[derive(Default)]
+struct Quiet {
+    gave_up: Cell<bool>,
+}
+
+impl Quiet {
+    fn settle(&self) {
+        let limit = if self.gave_up.get() {
+            SHORT_SETTLE
+        } else {
+            LONG_SETTLE
+        };
+        if let Some(busy) = settle_within(limit)
+            && !self.gave_up.replace(true)
+        {
+            println!(
+                "WARNING: the machine stayed {:.0}% busy with other work; figures will be noisy \
+                 (later waits for quiet are cut to {} s)",
+                busy * 100.0,
+                SHORT_SETTLE.as_secs()
+            );
+        }
+    }
+}
+
 /// The share of CPU time spent busy over `window`, 0 to 1.
 fn busy_share(window: Duration) -> f64 {
     let (b0, t0) = cpu_jiffies();
@@ -176,6 +220,21 @@ fn first_line(prog: &str, args: &[&str]) -> Option<String> {
 /// The version of an installed Debian package.
 fn deb_version(package: &str) -> Option<String> {
     first_line("dpkg-query", &["-W", "-f", "${Version}", package]).filter(|v| !v.is_empty())
+}
+
+/// Runs `f` on a short-lived thread inside the network namespace pinned at
+/// `ns`; the caller never moves. What `f` opens (a socket) stays there.
+fn within<T: Send>(ns: &Path, f: impl FnOnce() -> io::Result<T> + Send) -> Result<T> {
+    let file = fs::File::open(ns).with_context(|| format!("opening {}", ns.display()))?;
+    thread::scope(|s| {
+        s.spawn(|| {
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)?;
+            f()
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    })
+    .with_context(|| format!("inside {}", ns.display()))
 }
 
 /// No single peer process may run longer than this; it is killed then.
@@ -299,6 +358,22 @@ fn print_table(header: &[String], body: &[Vec<String>]) {
     for r in body {
         println!("{}", line(r));
     }
+}
+
+/// `a / b`, when both are there.
+fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    let (a, b) = (a?, b?);
+    (b > 0.0).then(|| a / b)
+}
+
+/// A duration in seconds, when there is one.
+fn secs(d: Option<Duration>) -> Option<f64> {
+    d.map(|d| d.as_secs_f64())
+}
+
+/// A ratio as "2.5×", or "—".
+fn times(x: Option<f64>) -> String {
+    x.map_or_else(|| "—".into(), |x| format!("{x:.1}×"))
 }
 
 /// Milliseconds with two decimals below 10 ms, one above.

@@ -4,7 +4,7 @@
 //! - `test-drivers`: the driver conformance suite, printed as a table.
 //! - `demo`: the Docker walkthrough of `../shared/seed`, played by berth
 //!   inside a throwaway host namespace.
-//! - `bench [attach|dns|plugins|ports]`: berth next to its peers, measured in the same run.
+//! - `bench [attach|dns|overlay|plugins|ports]`: berth next to its peers, measured in the same run.
 //! - `vmtest [--timeout SECS] [FILTER]`: the tests that need ipvlan, 802.1q
 //!   and dummy links, in a stock Debian kernel under qemu.
 
@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         Some("vmtest") => vmtest::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask test | test-drivers | demo [overlay] | bench [attach|dns|plugins|ports] | vmtest [--timeout SECS] [FILTER] | fuzz [TARGET] [--seconds N]"
+                "usage: cargo xtask test | test-drivers | demo [overlay] | bench [attach|dns|overlay|plugins|ports] | vmtest [--timeout SECS] [FILTER] | fuzz [TARGET] [--seconds N]"
             );
             return ExitCode::from(2);
         }

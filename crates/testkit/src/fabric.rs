@@ -53,6 +53,8 @@ pub struct Fabric {
     berth: PathBuf,
     members: Vec<Member>,
     tls: Option<Tls>,
+    /// The underlay's MTU when set with [`Fabric::set_underlay_mtu`].
+    mtu: Option<u32>,
 }
 
 impl Fabric {
@@ -83,6 +85,7 @@ impl Fabric {
             berth: berth.to_owned(),
             members: Vec::new(),
             tls: None,
+            mtu: None,
         };
         let mut script = "ip link add fab0 type bridge && ip link set fab0 up".to_owned();
         for m in 1..=members {
@@ -140,6 +143,11 @@ impl Fabric {
         format!("{UNDERLAY}.{}", 11 + i)
     }
 
+    /// Host `i`'s port of `fab0`, the fabric's end of its `eth0`.
+    fn port(i: usize) -> String {
+        format!("fabh{}", 11 + i)
+    }
+
     /// The arguments that make host `i`'s daemon join the cluster.
     pub fn daemon_args(&self, i: usize) -> Vec<String> {
         let mut args = vec![
@@ -165,7 +173,7 @@ impl Fabric {
     pub fn add_host(&mut self) -> usize {
         let i = self.hosts.len();
         let h = TestHost::without_daemon(&self.berth);
-        let port = format!("fabh{}", 11 + i);
+        let port = Self::port(i);
         h.sh(&format!(
             "ip link add eth0 type veth peer name {port} netns {fab} && ip addr add {ip}/24 dev eth0 && ip link set eth0 up",
             fab = self.ns.display(),
@@ -175,8 +183,30 @@ impl Fabric {
             "ip link set {port} master fab0 && ip link set {port} up"
         ));
         self.hosts.push(h);
+        if let Some(mtu) = self.mtu {
+            self.host_mtu(i, mtu);
+        }
         self.start_daemon(i, &[]);
         i
+    }
+
+    /// Sets the underlay's MTU, like `ip link set DEV mtu MTU` on `fab0`
+    /// and on every host's `eth0` and fabric port, those of hosts added
+    /// later too. A daemon reads its underlay's MTU when it starts, so set
+    /// it before adding the hosts (build with 0 hosts), or restart their
+    /// daemons.
+    pub fn set_underlay_mtu(&mut self, mtu: u32) {
+        self.mtu = Some(mtu);
+        self.sh(&format!("ip link set fab0 mtu {mtu}"));
+        for i in 0..self.hosts.len() {
+            self.host_mtu(i, mtu);
+        }
+    }
+
+    /// Sets `mtu` on host `i`'s `eth0` and its fabric port.
+    fn host_mtu(&self, i: usize, mtu: u32) {
+        self.hosts[i].sh(&format!("ip link set eth0 mtu {mtu}"));
+        self.sh(&format!("ip link set {} mtu {mtu}", Self::port(i)));
     }
 
     /// Starts host `i`'s daemon in the cluster, with `extra` arguments.

@@ -85,7 +85,7 @@ impl Berth {
     }
 }
 
-fn timed_post(socket: &Path, path: &str, body: &str) -> Result<Duration> {
+pub(super) fn timed_post(socket: &Path, path: &str, body: &str) -> Result<Duration> {
     let t = Instant::now();
     http::post(socket, path, body, 200)?;
     Ok(t.elapsed())
@@ -197,11 +197,11 @@ impl Peer {
 
 /// Timings of one subject at one level.
 #[derive(Default)]
-struct Cell {
-    attach: Samples,
-    detach: Samples,
+pub(super) struct Cell {
+    pub(super) attach: Samples,
+    pub(super) detach: Samples,
     /// The loop hit its time bound before its count.
-    cut: bool,
+    pub(super) cut: bool,
 }
 
 struct Row {
@@ -296,7 +296,7 @@ fn fill(s: &mut dyn Subject, from: usize, to: usize) -> Result<()> {
 
 /// Warm-up rounds (the first checked when `check`), then up to `n` timed
 /// attach/detach rounds within [`LOOP_BUDGET`].
-fn measure(s: &mut dyn Subject, warmup: usize, n: usize, check: bool) -> Result<Cell> {
+pub(super) fn measure(s: &mut dyn Subject, warmup: usize, n: usize, check: bool) -> Result<Cell> {
     for k in 0..warmup.max(1) {
         s.attach()?;
         if k == 0 && check {

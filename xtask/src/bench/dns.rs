@@ -31,7 +31,6 @@
 mod query;
 mod report;
 
-use std::cell::Cell;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -46,7 +45,7 @@ use super::aardvark::{self, Aardvark};
 use super::docker::{self, Docker};
 use super::netavark;
 use super::resolver::{CLIENT, FORWARDED, FORWARDED_IP, Subject, TARGET, socket_in, upstream};
-use super::us;
+use super::{Quiet, us};
 
 /// Rounds of each sequential phase, and untimed queries at the start of
 /// every round after the first.
@@ -77,11 +76,6 @@ const SLOW: Duration = Duration::from_secs(1);
 const LOCAL_MEDIAN_TARGET: Duration = Duration::from_micros(100);
 const RATE_TARGET: f64 = 5.0;
 const RESOLVABLE_TARGET: Duration = Duration::from_millis(5);
-
-/// How long to wait for a quiet machine before a timing, and once it
-/// stayed busy through such a wait.
-const LONG_SETTLE: Duration = Duration::from_secs(30);
-const SHORT_SETTLE: Duration = Duration::from_secs(2);
 
 /// Lines of the daemon's log shown with a berth error.
 const LOG_TAIL: usize = 30;
@@ -115,34 +109,6 @@ struct Row {
     trouble: Option<String>,
     /// What its cleanup found, for the report.
     notes: Vec<String>,
-}
-
-/// [`super::settle`] before each timing; but once the machine stayed busy
-/// through a whole wait, later waits are short: that work is not going
-/// away, and the subjects, taking turns, share it alike.
-#[derive(Default)]
-struct Quiet {
-    gave_up: Cell<bool>,
-}
-
-impl Quiet {
-    fn settle(&self) {
-        let limit = if self.gave_up.get() {
-            SHORT_SETTLE
-        } else {
-            LONG_SETTLE
-        };
-        if let Some(busy) = super::settle_within(limit)
-            && !self.gave_up.replace(true)
-        {
-            println!(
-                "WARNING: the machine stayed {:.0}% busy with other work; figures will be noisy \
-                 (later waits for quiet are cut to {} s)",
-                busy * 100.0,
-                SHORT_SETTLE.as_secs()
-            );
-        }
-    }
 }
 
 /// A subject in this run: its row, and the subject while it is up.

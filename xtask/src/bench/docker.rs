@@ -1,6 +1,7 @@
 //! Docker as a bench peer: a dockerd of the bench's own ([`Dockerd`], in
-//! `docker/daemon.rs`: how it is kept harmless and cleaned up), and
-//! Docker's embedded DNS as a DNS bench subject.
+//! `docker/daemon.rs`: how it is kept harmless and cleaned up), Docker's
+//! embedded DNS as a DNS bench subject, and two dockerds in a swarm as the
+//! overlay bench's subject ([`Swarm`], in `docker/swarm.rs`).
 //!
 //! For the DNS bench the dockerd runs with no userland proxy (its DNS still
 //! works without iptables in the machine: it redirects 127.0.0.11:53 with
@@ -10,6 +11,8 @@
 //! resolver forwards cannot leave the network.
 
 mod daemon;
+mod machine;
+mod swarm;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -19,6 +22,7 @@ use anyhow::{Context, Result, ensure};
 use berth_testkit::dns::Upstream;
 
 pub use daemon::{Dockerd, IMAGE, Net};
+pub use swarm::Swarm;
 
 use super::resolver::{self, CLIENT, Subject, TARGET};
 

@@ -3,7 +3,6 @@
 //! containers every subject has ([`CLIENT`], [`TARGET`]), the bench's
 //! [`upstream`], and one query asked from inside a container.
 
-use std::fs::File;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
@@ -13,7 +12,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use berth_testkit::dns::{Upstream, query_bytes};
 use berth_testkit::hickory_proto::rr::RecordType;
-use nix::sched::{CloneFlags, setns};
 
 /// The container every query comes from.
 pub const CLIENT: &str = "client";
@@ -65,19 +63,13 @@ pub fn upstream(ns: &Path, addr: SocketAddr) -> Upstream {
 /// A UDP socket inside the namespace at `ns`, connected to `server`. Only
 /// a short-lived thread enters the namespace; the socket stays there.
 pub fn socket_in(ns: &Path, server: SocketAddr, timeout: Duration) -> Result<UdpSocket> {
-    let f = File::open(ns).with_context(|| format!("opening {}", ns.display()))?;
-    thread::scope(|s| {
-        s.spawn(|| -> io::Result<UdpSocket> {
-            setns(&f, CloneFlags::CLONE_NEWNET)?;
-            let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
-            sock.connect(server)?;
-            sock.set_read_timeout(Some(timeout))?;
-            Ok(sock)
-        })
-        .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    super::within(ns, || {
+        let sock = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+        sock.connect(server)?;
+        sock.set_read_timeout(Some(timeout))?;
+        Ok(sock)
     })
-    .with_context(|| format!("opening a UDP socket to {server} in {}", ns.display()))
+    .with_context(|| format!("opening a UDP socket to {server}"))
 }
 
 /// Sends `q` with `id` and waits for the answer with that id (skipping

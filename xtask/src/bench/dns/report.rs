@@ -1,28 +1,12 @@
 //! The report: the figures side by side, berth against each peer, and
 //! the targets.
 
-use std::time::Duration;
-
 use super::query::Sequential;
 use super::{
     LOCAL_MEDIAN_TARGET, Opts, PARALLEL_CLIENTS, QUERY_TIMEOUT, RATE_TARGET, RESOLVABLE_TARGET,
     RESOLVABLE_WAIT, RUNS_BUDGET, Row, opt,
 };
-use crate::bench::{ms, us};
-
-/// `a / b`, when both are there.
-fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    let (a, b) = (a?, b?);
-    (b > 0.0).then(|| a / b)
-}
-
-fn secs(d: Option<Duration>) -> Option<f64> {
-    d.map(|d| d.as_secs_f64())
-}
-
-fn times(x: Option<f64>) -> String {
-    x.map_or_else(|| "—".into(), |x| format!("{x:.1}×"))
-}
+use crate::bench::{ms, ratio, secs, times, us};
 
 pub(super) fn report(rows: &[Row], opts: &Opts) {
     let mut notes: Vec<String> = Vec::new();

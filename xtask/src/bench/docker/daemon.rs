@@ -1,15 +1,24 @@
-//! A dockerd of the bench's own, as harmless as a daemon in the machine's
-//! namespace can be: its data, exec root, socket and pid file in a test
-//! root of its own; no default bridge (`--bridge none`); no iptables rules,
-//! no IP forwarding, no masquerading in the machine; one user-defined
-//! network on a subnet nothing here uses, with a bridge name of its own;
-//! busybox-static imported as its one image.
+//! A dockerd of the bench's own, in one of two places:
+//! - [`Dockerd::start`]: in the machine's namespace, as harmless as a
+//!   daemon there can be: no default bridge (`--bridge none`); no iptables
+//!   rules, no IP forwarding, no masquerading in the machine; one
+//!   user-defined network on a subnet nothing here uses, with a bridge name
+//!   of its own. The DNS bench and the ports bench use it.
+//! - [`Dockerd::start_in`]: inside a network namespace of the bench's, in a
+//!   mount namespace of its own (`unshare -m --propagation private`) with a
+//!   tmpfs on `/run` and on `/var/lib/docker`, so that what it writes there
+//!   whatever its roots say (`/run/docker`, `/run/containerd`, swarm mode's
+//!   `/var/lib/docker/network/files`) never lands in the machine, and it
+//!   cannot reach the machine's D-Bus. Its iptables rules, forwarding and
+//!   bridges stay in its namespace, so it runs with Docker's defaults
+//!   there (but no default bridge). The overlay bench runs two as a swarm
+//!   (`swarm.rs`).
 //!
-//! Before it starts, [`Dockerd::start`] notes what the machine has (links,
-//! `DOCKER*` iptables chains, docker-proxy processes, a few sysctls and
-//! directories); [`Dockerd::shut`] removes the containers, the network and
-//! the image, stops dockerd by its pid, and removes what was not there
-//! before, saying so. The DNS bench and the ports bench both use it.
+//! Either way its data, exec root, socket and pid file are in a test root
+//! of its own, and busybox-static is imported as its one image. Before it
+//! starts, it notes what the machine has (`machine.rs`); [`Dockerd::shut`]
+//! removes the containers, the network and the image, stops dockerd by its
+//! pid, and puts back what was not there before, saying so.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,33 +30,19 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use super::machine::{
+    Machine, PROXY, SWARM_FILES, hold_swarm_files, processes_with, proxies, release_swarm_files,
+};
 use super::{BUSYBOX, DOCKER, DOCKERD};
 
 /// Its image.
 pub const IMAGE: &str = "berth-bench-busybox:latest";
-/// docker-proxy, dockerd's userland proxy (Debian's path).
-const PROXY: &str = "/usr/sbin/docker-proxy";
 
 /// How long dockerd gets to answer, and to stop.
 const START_WAIT: Duration = Duration::from_secs(30);
 const STOP_WAIT: Duration = Duration::from_secs(20);
 /// Lines of dockerd's log shown when it fails.
 const LOG_TAIL: usize = 15;
-
-/// Sysctls dockerd may change in the machine.
-const SYSCTLS: [&str; 3] = [
-    "/proc/sys/net/ipv4/ip_forward",
-    "/proc/sys/net/bridge/bridge-nf-call-iptables",
-    "/proc/sys/net/bridge/bridge-nf-call-ip6tables",
-];
-/// Directories dockerd and containerd make whatever their roots.
-const DIRS: [&str; 5] = [
-    "/etc/docker",
-    "/run/docker",
-    "/run/containerd",
-    "/var/lib/docker",
-    "/var/lib/containerd",
-];
 
 /// The one network the bench's dockerd gets: a /24 nothing here uses.
 pub struct Net {
@@ -70,115 +65,28 @@ impl Net {
     }
 }
 
-/// What the machine had before dockerd started.
-struct Machine {
-    links: Vec<String>,
-    /// `(table, chain)` for every chain named DOCKER*.
-    chains: Vec<(&'static str, String)>,
-    proxies: Vec<i32>,
-    sysctls: Vec<(&'static str, String)>,
-    dirs: Vec<(&'static str, bool)>,
-    /// Another dockerd or containerd was running: directories they share
-    /// are theirs.
-    others: bool,
-}
-
-/// `iptables -t TABLE -S`, or nothing when iptables cannot say.
-fn iptables_rules(table: &str) -> String {
-    Command::new("iptables")
-        .args(["-t", table, "-S"])
-        .stderr(Stdio::null())
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default()
-}
-
-/// Every `DOCKER*` chain of the machine's filter and nat tables.
-fn docker_chains() -> Vec<(&'static str, String)> {
-    let mut out = Vec::new();
-    for table in ["filter", "nat"] {
-        for l in iptables_rules(table).lines() {
-            if let Some(c) = l.strip_prefix("-N ")
-                && c.starts_with("DOCKER")
-            {
-                out.push((table, c.to_owned()));
-            }
-        }
-    }
-    out
-}
-
-/// Processes whose command line contains `needle`, except ourselves.
-fn processes_with(needle: &str) -> Vec<(i32, String)> {
-    let me = std::process::id() as i32;
-    let Ok(rd) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    rd.flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<i32>().ok())
-        .filter(|pid| *pid != me)
-        .filter_map(|pid| {
-            let c = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let c = String::from_utf8_lossy(&c).replace('\0', " ");
-            c.contains(needle).then(|| (pid, c.trim().to_owned()))
-        })
-        .collect()
-}
-
-/// Every docker-proxy process of the machine: pid and command line.
-fn proxies() -> Vec<(i32, String)> {
-    processes_with(PROXY)
-        .into_iter()
-        .filter(|(_, c)| c.starts_with(PROXY))
-        .collect()
-}
-
-/// Whether a process runs the program `name` (its first word's file name).
-fn running(name: &str) -> bool {
-    let Ok(rd) = fs::read_dir("/proc") else {
-        return false;
-    };
-    rd.flatten().any(|e| {
-        fs::read(e.path().join("cmdline")).is_ok_and(|c| {
-            let first = c.split(|b| *b == 0).next().unwrap_or_default();
-            Path::new(&*String::from_utf8_lossy(first))
-                .file_name()
-                .is_some_and(|f| f == name)
-        })
-    })
-}
-
-impl Machine {
-    fn snapshot() -> Self {
-        Self {
-            links: crate::test::machine_links(),
-            chains: docker_chains(),
-            proxies: proxies().into_iter().map(|(p, _)| p).collect(),
-            sysctls: SYSCTLS
-                .iter()
-                .map(|p| (*p, fs::read_to_string(p).unwrap_or_default()))
-                .collect(),
-            dirs: DIRS.iter().map(|d| (*d, Path::new(d).exists())).collect(),
-            others: running("dockerd") || running("containerd"),
-        }
-    }
-}
-
-/// A running dockerd of the bench's with its network and image. Dropping
-/// it shuts it down like [`Dockerd::shut`], printing the notes.
+/// A running dockerd of the bench's with its image (and network, in the
+/// machine's namespace). Dropping it shuts it down like [`Dockerd::shut`],
+/// printing the notes.
 pub struct Dockerd {
     dir: PathBuf,
     daemon: Child,
     before: Machine,
-    net: Net,
+    net: Option<Net>,
+    /// It runs in a namespace and holds a use of [`SWARM_FILES`].
+    in_netns: bool,
     closed: bool,
 }
 
+/// What starting a dockerd gives: it, or why not with what the cleanup
+/// found.
+type Started = std::result::Result<Dockerd, (anyhow::Error, Vec<String>)>;
+
 impl Dockerd {
-    /// Starts dockerd, imports the image (busybox with `applets`) and
-    /// creates `net`. On failure everything it made is gone again; the
-    /// error comes with what the cleanup found.
-    pub fn start(net: Net, applets: &[&str]) -> std::result::Result<Self, (anyhow::Error, Vec<String>)> {
+    /// Starts dockerd in the machine's namespace, imports the image
+    /// (busybox with `applets`) and creates `net`. On failure everything
+    /// it made is gone again; the error comes with what the cleanup found.
+    pub fn start(net: Net, applets: &[&str]) -> Started {
         let before = Machine::snapshot();
         let routes = Command::new("ip")
             .args(["-4", "route", "show", "table", "all"])
@@ -197,24 +105,64 @@ impl Dockerd {
                 Vec::new(),
             ));
         }
-        let dir = std::env::temp_dir().join(format!(
-            "{}{}-docker-{}",
-            berth_testkit::ROOT_PREFIX,
-            std::process::id(),
-            net.name
-        ));
-        let daemon = match spawn(&dir, net.proxy) {
+        let dir = Self::dir(net.name);
+        let daemon = match spawn(&dir, Place::Machine { proxy: net.proxy }) {
             Ok(c) => c,
             Err(e) => {
                 let _ = fs::remove_dir_all(&dir);
                 return Err((e, Vec::new()));
             }
         };
+        Self::ready(dir, daemon, before, Some(net), false, applets)
+    }
+
+    /// Starts dockerd inside the network namespace pinned at `ns` (see the
+    /// module docs) and imports the image (busybox with `applets`); `name`
+    /// names its test root. On failure everything it made is gone again;
+    /// the error comes with what the cleanup found.
+    pub fn start_in(ns: &Path, name: &str, applets: &[&str]) -> Started {
+        if let Err(e) = hold_swarm_files() {
+            return Err((e, Vec::new()));
+        }
+        // After the mount point exists: it is not dockerd's to remove.
+        let before = Machine::snapshot();
+        let dir = Self::dir(name);
+        let daemon = match spawn(&dir, Place::Netns(ns)) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&dir);
+                let mut notes = Vec::new();
+                release_swarm_files(&mut notes);
+                return Err((e, notes));
+            }
+        };
+        Self::ready(dir, daemon, before, None, true, applets)
+    }
+
+    /// The test root of the dockerd called `name`.
+    fn dir(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "{}{}-docker-{name}",
+            berth_testkit::ROOT_PREFIX,
+            std::process::id(),
+        ))
+    }
+
+    /// Waits for a dockerd just spawned and sets it up.
+    fn ready(
+        dir: PathBuf,
+        daemon: Child,
+        before: Machine,
+        net: Option<Net>,
+        in_netns: bool,
+        applets: &[&str],
+    ) -> Started {
         let mut d = Self {
             dir,
             daemon,
             before,
             net,
+            in_netns,
             closed: false,
         };
         match d.setup(applets) {
@@ -311,19 +259,21 @@ impl Dockerd {
             .context("running tar")?;
         ensure!(st.success(), "tar of the image failed");
         self.docker(&["import", &tar.to_string_lossy(), IMAGE])?;
-        self.docker(&[
-            "network",
-            "create",
-            "--driver",
-            "bridge",
-            "--subnet",
-            self.net.subnet,
-            "--gateway",
-            self.net.gateway,
-            "-o",
-            &format!("com.docker.network.bridge.name={}", self.net.bridge),
-            self.net.name,
-        ])?;
+        if let Some(net) = &self.net {
+            self.docker(&[
+                "network",
+                "create",
+                "--driver",
+                "bridge",
+                "--subnet",
+                net.subnet,
+                "--gateway",
+                net.gateway,
+                "-o",
+                &format!("com.docker.network.bridge.name={}", net.bridge),
+                net.name,
+            ])?;
+        }
         Ok(())
     }
 
@@ -350,7 +300,8 @@ impl Dockerd {
                     notes.push(format!("docker rm -f {id} FAILED: {e:#}"));
                 }
             }
-            for args in [["network", "rm", self.net.name], ["image", "rm", IMAGE]] {
+            let net = self.net.as_ref().map(|n| ["network", "rm", n.name]);
+            for args in net.into_iter().chain([["image", "rm", IMAGE]]) {
                 if let Err(e) = self.docker(&args) {
                     let e = format!("{e:#}");
                     if !e.contains("No such") && !e.contains("not found") {
@@ -380,11 +331,13 @@ impl Dockerd {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         // docker-proxy names the container's address, one of the network's.
-        let ours = format!("-container-ip {}", self.net.prefix());
-        for (pid, cmd) in proxies() {
-            if !self.before.proxies.contains(&pid) && cmd.contains(&ours) {
-                notes.push(format!("LEFT RUNNING, killed: pid {pid} {cmd}"));
-                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        if let Some(net) = &self.net {
+            let ours = format!("-container-ip {}", net.prefix());
+            for (pid, cmd) in proxies() {
+                if !self.before.proxies.contains(&pid) && cmd.contains(&ours) {
+                    notes.push(format!("LEFT RUNNING, killed: pid {pid} {cmd}"));
+                    let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                }
             }
         }
         for pid in pids {
@@ -408,132 +361,12 @@ impl Dockerd {
                 self.dir.display()
             ));
         }
-        self.clean_links(&mut notes);
-        self.clean_chains(&mut notes);
-        for (path, was) in &self.before.sysctls {
-            let now = fs::read_to_string(path).unwrap_or_default();
-            if &now != was {
-                let restored = fs::write(path, was.trim()).is_ok();
-                notes.push(format!(
-                    "dockerd changed {path} from {} to {}: {}",
-                    was.trim(),
-                    now.trim(),
-                    if restored { "restored" } else { "COULD NOT RESTORE" }
-                ));
-            }
-        }
-        for (d, was) in &self.before.dirs {
-            if *was || !Path::new(d).exists() {
-                continue;
-            }
-            if self.before.others {
-                notes.push(format!(
-                    "{d} appeared but another dockerd or containerd runs here: left alone"
-                ));
-            } else if fs::remove_dir_all(d).is_ok() {
-                notes.push(format!("removed {d}, which dockerd or containerd made"));
-            } else {
-                notes.push(format!("LEFT BEHIND: {d} (could not remove it)"));
-            }
+        self.before
+            .restore(self.net.as_ref().map(|n| n.bridge), &mut notes);
+        if self.in_netns {
+            release_swarm_files(&mut notes);
         }
         notes
-    }
-
-    /// Deletes bridges and veths that appeared while dockerd ran; reports
-    /// any other new link without touching it.
-    fn clean_links(&self, notes: &mut Vec<String>) {
-        for l in crate::test::machine_links() {
-            if self.before.links.contains(&l) {
-                continue;
-            }
-            if l == self.net.bridge || l.starts_with("br-") || l.starts_with("veth") {
-                let ok = Command::new("ip")
-                    .args(["link", "del", &l])
-                    .stderr(Stdio::null())
-                    .status()
-                    .is_ok_and(|s| s.success());
-                notes.push(format!(
-                    "link {l} was left in the machine's namespace: {}",
-                    if ok { "deleted" } else { "COULD NOT DELETE" }
-                ));
-            } else {
-                notes.push(format!(
-                    "LEFT BEHIND?: link {l} appeared in the machine's namespace while dockerd ran (not touched)"
-                ));
-            }
-        }
-    }
-
-    /// Removes `DOCKER*` iptables chains that were not there before, and
-    /// the rules that jump to them.
-    fn clean_chains(&self, notes: &mut Vec<String>) {
-        let new: Vec<(&str, String)> = docker_chains()
-            .into_iter()
-            .filter(|c| !self.before.chains.contains(c))
-            .collect();
-        if new.is_empty() {
-            if !self.before.chains.is_empty() {
-                notes.push(format!(
-                    "iptables chains {} were there before the bench: left alone",
-                    self.before
-                        .chains
-                        .iter()
-                        .map(|(t, c)| format!("{t}/{c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-            return;
-        }
-        for table in ["filter", "nat"] {
-            let ours: Vec<&str> = new
-                .iter()
-                .filter(|(t, _)| *t == table)
-                .map(|(_, c)| c.as_str())
-                .collect();
-            if ours.is_empty() {
-                continue;
-            }
-            for rule in iptables_rules(table).lines() {
-                let Some(spec) = rule.strip_prefix("-A ") else {
-                    continue;
-                };
-                let jumps = spec
-                    .split_whitespace()
-                    .collect::<Vec<_>>()
-                    .windows(2)
-                    .any(|w| (w[0] == "-j" || w[0] == "-g") && ours.contains(&w[1]));
-                let chain = spec.split_whitespace().next().unwrap_or_default();
-                if jumps && !ours.contains(&chain) {
-                    let mut args = vec!["-t", table, "-D"];
-                    args.extend(spec.split_whitespace());
-                    let _ = Command::new("iptables").args(&args).status();
-                }
-            }
-            for c in &ours {
-                let _ = Command::new("iptables").args(["-t", table, "-F", c]).status();
-            }
-            for c in &ours {
-                let _ = Command::new("iptables").args(["-t", table, "-X", c]).status();
-            }
-        }
-        let left: Vec<String> = docker_chains()
-            .into_iter()
-            .filter(|c| !self.before.chains.contains(c))
-            .map(|(t, c)| format!("{t}/{c}"))
-            .collect();
-        notes.push(format!(
-            "dockerd left iptables chains {}: {}",
-            new.iter()
-                .map(|(t, c)| format!("{t}/{c}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            if left.is_empty() {
-                "flushed and deleted, with the rules jumping to them".to_owned()
-            } else {
-                format!("COULD NOT DELETE {}", left.join(", "))
-            }
-        ));
     }
 }
 
@@ -545,9 +378,18 @@ impl Drop for Dockerd {
     }
 }
 
-/// Starts dockerd with everything of its own under `dir`; with `proxy`,
-/// published ports go through docker-proxy (iptables stays off either way).
-fn spawn(dir: &Path, proxy: bool) -> Result<Child> {
+/// Where a dockerd runs.
+enum Place<'a> {
+    /// The machine's namespace, iptables off; with `proxy`, published
+    /// ports go through docker-proxy.
+    Machine { proxy: bool },
+    /// The network namespace pinned at this path, under mounts of its own
+    /// (see the module docs), with Docker's defaults.
+    Netns(&'a Path),
+}
+
+/// Starts dockerd at `place` with everything of its own under `dir`.
+fn spawn(dir: &Path, place: Place<'_>) -> Result<Child> {
     let _ = fs::remove_dir_all(dir);
     fs::create_dir_all(dir.join("client")).with_context(|| format!("creating {}", dir.display()))?;
     // Its trust key would go to /etc/docker/key.json.
@@ -558,8 +400,28 @@ fn spawn(dir: &Path, proxy: bool) -> Result<Child> {
     )
     .context("writing daemon.json")?;
     let log = fs::File::create(dir.join("dockerd.log")).context("creating dockerd's log")?;
-    Command::new(DOCKERD)
-        .arg("--config-file")
+    let mut cmd = match place {
+        Place::Machine { .. } => Command::new(DOCKERD),
+        Place::Netns(ns) => {
+            // `unshare` execs the shell, which execs dockerd: one pid.
+            let mounts =
+                format!("mount -t tmpfs tmpfs /run && mount -t tmpfs tmpfs {SWARM_FILES} && exec \"$@\"");
+            let mut c = Command::new("unshare");
+            c.args([
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                &mounts,
+                "dockerd",
+                DOCKERD,
+            ]);
+            berth_testkit::in_netns(&mut c, ns).context("opening dockerd's namespace")?;
+            c
+        }
+    };
+    cmd.arg("--config-file")
         .arg(&conf)
         .arg("--data-root")
         .arg(dir.join("data"))
@@ -569,16 +431,18 @@ fn spawn(dir: &Path, proxy: bool) -> Result<Child> {
         .arg(dir.join("dockerd.pid"))
         .arg("-H")
         .arg(format!("unix://{}", dir.join("docker.sock").display()))
-        .args([
-            "--bridge=none",
+        .arg("--bridge=none");
+    if let Place::Machine { proxy } = place {
+        cmd.args([
             "--iptables=false",
             "--ip6tables=false",
             "--ip-forward=false",
             "--ip-masq=false",
         ])
         .arg(format!("--userland-proxy={proxy}"))
-        .arg(format!("--userland-proxy-path={PROXY}"))
-        .stdin(Stdio::null())
+        .arg(format!("--userland-proxy-path={PROXY}"));
+    }
+    cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()
