@@ -1022,3 +1022,55 @@ fn a_prefix_keeps_two_clusters_apart_on_one_etcd() {
     );
     assert!(!etcd_keys(&f, "networks/").is_empty());
 }
+
+#[test]
+fn an_address_claimed_elsewhere_first_is_passed_over() {
+    let f = Fabric::new(berth(), 1);
+    let h = f.host(0);
+    h.ok(&[
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.60.0.0/24",
+        "ov",
+    ]);
+    let id = net_id(h, "ov");
+    // A claim this host's pools cannot know of: as if another host had
+    // taken 10.60.0.2 a moment ago.
+    let put = f.etcdctl(&["put", &format!("/berth/v1/addresses/{id}/10.60.0.2"), "elsewhere"]);
+    assert_eq!(put.code, 0, "{}", put.stderr);
+    let before = h.kernel_state();
+    let e = h.fails(&[
+        "run",
+        "--rm",
+        "--network",
+        "ov",
+        "--ip",
+        "10.60.0.2",
+        "--",
+        "true",
+    ]);
+    assert!(e.contains("address 10.60.0.2 is already in use"), "{e}");
+    assert_eq!(h.kernel_state(), before);
+    run_d(h, "c", "ov");
+    assert_eq!(h.address("c", "ov"), "10.60.0.3");
+    let mac = inspect(h, &["c"])["NetworkSettings"]["Networks"]["ov"]["MacAddress"].clone();
+    assert_eq!(mac, "02:42:0a:3c:00:03");
+    let inside = run_in(&sandbox(h, "c"), "ip", &["-o", "addr", "show", "eth0"]).stdout;
+    assert!(
+        inside.contains("10.60.0.3/24") && !inside.contains("10.60.0.2/"),
+        "{inside}"
+    );
+    let link = run_in(&sandbox(h, "c"), "ip", &["-o", "link", "show", "eth0"]).stdout;
+    assert!(link.contains("02:42:0a:3c:00:03"), "{link}");
+    // Its claim is the store's too, under its own endpoint.
+    let owner = f.etcdctl(&[
+        "get",
+        "--print-value-only",
+        &format!("/berth/v1/addresses/{id}/10.60.0.3"),
+    ]);
+    let ep = inspect(h, &["c"])["NetworkSettings"]["Networks"]["ov"]["EndpointID"].clone();
+    assert_eq!(owner.stdout.trim(), ep.as_str().unwrap());
+}

@@ -213,6 +213,73 @@ impl Engine {
         }))
     }
 
+    /// Wires an endpoint of a global network: it is announced to the
+    /// cluster (its addresses claimed) while its driver wires it, both at
+    /// once. When another host took one of its addresses first (rare: this
+    /// host's pools know the others' addresses), the wiring is undone and
+    /// both are done again in turn, with another address.
+    pub(crate) async fn join_and_attach(
+        &self,
+        net: &NetworkRecord,
+        sb: &berth_core::Sandbox,
+        c: &ContainerRecord,
+        ep: &mut EndpointRecord,
+    ) -> Result<()> {
+        let m = self.member(&net.net.driver)?;
+        let rec = self.endpoint_record(m, c, ep);
+        let (claimed, attached) = tokio::join!(m.store.join_endpoint(&rec), self.attach(net, sb, ep));
+        match (claimed, attached) {
+            (Ok(None), Ok(())) => return Ok(()),
+            (Ok(None), Err(e)) => {
+                self.withdraw(net, ep).await;
+                return Err(e);
+            }
+            (claimed, attached) => {
+                if attached.is_ok()
+                    && let Err(e) = self.detach(net, Some(sb), ep).await
+                {
+                    tracing::warn!(network = %net.net.name, "undoing an attach: {}", e.chain());
+                }
+                claimed?;
+            }
+        }
+        self.join_cluster(net, c, ep).await?;
+        if let Err(e) = self.attach(net, sb, ep).await {
+            self.withdraw(net, ep).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Has the driver undo an endpoint of a global network while it is
+    /// withdrawn from the cluster, both at once. When the driver fails and
+    /// `force` is off, the endpoint stays, and is announced again.
+    pub(crate) async fn detach_and_leave(
+        &self,
+        net: &NetworkRecord,
+        sb: Option<&berth_core::Sandbox>,
+        c: &ContainerRecord,
+        ep: &EndpointRecord,
+        force: bool,
+    ) -> Result<()> {
+        let (detached, ()) = tokio::join!(self.detach(net, sb, ep), self.withdraw(net, ep));
+        match detached {
+            Err(e) if !force => {
+                if let Some(m) = &self.cluster
+                    && let Err(again) = m.store.join_endpoint(&self.endpoint_record(m, c, ep)).await
+                {
+                    tracing::warn!(network = %net.net.name, "announcing endpoint {} again: {again}", ep.id);
+                }
+                Err(e)
+            }
+            Err(e) => {
+                tracing::warn!(network = %net.net.name, "detach: {}", e.chain());
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        }
+    }
+
     /// Withdraws an endpoint from the cluster and gives its addresses
     /// back. Skipped while the store does not answer (the records go with
     /// this host's lease, or with the next full read, which withdraws what

@@ -160,13 +160,12 @@ impl Engine {
             let Some(n) = self.state().networks.get(&ep.network_id).cloned() else {
                 continue;
             };
-            if let Err(e) = self.detach(&n, sb.as_deref(), ep).await
+            if self.clustered(&n) {
+                self.detach_and_leave(&n, sb.as_deref(), &c, ep, force).await?;
+            } else if let Err(e) = self.detach(&n, sb.as_deref(), ep).await
                 && !force
             {
                 return Err(e);
-            }
-            if self.clustered(&n) {
-                self.withdraw(&n, ep).await;
             }
         }
         if gone.iter().any(|e| e.default_route)

@@ -71,21 +71,16 @@ impl Engine {
 
     /// Wires planned endpoints of container `c` into its sandbox, in
     /// order; an endpoint of a global network is announced to the cluster
-    /// first, its addresses claimed there. On failure what was done is
-    /// undone.
+    /// at the same time, its addresses claimed there. On failure what was
+    /// done is undone.
     pub(super) async fn wire(&self, sb: &Sandbox, c: &ContainerRecord, joins: &mut [Join]) -> Result<()> {
         for i in 0..joins.len() {
             let (net, ep) = &mut joins[i];
-            let mut done = Ok(());
-            if self.clustered(net) {
-                done = self.join_cluster(net, c, ep).await;
-            }
-            if done.is_ok() {
-                done = self.attach(net, sb, ep).await;
-                if done.is_err() && self.clustered(net) {
-                    self.withdraw(net, ep).await;
-                }
-            }
+            let done = if self.clustered(net) {
+                self.join_and_attach(net, sb, c, ep).await
+            } else {
+                self.attach(net, sb, ep).await
+            };
             if let Err(e) = done {
                 self.unwire(Some(sb), &joins[..i]).await;
                 return Err(e);

@@ -75,11 +75,11 @@ impl Engine {
             let Some(net) = self.state().networks.get(&ep.network_id).cloned() else {
                 continue;
             };
-            if let Err(e) = self.detach(&net, sb.as_deref(), ep).await {
-                tracing::warn!(container = %c.name, network = %net.net.name, "detach: {}", e.chain());
-            }
             if self.clustered(&net) {
-                self.withdraw(&net, ep).await;
+                // Forced: logs what fails and goes on.
+                let _ = self.detach_and_leave(&net, sb.as_deref(), c, ep, true).await;
+            } else if let Err(e) = self.detach(&net, sb.as_deref(), ep).await {
+                tracing::warn!(container = %c.name, network = %net.net.name, "detach: {}", e.chain());
             }
         }
         {
