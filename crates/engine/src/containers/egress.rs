@@ -69,24 +69,30 @@ impl Engine {
         })
     }
 
-    /// Wires planned endpoints of container `c` into its sandbox, in
-    /// order; an endpoint of a global network is announced to the cluster
-    /// at the same time, its addresses claimed there. On failure what was
-    /// done is undone.
+    /// Wires planned endpoints of container `c` into its sandbox, all at
+    /// once (an overlay's and the gateway bridge's are independent); an
+    /// endpoint of a global network is announced to the cluster at the
+    /// same time, its addresses claimed there. On failure what was done is
+    /// undone.
     pub(super) async fn wire(&self, sb: &Sandbox, c: &ContainerRecord, joins: &mut [Join]) -> Result<()> {
-        for i in 0..joins.len() {
-            let (net, ep) = &mut joins[i];
-            let done = if self.clustered(net) {
+        let done = futures_util::future::join_all(joins.iter_mut().map(|(net, ep)| async move {
+            if self.clustered(net) {
                 self.join_and_attach(net, sb, c, ep).await
             } else {
                 self.attach(net, sb, ep).await
-            };
-            if let Err(e) = done {
-                self.unwire(Some(sb), &joins[..i]).await;
-                return Err(e);
             }
+        }))
+        .await;
+        if done.iter().all(Result::is_ok) {
+            return Ok(());
         }
-        Ok(())
+        let (wired, failed): (Vec<_>, Vec<_>) = joins.iter().cloned().zip(done).partition(|(_, r)| r.is_ok());
+        let wired: Vec<Join> = wired.into_iter().map(|(j, _)| j).collect();
+        self.unwire(Some(sb), &wired).await;
+        match failed.into_iter().next() {
+            Some((_, Err(e))) => Err(e),
+            _ => Ok(()),
+        }
     }
 
     /// Undoes [`Engine::wire`]: detaches each endpoint and withdraws those
