@@ -185,7 +185,7 @@ pub struct Figures {
     seconds: u32,
     iterations: usize,
     reach: [ReachFigures; 2],
-    attach: Result<[Cell; 2], String>,
+    attach: Result<[Cell; 3], String>,
     throughput: Vec<Throughput>,
     docker_trouble: Option<String>,
     docker_notes: Vec<String>,

@@ -122,23 +122,25 @@ impl Berth {
     }
 
     /// Attach and detach of a probe sandbox on host A, through the API as
-    /// the attach bench times them: to the bridge network, and to the
-    /// overlay (up on host A already: the bench's server runs there), `n`
-    /// of each in `rounds` rounds taken in turn. Returns the bridge's
-    /// figures, then the overlay's.
+    /// the attach bench times them: to the bridge network, to the overlay
+    /// (up on host A already: the bench's server runs there), which brings
+    /// the probe's way out on the gateway bridge too, and to the overlay
+    /// while the probe is on another bridge network already (its way out:
+    /// the overlay's endpoint alone), `n` of each in `rounds` rounds taken
+    /// in turn. Returns the figures in that order.
     pub fn attach(
         &self,
         n: usize,
         rounds: usize,
         quiet: &Quiet,
         progress: &dyn Fn(&str),
-    ) -> Result<[Cell; 2]> {
+    ) -> Result<[Cell; 3]> {
         let a = self.host(0);
         for (name, subnet) in [BRIDGE, SCRATCH] {
             self.berth(0, &["network", "create", "--subnet", subnet, name])?;
         }
         let probe = attach::probe(&a.socket)?;
-        let mut subjects = [BRIDGE.0, NETWORK].map(|network| Connector {
+        let mut subjects = [BRIDGE.0, NETWORK, NETWORK].map(|network| Connector {
             socket: &a.socket,
             network,
             host: &a.ns,
@@ -154,22 +156,35 @@ impl Berth {
             "after attaching to {NETWORK}, the probe has no address on it: {addr:?}"
         );
         subjects[1].detach()?;
-        let mut out = [Cell::default(), Cell::default()];
+        // The third subject's probe holds the scratch network meanwhile.
+        let scratch = Connector {
+            network: SCRATCH.0,
+            ..subjects[0]
+        };
+        let mut out = [Cell::default(), Cell::default(), Cell::default()];
         for round in 0..rounds {
             let count = n / rounds + usize::from(round < n % rounds);
-            for (s, total) in subjects.iter_mut().zip(&mut out) {
+            for (k, (s, total)) in subjects.iter_mut().zip(&mut out).enumerate() {
+                if k == 2 {
+                    scratch.post("connect")?;
+                }
                 quiet.settle();
-                let c = attach::measure(s, WARMUP, count, false)?;
+                let c = attach::measure(s, WARMUP, count, false);
+                if k == 2 {
+                    scratch.post("disconnect")?;
+                }
+                let c = c?;
                 total.attach.0.extend(c.attach.0);
                 total.detach.0.extend(c.detach.0);
                 total.cut |= c.cut;
             }
             let m = |c: &Cell| c.attach.median().map_or_else(|| "—".into(), ms);
             progress(&format!(
-                "round {}/{rounds}: attach to the bridge {}, to the overlay {} (medians so far)",
+                "round {}/{rounds}: attach to the bridge {}, to the overlay {} (on a bridge already: {}) (medians so far)",
                 round + 1,
                 m(&out[0]),
-                m(&out[1])
+                m(&out[1]),
+                m(&out[2])
             ));
         }
         Ok(out)
