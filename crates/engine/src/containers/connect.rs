@@ -8,6 +8,7 @@ use super::endpoints::parse_static;
 use super::{failpoint, find_container};
 use crate::engine::Engine;
 use crate::networks::find_network;
+use crate::store::model::{EndpointRecord, NetworkRecord};
 use crate::{Error, Result};
 
 impl Engine {
@@ -156,18 +157,29 @@ impl Engine {
                 c.ports_network.clear();
             }
         }
-        for ep in &gone {
-            let Some(n) = self.state().networks.get(&ep.network_id).cloned() else {
-                continue;
-            };
-            if self.clustered(&n) {
-                self.detach_and_leave(&n, sb.as_deref(), &c, ep, force).await?;
-            } else if let Err(e) = self.detach(&n, sb.as_deref(), ep).await
-                && !force
-            {
-                return Err(e);
+        // The endpoints that go are undone at once (an overlay's and its
+        // gateway bridge's do not wait for each other).
+        let leaving: Vec<(NetworkRecord, &EndpointRecord)> = {
+            let st = self.state();
+            gone.iter()
+                .filter_map(|ep| Some((st.networks.get(&ep.network_id)?.clone(), ep)))
+                .collect()
+        };
+        let undone = futures_util::future::join_all(leaving.iter().map(|(n, ep)| {
+            let (c, sb) = (&c, sb.as_deref());
+            async move {
+                if self.clustered(n) {
+                    self.detach_and_leave(n, sb, c, ep, force).await
+                } else {
+                    match self.detach(n, sb, ep).await {
+                        Err(e) if !force => Err(e),
+                        _ => Ok(()),
+                    }
+                }
             }
-        }
+        }))
+        .await;
+        undone.into_iter().collect::<Result<Vec<()>>>()?;
         if gone.iter().any(|e| e.default_route)
             && let Some(sb) = &sb
             && let Some(next) = c.endpoints.iter_mut().find(|e| {

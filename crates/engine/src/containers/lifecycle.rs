@@ -71,17 +71,27 @@ impl Engine {
         c.ports_network.clear();
         let kind = self.kind_of(c).unwrap_or(SandboxKind::Own);
         let sb = self.sandbox(c).ok();
-        for ep in c.endpoints.iter().rev() {
-            let Some(net) = self.state().networks.get(&ep.network_id).cloned() else {
-                continue;
-            };
-            if self.clustered(&net) {
-                // Forced: logs what fails and goes on.
-                let _ = self.detach_and_leave(&net, sb.as_deref(), c, ep, true).await;
-            } else if let Err(e) = self.detach(&net, sb.as_deref(), ep).await {
-                tracing::warn!(container = %c.name, network = %net.net.name, "detach: {}", e.chain());
+        // Every endpoint at once: none waits for another.
+        let nets: Vec<(crate::store::model::NetworkRecord, &crate::store::model::EndpointRecord)> = {
+            let st = self.state();
+            c.endpoints
+                .iter()
+                .filter_map(|ep| Some((st.networks.get(&ep.network_id)?.clone(), ep)))
+                .collect()
+        };
+        let record: &ContainerRecord = c;
+        futures_util::future::join_all(nets.iter().map(|(net, ep)| {
+            let sb = sb.as_deref();
+            async move {
+                if self.clustered(net) {
+                    // Forced: logs what fails and goes on.
+                    let _ = self.detach_and_leave(net, sb, record, ep, true).await;
+                } else if let Err(e) = self.detach(net, sb, ep).await {
+                    tracing::warn!(container = %record.name, network = %net.net.name, "detach: {}", e.chain());
+                }
             }
-        }
+        }))
+        .await;
         {
             let mut st = self.state();
             c.last_networks = c
