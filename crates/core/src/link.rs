@@ -8,7 +8,8 @@ use futures_util::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridgePort, InfoData, InfoVeth, LinkAttribute, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoBridgePort, InfoData, InfoPortData, InfoPortKind,
+    InfoVeth, LinkAttribute, LinkMessage,
 };
 use rtnetlink::packet_route::route::{RouteMessage, RouteScope};
 use rtnetlink::{
@@ -207,12 +208,19 @@ pub async fn enslave_isolated(handle: &Handle, name: &str, master: u32) -> Resul
         .execute()
         .await
         .map_err(|e| Error::netlink(format!("attaching {name} to its bridge"), e))?;
-    let port = get(handle, name).await?.ok_or_else(|| Error::Vanished {
-        link: name.to_owned(),
-        when: Vanish::Meanwhile,
-    })?;
-    set_port_isolated(handle, port.index, true).await?;
-    set_up_by_name(handle, name).await
+    // Isolated and up in one message: the kernel applies a port's settings
+    // before the link's flags.
+    let msg = LinkUnspec::new_with_name(name)
+        .set_port_kind(InfoPortKind::Bridge)
+        .set_port_data(InfoPortData::BridgePort(vec![InfoBridgePort::Isolated(true)]))
+        .up()
+        .build();
+    handle
+        .link()
+        .set_port(msg)
+        .execute()
+        .await
+        .map_err(|e| Error::netlink(format!("isolating {name} on its bridge and bringing it up"), e))
 }
 
 async fn set_up_by_name(handle: &Handle, name: &str) -> Result<()> {

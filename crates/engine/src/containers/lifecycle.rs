@@ -72,7 +72,10 @@ impl Engine {
         let kind = self.kind_of(c).unwrap_or(SandboxKind::Own);
         let sb = self.sandbox(c).ok();
         // Every endpoint at once: none waits for another.
-        let nets: Vec<(crate::store::model::NetworkRecord, &crate::store::model::EndpointRecord)> = {
+        let nets: Vec<(
+            crate::store::model::NetworkRecord,
+            &crate::store::model::EndpointRecord,
+        )> = {
             let st = self.state();
             c.endpoints
                 .iter()

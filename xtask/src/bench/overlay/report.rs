@@ -233,11 +233,10 @@ fn report_targets(f: &Figures) {
             ),
         }
     }
-    let x = f
-        .attach
-        .as_ref()
-        .ok()
-        .and_then(|[bridge, overlay, _]| ratio(secs(overlay.attach.median()), secs(bridge.attach.median())));
+    let x =
+        f.attach.as_ref().ok().and_then(|[bridge, overlay, _]| {
+            ratio(secs(overlay.attach.median()), secs(bridge.attach.median()))
+        });
     println!(
         "  attach to an overlay already on the host ≤ {ATTACH_RATIO_TARGET}× a bridge attach (medians): {}: {}",
         x.map_or_else(|| "—".into(), |x| format!("{x:.2}×")),
