@@ -345,14 +345,19 @@ fn without_etcd_what_needs_it_fails_with_one_line_and_the_rest_goes_on() {
     });
     run_d(f.host(0), "c0", "ov");
     run_d(f.host(1), "c1", "ov");
+    run_d(f.host(1), "goes", "ov");
     f.host(0).ok(&["network", "create", "-d", "overlay", "spare"]);
     wait_until("c0 reaches c1", 5, || pings(f.host(0), "c0", "c1"));
+    let id = net_id(f.host(0), "ov");
+    wait_until("host 0 holds goes", 5, || programmed(f.host(0), &id).len() == 2);
     wait_until("host 1 knows spare", 5, || {
         f.host(1).berth(&["network", "inspect", "spare"]).code == 0
     });
-    let before: Vec<String> = (0..2).map(|i| f.host(i).kernel_state()).collect();
-
     f.stop_member(0);
+    // A container removed meanwhile goes at once here, and from the store
+    // once it answers.
+    f.host(1).ok(&["rm", "-f", "goes"]);
+    let before: Vec<String> = (0..2).map(|i| f.host(i).kernel_state()).collect();
     // What is wired keeps working: the data plane needs no store.
     assert!(pings(f.host(0), "c0", "c1") && pings(f.host(1), "c1", "c0"));
     // What needs the store says so in one line, quickly, and leaves
@@ -386,6 +391,9 @@ fn without_etcd_what_needs_it_fails_with_one_line_and_the_rest_goes_on() {
     });
     run_d(f.host(0), "c2", "ov");
     wait_until("c1 reaches the new c2", 5, || pings(f.host(1), "c1", "c2"));
+    wait_until("goes is gone from the store and from host 0", 10, || {
+        programmed(f.host(0), &id) == expected(&f, 0, &id) && programmed(f.host(0), &id).len() == 1
+    });
 }
 
 #[test]

@@ -385,16 +385,26 @@ impl Cluster {
         Ok(None)
     }
 
+    /// Stops keeping an endpoint's records alive: a new lease will not
+    /// carry them (see [`Cluster::leave_endpoint`], which also deletes
+    /// them).
+    pub fn forget_endpoint(&self, ep: &Endpoint) {
+        let k = self.keys();
+        self.forget_mine(&k.endpoint(&ep.network, &ep.id));
+        for a in &ep.addresses {
+            self.forget_mine(&k.address(&ep.network, a.addr()));
+        }
+    }
+
     /// Withdraws an endpoint and gives back the addresses it holds, in one
     /// transaction. Idempotent.
     pub async fn leave_endpoint(&self, ep: &Endpoint) -> Result<()> {
+        self.forget_endpoint(ep);
         let k = self.keys();
         let key = k.endpoint(&ep.network, &ep.id);
-        let mut then = vec![TxnOp::delete(key.clone(), None)];
-        self.forget_mine(&key);
+        let mut then = vec![TxnOp::delete(key, None)];
         for a in &ep.addresses {
             let a = k.address(&ep.network, a.addr());
-            self.forget_mine(&a);
             then.push(TxnOp::txn(
                 Txn::new()
                     .when([Compare::value(

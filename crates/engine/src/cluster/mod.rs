@@ -281,15 +281,12 @@ impl Engine {
     }
 
     /// Withdraws an endpoint from the cluster and gives its addresses
-    /// back. Skipped while the store does not answer (the records go with
-    /// this host's lease, or with the next full read, which withdraws what
-    /// this host no longer has); failures are logged.
+    /// back; failures are logged. While the store does not answer it does
+    /// not wait: the records are no longer kept alive, and go in the
+    /// background once the store answers (or with the next full read,
+    /// which withdraws what this host no longer has).
     pub(crate) async fn withdraw(&self, net: &NetworkRecord, ep: &EndpointRecord) {
         let Some(m) = &self.cluster else { return };
-        if m.store.health().0 != berth_cluster::Health::Healthy {
-            tracing::info!(network = %net.net.name, "endpoint {} is withdrawn once the store answers", ep.id);
-            return;
-        }
         let rec = berth_cluster::Endpoint {
             id: ep.id.clone(),
             network: net.net.id.clone(),
@@ -302,9 +299,28 @@ impl Engine {
             host: m.store.host().id.clone(),
             vtep: m.underlay.address,
         };
-        if let Err(e) = m.store.leave_endpoint(&rec).await {
-            tracing::warn!(network = %net.net.name, "withdrawing endpoint {}: {e}", ep.id);
+        if m.store.health().0 == berth_cluster::Health::Healthy {
+            match m.store.leave_endpoint(&rec).await {
+                Ok(()) => return,
+                Err(e) => tracing::warn!(network = %net.net.name, "withdrawing endpoint {}: {e}", ep.id),
+            }
         }
+        // The store does not answer now: this host stops keeping the
+        // records alive at once, and deletes them in the background once it
+        // answers (for a minute at most; after that, the next full read).
+        m.store.forget_endpoint(&rec);
+        tracing::info!(network = %net.net.name, "endpoint {} is withdrawn once the store answers", ep.id);
+        let store = m.store.clone();
+        tokio::spawn(async move {
+            for _ in 0..60 {
+                if store.health().0 == berth_cluster::Health::Healthy
+                    && store.leave_endpoint(&rec).await.is_ok()
+                {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
     }
 
     /// Announces every endpoint of this host's running containers on
