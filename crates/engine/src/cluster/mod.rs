@@ -7,10 +7,19 @@
 //! A host keeps serving what it has when the store is away: its global
 //! networks are cached in its own store, and their drivers keep the
 //! entries of the peers they last knew; what needs the store (creating or
-//! removing a global network, a container joining or leaving one) fails
-//! with one line saying the store cannot be reached. When the store
-//! answers again the watch starts over from a full read, and this host
-//! announces its containers again.
+//! removing a global network, a container joining one) fails with one line
+//! saying the store cannot be reached, and a container that leaves is
+//! withdrawn once the store answers. When it answers again the watch
+//! resumes from the last revision it saw (or reads everything again when
+//! that revision was compacted), and if this host's lease ran out
+//! meanwhile its containers are announced again under a new one.
+//!
+//! - `member`: joining (the underlay, this host's id, the store) and what
+//!   this host knows of the others;
+//! - `follow`: the store's changes applied to networks, drivers and the
+//!   resolver;
+//! - here: the engine's work in the cluster (global networks published
+//!   and removed, endpoints announced and withdrawn, `GET /info`'s part).
 
 mod follow;
 pub(crate) mod member;
@@ -37,6 +46,7 @@ fn host_view(h: &berth_cluster::Host, lease_left: i64) -> berth_api::ClusterHost
         lease_seconds_left: lease_left,
     }
 }
+
 impl Engine {
     /// Whether `net` lives in the cluster store: a global network, on a
     /// daemon in a cluster. (Without one, a plugin's global networks are
