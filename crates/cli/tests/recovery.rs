@@ -316,3 +316,73 @@ fn the_cli_starts_the_daemon_when_none_answers() {
     // The daemon it started lives in the test host's namespace; the test
     // host's Drop ends it with everything else there.
 }
+
+/// Kills the daemon while four `run -d` and one `rm -f` are in flight, ten
+/// times; afterwards every container is running with its interface, or is
+/// what it is (created, exited) without an address, or is gone.
+#[test]
+fn a_crash_amid_runs_and_removals_leaves_no_ghosts() {
+    use std::process::Stdio;
+    let mut h = TestHost::new(berth());
+    h.ok(&["network", "create", "--subnet", "10.36.0.0/24", "n"]);
+    let mut k = 0;
+    for round in 0..10u64 {
+        let mut kids = Vec::new();
+        for _ in 0..4 {
+            k += 1;
+            let name = format!("c{k}");
+            let mut cmd = h.berth_cmd(&[
+                "run",
+                "-d",
+                "--name",
+                &name,
+                "--network",
+                "n",
+                "--",
+                "sleep",
+                "600",
+            ]);
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            kids.push(cmd.spawn().unwrap());
+        }
+        if k > 4 {
+            let mut cmd = h.berth_cmd(&["rm", "-f", &format!("c{}", k - 5)]);
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            kids.push(cmd.spawn().unwrap());
+        }
+        std::thread::sleep(Duration::from_millis(5 + (round * 7) % 30));
+        h.kill_daemon();
+        for mut c in kids {
+            let _ = c.wait();
+        }
+        h.start_daemon(&[]);
+    }
+    let names: Vec<String> = h.ok(&["ps", "-a", "-q"]).lines().map(str::to_owned).collect();
+    let mut addresses = Vec::new();
+    for name in &names {
+        let c: Value = serde_json::from_str::<Value>(&h.ok(&["inspect", name])).unwrap()[0].clone();
+        let status = c["State"]["Status"].as_str().unwrap().to_owned();
+        let ip = c["NetworkSettings"]["Networks"]["n"]["IPAddress"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        match status.as_str() {
+            "running" => {
+                let inside = h.ok(&["exec", name, "--", "ip", "-o", "-4", "addr", "show", "eth0"]);
+                assert!(
+                    !ip.is_empty() && inside.contains(&format!(" {ip}/")),
+                    "{name}: {ip} / {inside}"
+                );
+                addresses.push(ip);
+            }
+            other => assert!(ip.is_empty(), "{name} is {other} but holds {ip}"),
+        }
+    }
+    let n = addresses.len();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(addresses.len(), n, "an address is held twice");
+    // The network lists exactly the running ones.
+    let net: Value = serde_json::from_str::<Value>(&h.ok(&["network", "inspect", "n"])).unwrap()[0].clone();
+    assert_eq!(net["Containers"].as_object().map_or(0, |m| m.len()), n);
+}

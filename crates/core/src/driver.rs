@@ -383,6 +383,17 @@ pub trait NetworkHandle: Send + Sync {
     /// Undoes `attach`. Succeeds when there is nothing left to undo.
     async fn detach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<()>;
 
+    /// Puts an attached endpoint back as `attach` left it, where something
+    /// else changed it (its bridge deleted and made again, its host side
+    /// set down, an address or the default route removed in the sandbox):
+    /// only what differs is made again, and an endpoint whose links are
+    /// gone is attached again. Called at start and on `berth system
+    /// reconcile`, after the network's `create`. The default repairs
+    /// nothing (a driver that cannot tell what changed).
+    async fn repair(&self, _ctx: &Context, _ep: &Endpoint<'_>) -> Result<()> {
+        Ok(())
+    }
+
     /// Checks that an attached endpoint is still wired as `attach` left it
     /// (`berth network check`, CNI's `CHECK`); touches nothing. Networks
     /// that cannot tell answer [`Error::CannotCheck`].

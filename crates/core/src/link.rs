@@ -35,6 +35,10 @@ pub struct Link {
     pub kind: Option<String>,
     /// Its MTU.
     pub mtu: u32,
+    /// It is up (`IFF_UP`).
+    pub up: bool,
+    /// Its MAC address, when it has an Ethernet one.
+    pub mac: Option<Mac>,
 }
 
 impl Link {
@@ -46,9 +50,17 @@ impl Link {
             master: None,
             kind: None,
             mtu: 0,
+            up: msg
+                .header
+                .flags
+                .contains(rtnetlink::packet_route::link::LinkFlags::Up),
+            mac: None,
         };
         for attr in &msg.attributes {
             match attr {
+                LinkAttribute::Address(a) => {
+                    link.mac = <[u8; 6]>::try_from(a.as_slice()).ok().map(Mac);
+                }
                 LinkAttribute::IfName(n) => link.name = n.clone(),
                 LinkAttribute::IfAlias(a) => link.alias = Some(a.clone()),
                 LinkAttribute::Controller(m) => link.master = Some(*m),

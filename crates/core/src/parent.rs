@@ -394,6 +394,17 @@ impl<K: SubLinks> NetworkHandle for ParentNet<K> {
         Ok(Attachment::default())
     }
 
+    /// An endpoint whose sub-interface is gone (its parent was deleted and
+    /// made again) is attached again; one that is there is brought up.
+    async fn repair(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<()> {
+        let sandbox = ep.sandbox.ok_or(Error::NoSandbox { driver: None })?;
+        match link::get(&sandbox.handle, ep.ifname.as_str()).await? {
+            Some(l) if l.up => Ok(()),
+            Some(l) => link::set_up(&sandbox.handle, l.index).await,
+            None => self.attach(ctx, ep).await.map(drop),
+        }
+    }
+
     /// Deletes the endpoint's sub-interface; with the sandbox gone it went
     /// with it.
     async fn detach(&self, _: &Context, ep: &Endpoint<'_>) -> Result<()> {

@@ -72,7 +72,13 @@ impl BridgeNet {
         let (net, cfg) = (&self.net, &self.cfg);
         let ours = alias(net);
         match link::get(&ctx.handle, cfg.name.as_str()).await? {
-            Some(l) if l.alias.as_deref() == Some(ours.as_str()) => Ok((l.index, false)),
+            Some(l) if l.alias.as_deref() == Some(ours.as_str()) => {
+                // Its MAC, if someone changed it.
+                if l.mac != Some(bridge_mac(net)) {
+                    link::set_mac(&ctx.handle, l.index, bridge_mac(net)).await?;
+                }
+                Ok((l.index, false))
+            }
             Some(l) => Err(Error::BridgeNameTaken {
                 name: cfg.name.to_string(),
                 network: l
@@ -228,6 +234,36 @@ impl NetworkHandle for BridgeNet {
     async fn detach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<()> {
         link::del_by_name(&ctx.handle, &veth_name(ep.id)).await
     }
+
+    /// The veth back on the bridge and up (a bridge deleted and made again
+    /// lost its ports), the sandbox side up with its addresses and route;
+    /// a veth that is gone (and its peer with it) is made again.
+    async fn repair(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<()> {
+        let sandbox = ep.sandbox.ok_or(Error::NoSandbox { driver: None })?;
+        let host_if = veth_name(ep.id);
+        let Some(port) = link::get(&ctx.handle, &host_if).await? else {
+            link::del_by_name(&sandbox.handle, ep.ifname.as_str()).await?;
+            self.attach(ctx, ep).await?;
+            return Ok(());
+        };
+        let cfg = &self.cfg;
+        let bridge = link::get(&ctx.handle, cfg.name.as_str())
+            .await?
+            .ok_or_else(|| Error::LinkMissing {
+                role: "bridge",
+                link: cfg.name.to_string(),
+                network: self.net.name.clone(),
+            })?;
+        link::configure(&sandbox.handle, ep.ifname, ep.addresses, ep.gateways).await?;
+        if port.master != Some(bridge.index) || !port.up {
+            if cfg.icc {
+                link::attach_port(&ctx.handle, &host_if, Some(bridge.index)).await?;
+            } else {
+                link::enslave_isolated(&ctx.handle, &host_if, bridge.index).await?;
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -242,6 +278,8 @@ mod tests {
             master,
             kind: Some(kind.into()),
             mtu: 1500,
+            up: true,
+            mac: None,
         }
     }
 

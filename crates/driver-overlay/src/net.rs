@@ -283,6 +283,22 @@ impl OverlayNet {
         Netns::unpin(path)
     }
 
+    /// Makes an endpoint's veth: its port on the bridge, its peer in the
+    /// sandbox with the endpoint's addresses. Nothing is left on failure.
+    async fn wire(d: &Devices, sandbox: &berth_core::Sandbox, ep: &Endpoint<'_>) -> Result<()> {
+        let port = port_name(ep.id);
+        let wired = async {
+            link::add_veth_into(&d.handle, &port, Some(d.mtu), &sandbox.ns, ep.ifname, ep.mac).await?;
+            link::configure(&sandbox.handle, ep.ifname, ep.addresses, ep.gateways).await?;
+            link::attach_port(&d.handle, &port, Some(d.bridge)).await
+        }
+        .await;
+        if wired.is_err() {
+            let _ = link::del_by_name(&d.handle, &port).await;
+        }
+        wired
+    }
+
     /// How many containers of this host are on the network.
     async fn ports(d: &Devices) -> Result<usize> {
         Ok(link::list(&d.handle)
@@ -331,21 +347,31 @@ impl NetworkHandle for OverlayNet {
         let sandbox = ep.sandbox.ok_or(Error::NoSandbox { driver: None })?;
         let mut local = self.local.lock().await;
         let d = self.devices(ctx, &mut local).await?;
-        let port = port_name(ep.id);
-        let wired = async {
-            link::add_veth_into(&d.handle, &port, Some(d.mtu), &sandbox.ns, ep.ifname, ep.mac).await?;
-            link::configure(&sandbox.handle, ep.ifname, ep.addresses, ep.gateways).await?;
-            link::attach_port(&d.handle, &port, Some(d.bridge)).await
-        }
-        .await;
-        if let Err(e) = wired {
-            let _ = link::del_by_name(&d.handle, &port).await;
+        if let Err(e) = Self::wire(d, sandbox, ep).await {
             if Self::ports(d).await.unwrap_or(1) == 0 {
                 let _ = self.teardown(&mut local).await;
             }
             return Err(e);
         }
         Ok(Attachment::default())
+    }
+
+    /// The port back on the bridge and up, the sandbox side up with its
+    /// addresses; a port that is gone (and its peer with it) is made again.
+    async fn repair(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<()> {
+        let sandbox = ep.sandbox.ok_or(Error::NoSandbox { driver: None })?;
+        let mut local = self.local.lock().await;
+        let d = self.devices(ctx, &mut local).await?;
+        let port = port_name(ep.id);
+        let Some(l) = link::get(&d.handle, &port).await? else {
+            link::del_by_name(&sandbox.handle, ep.ifname.as_str()).await?;
+            return Self::wire(d, sandbox, ep).await;
+        };
+        link::configure(&sandbox.handle, ep.ifname, ep.addresses, ep.gateways).await?;
+        if l.master != Some(d.bridge) || !l.up {
+            link::attach_port(&d.handle, &port, Some(d.bridge)).await?;
+        }
+        Ok(())
     }
 
     /// Deletes the endpoint's veth; with the last container of this host

@@ -18,6 +18,7 @@ mod error;
 mod firewall;
 mod networks;
 pub mod plugins;
+mod repair;
 mod restore;
 pub mod store;
 mod util;

@@ -132,15 +132,21 @@ impl Engine {
                         tracing::warn!(container = %c.name, "taking down a dead container: {}", e.chain());
                     }
                 }
-                Status::Running | Status::Created
-                    if !pinned && self.kind_of(&c) != Some(SandboxKind::Host) =>
-                {
+                Status::Running if !pinned && self.kind_of(&c) != Some(SandboxKind::Host) => {
                     // The namespace is gone (a reboot): nothing runs there.
                     if let Err(e) = self.container_exited(&c.id, -1).await {
                         tracing::warn!(container = %c.name, "taking down a lost container: {}", e.chain());
                     }
                 }
-                Status::Running | Status::Created => {
+                Status::Created => {
+                    // Created but never started: its client lost the daemon
+                    // between the create and the start, and killed what it
+                    // had started. Nothing will start it now.
+                    if let Err(e) = self.abandon(&c.id).await {
+                        tracing::warn!(container = %c.name, "taking down a container that never started: {}", e.chain());
+                    }
+                }
+                Status::Running => {
                     self.repair(&c).await;
                     self.sweep_sandbox(&c).await;
                     // The old daemon's resolver sockets died with it.
@@ -160,32 +166,6 @@ impl Engine {
             }
         }
         self.sweep().await
-    }
-
-    /// Re-makes a live container's links that have gone missing.
-    async fn repair(&self, c: &ContainerRecord) {
-        for ep in &c.endpoints {
-            let Some(host_if) = &ep.host_ifname else { continue };
-            match link::get(&self.ctx.handle, host_if).await {
-                Ok(Some(_)) => continue,
-                Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(container = %c.name, "checking {host_if}: {}", e.chain());
-                    continue;
-                }
-            }
-            let net = self.state().networks.get(&ep.network_id).cloned();
-            let (Some(net), Ok(sb)) = (net, self.sandbox(c)) else {
-                continue;
-            };
-            let mut ep = ep.clone();
-            match self.attach(&net, &sb, &mut ep).await {
-                Ok(()) => {
-                    tracing::info!(container = %c.name, network = %net.net.name, "re-made missing {host_if}")
-                }
-                Err(e) => tracing::warn!(container = %c.name, "re-making {host_if}: {}", e.chain()),
-            }
-        }
     }
 
     /// What every driver claims of `links`, one claim per link.

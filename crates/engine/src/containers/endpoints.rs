@@ -50,7 +50,7 @@ pub(super) fn parse_static(v4: &str, v6: &str) -> Result<Vec<IpAddr>> {
 
 /// The driver's view of an endpoint record. An endpoint planned before its
 /// interface name was chosen is `eth0`.
-pub(super) fn driver_view<'a>(
+pub(crate) fn driver_view<'a>(
     ep: &'a EndpointRecord,
     sb: Option<&'a Sandbox>,
     gateways: &'a [IpAddr],

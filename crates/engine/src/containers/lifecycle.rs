@@ -19,6 +19,9 @@ impl Engine {
         if c.status != Status::Created {
             return Err(Error::AlreadyStarted { container: c.name });
         }
+        if c.sandbox.is_none() {
+            return Err(Error::LostBeforeStart { container: c.name });
+        }
         let start = process::start_time(pid).ok_or(Error::NoProcess { pid })?;
         c.status = Status::Running;
         c.pid = pid;
@@ -53,6 +56,28 @@ impl Engine {
         c.exit_code = code;
         c.pid = 0;
         c.finished_at = util::now();
+        self.save_container(&c).await?;
+        self.state().containers.insert(c.id.clone(), c);
+        Ok(())
+    }
+
+    /// Takes down the network of a container that was created but never
+    /// started when the daemon stopped (its addresses go back, its sandbox
+    /// goes), and keeps it as created; one made with `--rm` is removed.
+    pub(crate) async fn abandon(&self, key: &str) -> Result<()> {
+        let id = self.find_container(key)?.id;
+        let lock = self.container_lock(&id);
+        let _g = lock.lock().await;
+        let mut c = self.find_container(&id)?;
+        if c.status != Status::Created {
+            return Ok(());
+        }
+        tracing::info!(container = %c.name, "created but never started when the daemon stopped: taking its network down");
+        if c.auto_remove {
+            drop(_g);
+            return self.remove_container(&id, true).await.map(drop);
+        }
+        self.teardown(&mut c).await;
         self.save_container(&c).await?;
         self.state().containers.insert(c.id.clone(), c);
         Ok(())

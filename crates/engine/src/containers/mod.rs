@@ -21,7 +21,7 @@ mod connect;
 mod create;
 pub(crate) mod dnsopts;
 pub(crate) mod egress;
-mod endpoints;
+pub(crate) mod endpoints;
 pub(crate) mod files;
 mod lifecycle;
 mod names;

@@ -163,6 +163,15 @@ pub enum Error {
         /// The container's name.
         container: String,
     },
+    /// A container whose network was taken down by a daemon restart
+    /// between its create and its start.
+    #[error(
+        "container {container} lost its network: the daemon restarted before it started (remove it and run it again)"
+    )]
+    LostBeforeStart {
+        /// The container's name.
+        container: String,
+    },
     /// A running container to remove without `force`.
     #[error("container {container} is running: stop it first or remove it with rm -f")]
     ContainerRunning {

@@ -34,6 +34,7 @@ impl Error {
             | AlreadyConnected { .. }
             | NotRunning { .. }
             | AlreadyStarted { .. }
+            | LostBeforeStart { .. }
             | ContainerRunning { .. }
             | ContainerNameInUse { .. }
             | ContainerNameReserved { .. }
