@@ -8,7 +8,8 @@
 //! host or in a sandbox, left by a crash between the kernel work and the
 //! commit) is removed. So an attach that was under way when the daemon
 //! died is either committed, hence fully attached, or unknown, hence
-//! removed.
+//! removed: by its driver, from the intent written before it (CNI `DEL`,
+//! a plugin's `Leave`), and by the sweeps of what drivers claim.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -122,6 +123,12 @@ impl Engine {
             }
         }
         self.ensure_builtin().await?;
+        // Attaches a crash cut short before their commit, undone through
+        // their drivers while the sandboxes they were made in still exist.
+        let rolled = self.finish_intents(&containers).await;
+        if rolled > 0 {
+            tracing::info!("rolled back {rolled} attach(es) a crash cut short");
+        }
 
         for c in containers {
             let alive = process::alive(c.pid, c.pid_start);

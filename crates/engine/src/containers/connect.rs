@@ -108,6 +108,7 @@ impl Engine {
             Ok(())
         }
         .await;
+        self.settled(&joins);
         {
             let mut st = self.state();
             Self::settle_all(&mut st, &joins, made.is_ok());

@@ -244,6 +244,7 @@ impl Engine {
             Ok(())
         }
         .await;
+        self.settled(&joins);
         {
             let mut st = self.state();
             st.reserved_names.remove(&name);

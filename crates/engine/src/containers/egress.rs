@@ -75,6 +75,7 @@ impl Engine {
     /// same time, its addresses claimed there. On failure what was done is
     /// undone.
     pub(super) async fn wire(&self, sb: &Sandbox, c: &ContainerRecord, joins: &mut [Join]) -> Result<()> {
+        self.intend(&c.id, sb, joins);
         let done = futures_util::future::join_all(joins.iter_mut().map(|(net, ep)| async move {
             if self.clustered(net) {
                 self.join_and_attach(net, sb, c, ep).await

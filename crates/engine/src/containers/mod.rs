@@ -5,6 +5,8 @@
 //!   first network, the record written;
 //! - `endpoints`: one membership in one network, planned under the state
 //!   lock and wired through the network's handle;
+//! - `intents`: attaches written down before a driver makes them, so
+//!   that a crash between its work and the commit is rolled back;
 //! - `egress`: joining networks as a whole: cluster claims and
 //!   announcements for global networks, the gateway bridge for networks
 //!   with no way out of their own;
@@ -23,6 +25,7 @@ pub(crate) mod dnsopts;
 pub(crate) mod egress;
 pub(crate) mod endpoints;
 pub(crate) mod files;
+mod intents;
 mod lifecycle;
 mod names;
 pub(crate) mod process;

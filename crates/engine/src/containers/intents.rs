@@ -1,0 +1,171 @@
+//! Pending attaches: what the engine is about to ask a driver to wire,
+//! written down before it asks and forgotten once the outcome is in the
+//! store (or undone). A daemon killed between the driver's work and the
+//! commit leaves the intent behind; the next start finishes it (the
+//! store has the endpoint: nothing to do) or rolls it back through the
+//! same driver — CNI `DEL`, a plugin's `Leave`, a macvlan interface
+//! deleted in the sandbox — so no interface, lease or address outlives
+//! a crash without a record.
+//!
+//! One small file per endpoint under `<data-root>/pending/`, written
+//! without a sync: a crash of the daemon leaves it in the page cache; a
+//! machine that goes down takes the sandboxes with it.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use berth_core::{Netns, Sandbox, SandboxKind};
+
+use super::egress::Join;
+use super::endpoints::driver_view;
+use crate::engine::Engine;
+use crate::store::model::{ContainerRecord, EndpointRecord};
+
+/// One pending attach.
+#[derive(Serialize, Deserialize)]
+struct Intent {
+    /// The container's id.
+    container: String,
+    /// Its sandbox's pin, when it has one of its own.
+    sandbox: Option<PathBuf>,
+    /// The endpoint as planned (its network, interface name, addresses).
+    endpoint: EndpointRecord,
+}
+
+impl Engine {
+    fn intents_dir(&self) -> PathBuf {
+        self.cfg.data_root.join("pending")
+    }
+
+    fn intent_path(dir: &Path, ep: &EndpointRecord) -> PathBuf {
+        dir.join(format!("{}.json", ep.id))
+    }
+
+    /// Writes down the attaches about to be made for `container` in
+    /// `sandbox`. A failure to write is logged: the attach goes on, as
+    /// it did before intents were kept.
+    pub(super) fn intend(&self, container: &str, sandbox: &Sandbox, joins: &[Join]) {
+        let dir = self.intents_dir();
+        let own = (sandbox.path != self.host_sandbox.path).then(|| sandbox.path.clone());
+        for (_, ep) in joins {
+            let intent = Intent {
+                container: container.to_owned(),
+                sandbox: own.clone(),
+                endpoint: ep.clone(),
+            };
+            let written = serde_json::to_vec(&intent)
+                .map_err(std::io::Error::other)
+                .and_then(|b| {
+                    fs::write(Self::intent_path(&dir, ep), &b).or_else(|e| {
+                        if e.kind() != std::io::ErrorKind::NotFound {
+                            return Err(e);
+                        }
+                        fs::create_dir_all(&dir)?;
+                        fs::write(Self::intent_path(&dir, ep), &b)
+                    })
+                });
+            if let Err(e) = written {
+                tracing::warn!(container, "writing down a pending attach: {e}");
+            }
+        }
+    }
+
+    /// Forgets the attaches of `joins`: they are in the store, or undone.
+    pub(super) fn settled(&self, joins: &[Join]) {
+        let dir = self.intents_dir();
+        for (_, ep) in joins {
+            let _ = fs::remove_file(Self::intent_path(&dir, ep));
+        }
+    }
+
+    /// At start, before the sweep: every attach a crash cut short that the
+    /// store does not have is undone through its network's driver, in
+    /// the sandbox it was made in. Returns how many were rolled back.
+    pub(crate) async fn finish_intents(&self, containers: &[ContainerRecord]) -> usize {
+        let dir = self.intents_dir();
+        let Ok(rd) = fs::read_dir(&dir) else { return 0 };
+        let committed: HashMap<&str, &ContainerRecord> = containers
+            .iter()
+            .flat_map(|c| c.endpoints.iter().map(move |e| (e.id.as_str(), c)))
+            .collect();
+        let mut rolled = 0;
+        for entry in rd.flatten() {
+            let path = entry.path();
+            let intent: Intent = match fs::read(&path).map(|b| serde_json::from_slice(&b)) {
+                Ok(Ok(i)) => i,
+                Ok(Err(e)) => {
+                    tracing::warn!("dropping unreadable pending attach {}: {e}", path.display());
+                    let _ = fs::remove_file(&path);
+                    continue;
+                }
+                Err(_) => continue,
+            };
+            if committed.contains_key(intent.endpoint.id.as_str()) {
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            self.roll_back(&intent, containers).await;
+            rolled += 1;
+            let _ = fs::remove_file(&path);
+        }
+        rolled
+    }
+
+    /// Undoes one attach the store never got.
+    async fn roll_back(&self, intent: &Intent, containers: &[ContainerRecord]) {
+        let ep = &intent.endpoint;
+        let found = {
+            let st = self.state();
+            st.networks
+                .get(&ep.network_id)
+                .and_then(|n| Some((n.clone(), st.handles.get(&n.net.id)?.clone())))
+        };
+        // A network gone since: its driver's sweep took what it had.
+        let Some((net, driven)) = found else { return };
+        let sandbox: Option<Arc<Sandbox>> = match (&intent.sandbox, driven.caps.sandbox) {
+            (_, SandboxKind::Host) => Some(self.host_sandbox.clone()),
+            (Some(p), SandboxKind::Own) if p.exists() => Netns::open(p)
+                .and_then(|ns| {
+                    let handle = ns.connect()?;
+                    Ok(Arc::new(Sandbox {
+                        ns,
+                        handle,
+                        path: p.clone(),
+                    }))
+                })
+                .map_err(|e| tracing::warn!(network = %net.net.name, "opening the sandbox of a pending attach: {e}"))
+                .ok(),
+            _ => None,
+        };
+        // An interface of the same name that the store gives the container
+        // is not this attach's to take.
+        let taken = containers
+            .iter()
+            .find(|c| c.id == intent.container)
+            .is_some_and(|c| {
+                c.endpoints
+                    .iter()
+                    .any(|e| e.ifname.is_some() && e.ifname == ep.ifname)
+            });
+        let sandbox = sandbox.filter(|_| !taken);
+        tracing::info!(
+            network = %net.net.name,
+            container = %intent.container,
+            "rolling back an attach a crash cut short"
+        );
+        if let Err(e) = driven
+            .handle
+            .detach(&self.ctx, &driver_view(ep, sandbox.as_deref(), &[]))
+            .await
+        {
+            tracing::warn!(network = %net.net.name, "rolling back an attach: {}", e.chain());
+        }
+        if self.clustered(&net) {
+            self.withdraw(&net, ep).await;
+        }
+    }
+}
