@@ -265,7 +265,10 @@ pub fn shim(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> {
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
+            // The client hears at once; the report may wait for a
+            // restarting daemon.
             let _ = writeln!(status_pipe, "{e:#}");
+            drop(status_pipe);
             report_exited(client, &spec.id, 127);
             return Ok(127);
         }
@@ -274,6 +277,7 @@ pub fn shim(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> {
         let _ = child.kill();
         let _ = child.wait();
         let _ = writeln!(status_pipe, "{e:#}");
+        drop(status_pipe);
         report_exited(client, &spec.id, 137);
         return Ok(137);
     }

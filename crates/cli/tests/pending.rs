@@ -267,3 +267,33 @@ fn a_crash_mid_attach_on_a_plugin_network_leaves_nothing_of_it() {
     h.ok(&["exec", "x", "--", "ping", "-c1", "-W2", &c]);
     h.ok(&["exec", "c", "--", "ping", "-c1", "-W2", &a]);
 }
+
+/// A disconnect the daemon died in, after CNI's DEL and before the commit,
+/// is finished at the next start: the store loses the endpoint the kernel
+/// lost, host-local holds nothing for it, and connecting again works.
+#[test]
+fn a_crash_mid_disconnect_from_a_cni_network_is_finished() {
+    let mut h = cni_host();
+    h.ok(&["network", "create", "--subnet", "10.43.0.0/24", "n1"]);
+    cni_net(&h, "cn", "cnibr23", "10.44.0.0/24");
+    run(&h, "c", "n1");
+    let links = sandbox_links(&h, "c");
+    h.ok(&["network", "connect", "cn", "c"]);
+    assert_eq!(leases(&h, "cn").len(), 1);
+    crash_at(
+        &mut h,
+        "disconnect-after-detach",
+        &["network", "disconnect", "cn", "c"],
+        &["--cni-path", REFERENCE],
+    );
+    let v: Value = serde_json::from_str(&h.ok(&["inspect", "c"])).unwrap();
+    assert!(
+        v[0]["NetworkSettings"]["Networks"]["cn"].is_null(),
+        "the store still has the endpoint the kernel lost"
+    );
+    assert_eq!(sandbox_links(&h, "c"), links);
+    assert_eq!(leases(&h, "cn"), Vec::<String>::new());
+    assert_eq!(bridge_ports(&h, "cnibr23"), 0);
+    h.ok(&["network", "connect", "cn", "c"]);
+    assert_eq!(leases(&h, "cn"), [h.address("c", "cn")]);
+}

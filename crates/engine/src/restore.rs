@@ -127,8 +127,16 @@ impl Engine {
         // their drivers while the sandboxes they were made in still exist.
         let rolled = self.finish_intents(&containers).await;
         if rolled > 0 {
-            tracing::info!("rolled back {rolled} attach(es) a crash cut short");
+            tracing::info!("rolled back or finished {rolled} attach(es) or disconnect(s) a crash cut short");
         }
+        // As the store has them now (a finished disconnect changed some).
+        let containers: Vec<ContainerRecord> = {
+            let st = self.state();
+            containers
+                .iter()
+                .filter_map(|c| st.containers.get(&c.id).cloned())
+                .collect()
+        };
 
         for c in containers {
             let alive = process::alive(c.pid, c.pid_start);

@@ -166,6 +166,7 @@ impl Engine {
                 .filter_map(|ep| Some((st.networks.get(&ep.network_id)?.clone(), ep)))
                 .collect()
         };
+        self.intend_detach(&c.id, sb.as_deref(), gone.iter());
         let undone = futures_util::future::join_all(leaving.iter().map(|(n, ep)| {
             let (c, sb) = (&c, sb.as_deref());
             async move {
@@ -180,7 +181,11 @@ impl Engine {
             }
         }))
         .await;
-        undone.into_iter().collect::<Result<Vec<()>>>()?;
+        if let Err(e) = undone.into_iter().collect::<Result<Vec<()>>>() {
+            // Refused: the container stays connected, nothing to finish.
+            self.forget(gone.iter());
+            return Err(e);
+        }
         if gone.iter().any(|e| e.default_route)
             && let Some(sb) = &sb
             && let Some(next) = c.endpoints.iter_mut().find(|e| {
@@ -200,7 +205,9 @@ impl Engine {
             next.default_route = true;
         }
         let _ = self.write_hosts(&mut c, SandboxKind::Own);
+        failpoint("disconnect-after-detach");
         self.save_container(&c).await?;
+        self.forget(gone.iter());
         let mut st = self.state();
         for ep in &gone {
             Self::release(&mut st, ep);

@@ -1,11 +1,12 @@
-//! Pending attaches: what the engine is about to ask a driver to wire,
-//! written down before it asks and forgotten once the outcome is in the
-//! store (or undone). A daemon killed between the driver's work and the
+//! Pending attaches and disconnects: what the engine is about to ask a
+//! driver to wire or undo, written down before it asks and forgotten once
+//! the outcome is in the store (or undone). A daemon killed between the driver's work and the
 //! commit leaves the intent behind; the next start finishes it (the
 //! store has the endpoint: nothing to do) or rolls it back through the
 //! same driver — CNI `DEL`, a plugin's `Leave`, a macvlan interface
 //! deleted in the sandbox — so no interface, lease or address outlives
-//! a crash without a record.
+//! a crash without a record. A disconnect cut short is finished: the
+//! store loses the endpoint the kernel may already have lost.
 //!
 //! One small file per endpoint under `<data-root>/pending/`, written
 //! without a sync: a crash of the daemon leaves it in the page cache; a
@@ -25,9 +26,22 @@ use super::endpoints::driver_view;
 use crate::engine::Engine;
 use crate::store::model::{ContainerRecord, EndpointRecord};
 
-/// One pending attach.
+/// What was under way.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+enum Doing {
+    /// An attach (run, start, connect): rolled back unless committed.
+    #[default]
+    Attach,
+    /// A disconnect: finished when the store still has the endpoint.
+    Detach,
+}
+
+/// One pending attach or disconnect.
 #[derive(Serialize, Deserialize)]
 struct Intent {
+    /// What was under way.
+    #[serde(default)]
+    doing: Doing,
     /// The container's id.
     container: String,
     /// Its sandbox's pin, when it has one of its own.
@@ -49,10 +63,38 @@ impl Engine {
     /// `sandbox`. A failure to write is logged: the attach goes on, as
     /// it did before intents were kept.
     pub(super) fn intend(&self, container: &str, sandbox: &Sandbox, joins: &[Join]) {
+        self.write_intents(
+            Doing::Attach,
+            container,
+            Some(sandbox),
+            joins.iter().map(|(_, ep)| ep),
+        );
+    }
+
+    /// Writes down the endpoints a disconnect is about to undo.
+    pub(super) fn intend_detach<'a>(
+        &self,
+        container: &str,
+        sandbox: Option<&Sandbox>,
+        eps: impl Iterator<Item = &'a EndpointRecord>,
+    ) {
+        self.write_intents(Doing::Detach, container, sandbox, eps);
+    }
+
+    fn write_intents<'a>(
+        &self,
+        doing: Doing,
+        container: &str,
+        sandbox: Option<&Sandbox>,
+        eps: impl Iterator<Item = &'a EndpointRecord>,
+    ) {
         let dir = self.intents_dir();
-        let own = (sandbox.path != self.host_sandbox.path).then(|| sandbox.path.clone());
-        for (_, ep) in joins {
+        let own = sandbox
+            .filter(|sb| sb.path != self.host_sandbox.path)
+            .map(|sb| sb.path.clone());
+        for ep in eps {
             let intent = Intent {
+                doing,
                 container: container.to_owned(),
                 sandbox: own.clone(),
                 endpoint: ep.clone(),
@@ -76,15 +118,21 @@ impl Engine {
 
     /// Forgets the attaches of `joins`: they are in the store, or undone.
     pub(super) fn settled(&self, joins: &[Join]) {
+        self.forget(joins.iter().map(|(_, ep)| ep));
+    }
+
+    /// Forgets the intents about these endpoints.
+    pub(super) fn forget<'a>(&self, eps: impl Iterator<Item = &'a EndpointRecord>) {
         let dir = self.intents_dir();
-        for (_, ep) in joins {
+        for ep in eps {
             let _ = fs::remove_file(Self::intent_path(&dir, ep));
         }
     }
 
     /// At start, before the sweep: every attach a crash cut short that the
     /// store does not have is undone through its network's driver, in
-    /// the sandbox it was made in. Returns how many were rolled back.
+    /// the sandbox it was made in; every disconnect the store has not yet
+    /// seen is finished. Returns how many were rolled back or finished.
     pub(crate) async fn finish_intents(&self, containers: &[ContainerRecord]) -> usize {
         let dir = self.intents_dir();
         let Ok(rd) = fs::read_dir(&dir) else { return 0 };
@@ -104,12 +152,25 @@ impl Engine {
                 }
                 Err(_) => continue,
             };
-            if committed.contains_key(intent.endpoint.id.as_str()) {
-                let _ = fs::remove_file(&path);
-                continue;
+            let stored = committed.get(intent.endpoint.id.as_str());
+            match (intent.doing, stored) {
+                // Committed: the attach is done.
+                (Doing::Attach, Some(_)) => {}
+                (Doing::Attach, None) => {
+                    self.roll_back(&intent, containers).await;
+                    rolled += 1;
+                }
+                // The store still has it: the disconnect goes on to its end
+                // (the driver's undo is idempotent).
+                (Doing::Detach, Some(c)) => {
+                    tracing::info!(container = %c.name, "finishing a disconnect a crash cut short");
+                    if let Err(e) = self.disconnect(&intent.endpoint.network_id, &c.id, true).await {
+                        tracing::warn!(container = %c.name, "finishing a disconnect: {}", e.chain());
+                    }
+                    rolled += 1;
+                }
+                (Doing::Detach, None) => {}
             }
-            self.roll_back(&intent, containers).await;
-            rolled += 1;
             let _ = fs::remove_file(&path);
         }
         rolled
