@@ -51,9 +51,82 @@ pub struct DaemonArgs {
     /// one (needed with --cluster-store).
     #[arg(long, alias = "cluster-advertise", value_name = "IP|INTERFACE")]
     advertise_addr: Option<String>,
+    /// The group that may use the API besides root: the socket is 0660 and belongs to it (a group
+    /// name or a numeric gid) [default: berth when that group exists, else root's group only].
+    #[arg(short = 'G', long, value_name = "GROUP")]
+    group: Option<String>,
+    /// Start even if the store is damaged: keep every record that can still be read, rebuild
+    /// lost bridge networks from their bridges, set the damaged file aside
+    /// (berth.redb.corrupt-<unix time>) and log what was kept, rebuilt and lost.
+    #[arg(long)]
+    recover_store: bool,
     /// Log filter (error, warn, info, debug, trace).
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+/// The socket's group: `--group` (a name or a gid), else `berth` when it
+/// exists, else root's group (0).
+fn socket_group(given: Option<&str>) -> Result<u32> {
+    use nix::unistd::Group;
+    let Some(name) = given else {
+        return Ok(Group::from_name("berth")
+            .ok()
+            .flatten()
+            .map_or(0, |g| g.gid.as_raw()));
+    };
+    if !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) {
+        return name.parse::<u32>().with_context(|| {
+            format!("--group {name}: not a gid (accepted: a group name or a gid below 2^32)")
+        });
+    }
+    match Group::from_name(name) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        Ok(None) => bail!(
+            "--group {name:?}: no such group (accepted: the name of an existing group, or a numeric gid)"
+        ),
+        Err(e) => bail!("--group {name:?}: looking the group up: {e}"),
+    }
+}
+
+/// A whole number from the daemon's environment within `range`, else
+/// `default`; anything else is an error naming the variable.
+fn env_number(var: &str, range: std::ops::RangeInclusive<u64>, default: u64) -> Result<u64> {
+    let Some(v) = std::env::var_os(var) else {
+        return Ok(default);
+    };
+    let v = v.to_string_lossy();
+    match v.trim().parse::<u64>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => bail!(
+            "{var}={v:?}: not accepted (accepted: a whole number from {} to {})",
+            range.start(),
+            range.end()
+        ),
+    }
+}
+
+/// What one client may hold of the API: the defaults, or
+/// `BERTH_API_HEADER_TIMEOUT_MS`, `BERTH_API_MAX_CONNECTIONS` and
+/// `BERTH_API_MAX_BODY` (bytes).
+fn api_limits() -> Result<berth_engine::api::Limits> {
+    let d = berth_engine::api::Limits::default();
+    let ms = env_number(
+        "BERTH_API_HEADER_TIMEOUT_MS",
+        1..=3_600_000,
+        d.header_timeout.as_millis() as u64,
+    )?;
+    let conns = env_number(
+        "BERTH_API_MAX_CONNECTIONS",
+        1..=berth_engine::api::MAX_CONNECTIONS as u64,
+        d.max_connections as u64,
+    )?;
+    let body = env_number("BERTH_API_MAX_BODY", 1..=1 << 30, d.max_body as u64)?;
+    Ok(berth_engine::api::Limits {
+        header_timeout: Duration::from_millis(ms),
+        max_connections: conns as usize,
+        max_body: body as usize,
+    })
 }
 
 /// The cluster the daemon joins, from its flags.
@@ -117,6 +190,11 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
         bail!("a berth daemon is already listening on {}", socket.display());
     }
     let cluster = cluster(&args)?;
+    let listen = berth_engine::api::Listen {
+        socket: socket.clone(),
+        gid: socket_group(args.group.as_deref())?,
+        limits: api_limits()?,
+    };
     let cfg = Config {
         data_root: args.data_root.unwrap_or_else(client::default_data_root),
         exec_root: args.exec_root.unwrap_or_else(client::default_exec_root),
@@ -137,6 +215,7 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
                 .collect(),
         },
         cluster,
+        recover_store: args.recover_store,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -173,7 +252,7 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
             }
             tracing::info!("shutting down; networks and containers stay as they are");
         };
-        berth_engine::api::serve(engine, &socket, shutdown)
+        berth_engine::api::serve(engine, &listen, shutdown)
             .await
             .map_err(|e| anyhow::anyhow!(e.chain()))?;
         let _ = std::fs::remove_file(&socket);

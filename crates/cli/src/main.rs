@@ -476,6 +476,28 @@ fn each<T>(keys: &[String], f: impl Fn(&str) -> Result<T>) -> (Vec<T>, i32) {
     (out, if failed > 0 { 1 } else { 0 })
 }
 
+/// Docker's question before a prune: `warning`, then `Are you sure you
+/// want to continue? [y/N] ` on stdout, and one line read from stdin,
+/// whether it is a terminal or not. Only `y` or `Y` is a yes; anything
+/// else is a no: end of input, bytes that are not text, a standard input
+/// that cannot be read (closed) included.
+fn confirm(warning: &str) -> Result<bool> {
+    use std::io::{BufRead, Write};
+    let mut out = std::io::stdout().lock();
+    write!(out, "{warning}\nAre you sure you want to continue? [y/N] ")?;
+    out.flush()?;
+    let mut answer = Vec::new();
+    if std::io::stdin().lock().read_until(b'\n', &mut answer).is_err() {
+        answer.clear();
+    }
+    let yes = matches!(answer.trim_ascii(), b"y" | b"Y");
+    if answer.last() != Some(&b'\n') {
+        // End of input: end the prompt's line, as a terminal's Enter would.
+        writeln!(out)?;
+    }
+    Ok(yes)
+}
+
 /// A JSON array, as `inspect` prints it.
 fn print_json<T: Serialize>(out: &[T]) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(out)?);
@@ -582,17 +604,13 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
             Ok(failed)
         }
         NetworkCmd::Prune { force, filters: f } => {
-            use std::io::IsTerminal;
             let q = filters_query(&filters(&f)?)?;
-            if !force && std::io::stdin().is_terminal() {
-                eprint!(
-                    "WARNING! This will remove all custom networks not used by at least one container.\nAre you sure you want to continue? [y/N] "
-                );
-                let mut answer = String::new();
-                std::io::stdin().read_line(&mut answer)?;
-                if !matches!(answer.trim(), "y" | "Y" | "yes") {
-                    return Ok(0);
-                }
+            if !force
+                && !confirm(
+                    "WARNING! This will remove all custom networks not used by at least one container.",
+                )?
+            {
+                return Ok(0);
             }
             let r: NetworkPruneResponse = c.fetch("POST", &format!("/networks/prune{q}"), NO_BODY)?;
             if !r.networks_deleted.is_empty() {

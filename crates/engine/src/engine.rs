@@ -4,7 +4,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -35,6 +34,9 @@ pub struct Config {
     /// The cluster this host joins (`--cluster-store`), for global
     /// networks (overlay).
     pub cluster: Option<crate::ClusterConfig>,
+    /// Start on what a damaged store still holds (`--recover-store`)
+    /// instead of refusing: see [`crate::store::Store::recover`].
+    pub recover_store: bool,
 }
 
 impl Config {
@@ -113,7 +115,8 @@ pub struct Engine {
     /// This host in its cluster, when it joined one.
     pub(crate) cluster: Option<Arc<crate::cluster::member::Member>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    _lock: File,
+    /// The data root's and exec root's locks ([`crate::access`]).
+    _locks: Vec<File>,
 }
 
 /// A namespace made ahead of the next container that needs one: `lo` up,
@@ -131,32 +134,6 @@ enum Spare {
 
 fn io_ctx(what: String) -> impl FnOnce(io::Error) -> Error {
     move |e| Error::io(what, e)
-}
-
-/// Takes the data root's lock, or says who holds it.
-fn lock_data_root(data_root: &Path) -> Result<File> {
-    let path = data_root.join("berth.lock");
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(io_ctx(format!("opening {}", path.display())))?;
-    // SAFETY: flock on an fd we own; no memory is involved.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        let holder = fs::read_to_string(&path).unwrap_or_default();
-        return Err(Error::DaemonRunning {
-            data_root: data_root.to_owned(),
-            pid: Some(holder.trim().to_owned()).filter(|p| !p.is_empty()),
-        });
-    }
-    file.set_len(0)
-        .map_err(io_ctx(format!("writing {}", path.display())))?;
-    fs::write(&path, format!("{}\n", std::process::id()))
-        .map_err(io_ctx(format!("writing {}", path.display())))?;
-    Ok(file)
 }
 
 fn is_mountpoint(path: &Path) -> bool {
@@ -204,15 +181,34 @@ impl Engine {
     /// network and container into the kernel. Must run inside a tokio
     /// runtime, in the namespace that plays the host.
     pub async fn start(cfg: Config) -> Result<Arc<Self>> {
-        for d in [&cfg.data_root, &cfg.exec_root, &cfg.netns_dir()] {
-            fs::create_dir_all(d).map_err(io_ctx(format!("creating {}", d.display())))?;
-        }
-        let lock = lock_data_root(&cfg.data_root)?;
-        private_mount(&cfg.netns_dir())?;
+        let locks = crate::access::lock_roots(&cfg)?;
+        let netns_dir = cfg.netns_dir();
+        fs::create_dir_all(&netns_dir).map_err(io_ctx(format!("creating {}", netns_dir.display())))?;
+        crate::access::fix_modes(&cfg);
+        // The store refuses a damaged file before any kernel work.
+        let store_path = cfg.data_root.join("berth.redb");
+        let store = match cfg.recover_store {
+            false => Some(Store::open(&store_path)?),
+            true => None,
+        };
+        private_mount(&netns_dir)?;
         pin_host(&cfg.host_netns())?;
 
         let host = Arc::new(Netns::current()?);
         let handle = host.connect()?;
+        let store = match store {
+            Some(s) => s,
+            None => {
+                // Read only: the bridges lost networks are rebuilt from.
+                let bridges = crate::store::kernel_bridges(&handle).await?;
+                let (store, mut report) = Store::recover(&store_path, &bridges)?;
+                report.find_leftovers(&netns_dir);
+                for line in report.lines() {
+                    tracing::warn!("store recovery: {line}");
+                }
+                store
+            }
+        };
         let firewall = Arc::new(Firewall::new(host.clone())?);
         let host_sandbox = Arc::new(Sandbox {
             ns: Netns::current()?,
@@ -225,7 +221,6 @@ impl Engine {
         }
         let features = berth_core::Features::probe().await?;
         tracing::info!("kernel link kinds: {features}");
-        let store = Store::open(&cfg.data_root.join("berth.redb"))?;
         let dns = crate::dns::Resolver::new(cfg.resolv_conf.clone());
         let (cluster, cluster_ctx) = match &cfg.cluster {
             Some(c) => {
@@ -256,7 +251,7 @@ impl Engine {
             spare: Arc::default(),
             cluster,
             locks: Mutex::new(HashMap::new()),
-            _lock: lock,
+            _locks: locks,
         });
         engine.reload_plugins().await;
         engine.restore().await?;

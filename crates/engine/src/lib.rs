@@ -9,6 +9,7 @@
 //! kernel with the store.
 #![deny(missing_docs)]
 
+mod access;
 pub mod api;
 mod cluster;
 mod containers;

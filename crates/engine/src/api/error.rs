@@ -2,7 +2,6 @@
 //! not decode into one: `{"message": "..."}` with the status Docker uses.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -11,6 +10,7 @@ use berth_api::ErrorResponse;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
+use crate::api::listen::BodyLimits;
 
 /// An engine error as an HTTP answer: `{"message": "..."}` with the status
 /// Docker would use ([`Error::status`]): 400 bad input, 403 an operation
@@ -46,20 +46,40 @@ impl IntoResponse for ApiError {
 }
 
 /// A JSON request body of type `T`. One that is empty or does not decode
-/// is a 400 naming the field and what was wrong with it.
+/// is a 400 naming the field and what was wrong with it; one longer than
+/// the daemon's limit a 413, one too slow to arrive a 408
+/// ([`BodyLimits`]).
 pub(crate) struct Body<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state)
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        let limits = req.extensions().get::<BodyLimits>().copied().unwrap_or_default();
+        let bytes = tokio::time::timeout(limits.timeout, read_body(req.into_body(), limits.max))
             .await
-            .map_err(|e| Error::UnreadableBody {
-                reason: e.body_text(),
-            })?;
+            .map_err(|_| Error::BodyTimeout {
+                ms: limits.timeout.as_millis(),
+            })??;
         Ok(Self(decode(&bytes)?))
     }
+}
+
+/// Reads a body of at most `max` bytes, stopping as soon as it is longer.
+async fn read_body(body: axum::body::Body, max: usize) -> Result<Vec<u8>, Error> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Error::UnreadableBody {
+            reason: e.to_string(),
+        })?;
+        if out.len() + chunk.len() > max {
+            return Err(Error::BodyTooLarge { limit: max });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 /// Decodes a request body, naming the field that is wrong

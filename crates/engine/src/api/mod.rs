@@ -9,6 +9,10 @@
 //!   goes through: a `/v1.24`…`/v1.47` path prefix is taken off (another
 //!   version is refused in Docker's words), and Docker's headers
 //!   (`Api-Version`, `Ostype`, …) go on every answer.
+//! - `listen`: the socket (0660, the daemon's group) and the bounds on
+//!   what a client may hold: a header (and body) read timeout, a cap on
+//!   connections served at once (more wait their turn), a cap on body
+//!   size (413).
 //! - `routes`: one handler per route, from a typed request to a typed
 //!   answer.
 //! - `views`: stored records ([`crate::store::model`]) into API types.
@@ -18,11 +22,13 @@
 
 mod error;
 mod filters;
+mod listen;
 mod routes;
 mod serve;
 pub(crate) mod views;
 
 pub use error::ApiError;
 pub(crate) use filters::{ContainerFilter, NetworkFilter};
+pub use listen::{Limits, Listen, MAX_CONNECTIONS};
 pub use routes::router;
 pub use serve::serve;

@@ -1,7 +1,6 @@
 //! The listener, and what every request and answer goes through before
 //! and after its route: the API version of the path, and Docker's headers.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::Request;
@@ -9,9 +8,9 @@ use axum::http::{HeaderName, HeaderValue, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use berth_api::{API_VERSION, ApiVersion, PING_HEADERS};
-use tokio::net::UnixListener;
 
 use crate::api::error::ApiError;
+use crate::api::listen::{self, BodyLimits, Listen};
 use crate::api::routes::router;
 use crate::engine::Engine;
 use crate::{Error, Result};
@@ -72,23 +71,27 @@ async fn docker_compat(mut req: Request, next: Next) -> Response {
     resp
 }
 
-/// Serves the API on `socket` until `shutdown` resolves.
+/// Serves the API as `listen` says until `shutdown` resolves: the socket
+/// 0660 with the daemon's group, within the limits of
+/// [`Limits`](super::Limits).
 pub async fn serve(
     engine: Arc<Engine>,
-    socket: &Path,
+    listen: &Listen,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
-    let _ = std::fs::remove_file(socket);
-    if let Some(dir) = socket.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-    }
-    let listener =
-        UnixListener::bind(socket).map_err(|e| Error::io(format!("listening on {}", socket.display()), e))?;
-    let app = tower::Layer::layer(&middleware::from_fn(docker_compat), router(engine));
-    axum::serve(listener, axum::ServiceExt::<Request>::into_make_service(app))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|e| Error::io("serving the API", e))
+    let listener = listen::bind(&listen.socket, listen.gid)?;
+    let body = BodyLimits {
+        max: listen.limits.max_body,
+        timeout: listen.limits.header_timeout,
+    };
+    let app = tower::Layer::layer(
+        &middleware::from_fn(docker_compat),
+        tower::Layer::layer(
+            &middleware::from_fn_with_state(body, listen::limit_body),
+            router(engine),
+        ),
+    );
+    listen::run(listener, app, listen.limits, shutdown).await
 }
 
 #[cfg(test)]

@@ -233,6 +233,7 @@ impl Engine {
         for dir in [paths.hosts.parent(), paths.log.parent()].into_iter().flatten() {
             fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
+        crate::access::create_log(&paths.log)?;
         self.write_resolv(c, kind)?;
         write_in_place(&paths.hostname, format!("{}\n", c.hostname).as_bytes())?;
         self.write_hosts(c, kind)

@@ -204,6 +204,19 @@ pub enum Error {
         /// The pid the lock file names, when it names one.
         pid: Option<String>,
     },
+    /// Another daemon holds the exec root's lock: its sandboxes live
+    /// there, and this one's restart sweep would remove them.
+    #[error(
+        "another berth daemon is already running with exec root {}{} (give each daemon its own --exec-root)",
+        .exec_root.display(),
+        Pid(pid.as_deref())
+    )]
+    ExecRootInUse {
+        /// The exec root.
+        exec_root: PathBuf,
+        /// The pid the lock file names, when it names one.
+        pid: Option<String>,
+    },
     /// A host port another container publishes.
     #[error("host port {port} is already published by container {container}")]
     PortPublished {
@@ -631,6 +644,18 @@ pub enum Error {
         /// What the HTTP layer said.
         reason: String,
     },
+    /// A body longer than the daemon accepts (413).
+    #[error("request body too large: the daemon accepts at most {limit} bytes (BERTH_API_MAX_BODY)")]
+    BodyTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// A body that did not arrive in time (408).
+    #[error("request body not received within {ms} ms")]
+    BodyTimeout {
+        /// How long the daemon waited.
+        ms: u128,
+    },
     /// An empty body where a JSON object is needed.
     #[error("invalid request body: it is empty (expected a JSON object)")]
     EmptyBody,
@@ -694,13 +719,27 @@ pub enum Error {
         #[source]
         source: redb::Error,
     },
+    /// A store file that cannot be opened or read as a whole.
+    #[error(
+        "store {} cannot be read: {source} (start the daemon once with --recover-store to keep what can still be read and set the file aside)",
+        .path.display()
+    )]
+    StoreDamaged {
+        /// The file.
+        path: PathBuf,
+        /// redb's error.
+        source: redb::Error,
+    },
     /// A stored record that does not decode.
-    #[error("store: decoding record {id}")]
+    #[error(
+        "store: record {id} of table {table} does not decode: {source} (start the daemon once with --recover-store to drop it)"
+    )]
     DecodeRecord {
+        /// The table.
+        table: &'static str,
         /// The record's id.
         id: String,
         /// Why.
-        #[source]
         source: serde_json::Error,
     },
     /// A record that does not encode.

@@ -39,6 +39,7 @@ impl Error {
             | ContainerNameInUse { .. }
             | ContainerNameReserved { .. }
             | DaemonRunning { .. }
+            | ExecRootInUse { .. }
             | PortPublished { .. }
             | PortPublishedTwice { .. }
             | PortHeld { .. }
@@ -99,10 +100,13 @@ impl Error {
             NotOpened { .. }
             | Task { .. }
             | Store { .. }
+            | StoreDamaged { .. }
             | DecodeRecord { .. }
             | EncodeRecord { .. }
             | Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             BadAdvertise { .. } | WrongScope { .. } => StatusCode::BAD_REQUEST,
+            BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Cluster(e) => match e {
                 berth_cluster::Error::Taken { .. }
                 | berth_cluster::Error::InUse { .. }

@@ -1,9 +1,18 @@
-//! The local store: one redb file under the data root, written only by the
-//! daemon. Records are JSON values keyed by id; every change is one ACID
-//! transaction that is on disk when `write` returns.
+//! The local store: one redb file under the data root (mode 0600), written
+//! only by the daemon. Records are JSON values keyed by id; every change is
+//! one ACID transaction that is on disk when `write` returns.
+//!
+//! The file is checked whole when it is opened (every page's checksum, and
+//! every record decoded): a damaged store refuses the start with one line,
+//! before any kernel work, and [`Store::recover`] (`--recover-store`) keeps
+//! what can still be read.
 
 pub mod model;
+mod recover;
 
+use std::fs;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -11,6 +20,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use self::model::{ContainerRecord, NetworkRecord};
+pub use self::recover::{KernelBridge, Recovery, kernel_bridges};
 use crate::{Error, Result};
 
 const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
@@ -26,12 +37,104 @@ pub enum Table {
 }
 
 impl Table {
+    /// Both tables.
+    const ALL: [Table; 2] = [Table::Networks, Table::Containers];
+
     fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
         match self {
             Table::Networks => NETWORKS,
             Table::Containers => CONTAINERS,
         }
     }
+
+    /// The table's name in the file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Networks => "networks",
+            Table::Containers => "containers",
+        }
+    }
+
+    /// Whether `bytes` decode as a record of this table.
+    fn decode(self, id: &str, bytes: &[u8]) -> Result<()> {
+        let decoded = match self {
+            Table::Networks => serde_json::from_slice::<NetworkRecord>(bytes).map(drop),
+            Table::Containers => serde_json::from_slice::<ContainerRecord>(bytes).map(drop),
+        };
+        decoded.map_err(|source| Error::DecodeRecord {
+            table: self.name(),
+            id: id.to_owned(),
+            source,
+        })
+    }
+}
+
+/// Whether redb's error says the file is damaged (rather than, say, not
+/// readable by this process, which no recovery should touch).
+fn is_damage(e: &redb::Error) -> bool {
+    use std::io::ErrorKind;
+    match e {
+        redb::Error::Corrupted(_)
+        | redb::Error::TableTypeMismatch { .. }
+        | redb::Error::TableIsMultimap(_)
+        | redb::Error::TypeDefinitionChanged { .. } => true,
+        redb::Error::Io(io) => matches!(io.kind(), ErrorKind::InvalidData | ErrorKind::UnexpectedEof),
+        _ => false,
+    }
+}
+
+/// Runs `f`, turning a panic into [`redb::Error::Corrupted`]: redb trusts
+/// a file it closed cleanly, and reading one damaged since may panic
+/// (debug builds also assert on malformed pages). The panic's message goes
+/// to the debug log instead of stderr.
+fn guarded<T>(what: &str, f: impl FnOnce() -> Result<T, redb::Error>) -> Result<T, redb::Error> {
+    let hook = panic::take_hook();
+    panic::set_hook(Box::new(|info| tracing::debug!("store: {info}")));
+    let r = panic::catch_unwind(AssertUnwindSafe(f));
+    panic::set_hook(hook);
+    r.unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_owned());
+        Err(redb::Error::Corrupted(format!("{what}: {msg}")))
+    })
+}
+
+/// Makes the store file 0600, creating it empty (which redb initializes)
+/// when it is missing, so that it is never readable by others, not even
+/// for a moment.
+fn prepare_file(path: &Path) -> Result<()> {
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+                .map_err(|e| Error::io(format!("making {} private (0600)", path.display()), e))
+        }
+        Err(e) => Err(Error::io(format!("creating {}", path.display()), e)),
+    }
+}
+
+/// Opens the file with every page's checksum verified, and both tables
+/// made.
+fn open_checked(path: &Path) -> Result<Database, redb::Error> {
+    guarded("opening", || {
+        let db = Database::builder()
+            .set_check_integrity_on_open(true)
+            .create(path)?;
+        let tx = db.begin_write()?;
+        for t in Table::ALL {
+            tx.open_table(t.def())?;
+        }
+        tx.commit()?;
+        Ok(db)
+    })
 }
 
 /// One change in a transaction.
@@ -61,18 +164,45 @@ pub struct Store {
 }
 
 impl Store {
-    /// Opens (or creates) the database at `path`.
+    /// Opens (or creates) the database at `path`, checks every page and
+    /// every record, and refuses a damaged one ([`Error::StoreDamaged`],
+    /// [`Error::DecodeRecord`]), pointing at `--recover-store`.
     pub fn open(path: &Path) -> Result<Self> {
-        let db =
-            Database::create(path).map_err(|e| Error::store(format!("opening {}", path.display()), e))?;
-        let tx = db
-            .begin_write()
-            .map_err(|e| Error::store("starting a transaction", e))?;
-        for t in [NETWORKS, CONTAINERS] {
-            tx.open_table(t).map_err(|e| Error::store("creating tables", e))?;
+        prepare_file(path)?;
+        let db = open_checked(path).map_err(|e| {
+            if is_damage(&e) {
+                Error::StoreDamaged {
+                    path: path.to_owned(),
+                    source: e,
+                }
+            } else {
+                Error::store(format!("opening {}", path.display()), e)
+            }
+        })?;
+        let store = Self { db: Arc::new(db) };
+        for t in Table::ALL {
+            for (id, bytes) in store.raw(t)? {
+                t.decode(&id, &bytes)?;
+            }
         }
-        tx.commit().map_err(|e| Error::store("creating tables", e))?;
-        Ok(Self { db: Arc::new(db) })
+        Ok(store)
+    }
+
+    /// Every record of a table, undecoded.
+    fn raw(&self, table: Table) -> Result<Vec<(String, Vec<u8>)>> {
+        let tx = self
+            .db
+            .begin_read()
+            .map_err(|e| Error::store("starting a read", e))?;
+        let t = tx
+            .open_table(table.def())
+            .map_err(|e| Error::store("opening a table", e))?;
+        let mut out = Vec::new();
+        for row in t.iter().map_err(|e| Error::store("reading", e))? {
+            let (k, v) = row.map_err(|e| Error::store("reading", e))?;
+            out.push((k.value().to_owned(), v.value().to_vec()));
+        }
+        Ok(out)
     }
 
     /// Every record of a table, decoded. A record that does not decode is
@@ -91,6 +221,7 @@ impl Store {
             let (k, v) = row.map_err(|e| Error::store("reading", e))?;
             out.push(
                 serde_json::from_slice(v.value()).map_err(|source| Error::DecodeRecord {
+                    table: table.name(),
                     id: k.value().to_owned(),
                     source,
                 })?,
