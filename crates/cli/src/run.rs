@@ -5,7 +5,12 @@
 //! mount namespace of its own, where the generated `/etc/hosts`,
 //! `/etc/resolv.conf` and `/etc/hostname` are bind-mounted and the
 //! directory of pinned namespaces is dropped (so it does not keep other
-//! containers' namespaces alive).
+//! containers' namespaces alive). `/sys` is a fresh read-only sysfs mounted
+//! after joining the network namespace, so `/sys/class/net` lists the
+//! container's own interfaces, as in Docker (sysfs shows the network
+//! namespace of whoever mounts it; see sysfs(5)); the cgroup tree under
+//! `/sys/fs/cgroup` is carried over. `berth exec` joins this mount
+//! namespace and so sees the same `/sys`.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -55,6 +60,10 @@ pub fn enter_container(cmd: &mut Command, spec: &Spec) -> Result<()> {
     let netns_dir = cstr(&spec.netns_dir)?;
     let hostname = spec.hostname.clone().into_bytes();
     let root = cstr("/")?;
+    let sys = cstr("/sys")?;
+    let sysfs = cstr("sysfs")?;
+    let cgroup = cstr("/sys/fs/cgroup")?;
+    let self_fd = cstr("/proc/self/fd")?;
     // SAFETY: the closure runs in the child between fork and exec and only
     // makes raw syscalls on memory prepared before the fork; it allocates
     // nothing and takes no locks.
@@ -81,11 +90,76 @@ pub fn enter_container(cmd: &mut Command, spec: &Spec) -> Result<()> {
             // Not holding other containers' namespaces; absent in host mode
             // tests that run without the directory being a mount: fine.
             libc::umount2(netns_dir.as_ptr(), libc::MNT_DETACH);
+            mount_sysfs(&sys, &sysfs, &cgroup, &self_fd)?;
             check(libc::sethostname(hostname.as_ptr().cast(), hostname.len()))?;
             Ok(())
         });
     }
     Ok(())
+}
+
+/// Mounts a fresh read-only sysfs over `/sys` (one of the network namespace
+/// the caller is in) and carries the old `/sys/fs/cgroup` tree over, as
+/// Docker's containers have both. Runs between fork and exec: raw syscalls
+/// on memory prepared before the fork; `fd_dir` is `/proc/self/fd`.
+fn mount_sysfs(sys: &CString, sysfs: &CString, cgroup: &CString, fd_dir: &CString) -> io::Result<()> {
+    // The old cgroup tree, held by an O_PATH fd while /sys is covered; a
+    // host without one (or without /sys at all) just gets the new sysfs.
+    // SAFETY: open on a NUL-terminated path prepared before the fork.
+    let old = unsafe {
+        libc::open(
+            cgroup.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    // SAFETY: mount with NUL-terminated strings prepared before the fork.
+    check(unsafe {
+        libc::mount(
+            sysfs.as_ptr(),
+            sys.as_ptr(),
+            sysfs.as_ptr(),
+            libc::MS_RDONLY | libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        )
+    })?;
+    if old < 0 {
+        return Ok(());
+    }
+    // "/proc/self/fd/N" without allocating: the digits go into a stack
+    // buffer after the prepared prefix.
+    let mut path = [0u8; 64];
+    let prefix = fd_dir.as_bytes();
+    path[..prefix.len()].copy_from_slice(prefix);
+    let mut at = prefix.len();
+    path[at] = b'/';
+    at += 1;
+    let mut digits = [0u8; 12];
+    let (mut n, mut len) = (old, 0);
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in digits[..len].iter().rev() {
+        path[at] = *d;
+        at += 1;
+    }
+    // SAFETY: `path` is NUL-terminated (zeroed past `at`); the fd is ours.
+    let rc = unsafe {
+        let rc = libc::mount(
+            path.as_ptr().cast(),
+            cgroup.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        );
+        libc::close(old);
+        rc
+    };
+    check(rc)
 }
 
 /// Makes `cmd` join the namespaces (network, UTS, mount) of the running

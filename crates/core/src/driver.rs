@@ -165,6 +165,15 @@ impl Networks {
         self.get().iter().any(|n| n.network().id == id)
     }
 
+    /// The other network (not `id`) that made the host link `name` for
+    /// itself alone ([`NetworkHandle::own_links`]), if any.
+    pub fn owner(&self, id: &str, name: &str) -> Option<Arc<dyn NetworkHandle>> {
+        self.get()
+            .iter()
+            .find(|n| n.network().id != id && n.own_links().iter().any(|l| l == name))
+            .cloned()
+    }
+
     /// The other networks (not `id`) that use the host link `name`
     /// ([`NetworkHandle::shared_links`]).
     pub fn sharing(&self, id: &str, name: &str) -> Vec<Arc<dyn NetworkHandle>> {
@@ -361,6 +370,12 @@ pub trait NetworkHandle: Send + Sync {
     /// Host links it uses that other networks may use too (a parent link,
     /// a CNI chain's bridge): the last network that uses one removes it.
     fn shared_links(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Host links it made for itself alone (a bridge network's bridge): no
+    /// other network may use them, nor change or remove them.
+    fn own_links(&self) -> Vec<String> {
         Vec::new()
     }
 

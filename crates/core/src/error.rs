@@ -173,6 +173,14 @@ pub enum Error {
         /// The id of the berth network whose bridge it is, when it is one.
         network: Option<String>,
     },
+    /// A bridge that another berth network made for itself alone.
+    #[error("cannot use bridge {bridge}: it is the bridge of berth network {network}")]
+    BridgeOfAnotherNetwork {
+        /// The bridge name.
+        bridge: String,
+        /// The name of the network whose bridge it is.
+        network: String,
+    },
 
     /// A number or name another network of the cluster holds.
     #[error("{what} is already used by {owner}")]
@@ -644,6 +652,7 @@ impl Error {
             | PassthruShared { .. }
             | ParentBusy { .. }
             | BridgeNameTaken { .. }
+            | BridgeOfAnotherNetwork { .. }
             | Taken { .. } => Kind::Conflict,
             LinkMissing { .. } => Kind::NotFound,
             NoKernelSupport { .. } | NoCluster { .. } | CannotCheck { .. } => Kind::Unsupported,

@@ -152,6 +152,11 @@ impl NetworkHandle for BridgeNet {
         &self.net
     }
 
+    /// Its bridge: berth made it for this network (see [`alias`]).
+    fn own_links(&self) -> Vec<String> {
+        vec![self.cfg.name.to_string()]
+    }
+
     async fn create(&self, ctx: &Context) -> Result<()> {
         let (net, cfg) = (&self.net, &self.cfg);
         let (index, made) = self.make_bridge(ctx).await?;

@@ -10,8 +10,9 @@
 //! ```
 //!
 //! It returns a pointer to a table that stays valid as long as the
-//! library is loaded (berth never unloads one), or null when the plugin
-//! cannot start. The host reads `abi_version` first and nothing else unless
+//! library is loaded (berth never unloads one whose entry point ran, even
+//! one it then refuses, so threads it started keep their code), or null
+//! when the plugin cannot start. The host reads `abi_version` first and nothing else unless
 //! it is a version it speaks ([`MIN_ABI_VERSION`] to [`ABI_VERSION`]):
 //! every version keeps a `u32` version as the first field. Version 1's
 //! table is a [`PluginV1`]. `name` is the driver's name (`-d NAME`) and
@@ -80,7 +81,9 @@ pub type FreeFn = unsafe extern "C" fn(answer: *mut u8, len: usize);
 
 /// What `call_async` answers through: `token` as the host gave it, and
 /// `len` bytes of JSON at `answer`, valid only during this call (the host
-/// copies them; the plugin frees them afterwards).
+/// copies them; the plugin frees them afterwards). berth's host ignores
+/// (and logs) a second answer with the same token, or one with a token it
+/// is not waiting on; other hosts need not.
 pub type CompleteFn = unsafe extern "C" fn(token: *mut c_void, answer: *const u8, len: usize);
 
 /// `call_async` (version 2): the same call as [`CallFn`], but it returns at

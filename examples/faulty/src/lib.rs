@@ -20,7 +20,9 @@
 //! - `error`: `{"Err": "injected failure"}`;
 //! - `null`: a null pointer; `empty`: zero bytes;
 //! - `panic`: the driver panics inside the method (caught by berth-core);
-//! - `hang`: the call never returns; `slow`: it returns after 2 s.
+//! - `hang`: the call never returns; `slow`: it returns after 2 s;
+//! - `twice` (version 2): `call_async` hands the real answer to `complete`
+//!   twice with the same token, breaking the ABI's "exactly once".
 //!
 //! Without a fault it is a plain driver: a veth per container, host end
 //! `flt` and 11 hex digits of the endpoint id, no bridge.
@@ -272,6 +274,7 @@ unsafe extern "C" fn call_async(
     };
     std::thread::spawn(move || {
         let token = token;
+        let twice = fault_for(&m, &req).as_deref() == Some("twice");
         let a = answer(loaded, &m, &req);
         let (p, n) = a
             .as_ref()
@@ -279,6 +282,12 @@ unsafe extern "C" fn call_async(
         // SAFETY: `complete` and `token` as the host gave them, once; the
         // answer is valid for the call.
         unsafe { complete(token.0, p, n) };
+        if twice {
+            // SAFETY: deliberately breaks the contract of `CallAsyncFn`
+            // (a second `complete` with the same token): berth's host
+            // ignores it; the answer is still valid for the call.
+            unsafe { complete(token.0, p, n) };
+        }
     });
 }
 

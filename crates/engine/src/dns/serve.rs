@@ -6,6 +6,14 @@
 //! as tasks of their own, at most [`MAX_FORWARDS`] per container, so that a
 //! slow upstream or a flood never stalls local answers; beyond that bound
 //! the answer is SERVFAIL at once.
+//!
+//! Nothing here blocks a runtime thread: a socket in a container's
+//! namespace is made on a short-lived thread started off the runtime, and
+//! every wait on the network (a TCP handshake with an upstream that never
+//! answers, an answer) is a wait on the reactor, bounded by
+//! [`UPSTREAM_TIMEOUT`]. One container's unreachable `--dns` server thus
+//! costs only its own forwards, never the API or another container's
+//! resolver.
 
 use std::io;
 use std::net::SocketAddr;
@@ -15,7 +23,7 @@ use std::time::Duration;
 use berth_core::Netns;
 use hickory_proto::op::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -204,11 +212,23 @@ async fn forward(resolver: &Resolver, id: &str, q: &Message, raw: &[u8], tcp: bo
 }
 
 /// Makes a socket in the upstream's namespace: the host's (ours) or the
-/// container's, entered on a short-lived thread.
-fn in_ns<T: Send>(up: &Upstreams, f: impl FnOnce() -> io::Result<T> + Send) -> io::Result<T> {
+/// container's. Entering the container's takes a short-lived thread of its
+/// own, which is started and joined off the runtime (`spawn_blocking`), so
+/// a worker thread never waits for it. `f` only makes the socket: whatever
+/// may wait for the network (a TCP handshake, an answer) happens afterwards,
+/// on the runtime's reactor.
+async fn in_ns<T: Send + 'static>(
+    up: &Upstreams,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
     match &up.ns {
         None => f(),
-        Some(ns) => ns.run(f).map_err(|e| io::Error::other(e.chain())),
+        Some(ns) => {
+            let ns = ns.clone();
+            tokio::task::spawn_blocking(move || ns.run(f).map_err(|e| io::Error::other(e.chain())))
+                .await
+                .map_err(io::Error::other)?
+        }
     }
 }
 
@@ -219,12 +239,13 @@ async fn ask_udp(up: &Upstreams, server: SocketAddr, raw: &[u8], id: u16) -> io:
         "[::]:0".parse()
     }
     .map_err(|_| io::Error::other("bind address"))?;
-    let std_sock = in_ns(up, || {
+    let std_sock = in_ns(up, move || {
         let s = std::net::UdpSocket::bind(bind)?;
         s.set_nonblocking(true)?;
         s.connect(server)?;
         Ok(s)
-    })?;
+    })
+    .await?;
     let sock = UdpSocket::from_std(std_sock)?;
     sock.send(raw).await?;
     let mut buf = vec![0u8; 4096];
@@ -244,17 +265,18 @@ async fn ask_udp(up: &Upstreams, server: SocketAddr, raw: &[u8], id: u16) -> io:
 
 async fn ask_tcp(up: &Upstreams, server: SocketAddr, raw: &[u8]) -> io::Result<Vec<u8>> {
     let exchange = async {
-        let mut s = match &up.ns {
-            None => TcpStream::connect(server).await?,
-            Some(_) => {
-                let std_stream = in_ns(up, || {
-                    let s = std::net::TcpStream::connect_timeout(&server, UPSTREAM_TIMEOUT)?;
-                    s.set_nonblocking(true)?;
-                    Ok(s)
-                })?;
-                TcpStream::from_std(std_stream)?
+        // The socket is made in the namespace, unconnected; the handshake
+        // runs on the reactor. (A blocking connect here stalled a worker
+        // thread for as long as a black-holed server took to time out.)
+        let sock = in_ns(up, move || {
+            if server.is_ipv4() {
+                TcpSocket::new_v4()
+            } else {
+                TcpSocket::new_v6()
             }
-        };
+        })
+        .await?;
+        let mut s = sock.connect(server).await?;
         let n = u16::try_from(raw.len()).map_err(|_| io::Error::other("query too long"))?;
         s.write_all(&[&n.to_be_bytes()[..], raw].concat()).await?;
         let len = usize::from(s.read_u16().await?);

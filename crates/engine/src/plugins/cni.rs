@@ -40,9 +40,17 @@
 //! firewall like berth's own bridges (traffic within one bridge passes,
 //! between bridges it is dropped, `--internal` holds); `-o
 //! cni.isolate=false` leaves them out, for CNI's own behaviour. Other
-//! plugins (ptp, macvlan, …) get no firewall elements. When a cni network
-//! is removed, a bridge its `bridge` plugin made is removed too, once no
-//! interface is left on it and no other cni network uses it.
+//! plugins (ptp, macvlan, …) get no firewall elements.
+//!
+//! A chain's bridge is berth's only when the `bridge` plugin made it while
+//! a berth network ran it: a bridge missing before an `ADD` and there after
+//! it gets the alias `berth-cni:<network id>` (kept by the kernel, so
+//! across restarts). When a cni network is removed, its firewall entries
+//! go, and a bridge marked so is removed too, once no interface is left on
+//! it and no other network uses it; a bridge that was there before
+//! (`docker0`, `cni0` of another runtime) is left alone. A cni network
+//! cannot use the bridge of another berth network (a `bridge` network's):
+//! its firewall entry, keyed by the bridge, would replace that network's.
 //!
 //! # Failures
 //!
@@ -245,6 +253,21 @@ enum Source {
     Plugin(Chain),
 }
 
+/// The alias of a bridge that a chain's `bridge` plugin made for a berth
+/// network (see the module docs).
+const ALIAS_PREFIX: &str = "berth-cni:";
+
+/// Refuses a chain bridge that another berth network made for itself.
+fn check_owner(ctx: &Context, net: &Network, bridge: &str) -> Result<()> {
+    match ctx.networks.owner(&net.id, bridge) {
+        Some(o) => Err(Error::BridgeOfAnotherNetwork {
+            bridge: bridge.to_owned(),
+            network: o.network().name.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn firewall(net: &Network, bridge: &str) -> Result<FwNetwork> {
     Ok(FwNetwork {
         bridge: IfName::new(bridge)?,
@@ -252,6 +275,26 @@ fn firewall(net: &Network, bridge: &str) -> Result<FwNetwork> {
         internal: net.internal,
         icc: true,
     })
+}
+
+/// Marks the bridges of `made` (missing before an `ADD`) that are there
+/// now and unmarked as made by the plugin for `net`. A bridge left
+/// unmarked (the mark failed) is only kept, never someone else's removed.
+async fn mark_made(ctx: &Context, net: &Network, made: &[String]) {
+    for bridge in made {
+        let marked = async {
+            match link::get(&ctx.handle, bridge).await? {
+                Some(l) if l.kind.as_deref() == Some("bridge") && l.alias.is_none() => {
+                    link::set_alias(&ctx.handle, l.index, &format!("{ALIAS_PREFIX}{}", net.id)).await
+                }
+                _ => Ok(()),
+            }
+        }
+        .await;
+        if let Err(e) = marked {
+            tracing::warn!(network = %net.name, "marking bridge {bridge} as made by berth: {}", e.chain());
+        }
+    }
 }
 
 #[async_trait]
@@ -312,11 +355,15 @@ impl NetworkHandle for CniNet {
     }
 
     async fn create(&self, ctx: &Context) -> Result<()> {
+        let bridges = self.chain()?.bridges();
+        for bridge in &bridges {
+            check_owner(ctx, &self.net, bridge)?;
+        }
         if !self.isolate {
             return Ok(());
         }
-        for bridge in self.chain()?.bridges() {
-            ctx.firewall.add_network(&firewall(&self.net, &bridge)?)?;
+        for bridge in &bridges {
+            ctx.firewall.add_network(&firewall(&self.net, bridge)?)?;
         }
         Ok(())
     }
@@ -333,6 +380,13 @@ impl NetworkHandle for CniNet {
         };
         let mut errors = Vec::new();
         for bridge in chain.bridges() {
+            // Another network's own bridge (a cni network made before such
+            // were refused): its firewall entry and the bridge are that
+            // network's.
+            if let Err(e) = check_owner(ctx, net, &bridge) {
+                tracing::warn!(network = %net.name, "leaving bridge {bridge} alone: {e}");
+                continue;
+            }
             // Another cni network still puts containers on it.
             if !ctx.networks.sharing(&net.id, &bridge).is_empty() {
                 continue;
@@ -348,6 +402,10 @@ impl NetworkHandle for CniNet {
                 else {
                     return Ok(());
                 };
+                if !br.alias.as_deref().is_some_and(|a| a.starts_with(ALIAS_PREFIX)) {
+                    tracing::info!(network = %net.name, "leaving bridge {bridge}: berth did not make it");
+                    return Ok(());
+                }
                 if links.iter().any(|l| l.master == Some(br.index)) {
                     tracing::info!(network = %net.name, "leaving bridge {bridge}: interfaces are still on it");
                     return Ok(());
@@ -366,7 +424,7 @@ impl NetworkHandle for CniNet {
         }
     }
 
-    async fn attach(&self, _ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
+    async fn attach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
         let (cni, net) = (&self.cni, &self.net);
         let sandbox = ep
             .sandbox
@@ -374,6 +432,15 @@ impl NetworkHandle for CniNet {
         let chain = self.chain()?;
         let id = container_id(ep);
         let call = cni.call(&id, Some(&sandbox.path), ep.ifname);
+        // The chain's bridges that are missing now: those the plugin makes
+        // are berth's.
+        let mut missing = Vec::new();
+        for bridge in chain.bridges() {
+            check_owner(ctx, net, &bridge)?;
+            if link::get(&ctx.handle, &bridge).await?.is_none() {
+                missing.push(bridge);
+            }
+        }
         let mut prev: Option<Value> = None;
         for i in 0..chain.plugins.len() {
             match cni.add_one(&chain, i, &call, prev.as_ref()).await {
@@ -388,6 +455,7 @@ impl NetworkHandle for CniNet {
                 }
             }
         }
+        mark_made(ctx, net, &missing).await;
         let raw = prev.unwrap_or(Value::Null);
         let res = result::decode_value(&raw).unwrap_or_default();
         let (addresses, gateways, mac) = res.sandbox_view(ep.ifname.as_str());

@@ -3,6 +3,7 @@
 //! into it, blocking or through `call_async`.
 
 use std::ffi::CStr;
+use std::mem::ManuallyDrop;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -112,8 +113,9 @@ fn load(path: &Path, timeout: Duration) -> Found {
     // SAFETY: dlopen runs the library's initialisers. A file in a plugin
     // directory is trusted code that the administrator installed for this
     // daemon; Rust cdylibs (what export_driver! makes) have none that
-    // matter. Without RTLD_NODELETE yet: a library refused below is
-    // unloaded again, so that a fixed file can be loaded on a reload.
+    // matter. Without RTLD_NODELETE yet: a library refused before its
+    // entry point runs is unloaded again, so that a fixed file can be
+    // loaded on a reload.
     let lib = match unsafe { Unix::open(Some(file), RTLD_NOW | RTLD_LOCAL) } {
         Ok(lib) => libloading::Library::from(lib),
         Err(e) => return refused(path, None, format!("refused: cannot load it: {}", dl_error(&e))),
@@ -124,6 +126,11 @@ fn load(path: &Path, timeout: Duration) -> Found {
         Ok(f) => *f,
         Err(_) => return refused(path, None, format!("refused: no {SYMBOL} symbol")),
     };
+    // From here on the library's own code has run and may have started
+    // threads that run it still: it is never closed, refused or not
+    // (closing it would unmap the code under them and crash the daemon).
+    // Only the handle leaks; a reload finds the same library loaded.
+    let lib = ManuallyDrop::new(lib);
     // SAFETY: calling the entry point as the ABI declares it; the plugin
     // catches its own panics (a library that does not aborts the daemon:
     // Rust stops unwinding at an `extern "C"` boundary).
@@ -214,7 +221,7 @@ fn load(path: &Path, timeout: Duration) -> Found {
         free,
         call_async,
         timeout,
-        _lib: lib,
+        _lib: ManuallyDrop::into_inner(lib),
     };
     Found {
         info,

@@ -8,7 +8,14 @@
 //! with the reason and not used; the daemon goes on. One that loads is
 //! pinned in memory for good (`RTLD_NODELETE`): its runtime's threads run
 //! its code, so unloading it (on a reload that drops its driver) would
-//! crash the daemon.
+//! crash the daemon. For the same reason a library is never closed once
+//! its entry point ran, even when it is refused after that (a bad version,
+//! name or capabilities): only one refused before (no entry point) is
+//! unloaded, so that a fixed file can be loaded on a reload.
+//!
+//! Answers through `call_async` come back by a token that is a number, not
+//! an address: a plugin that calls `complete` twice for one call, late, or
+//! with a token it never got is ignored (and logged), never a double free.
 //!
 //! Calling: the ABI versions 1 and 2 are loaded. `call` runs on a
 //! blocking thread (`spawn_blocking`); the calls of an attach and a detach
