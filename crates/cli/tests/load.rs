@@ -220,47 +220,39 @@ fn a_hundred_runs_at_once_get_distinct_reachable_resolvable_addresses() {
 /// 172.18–31.0.0/16 and the sixteen 192.168.0.0/20s.
 const FREE_DEFAULT_POOLS: usize = 14 + 16;
 
-#[test]
-fn fifty_creates_at_once_get_subnets_that_do_not_overlap() {
-    let h = host();
+/// Runs `network create NAME` for 50 names at once; returns the names
+/// of the networks made and the error lines of the refused ones.
+fn create_fifty(h: &TestHost) -> (Vec<String>, Vec<String>) {
     let names: Vec<String> = (0..50).map(|i| format!("n{i:02}")).collect();
     let jobs: Vec<Vec<String>> = names
         .iter()
         .map(|n| ["network", "create", n].map(String::from).to_vec())
         .collect();
     let start = Instant::now();
-    let runs = berth_many(&h, &jobs, 50, Duration::from_secs(60));
+    let runs = berth_many(h, &jobs, 50, Duration::from_secs(60));
     eprintln!("50 concurrent `network create`: {:.2?}", start.elapsed());
-    // As with Docker, the default pools hold 30 more networks: the first
-    // 30 to ask get one each, the other 20 are told to give --subnet.
-    let made: Vec<&String> = names
+    let made = names
         .iter()
         .zip(&runs)
         .filter(|(_, r)| r.code == 0)
-        .map(|(n, _)| n)
+        .map(|(n, _)| n.clone())
         .collect();
-    let refused: Vec<String> = runs
+    let refused = runs
         .iter()
         .filter(|r| r.code != 0)
         .map(|r| r.stderr.trim().to_owned())
         .collect();
-    assert_eq!(
-        made.len(),
-        FREE_DEFAULT_POOLS,
-        "made {} networks; refusals:\n{}",
-        made.len(),
-        refused.join("\n")
-    );
-    for line in &refused {
-        assert!(
-            line.starts_with("berth: all of the default address pools") && line.ends_with("give --subnet"),
-            "{line}"
-        );
-    }
-    let mut args = vec!["network", "inspect"];
-    args.extend(made.iter().map(|s| s.as_str()));
+    (made, refused)
+}
+
+/// Checks that the networks `made`, and the default bridge, have subnets
+/// that do not overlap, all inside `within`, and a bridge each; returns
+/// the subnets.
+fn assert_disjoint(h: &TestHost, made: &[String], within: &[&str]) -> Vec<IpNet> {
+    let mut args = vec!["network", "inspect", "bridge"];
+    args.extend(made.iter().map(String::as_str));
     let nets: Value = serde_json::from_str(&h.ok(&args)).expect("inspect prints JSON");
-    let mut subnets: Vec<(IpNet, String)> = nets
+    let subnets: Vec<(IpNet, String)> = nets
         .as_array()
         .expect("a list")
         .iter()
@@ -276,10 +268,13 @@ fn fifty_creates_at_once_get_subnets_that_do_not_overlap() {
                 })
         })
         .collect();
-    // The default bridge's subnet is taken too.
-    subnets.push(("172.17.0.0/16".parse().unwrap(), "bridge".into()));
-    assert_eq!(subnets.len(), FREE_DEFAULT_POOLS + 1, "{subnets:?}");
+    assert_eq!(subnets.len(), made.len() + 1, "{subnets:?}");
+    let within: Vec<IpNet> = within.iter().map(|w| w.parse().unwrap()).collect();
     for (i, (a, an)) in subnets.iter().enumerate() {
+        assert!(
+            within.iter().any(|w| w.contains(a)),
+            "{an} ({a}) is outside {within:?}"
+        );
         for (b, bn) in &subnets[i + 1..] {
             assert!(
                 !(a.contains(&b.network()) || b.contains(&a.network())),
@@ -289,9 +284,67 @@ fn fifty_creates_at_once_get_subnets_that_do_not_overlap() {
     }
     // Each network has its bridge; the refused ones left none.
     let bridges = h.sh("ip -o link show type bridge");
-    assert_eq!(bridges.matches(" br-").count(), FREE_DEFAULT_POOLS, "{bridges}");
+    assert_eq!(bridges.matches(" br-").count(), made.len(), "{bridges}");
     let ls = h.ok(&["network", "ls", "-q"]);
-    assert_eq!(ls.lines().count(), FREE_DEFAULT_POOLS + 3, "{ls}");
+    assert_eq!(ls.lines().count(), made.len() + 3, "{ls}");
+    subnets.into_iter().map(|(s, _)| s).collect()
+}
+
+#[test]
+fn fifty_creates_at_once_share_the_default_pools_without_overlap() {
+    let h = host();
+    let (made, refused) = create_fifty(&h);
+    // As with Docker, the default pools hold 30 more networks: the first
+    // 30 to ask get one each, the other 20 are told to give --subnet.
+    assert_eq!(
+        made.len(),
+        FREE_DEFAULT_POOLS,
+        "made {} networks; refusals:\n{}",
+        made.len(),
+        refused.join("\n")
+    );
+    for line in &refused {
+        assert!(
+            line.starts_with("berth: all of the default address pools") && line.ends_with("give --subnet"),
+            "{line}"
+        );
+    }
+    assert_disjoint(&h, &made, &["172.16.0.0/12", "192.168.0.0/16"]);
+}
+
+#[test]
+fn fifty_creates_at_once_with_a_default_address_pool_get_fifty_subnets() {
+    let mut h = TestHost::without_daemon(Path::new(env!("CARGO_BIN_EXE_berth")));
+    for (bad, want) in [
+        (
+            "base=10.128.0.0/16,size=8",
+            "size must be between the base's prefix length (16) and 30",
+        ),
+        ("base=fd00::/48,size=64", "base must be an IPv4 CIDR"),
+        ("10.128.0.0/16", "accepted: base=CIDR,size=N"),
+        ("base=10.128.0.0/16", "accepted: base=CIDR,size=N"),
+    ] {
+        let status = h
+            .spawn_daemon(&["--default-address-pool", bad])
+            .expect("spawning the daemon")
+            .wait()
+            .expect("waiting for the daemon");
+        assert!(!status.success(), "{bad} was accepted");
+        let log = h.daemon_log();
+        assert!(
+            log.contains(&format!("invalid --default-address-pool {bad:?}: {want}")),
+            "{bad}: {log}"
+        );
+    }
+    h.start_daemon(&["--default-address-pool", "base=10.128.0.0/16,size=24"]);
+    let (made, refused) = create_fifty(&h);
+    assert!(refused.is_empty(), "refused:\n{}", refused.join("\n"));
+    let subnets = assert_disjoint(&h, &made, &["10.128.0.0/16"]);
+    // The default bridge took the pool's first subnet, the others the next fifty.
+    let mut got: Vec<String> = subnets.iter().map(IpNet::to_string).collect();
+    got.sort_by_key(|s| s.split('.').nth(2).and_then(|o| o.parse::<u8>().ok()));
+    let want: Vec<String> = (0..=50).map(|i| format!("10.128.{i}.0/24")).collect();
+    assert_eq!(got, want);
 }
 
 #[test]

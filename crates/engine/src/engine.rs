@@ -35,6 +35,9 @@ pub struct Config {
     /// The cluster this host joins (`--cluster-store`), for global
     /// networks (overlay).
     pub cluster: Option<crate::ClusterConfig>,
+    /// Local networks' subnets without `--subnet` come from these
+    /// (`--default-address-pool`), or from Docker's defaults when empty.
+    pub address_pools: Vec<crate::ipam::AddressPool>,
 }
 
 impl Config {
