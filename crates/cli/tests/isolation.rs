@@ -249,10 +249,24 @@ impl Drop for Listener {
     }
 }
 
-/// Whether a TCP connection from `ns` to `ip`:`port` is accepted within 2 s.
+/// Whether a TCP connection from `ns` to `ip`:`port` is accepted: two
+/// tries, of 2 s then 3 s (a loaded machine can lose the first SYN's
+/// neighbour resolution).
 fn connects(ns: &Path, ip: &str, port: u16) -> bool {
-    let script = format!("timeout 2 bash -c 'echo hi > /dev/tcp/{ip}/{port}' 2>/dev/null");
+    let once = |t| format!("timeout {t} bash -c 'echo hi > /dev/tcp/{ip}/{port}' 2>/dev/null");
+    let script = format!("{} || {}", once(2), once(3));
     run_in(ns, "bash", &["-c", &script]).code == 0
+}
+
+/// [`connects`] for every `(ip, port)` at once.
+fn connects_all(ns: &Path, targets: &[(String, u16)]) -> Vec<bool> {
+    thread::scope(|s| {
+        let probes: Vec<_> = targets
+            .iter()
+            .map(|(ip, port)| s.spawn(move || connects(ns, ip, *port)))
+            .collect();
+        probes.into_iter().map(|p| p.join().expect("a probe")).collect()
+    })
 }
 
 fn mark(ok: bool) -> &'static str {
@@ -475,20 +489,21 @@ fn published_ports_answer_from_outside_on_a_bridge_and_not_on_an_internal_networ
             .unwrap()
             .to_owned();
         let _listening = Listener::start(&ns, 80);
-        for (ip, p, want) in [
+        let probes = [
             ("203.0.113.1".to_owned(), port, true),
             ("fd99::1".to_owned(), port, true),
             // Only the published port, only on the host's addresses.
             (own, 80, false),
             ("203.0.113.1".to_owned(), 80, false),
-        ] {
-            let got = connects(outside, &ip, p);
+        ];
+        let targets: Vec<(String, u16)> = probes.iter().map(|(ip, p, _)| (ip.clone(), *p)).collect();
+        for ((ip, p, want), got) in probes.iter().zip(connects_all(outside, &targets)) {
             table.push_str(&format!(
                 "outside -> {ip}:{p} ({name}): {} (expected {})\n",
                 mark(got),
-                mark(want)
+                mark(*want)
             ));
-            if got != want {
+            if got != *want {
                 wrong.push(format!("outside -> {ip}:{p} ({name})"));
             }
         }
@@ -514,12 +529,12 @@ fn published_ports_answer_from_outside_on_a_bridge_and_not_on_an_internal_networ
         .find(|p| p.name == "inner-1")
         .expect("a container on inner");
     let _listening = Listener::start(&inner.ns, 80);
-    for (ip, p) in [
-        ("203.0.113.1", 8082),
-        (inner.v4.as_str(), 80),
-        (inner.v6.as_str(), 80),
-    ] {
-        let got = connects(outside, ip, p);
+    let targets = [
+        ("203.0.113.1".to_owned(), 8082),
+        (inner.v4.clone(), 80),
+        (inner.v6.clone(), 80),
+    ];
+    for ((ip, p), got) in targets.iter().zip(connects_all(outside, &targets)) {
         table.push_str(&format!(
             "outside -> {ip}:{p} (inner-1): {} (expected ✗)\n",
             mark(got)
