@@ -60,6 +60,11 @@ pub struct DaemonArgs {
     /// (berth.redb.corrupt-<unix time>) and log what was kept, rebuilt and lost.
     #[arg(long)]
     recover_store: bool,
+    /// A pool that networks created without --subnet take their IPv4 subnets from, as dockerd's
+    /// flag: base=CIDR,size=N (repeatable, in order; replaces the default pools 172.17-31.0.0/16
+    /// and 192.168.0-240.0/20).
+    #[arg(long = "default-address-pool", value_name = "base=CIDR,size=N")]
+    default_address_pool: Vec<String>,
     /// Log filter (error, warn, info, debug, trace).
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -148,6 +153,36 @@ fn cluster(args: &DaemonArgs) -> Result<Option<berth_engine::ClusterConfig>> {
     Ok(Some(berth_engine::ClusterConfig { options, advertise }))
 }
 
+/// Reads `--default-address-pool base=CIDR,size=N` as dockerd does (the
+/// keys in any order).
+fn address_pool(value: &str) -> Result<berth_engine::ipam::AddressPool> {
+    let bad = |why: &str| anyhow::anyhow!("invalid --default-address-pool {value:?}: {why}");
+    let (mut base, mut size) = (None, None);
+    for part in value.split(',') {
+        match part.split_once('=') {
+            Some(("base", b)) => {
+                base = Some(
+                    b.parse::<ipnet::Ipv4Net>()
+                        .map_err(|_| bad("base must be an IPv4 CIDR such as 10.10.0.0/16"))?,
+                )
+            }
+            Some(("size", n)) => {
+                size = Some(n.parse::<u8>().map_err(|_| bad("size must be a prefix length"))?)
+            }
+            _ => return Err(bad("accepted: base=CIDR,size=N")),
+        }
+    }
+    let (Some(base), Some(size)) = (base, size) else {
+        return Err(bad("accepted: base=CIDR,size=N"));
+    };
+    berth_engine::ipam::AddressPool::new(base, size).ok_or_else(|| {
+        bad(&format!(
+            "size must be between the base's prefix length ({}) and 30",
+            base.prefix_len()
+        ))
+    })
+}
+
 /// Docker's choice: with systemd-resolved's stub in /etc/resolv.conf, the
 /// real upstream servers are in /run/systemd/resolve/resolv.conf.
 fn default_resolv_conf() -> PathBuf {
@@ -195,6 +230,11 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
         gid: socket_group(args.group.as_deref())?,
         limits: api_limits()?,
     };
+    let address_pools = args
+        .default_address_pool
+        .iter()
+        .map(|p| address_pool(p))
+        .collect::<Result<Vec<_>>>()?;
     let cfg = Config {
         data_root: args.data_root.unwrap_or_else(client::default_data_root),
         exec_root: args.exec_root.unwrap_or_else(client::default_exec_root),
@@ -216,6 +256,7 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
         },
         cluster,
         recover_store: args.recover_store,
+        address_pools,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd};
 
-use futures_util::TryStreamExt;
+use futures_util::{Stream, TryStreamExt};
 use ipnet::IpNet;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::link::{
@@ -79,6 +79,30 @@ impl Link {
     }
 }
 
+/// Collects a netlink dump, waiting while another one runs on the same
+/// socket. The kernel runs one dump per netlink socket at a time and refuses
+/// a second with `EBUSY` (`netlink_dump_start` in net/netlink/af_netlink.c),
+/// and a [`Handle`]'s socket is shared by every task that holds the handle:
+/// fifty `network create` at once each list the host's routes on the same
+/// one. `request` builds the request anew for each try; the wait is bounded
+/// (about 5 s), after which `EBUSY` is the error.
+pub async fn dump<T, S>(what: &'static str, mut request: impl FnMut() -> S) -> Result<Vec<T>>
+where
+    S: Stream<Item = std::result::Result<T, rtnetlink::Error>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut pause = std::time::Duration::from_micros(100);
+    loop {
+        match request().try_collect().await {
+            Err(e) if is_errno(&e, libc::EBUSY) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_millis(10));
+            }
+            r => return r.map_err(|e| Error::netlink(what, e)),
+        }
+    }
+}
+
 /// Looks a link up by name, like `ip link show NAME`; `None` when there is
 /// no such link.
 pub async fn get(handle: &Handle, name: &str) -> Result<Option<Link>> {
@@ -93,13 +117,7 @@ pub async fn get(handle: &Handle, name: &str) -> Result<Option<Link>> {
 
 /// Every link in the handle's namespace, like `ip link show`.
 pub async fn list(handle: &Handle) -> Result<Vec<Link>> {
-    let msgs: Vec<LinkMessage> = handle
-        .link()
-        .get()
-        .execute()
-        .try_collect()
-        .await
-        .map_err(|e| Error::netlink("listing links", e))?;
+    let msgs: Vec<LinkMessage> = dump("listing links", || handle.link().get().execute()).await?;
     Ok(msgs.iter().map(Link::from_message).collect())
 }
 
@@ -383,13 +401,8 @@ pub async fn configure(
 /// Every address of the handle's namespace with the index of its link,
 /// like `ip addr show`.
 pub async fn addresses(handle: &Handle) -> Result<Vec<(u32, IpNet)>> {
-    let msgs: Vec<rtnetlink::packet_route::address::AddressMessage> = handle
-        .address()
-        .get()
-        .execute()
-        .try_collect()
-        .await
-        .map_err(|e| Error::netlink("listing addresses", e))?;
+    let msgs: Vec<rtnetlink::packet_route::address::AddressMessage> =
+        dump("listing addresses", || handle.address().get().execute()).await?;
     Ok(msgs
         .iter()
         .filter_map(|m| {
@@ -410,13 +423,8 @@ pub async fn routes(handle: &Handle) -> Result<Vec<IpNet>> {
         RouteMessageBuilder::<std::net::Ipv4Addr>::new().build(),
         RouteMessageBuilder::<std::net::Ipv6Addr>::new().build(),
     ] {
-        let msgs: Vec<RouteMessage> = handle
-            .route()
-            .get(msg)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|e| Error::netlink("listing routes", e))?;
+        let msgs: Vec<RouteMessage> =
+            dump("listing routes", || handle.route().get(msg.clone()).execute()).await?;
         for m in msgs {
             if m.header.table != RT_TABLE_MAIN {
                 continue;

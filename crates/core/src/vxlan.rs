@@ -12,7 +12,6 @@
 use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
-use futures_util::TryStreamExt;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::neighbour::{
@@ -173,14 +172,10 @@ fn destination(attrs: &[NeighbourAttribute]) -> Option<IpAddr> {
 }
 
 async fn dump(handle: &Handle, family: AddressFamily) -> Result<Vec<NeighbourMessage>> {
-    handle
-        .neighbours()
-        .get()
-        .set_address_family(family)
-        .execute()
-        .try_collect()
-        .await
-        .map_err(|e| Error::netlink("listing neighbour and forwarding entries", e))
+    crate::link::dump("listing neighbour and forwarding entries", || {
+        handle.neighbours().get().set_address_family(family).execute()
+    })
+    .await
 }
 
 /// The permanent neighbour entries of the device `index`: IP → MAC.

@@ -37,6 +37,9 @@ pub struct Config {
     /// Start on what a damaged store still holds (`--recover-store`)
     /// instead of refusing: see [`crate::store::Store::recover`].
     pub recover_store: bool,
+    /// Local networks' subnets without `--subnet` come from these
+    /// (`--default-address-pool`), or from Docker's defaults when empty.
+    pub address_pools: Vec<crate::ipam::AddressPool>,
 }
 
 impl Config {

@@ -96,7 +96,7 @@ pub enum Error {
     #[error("all of the default address pools ({pools}) overlap existing networks or routes: give --subnet")]
     PoolsExhausted {
         /// The pools, e.g. `172.17-31.0.0/16, 192.168.0-240.0/20`.
-        pools: &'static str,
+        pools: String,
     },
     /// A subnet without a free address.
     #[error("no free addresses left in subnet {subnet} (all {size} are in use or reserved)")]

@@ -34,9 +34,49 @@ pub fn global_pools() -> impl Iterator<Item = IpNet> {
     })
 }
 
-/// The first default pool that overlaps none of `taken`.
-pub fn pick_subnet(taken: &[IpNet]) -> Result<IpNet> {
-    pick_from(default_pools(), taken, "172.17-31.0.0/16, 192.168.0-240.0/20")
+/// A local pool given with `berth daemon --default-address-pool
+/// base=CIDR,size=N`, as dockerd's flag: the subnets of prefix length
+/// `size` in `base`, in order. Given pools replace Docker's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AddressPool {
+    base: Ipv4Net,
+    size: u8,
+}
+
+impl AddressPool {
+    /// A pool of `/size` subnets of `base`; `None` when `size` is shorter
+    /// than `base`'s prefix or longer than 30 (a subnet needs room for a
+    /// gateway and a container).
+    pub fn new(base: Ipv4Net, size: u8) -> Option<Self> {
+        (base.prefix_len() <= size && size <= 30).then(|| Self {
+            base: base.trunc(),
+            size,
+        })
+    }
+
+    fn subnets(&self) -> impl Iterator<Item = IpNet> {
+        self.base.subnets(self.size).into_iter().flatten().map(IpNet::V4)
+    }
+}
+
+impl std::fmt::Display for AddressPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "base={},size={}", self.base, self.size)
+    }
+}
+
+/// The first subnet of the local pools (`pools`, or Docker's defaults
+/// when there are none) that overlaps none of `taken`.
+pub fn pick_subnet(taken: &[IpNet], pools: &[AddressPool]) -> Result<IpNet> {
+    if pools.is_empty() {
+        return pick_from(default_pools(), taken, "172.17-31.0.0/16, 192.168.0-240.0/20");
+    }
+    let names: Vec<String> = pools.iter().map(ToString::to_string).collect();
+    pick_from(
+        pools.iter().flat_map(AddressPool::subnets),
+        taken,
+        &names.join("; "),
+    )
 }
 
 /// The first global default pool that overlaps none of `taken`.
@@ -44,10 +84,12 @@ pub fn pick_global_subnet(taken: &[IpNet]) -> Result<IpNet> {
     pick_from(global_pools(), taken, "10.0.0.0/8 in /24s")
 }
 
-fn pick_from(mut pools: impl Iterator<Item = IpNet>, taken: &[IpNet], names: &'static str) -> Result<IpNet> {
+fn pick_from(mut pools: impl Iterator<Item = IpNet>, taken: &[IpNet], names: &str) -> Result<IpNet> {
     pools
         .find(|p| !taken.iter().any(|t| overlaps(p, t)))
-        .ok_or(Error::PoolsExhausted { pools: names })
+        .ok_or_else(|| Error::PoolsExhausted {
+            pools: names.to_owned(),
+        })
 }
 
 /// A unique-local IPv6 /64 derived from a network id, for `--ipv6` without
@@ -250,15 +292,35 @@ mod tests {
     }
 
     #[test]
+    fn given_pools_replace_the_defaults_and_go_in_order() {
+        let pool = |b: &str, s| AddressPool::new(b.parse().unwrap(), s).unwrap();
+        let pools = [pool("10.10.0.0/23", 24), pool("10.20.0.0/16", 16)];
+        assert_eq!(pools[0].to_string(), "base=10.10.0.0/23,size=24");
+        assert_eq!(pick_subnet(&[], &pools).unwrap().to_string(), "10.10.0.0/24");
+        let taken: Vec<IpNet> = vec!["10.10.0.0/25".parse().unwrap()];
+        assert_eq!(pick_subnet(&taken, &pools).unwrap().to_string(), "10.10.1.0/24");
+        let taken: Vec<IpNet> = vec!["10.10.0.0/23".parse().unwrap()];
+        assert_eq!(pick_subnet(&taken, &pools).unwrap().to_string(), "10.20.0.0/16");
+        let taken: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let e = pick_subnet(&taken, &pools).unwrap_err().to_string();
+        assert!(
+            e.contains("(base=10.10.0.0/23,size=24; base=10.20.0.0/16,size=16)"),
+            "{e}"
+        );
+        assert!(AddressPool::new("10.0.0.0/16".parse().unwrap(), 8).is_none());
+        assert!(AddressPool::new("10.0.0.0/16".parse().unwrap(), 31).is_none());
+    }
+
+    #[test]
     fn pools_come_in_dockers_order_and_skip_what_is_taken() {
-        assert_eq!(pick_subnet(&[]).unwrap().to_string(), "172.17.0.0/16");
+        assert_eq!(pick_subnet(&[], &[]).unwrap().to_string(), "172.17.0.0/16");
         let taken: Vec<IpNet> = vec!["172.17.0.0/16".parse().unwrap(), "172.18.5.0/24".parse().unwrap()];
-        assert_eq!(pick_subnet(&taken).unwrap().to_string(), "172.19.0.0/16");
+        assert_eq!(pick_subnet(&taken, &[]).unwrap().to_string(), "172.19.0.0/16");
         let all16: Vec<IpNet> = vec!["172.16.0.0/12".parse().unwrap()];
-        assert_eq!(pick_subnet(&all16).unwrap().to_string(), "192.168.0.0/20");
+        assert_eq!(pick_subnet(&all16, &[]).unwrap().to_string(), "192.168.0.0/20");
         let everything: Vec<IpNet> = vec!["0.0.0.0/1".parse().unwrap(), "128.0.0.0/1".parse().unwrap()];
         assert!(
-            pick_subnet(&everything)
+            pick_subnet(&everything, &[])
                 .unwrap_err()
                 .to_string()
                 .contains("give --subnet")

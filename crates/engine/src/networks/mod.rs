@@ -288,7 +288,7 @@ impl Engine {
                         subnet: if global {
                             ipam::pick_global_subnet(&avoid)?
                         } else {
-                            ipam::pick_subnet(&avoid)?
+                            ipam::pick_subnet(&avoid, &self.cfg.address_pools)?
                         },
                         gateway: None,
                         ip_range: None,
