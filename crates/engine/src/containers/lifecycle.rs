@@ -69,7 +69,9 @@ impl Engine {
         let lock = self.container_lock(&id);
         let _g = lock.lock().await;
         let mut c = self.find_container(&id)?;
-        if c.status != Status::Created {
+        // Not created, or taken down by an earlier start already.
+        let down = c.endpoints.is_empty() && c.sandbox.is_none() && !c.auto_remove;
+        if c.status != Status::Created || down {
             return Ok(());
         }
         tracing::info!(container = %c.name, "created but never started when the daemon stopped: taking its network down");
