@@ -89,6 +89,12 @@ pub fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Removes the dockerds of bench runs that were killed, and what they
+/// left; one line per thing.
+pub fn sweep_docker() -> Vec<String> {
+    docker::sweep()
+}
+
 /// One line describing the machine: cores, CPU model, kernel.
 fn machine() -> String {
     let cores = std::thread::available_parallelism().map_or(0, usize::from);
@@ -251,6 +257,7 @@ fn timed_in(ns: &Path, cmd: &mut Command, stdin: &str, what: &str) -> Result<(Du
 /// Runs `cmd` with `stdin` as its input and times it from spawn to exit.
 /// Fails with what it printed when it fails.
 fn timed(cmd: &mut Command, stdin: &str, what: &str) -> Result<(Duration, String)> {
+    berth_testkit::cleanup::checkpoint();
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

@@ -1,12 +1,31 @@
 //! `cargo xtask fuzz [TARGET] [--seconds N]`: coverage-guided fuzzing of
-//! the parsers that take bytes from containers or plugins, with cargo-fuzz
-//! (libFuzzer). Targets live in `fuzz/fuzz_targets/`.
+//! the parsers that take bytes from containers, plugins and API clients, with cargo-fuzz (libFuzzer), each target for N
+//! seconds (60 by default; CI runs them all). Targets live in
+//! `fuzz/fuzz_targets/`. cargo-fuzz is installed when missing
+//! (`cargo install cargo-fuzz --locked`); the stable toolchain takes the
+//! sanitizer flags with `RUSTC_BOOTSTRAP=1`. Each run prints libFuzzer's
+//! execution count.
 
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 
-const TARGETS: &[&str] = &["dns_answer", "cni_result", "docker_response", "plugin_answer"];
+const TARGETS: &[&str] = &[
+    "dns_answer",
+    "cni_result",
+    "docker_response",
+    "plugin_answer",
+    "api_request",
+];
+
+/// Whether `cargo fuzz` runs.
+fn have_cargo_fuzz() -> bool {
+    Command::new("cargo")
+        .args(["fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
 
 pub fn run(args: &[String]) -> Result<()> {
     let mut seconds = 60u64;
@@ -32,26 +51,51 @@ pub fn run(args: &[String]) -> Result<()> {
     if targets.is_empty() {
         targets = TARGETS.to_vec();
     }
-    let have = Command::new("cargo")
-        .args(["fuzz", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !have {
-        bail!("cargo-fuzz is not installed: cargo install cargo-fuzz");
-    }
-    for t in targets {
-        println!("fuzzing {t} for {seconds} s");
-        // libFuzzer needs nightly-only compiler flags; RUSTC_BOOTSTRAP lets
-        // the stable toolchain of these machines accept them.
-        let st = Command::new("cargo")
-            .current_dir(crate::root().join("fuzz"))
-            .env("RUSTC_BOOTSTRAP", "1")
-            .args(["fuzz", "run", t, "--", &format!("-max_total_time={seconds}")])
-            .status()
-            .context("running cargo fuzz")?;
-        if !st.success() {
-            bail!("fuzz target {t} found a failure (see fuzz/artifacts/{t})");
+    if !have_cargo_fuzz() {
+        println!("cargo-fuzz is not installed: cargo install cargo-fuzz --locked");
+        let st = crate::status(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))
+            .context("running cargo install cargo-fuzz")?;
+        if !st.success() || !have_cargo_fuzz() {
+            bail!("could not install cargo-fuzz (cargo install cargo-fuzz --locked)");
         }
     }
+    let mut done = Vec::new();
+    for t in targets {
+        println!("fuzzing {t} for {seconds} s");
+        let runs = fuzz(t, seconds)?;
+        done.push(format!("{t}: {runs} executions in {seconds} s, no finding"));
+    }
+    for d in done {
+        println!("{d}");
+    }
     Ok(())
+}
+
+/// Runs one target for `seconds`, passing its output on; the number of
+/// executions libFuzzer reports at the end ("Done N runs in S second(s)").
+fn fuzz(target: &str, seconds: u64) -> Result<String> {
+    // libFuzzer needs nightly-only compiler flags; RUSTC_BOOTSTRAP lets
+    // the stable toolchain of these machines accept them.
+    let mut child = Command::new("cargo")
+        .current_dir(crate::root().join("fuzz"))
+        .env("RUSTC_BOOTSTRAP", "1")
+        .args(["fuzz", "run", target, "--", &format!("-max_total_time={seconds}")])
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running cargo fuzz")?;
+    let _forwarded = berth_testkit::cleanup::forward(child.id());
+    let mut runs = String::from("?");
+    if let Some(err) = child.stderr.take() {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            if let Some(n) = line.strip_prefix("Done ").and_then(|r| r.split(' ').next()) {
+                n.clone_into(&mut runs);
+            }
+        }
+    }
+    let st = child.wait().context("waiting for cargo fuzz")?;
+    if !st.success() {
+        bail!("fuzz target {target} found a failure (see fuzz/artifacts/{target})");
+    }
+    Ok(runs)
 }

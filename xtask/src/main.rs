@@ -7,6 +7,13 @@
 //! - `bench [attach|dns|overlay|plugins|ports]`: berth next to its peers, measured in the same run.
 //! - `vmtest [--timeout SECS] [FILTER]`: the tests that need ipvlan, 802.1q
 //!   and dummy links, in a stock Debian kernel under qemu.
+//! - `fuzz [TARGET] [--seconds N]`: libFuzzer on berth's decoders.
+//!
+//! Every command cleans up on SIGINT and SIGTERM: the programs it runs get
+//! the signal and are waited for, and whatever it made (test roots, a
+//! bench's dockerd, a VM's scratch files) is removed before it ends by that
+//! signal. Each first removes what an earlier run killed outright left,
+//! saying so in one line per killed run ([`sweep`]).
 
 mod bench;
 mod demo;
@@ -16,13 +23,16 @@ mod needs;
 mod test;
 mod vmtest;
 
+use std::io;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, ExitStatus, Output, Stdio};
 
 use anyhow::{Context, Result, bail};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    berth_testkit::cleanup::install();
+    sweep();
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
         Some("test-drivers") => drivers::run(&args[1..]),
@@ -46,6 +56,41 @@ fn main() -> ExitCode {
     }
 }
 
+/// Removes what earlier runs killed outright (SIGKILL) left: a bench's
+/// dockerd first (stopped through its own API while it still answers),
+/// then every test root whose owner is gone with its processes, then a
+/// VM run's scratch files and qemu. One line per run (or thing) on stderr. Needs
+/// root; does nothing without it.
+fn sweep() {
+    if !nix::unistd::geteuid().is_root() {
+        return;
+    }
+    let mut lines = bench::sweep_docker();
+    lines.extend(berth_testkit::cleanup::summary(&berth_testkit::cleanup::sweep()));
+    lines.extend(vmtest::sweep());
+    for l in lines {
+        eprintln!("cleanup: {l}");
+    }
+}
+
+/// Runs `cmd` to its end like [`Command::status`]; a SIGINT or SIGTERM
+/// that arrives meanwhile is passed on to it, and waited for, before this
+/// process cleans up.
+pub fn status(cmd: &mut Command) -> io::Result<ExitStatus> {
+    let mut child = cmd.spawn()?;
+    let _forwarded = berth_testkit::cleanup::forward(child.id());
+    child.wait()
+}
+
+/// Like [`status`], keeping what `cmd` prints on stdout (stdin is null;
+/// stderr goes where `cmd` says, by default to this process's).
+pub fn output(cmd: &mut Command) -> io::Result<Output> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+    let child = cmd.spawn()?;
+    let _forwarded = berth_testkit::cleanup::forward(child.id());
+    child.wait_with_output()
+}
+
 /// The workspace root.
 pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -61,7 +106,7 @@ pub fn build_berth(release: bool) -> Result<PathBuf> {
     if release {
         cmd.arg("--release");
     }
-    let st = cmd.status().context("running cargo build")?;
+    let st = status(&mut cmd).context("running cargo build")?;
     if !st.success() {
         bail!("cargo build failed");
     }

@@ -79,10 +79,13 @@ pub fn reports(args: &[String]) -> Result<Vec<String>> {
     let fetched = started.elapsed();
 
     // Per run, so that two runs side by side do not share them; those of
-    // runs that were interrupted go now.
-    remove_stale_runs(&dir);
+    // runs that were killed went when this one started ([`sweep`]).
     let scratch = dir.join(format!("run-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
+    let gone = scratch.clone();
+    let _on_signal = berth_testkit::cleanup::on_interrupt(move || {
+        let _ = std::fs::remove_dir_all(&gone);
+    });
     let image = scratch.join("initramfs.cpio");
     let payload = initramfs::Payload {
         test: &built_test.test,
@@ -139,17 +142,52 @@ pub fn reports(args: &[String]) -> Result<Vec<String>> {
     }
 }
 
-/// Removes the `run-PID` directories of runs whose process is gone.
-fn remove_stale_runs(dir: &Path) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+/// Removes the `run-PID` scratch directories of runs whose process is
+/// gone, and ends the qemu such a run left booting (its command line names
+/// the directory); one line per thing.
+pub fn sweep() -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(dir) = target_dir().map(|d| d.join("vmtest")) else {
+        return out;
+    };
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        return out;
+    };
     for e in rd.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(pid) = name.strip_prefix("run-")
-            && !Path::new("/proc").join(pid).exists()
-        {
-            let _ = std::fs::remove_dir_all(e.path());
+        let Some(pid) = name.strip_prefix("run-") else {
+            continue;
+        };
+        if Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        let path = e.path();
+        let needle = format!("{}/", path.display());
+        for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(qemu) = p.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let cmd = std::fs::read(p.path().join("cmdline")).unwrap_or_default();
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.starts_with("qemu-system") && cmd.contains(&needle) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(qemu),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+                out.push(format!(
+                    "qemu {qemu} of a VM test run that is gone (pid {pid}) ended"
+                ));
+            }
+        }
+        match std::fs::remove_dir_all(&path) {
+            Ok(()) => out.push(format!(
+                "{} (a VM test run's scratch files, pid {pid} is gone): removed",
+                path.display()
+            )),
+            Err(e) => out.push(format!("{}: COULD NOT REMOVE: {e}", path.display())),
         }
     }
+    out
 }
 
 fn target_dir() -> Result<PathBuf> {
@@ -170,20 +208,21 @@ struct Built {
 }
 
 fn build_test() -> Result<Built> {
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(crate::root())
-        .args([
-            "test",
-            "-p",
-            "berth",
-            "--test",
-            TEST,
-            "--no-run",
-            "--message-format=json",
-        ])
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running cargo test --no-run")?;
+    let out = crate::output(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(crate::root())
+            .args([
+                "test",
+                "-p",
+                "berth",
+                "--test",
+                TEST,
+                "--no-run",
+                "--message-format=json",
+            ])
+            .stderr(Stdio::inherit()),
+    )
+    .context("running cargo test --no-run")?;
     if !out.status.success() {
         bail!("building the VM tests failed");
     }
@@ -267,6 +306,7 @@ fn boot(kernel: &Path, initrd: &Path, timeout: Duration) -> Result<Boot> {
         .stderr(Stdio::inherit())
         .spawn()
         .context("starting qemu-system-x86_64 (apt-get install qemu-system-x86)")?;
+    let _forwarded = berth_testkit::cleanup::forward(child.id());
     let started = Instant::now();
     let stdout = child.stdout.take().context("qemu's stdout")?;
     let (tx, rx) = mpsc::channel();

@@ -14,11 +14,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::{ROOT_PREFIX, Run, SEQ, TestHost, in_netns, make_netns, remove_root, require_root, run_in};
+use crate::{Run, TestHost, cleanup, in_netns, make_netns, remove_root, require_root, run_in};
 
 /// The underlay's prefix length; addresses are 198.51.100.0/24.
 const UNDERLAY: &str = "198.51.100";
@@ -69,12 +68,7 @@ impl Fabric {
     pub fn build(berth: &Path, hosts: usize, members: usize, tls: bool) -> Self {
         require_root();
         assert!((1..=3).contains(&members), "1 to 3 etcd members");
-        let root = std::env::temp_dir().join(format!(
-            "{ROOT_PREFIX}{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&root);
+        let root = cleanup::new_root();
         fs::create_dir_all(root.join("netns")).expect("creating the fabric's root");
         let ns = root.join("netns").join("fabric");
         make_netns(&ns).expect("creating the fabric namespace");
@@ -410,5 +404,6 @@ impl Drop for Fabric {
             self.stop_member(m);
         }
         remove_root(&self.root);
+        cleanup::untrack(&self.root);
     }
 }

@@ -8,37 +8,33 @@
 //! Its `Drop` ends every process in its namespaces (containers, shims, the
 //! daemon), unmounts everything under its directory and removes it: the
 //! kernel then frees the namespaces and every link and nftables table in
-//! them, also when a test fails.
+//! them, also when a test fails. On SIGINT or SIGTERM the process's
+//! cleanup thread does the same for every host it has, and a run killed
+//! outright is cleaned up by the next one ([`cleanup`]).
 #![deny(missing_docs)]
 
+pub mod cleanup;
 pub mod conformance;
 pub mod dns;
 pub mod docker_plugin;
 mod error;
 pub mod fabric;
 
+pub use cleanup::{ROOT_ENV, ROOT_PREFIX, remove_root, stale_roots};
 pub use error::Error;
 pub use hickory_proto; // the tests read answers with its types
 
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
-
-/// Prefix of every test root under the temporary directory; the leak check
-/// of `cargo xtask test` looks for it.
-pub const ROOT_PREFIX: &str = "berth-test-";
-
-static SEQ: AtomicUsize = AtomicUsize::new(0);
 
 /// Fails loudly (never skips) when not root: berth's tests need
 /// CAP_SYS_ADMIN and CAP_NET_ADMIN to make namespaces.
@@ -53,6 +49,7 @@ pub fn require_root() {
 
 /// Creates a network namespace pinned by a bind mount at `path`.
 pub fn make_netns(path: &Path) -> io::Result<()> {
+    cleanup::checkpoint();
     File::create(path)?;
     let p = path.to_owned();
     thread::spawn(move || -> io::Result<()> {
@@ -75,8 +72,15 @@ pub fn make_netns(path: &Path) -> io::Result<()> {
     .map_err(|_| io::Error::other("namespace thread panicked"))?
 }
 
-/// Makes `cmd` start inside the network namespace pinned at `ns`.
+/// Makes `cmd` start inside the network namespace pinned at `ns`. When
+/// `ns` is in a test root, the command also gets [`ROOT_ENV`] naming it,
+/// which ties it and its children to the root for every cleanup (see
+/// [`cleanup`]).
 pub fn in_netns(cmd: &mut Command, ns: &Path) -> io::Result<()> {
+    cleanup::checkpoint();
+    if let Some(root) = cleanup::root_of(ns) {
+        cmd.env(ROOT_ENV, root);
+    }
     let f = File::open(ns)?;
     // SAFETY: setns is a raw syscall on an fd opened before the fork.
     unsafe {
@@ -88,101 +92,6 @@ pub fn in_netns(cmd: &mut Command, ns: &Path) -> io::Result<()> {
         });
     }
     Ok(())
-}
-
-fn ns_inode(path: &Path) -> Option<u64> {
-    fs::metadata(path).ok().map(|m| m.ino())
-}
-
-/// Every mount point under `root`, deepest first.
-fn mounts_under(root: &Path) -> Vec<PathBuf> {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let root = root.to_string_lossy().into_owned();
-    let mut out: Vec<PathBuf> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| p.starts_with(&root))
-        .map(PathBuf::from)
-        .collect();
-    out.sort();
-    out.dedup();
-    out.reverse();
-    out
-}
-
-/// Kills every process whose network namespace is one of `inodes`, except
-/// ourselves. These are processes the test started (containers, shims,
-/// daemons), found by where they live rather than by a list that a crash
-/// could lose.
-fn kill_in_namespaces(inodes: &[u64]) {
-    let me = std::process::id();
-    let Ok(rd) = fs::read_dir("/proc") else { return };
-    for e in rd.flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(m) = fs::metadata(format!("/proc/{pid}/ns/net")) else {
-            continue;
-        };
-        if inodes.contains(&m.ino()) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
-        }
-    }
-}
-
-/// Removes a test root: kills what runs in its namespaces, unmounts, deletes.
-pub fn remove_root(root: &Path) {
-    let mut inodes: Vec<u64> = Vec::new();
-    for dir in [
-        root.to_path_buf(),
-        root.join("netns"),
-        root.join("run").join("netns"),
-    ] {
-        if let Ok(rd) = fs::read_dir(&dir) {
-            for e in rd.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_file())
-                    && let Some(i) = ns_inode(&e.path())
-                    && fs::metadata(e.path())
-                        .is_ok_and(|m| m.dev() != fs::metadata(root).map(|r| r.dev()).unwrap_or(0))
-                {
-                    inodes.push(i);
-                }
-            }
-        }
-    }
-    kill_in_namespaces(&inodes);
-    // Give the kernel a moment to reap them before unmounting.
-    thread::sleep(Duration::from_millis(20));
-    for m in mounts_under(root) {
-        let _ = umount2(&m, MntFlags::MNT_DETACH);
-    }
-    let _ = fs::remove_dir_all(root);
-}
-
-/// Test roots left by runs that ended before their `Drop` (the process
-/// named in the root's name is gone). Roots of processes still running,
-/// such as a bench beside the tests, are theirs, not stale.
-pub fn stale_roots() -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = fs::read_dir(std::env::temp_dir()) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(rest) = name.strip_prefix(ROOT_PREFIX) else {
-                continue;
-            };
-            let owner = rest.split('-').next().unwrap_or_default();
-            if !Path::new("/proc").join(owner).exists() || owner.is_empty() {
-                out.push(e.path());
-            }
-        }
-    }
-    out
 }
 
 /// A host made of a network namespace, with a berth daemon inside.
@@ -231,12 +140,7 @@ impl TestHost {
     /// A fresh host namespace, without a daemon yet.
     pub fn without_daemon(berth: &Path) -> Self {
         require_root();
-        let root = std::env::temp_dir().join(format!(
-            "{ROOT_PREFIX}{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = fs::remove_dir_all(&root);
+        let root = cleanup::new_root();
         fs::create_dir_all(root.join("netns")).expect("creating the test root");
         let ns = root.join("netns").join("host");
         let h = Self {
@@ -622,5 +526,6 @@ impl Drop for TestHost {
     fn drop(&mut self) {
         self.kill_daemon();
         remove_root(&self.root);
+        cleanup::untrack(&self.root);
     }
 }

@@ -11,6 +11,7 @@
 //! resolver forwards cannot leave the network.
 
 mod daemon;
+mod leftovers;
 mod machine;
 mod swarm;
 
@@ -22,6 +23,7 @@ use anyhow::{Context, Result, ensure};
 use berth_testkit::dns::Upstream;
 
 pub use daemon::{Dockerd, IMAGE, Net};
+pub use leftovers::sweep;
 pub use swarm::Swarm;
 
 use super::resolver::{self, CLIENT, Subject, TARGET};

@@ -150,20 +150,20 @@ impl Opts {
 
 /// Builds the `cdylib` of `package` in release and returns its path.
 fn build_library(package: &str) -> Result<PathBuf> {
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .current_dir(crate::root())
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "--message-format=json",
-            "-p",
-            package,
-        ])
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .with_context(|| format!("running cargo build -p {package}"))?;
+    let out = crate::output(
+        Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(crate::root())
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "--message-format=json",
+                "-p",
+                package,
+            ])
+            .stderr(Stdio::inherit()),
+    )
+    .with_context(|| format!("running cargo build -p {package}"))?;
     ensure!(out.status.success(), "cargo build --release -p {package} failed");
     String::from_utf8_lossy(&out.stdout)
         .lines()

@@ -19,7 +19,10 @@
 //! - `filters`: what `network ls` and `network prune` filters mean.
 //! - `error`: every failure as `{"message": "..."}` with Docker's status,
 //!   bodies and queries that do not decode included.
+//! - [`decode`]: the same reading of a request with no engine behind it,
+//!   for fuzzing.
 
+pub mod decode;
 mod error;
 mod filters;
 mod listen;

@@ -37,22 +37,22 @@ async fn finish<T: Send + 'static>(fut: impl Future<Output = Result<T>> + Send +
 /// (`limit`, `size`, `verbose`, `v`, …) are ignored.
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct Query {
-    filters: String,
-    all: String,
-    force: String,
+pub(super) struct Query {
+    pub(super) filters: String,
+    pub(super) all: String,
+    pub(super) force: String,
 }
 
 /// Docker's reading of a boolean query parameter: anything but empty,
 /// `0`, `no`, `false` and `none` is true.
-fn truthy(s: &str) -> bool {
+pub(super) fn truthy(s: &str) -> bool {
     !matches!(
         s.to_ascii_lowercase().as_str(),
         "" | "0" | "no" | "false" | "none"
     )
 }
 
-fn filters(q: &Query) -> Result<Filters> {
+pub(super) fn filters(q: &Query) -> Result<Filters> {
     if q.filters.is_empty() {
         return Ok(Filters::new());
     }
@@ -88,7 +88,7 @@ async fn network_inspect(State(e): Eng, Id(id): Id) -> ApiResult<Json<Network>> 
 
 /// Refuses what a Docker client may ask for and berth cannot do, naming
 /// the flag.
-fn check_create(r: &NetworkCreateRequest) -> Result<()> {
+pub(super) fn check_create(r: &NetworkCreateRequest) -> Result<()> {
     let refuse = |what| Err(Error::Unsupported(what));
     if r.ingress {
         return refuse(Unsupported::Ingress);
@@ -139,7 +139,7 @@ async fn network_prune(State(e): Eng, Params(q): Params<Query>) -> ApiResult<Jso
     }))
 }
 
-fn check_connect(r: &NetworkConnectRequest) -> Result<()> {
+pub(super) fn check_connect(r: &NetworkConnectRequest) -> Result<()> {
     if r.container.is_empty() {
         return Err(Error::NoContainerGiven);
     }
@@ -260,13 +260,13 @@ async fn system_reconcile(State(e): Eng) -> ApiResult<StatusCode> {
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn not_found(uri: Uri) -> ApiError {
+pub(super) async fn not_found(uri: Uri) -> ApiError {
     ApiError(Error::NoSuchRoute {
         path: uri.path().to_owned(),
     })
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> Response {
+pub(super) async fn method_not_allowed(method: Method, uri: Uri) -> Response {
     let body = ErrorResponse {
         message: format!("method {method} is not allowed on {}", uri.path()),
     };
@@ -274,6 +274,7 @@ async fn method_not_allowed(method: Method, uri: Uri) -> Response {
 }
 
 /// The API's routes, without the version prefix (see [`crate::api::serve`]).
+/// `decode.rs` mirrors them (its test reads this function's source).
 pub fn router(engine: Arc<Engine>) -> Router {
     Router::new()
         .route("/_ping", get(ping))

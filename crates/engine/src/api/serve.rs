@@ -33,7 +33,7 @@ fn split_version(path: &str) -> Option<(Result<ApiVersion, Error>, &str)> {
 /// send one), refuses another version in Docker's words (400), and puts
 /// Docker's headers on the answer: `Api-Version` (without it a Docker
 /// client falls back to API 1.24), `Ostype`, `Server`, ….
-async fn docker_compat(mut req: Request, next: Next) -> Response {
+pub(super) async fn docker_compat(mut req: Request, next: Next) -> Response {
     let refused = match split_version(req.uri().path()) {
         None => None,
         Some((Err(e), _)) => Some(e),

@@ -18,7 +18,8 @@
 //! of its own, and busybox-static is imported as its one image. Before it
 //! starts, it notes what the machine has (`machine.rs`); [`Dockerd::shut`]
 //! removes the containers, the network and the image, stops dockerd by its
-//! pid, and puts back what was not there before, saying so.
+//! pid, and puts back what was not there before, saying so. A bench that
+//! is interrupted or killed does the same through `leftovers.rs`.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -30,6 +31,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+use super::leftovers;
 use super::machine::{
     Machine, PROXY, SWARM_FILES, hold_swarm_files, processes_with, proxies, release_swarm_files,
 };
@@ -76,6 +78,9 @@ pub struct Dockerd {
     /// It runs in a namespace and holds a use of [`SWARM_FILES`].
     in_netns: bool,
     closed: bool,
+    /// Tears it down if the bench gets SIGINT or SIGTERM
+    /// ([`leftovers::teardown`]); dropped when it shuts down normally.
+    on_signal: Option<berth_testkit::cleanup::Hook>,
 }
 
 /// What starting a dockerd gives: it, or why not with what the cleanup
@@ -113,6 +118,7 @@ impl Dockerd {
                 return Err((e, Vec::new()));
             }
         };
+        leftovers::record(&dir, Some(net.bridge), &before.absent(), false);
         Self::ready(dir, daemon, before, Some(net), false, applets)
     }
 
@@ -121,9 +127,10 @@ impl Dockerd {
     /// names its test root. On failure everything it made is gone again;
     /// the error comes with what the cleanup found.
     pub fn start_in(ns: &Path, name: &str, applets: &[&str]) -> Started {
-        if let Err(e) = hold_swarm_files() {
-            return Err((e, Vec::new()));
-        }
+        let made = match hold_swarm_files() {
+            Ok(made) => made,
+            Err(e) => return Err((e, Vec::new())),
+        };
         // After the mount point exists: it is not dockerd's to remove.
         let before = Machine::snapshot();
         let dir = Self::dir(name);
@@ -136,6 +143,7 @@ impl Dockerd {
                 return Err((e, notes));
             }
         };
+        leftovers::record(&dir, None, &before.absent(), made);
         Self::ready(dir, daemon, before, None, true, applets)
     }
 
@@ -157,6 +165,20 @@ impl Dockerd {
         in_netns: bool,
         applets: &[&str],
     ) -> Started {
+        let on_signal = {
+            let (dir, before) = (dir.clone(), before.clone());
+            let bridge = net.as_ref().map(|n| n.bridge);
+            berth_testkit::cleanup::on_interrupt(move || {
+                let mut notes = leftovers::teardown(&dir, "the bench was interrupted");
+                before.restore(bridge, &mut notes);
+                if in_netns {
+                    release_swarm_files(&mut notes);
+                }
+                for n in notes {
+                    eprintln!("cleanup: {n}");
+                }
+            })
+        };
         let mut d = Self {
             dir,
             daemon,
@@ -164,6 +186,7 @@ impl Dockerd {
             net,
             in_netns,
             closed: false,
+            on_signal: Some(on_signal),
         };
         match d.setup(applets) {
             Ok(()) => Ok(d),
@@ -285,6 +308,7 @@ impl Dockerd {
             return notes;
         }
         self.closed = true;
+        self.on_signal = None;
         let mut pids: Vec<i32> = Vec::new();
         if matches!(self.daemon.try_wait(), Ok(None)) {
             let ids = self.docker(&["ps", "-aq"]).unwrap_or_default();
@@ -442,7 +466,9 @@ fn spawn(dir: &Path, place: Place<'_>) -> Result<Child> {
         .arg(format!("--userland-proxy={proxy}"))
         .arg(format!("--userland-proxy-path={PROXY}"));
     }
-    cmd.stdin(Stdio::null())
+    // Ties it and what it starts to its root, for every cleanup.
+    cmd.env(berth_testkit::ROOT_ENV, dir)
+        .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
         .spawn()

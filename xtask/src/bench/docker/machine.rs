@@ -29,15 +29,16 @@ pub(super) const SWARM_FILES: &str = "/var/lib/docker";
 /// bench made it.
 static SWARM_FILES_USE: Mutex<(usize, bool)> = Mutex::new((0, false));
 
-/// Counts one more dockerd using [`SWARM_FILES`], making it when absent.
-pub(super) fn hold_swarm_files() -> Result<()> {
+/// Counts one more dockerd using [`SWARM_FILES`], making it when absent;
+/// whether the bench made it.
+pub(super) fn hold_swarm_files() -> Result<bool> {
     let mut used = SWARM_FILES_USE.lock().unwrap_or_else(PoisonError::into_inner);
     if used.0 == 0 && !Path::new(SWARM_FILES).exists() {
         fs::create_dir(SWARM_FILES).with_context(|| format!("making the mount point {SWARM_FILES}"))?;
         used.1 = true;
     }
     used.0 += 1;
-    Ok(())
+    Ok(used.1)
 }
 
 /// Counts one dockerd less using [`SWARM_FILES`]; the last one removes it
@@ -57,7 +58,7 @@ pub(super) fn release_swarm_files(notes: &mut Vec<String>) {
 }
 
 /// Directories dockerd and containerd make whatever their roots.
-const DIRS: [&str; 5] = [
+pub(super) const DIRS: [&str; 5] = [
     "/etc/docker",
     "/run/docker",
     "/run/containerd",
@@ -66,6 +67,7 @@ const DIRS: [&str; 5] = [
 ];
 
 /// What the machine had before dockerd started.
+#[derive(Clone)]
 pub(super) struct Machine {
     pub(super) links: Vec<String>,
     /// `(table, chain)` for every chain named DOCKER*.
@@ -129,7 +131,7 @@ pub(super) fn proxies() -> Vec<(i32, String)> {
 }
 
 /// Whether a process runs the program `name` (its first word's file name).
-fn running(name: &str) -> bool {
+pub(super) fn running(name: &str) -> bool {
     let Ok(rd) = fs::read_dir("/proc") else {
         return false;
     };
@@ -156,6 +158,15 @@ impl Machine {
             dirs: DIRS.iter().map(|d| (*d, Path::new(d).exists())).collect(),
             others: running("dockerd") || running("containerd"),
         }
+    }
+
+    /// The directories of [`DIRS`] the machine did not have.
+    pub(super) fn absent(&self) -> Vec<&'static str> {
+        self.dirs
+            .iter()
+            .filter(|(_, was)| !was)
+            .map(|(d, _)| *d)
+            .collect()
     }
 
     /// Puts the machine back as it was, as far as dockerd could have
