@@ -727,8 +727,8 @@ pub enum Error {
     StoreDamaged {
         /// The file.
         path: PathBuf,
-        /// redb's error.
-        source: redb::Error,
+        /// redb's error (boxed: it is large, and rare).
+        source: Box<redb::Error>,
     },
     /// A stored record that does not decode.
     #[error(

@@ -173,7 +173,7 @@ impl Store {
             if is_damage(&e) {
                 Error::StoreDamaged {
                     path: path.to_owned(),
-                    source: e,
+                    source: Box::new(e),
                 }
             } else {
                 Error::store(format!("opening {}", path.display()), e)
