@@ -403,7 +403,7 @@ fn bridges_are_isolated_unless_asked_not_to_be() {
     assert!(can_ping(&h, "c-i1", "10.93.1.1"));
     // --internal keeps a network's traffic in; the others go out.
     let outside = h.namespace("outside");
-    h.wire(&outside, "up0", "192.0.2.1/24", "192.0.2.2/24");
+    h.wire(&outside, "up0", "198.51.100.1/24", "198.51.100.2/24");
     let dir = ipam_dir(&h);
     h.ok(&[
         "network",
@@ -427,10 +427,10 @@ fn bridges_are_isolated_unless_asked_not_to_be() {
     ]);
     run(&h, "c-in", "in");
     assert!(
-        can_ping(&h, "c-i1", "192.0.2.2"),
+        can_ping(&h, "c-i1", "198.51.100.2"),
         "an isolated network cannot go out"
     );
-    assert!(!can_ping(&h, "c-in", "192.0.2.2"), "an internal network went out");
+    assert!(!can_ping(&h, "c-in", "198.51.100.2"), "an internal network went out");
 }
 
 #[test]
