@@ -210,6 +210,8 @@ fn block_on<T>(fut: impl Future<Output = T>) -> Result<T, Refused> {
             Some(rt) => rt,
             None => rt.insert(
                 tokio::runtime::Builder::new_current_thread()
+                    // The body's read has a deadline, as in the daemon.
+                    .enable_time()
                     .build()
                     .map_err(|e| Refused {
                         status: 500,
