@@ -15,6 +15,8 @@ use berth_api::ErrorResponse;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::args::socket_path;
+
 /// The exec root unless told otherwise: `$BERTH_EXEC_ROOT`, else
 /// `/run/berth`. The default socket and an auto-started daemon's log live
 /// there.
@@ -32,20 +34,6 @@ pub fn default_data_root() -> PathBuf {
 /// `unix://<exec root>/berth.sock`.
 pub fn default_host() -> String {
     format!("unix://{}", default_exec_root().join("berth.sock").display())
-}
-
-/// Turns `unix:///PATH` (or a bare path) into the socket's path.
-pub fn socket_path(host: &str) -> Result<PathBuf> {
-    if let Some(p) = host.strip_prefix("unix://") {
-        if p.is_empty() {
-            bail!("invalid host {host:?}: the unix socket path is empty (accepted: unix:///PATH)");
-        }
-        return Ok(PathBuf::from(p));
-    }
-    if host.starts_with('/') {
-        return Ok(PathBuf::from(host));
-    }
-    bail!("invalid host {host:?} (accepted: unix:///PATH; berth listens on unix sockets only)")
 }
 
 /// No request body.
@@ -274,22 +262,6 @@ fn detach_session(cmd: &mut Command) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hosts_parse() {
-        assert_eq!(
-            socket_path("unix:///run/x.sock").unwrap(),
-            PathBuf::from("/run/x.sock")
-        );
-        assert_eq!(socket_path("/tmp/b.sock").unwrap(), PathBuf::from("/tmp/b.sock"));
-        assert!(
-            socket_path("tcp://1.2.3.4:2375")
-                .unwrap_err()
-                .to_string()
-                .contains("unix sockets only")
-        );
-        assert!(socket_path("unix://").is_err());
-    }
 
     #[test]
     fn responses_parse_plain_and_chunked() {

@@ -5,70 +5,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use berth_engine::{Config, Engine};
-use clap::Args;
 
+use crate::args::{DaemonArgs, address_pool, socket_path};
 use crate::client::{self, Client};
-
-/// Options of `berth daemon`.
-#[derive(Args)]
-pub struct DaemonArgs {
-    /// Persistent state: the store, container logs [default: $BERTH_DATA_ROOT or /var/lib/berth].
-    #[arg(long)]
-    data_root: Option<PathBuf>,
-    /// Runtime state: pinned namespaces, generated files, the socket [default: $BERTH_EXEC_ROOT or /run/berth].
-    #[arg(long)]
-    exec_root: Option<PathBuf>,
-    /// The host's resolv.conf (default: /etc/resolv.conf, or systemd-resolved's upstream list when
-    /// /etc/resolv.conf only names its local stub).
-    #[arg(long)]
-    resolv_conf: Option<PathBuf>,
-    /// Directory of shared-library network plugins (repeatable)
-    /// [default: /usr/lib/berth/plugins and /etc/berth/plugins].
-    #[arg(long = "plugin-dir", value_name = "DIR")]
-    plugin_dir: Vec<PathBuf>,
-    /// Directory of Docker network plugin sockets (repeatable) [default: /run/docker/plugins].
-    #[arg(long = "docker-plugin-dir", value_name = "DIR")]
-    docker_plugin_dir: Vec<PathBuf>,
-    /// Directory of Docker plugin .spec and .json files (repeatable)
-    /// [default: /etc/docker/plugins and /usr/lib/docker/plugins].
-    #[arg(long = "docker-plugin-spec-dir", value_name = "DIR")]
-    docker_plugin_spec_dir: Vec<PathBuf>,
-    /// Directory of CNI network configuration lists.
-    #[arg(long = "cni-config-dir", default_value = "/etc/cni/net.d")]
-    cni_config_dir: PathBuf,
-    /// Where CNI plugin programs are, `:`-separated.
-    #[arg(long = "cni-path", default_value = "/opt/cni/bin:/usr/lib/cni")]
-    cni_path: String,
-    /// The cluster store for global (overlay) networks: etcd://HOST:PORT[,HOST:PORT...].
-    #[arg(long, value_name = "URL")]
-    cluster_store: Option<String>,
-    /// Options of the cluster store, KEY=VALUE[,KEY=VALUE...] (repeatable): cacert=PATH,cert=PATH,
-    /// key=PATH for TLS (or Docker's kv.cacertfile, kv.certfile, kv.keyfile), prefix=/berth/v1,
-    /// lease-ttl=SECONDS (default 10: how soon the others forget this host once it is gone).
-    #[arg(long = "cluster-store-opt", value_name = "KEY=VALUE")]
-    cluster_store_opt: Vec<String>,
-    /// This host's tunnel endpoint in the cluster: one of its addresses, or an interface that has
-    /// one (needed with --cluster-store).
-    #[arg(long, alias = "cluster-advertise", value_name = "IP|INTERFACE")]
-    advertise_addr: Option<String>,
-    /// The group that may use the API besides root: the socket is 0660 and belongs to it (a group
-    /// name or a numeric gid) [default: berth when that group exists, else root's group only].
-    #[arg(short = 'G', long, value_name = "GROUP")]
-    group: Option<String>,
-    /// Start even if the store is damaged: keep every record that can still be read, rebuild
-    /// lost bridge networks from their bridges, set the damaged file aside
-    /// (berth.redb.corrupt-<unix time>) and log what was kept, rebuilt and lost.
-    #[arg(long)]
-    recover_store: bool,
-    /// A pool that networks created without --subnet take their IPv4 subnets from, as dockerd's
-    /// flag: base=CIDR,size=N (repeatable, in order; replaces the default pools 172.17-31.0.0/16
-    /// and 192.168.0-240.0/20).
-    #[arg(long = "default-address-pool", value_name = "base=CIDR,size=N")]
-    default_address_pool: Vec<String>,
-    /// Log filter (error, warn, info, debug, trace).
-    #[arg(long, default_value = "info")]
-    log_level: String,
-}
 
 /// The socket's group: `--group` (a name or a gid), else `berth` when it
 /// exists, else root's group (0).
@@ -153,36 +92,6 @@ fn cluster(args: &DaemonArgs) -> Result<Option<berth_engine::ClusterConfig>> {
     Ok(Some(berth_engine::ClusterConfig { options, advertise }))
 }
 
-/// Reads `--default-address-pool base=CIDR,size=N` as dockerd does (the
-/// keys in any order).
-fn address_pool(value: &str) -> Result<berth_engine::ipam::AddressPool> {
-    let bad = |why: &str| anyhow::anyhow!("invalid --default-address-pool {value:?}: {why}");
-    let (mut base, mut size) = (None, None);
-    for part in value.split(',') {
-        match part.split_once('=') {
-            Some(("base", b)) => {
-                base = Some(
-                    b.parse::<ipnet::Ipv4Net>()
-                        .map_err(|_| bad("base must be an IPv4 CIDR such as 10.10.0.0/16"))?,
-                )
-            }
-            Some(("size", n)) => {
-                size = Some(n.parse::<u8>().map_err(|_| bad("size must be a prefix length"))?)
-            }
-            _ => return Err(bad("accepted: base=CIDR,size=N")),
-        }
-    }
-    let (Some(base), Some(size)) = (base, size) else {
-        return Err(bad("accepted: base=CIDR,size=N"));
-    };
-    berth_engine::ipam::AddressPool::new(base, size).ok_or_else(|| {
-        bad(&format!(
-            "size must be between the base's prefix length ({}) and 30",
-            base.prefix_len()
-        ))
-    })
-}
-
 /// Docker's choice: with systemd-resolved's stub in /etc/resolv.conf, the
 /// real upstream servers are in /run/systemd/resolve/resolv.conf.
 fn default_resolv_conf() -> PathBuf {
@@ -214,7 +123,7 @@ fn or(given: Vec<PathBuf>, defaults: &[&str]) -> Vec<PathBuf> {
 
 /// Runs the daemon until SIGINT or SIGTERM; SIGHUP re-installs the firewall.
 pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
-    let socket = client::socket_path(host.unwrap_or(&client::default_host()))?;
+    let socket = socket_path(host.unwrap_or(&client::default_host()))?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| "info".into()),
@@ -233,7 +142,7 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
     let address_pools = args
         .default_address_pool
         .iter()
-        .map(|p| address_pool(p))
+        .map(|p| address_pool(p, berth_engine::ipam::AddressPool::new))
         .collect::<Result<Vec<_>>>()?;
     let cfg = Config {
         data_root: args.data_root.unwrap_or_else(client::default_data_root),

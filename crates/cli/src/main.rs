@@ -3,6 +3,7 @@
 //! `berth daemon` runs the engine; every other command is a client of it
 //! over a unix socket, speaking Docker's words and flags.
 
+mod args;
 mod client;
 mod daemon;
 mod output;
@@ -13,313 +14,16 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use berth_api::{
     ContainerCreateRequest, ContainerInspect, ContainerSummary, EndpointIpamConfig, EndpointSettings,
-    Filters, Ipam, IpamConfig, Network, NetworkCheck, NetworkConnectRequest, NetworkCreateRequest,
-    NetworkCreateResponse, NetworkDisconnectRequest, NetworkPruneResponse, PluginInfo, SystemInfo,
-    SystemVersion,
+    Network, NetworkCheck, NetworkConnectRequest, NetworkCreateResponse, NetworkDisconnectRequest,
+    NetworkPruneResponse, PluginInfo, SystemInfo, SystemVersion,
 };
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use serde::Serialize;
 
+use crate::args::{
+    Cli, Cmd, NetworkCmd, PluginCmd, RunArgs, SystemCmd, enc, filters, filters_query, socket_path,
+};
 use crate::client::{Client, NO_BODY, connect};
-
-#[derive(Parser)]
-#[command(
-    name = "berth",
-    version,
-    about = "Docker's network modes for containers, without Docker"
-)]
-struct Cli {
-    /// The daemon's socket, unix:///PATH [default: unix://$BERTH_EXEC_ROOT/berth.sock, else
-    /// unix:///run/berth/berth.sock].
-    #[arg(short = 'H', long = "host", env = "BERTH_HOST", global = true)]
-    host: Option<String>,
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Run the berth engine.
-    Daemon(daemon::DaemonArgs),
-    /// Manage networks.
-    #[command(subcommand)]
-    Network(NetworkCmd),
-    /// Run a command in a new container.
-    Run(RunArgs),
-    /// Run a command in a running container.
-    Exec(ExecArgs),
-    /// List containers.
-    Ps {
-        /// Show all containers, exited ones too.
-        #[arg(short, long)]
-        all: bool,
-        /// Only show ids.
-        #[arg(short, long)]
-        quiet: bool,
-    },
-    /// Show containers in detail, as JSON.
-    Inspect {
-        /// Containers (name or id).
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
-    /// Remove containers.
-    Rm {
-        /// Kill running containers first.
-        #[arg(short, long)]
-        force: bool,
-        /// Containers (name or id).
-        #[arg(required = true)]
-        containers: Vec<String>,
-    },
-    /// List a container's published ports, or where one container port is
-    /// published (`berth port NAME 80/tcp`).
-    Port {
-        /// Container (name or id).
-        container: String,
-        /// PORT[/PROTO] to show alone.
-        private_port: Option<String>,
-    },
-    /// Daemon-wide operations.
-    #[command(subcommand)]
-    System(SystemCmd),
-    /// Show what a detached container printed.
-    Logs {
-        /// Container (name or id).
-        container: String,
-    },
-    /// Show the daemon's configuration and drivers.
-    Info,
-    /// Show the client's and the daemon's versions and the API version.
-    Version,
-    /// Manage network plugins.
-    #[command(subcommand)]
-    Plugin(PluginCmd),
-    #[command(name = "__shim", hide = true)]
-    Shim {
-        spec: String,
-        #[arg(last = true, required = true)]
-        argv: Vec<String>,
-    },
-}
-
-#[derive(Subcommand)]
-enum NetworkCmd {
-    /// Create a network.
-    Create(CreateArgs),
-    /// List networks.
-    #[command(alias = "list")]
-    Ls {
-        /// Only show ids.
-        #[arg(short, long)]
-        quiet: bool,
-        /// Filter: driver=X, name=X, id=X, label=KEY[=VALUE], type=custom|builtin,
-        /// dangling=true|false, scope=local|global.
-        #[arg(short, long = "filter", value_name = "KEY=VALUE")]
-        filters: Vec<String>,
-        /// table or json.
-        #[arg(long, default_value = "table")]
-        format: String,
-        /// Show full ids.
-        #[arg(long)]
-        no_trunc: bool,
-    },
-    /// Show networks in detail, as JSON.
-    Inspect {
-        /// Networks (name or id).
-        #[arg(required = true)]
-        networks: Vec<String>,
-    },
-    /// Remove networks.
-    #[command(alias = "remove")]
-    Rm {
-        /// Networks (name or id).
-        #[arg(required = true)]
-        networks: Vec<String>,
-    },
-    /// Remove every network no container uses.
-    Prune {
-        /// Do not ask.
-        #[arg(short, long)]
-        force: bool,
-        /// Filter: label=KEY[=VALUE] or label!=KEY[=VALUE].
-        #[arg(long = "filter", value_name = "KEY=VALUE")]
-        filters: Vec<String>,
-    },
-    /// Connect a container to a network.
-    Connect {
-        /// IPv4 address for the container.
-        #[arg(long)]
-        ip: Option<String>,
-        /// IPv6 address for the container.
-        #[arg(long)]
-        ip6: Option<String>,
-        /// Extra name for the container on this network (repeatable).
-        #[arg(long)]
-        alias: Vec<String>,
-        /// Network.
-        network: String,
-        /// Container.
-        container: String,
-    },
-    /// Check that every container on a network is still wired as its driver
-    /// left it (CNI's CHECK): one line per container, exit 1 if any failed.
-    Check {
-        /// Network.
-        network: String,
-    },
-    /// Disconnect a container from a network.
-    Disconnect {
-        /// Go on even if the driver fails to undo its work.
-        #[arg(short, long)]
-        force: bool,
-        /// Network.
-        network: String,
-        /// Container.
-        container: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum SystemCmd {
-    /// Re-install berth's firewall table with every network's and port's
-    /// elements (after someone flushed nftables); other tables are left
-    /// alone. The daemon does the same on SIGHUP.
-    Reconcile,
-}
-
-#[derive(Subcommand)]
-enum PluginCmd {
-    /// List plugins: name, transport, path, ABI version, status.
-    #[command(alias = "list")]
-    Ls {
-        /// table or json.
-        #[arg(long, default_value = "table")]
-        format: String,
-    },
-    /// Discover plugins again.
-    Reload,
-}
-
-#[derive(Args)]
-struct CreateArgs {
-    /// Driver: bridge (default), host, none, …
-    #[arg(short, long, default_value = "bridge")]
-    driver: String,
-    /// Subnet in CIDR notation (repeatable).
-    #[arg(long)]
-    subnet: Vec<String>,
-    /// Gateway for a subnet (repeatable).
-    #[arg(long)]
-    gateway: Vec<String>,
-    /// Allocate container addresses from this sub-range (repeatable).
-    #[arg(long = "ip-range")]
-    ip_range: Vec<String>,
-    /// Reserve an address: NAME=IP (repeatable).
-    #[arg(long = "aux-address", value_name = "NAME=IP")]
-    aux_address: Vec<String>,
-    /// Enable IPv6.
-    #[arg(long)]
-    ipv6: bool,
-    /// No traffic leaves the network.
-    #[arg(long)]
-    internal: bool,
-    /// Containers may be attached by hand.
-    #[arg(long)]
-    attachable: bool,
-    /// Driver option KEY=VALUE (repeatable).
-    #[arg(short, long = "opt", value_name = "KEY=VALUE")]
-    opt: Vec<String>,
-    /// Label KEY=VALUE (repeatable).
-    #[arg(long)]
-    label: Vec<String>,
-    /// Network name.
-    name: String,
-}
-
-#[derive(Args)]
-#[command(disable_help_flag = true)]
-struct RunArgs {
-    /// Run in the background and print the container's id.
-    #[arg(short, long)]
-    detach: bool,
-    /// Remove the container when its command ends.
-    #[arg(long)]
-    rm: bool,
-    /// Container name.
-    #[arg(long)]
-    name: Option<String>,
-    /// Network (default: bridge).
-    #[arg(long, alias = "net")]
-    network: Option<String>,
-    /// IPv4 address on a user-defined network.
-    #[arg(long)]
-    ip: Option<String>,
-    /// IPv6 address on a user-defined network.
-    #[arg(long)]
-    ip6: Option<String>,
-    /// Hostname inside the container.
-    #[arg(short = 'h', long)]
-    hostname: Option<String>,
-    /// Domain name inside the container.
-    #[arg(long)]
-    domainname: Option<String>,
-    /// DNS server for the container (repeatable).
-    #[arg(long, value_name = "IP")]
-    dns: Vec<String>,
-    /// DNS search domain (repeatable; "." for none).
-    #[arg(long = "dns-search", value_name = "DOMAIN")]
-    dns_search: Vec<String>,
-    /// resolv.conf option (repeatable).
-    #[arg(long = "dns-option", value_name = "OPT")]
-    dns_option: Vec<String>,
-    /// Add a line to /etc/hosts: NAME:IP or NAME:host-gateway (repeatable).
-    #[arg(long = "add-host", value_name = "NAME:IP")]
-    add_host: Vec<String>,
-    /// Legacy link to another container: NAME[:ALIAS] (repeatable).
-    #[arg(long, value_name = "NAME[:ALIAS]")]
-    link: Vec<String>,
-    /// Extra name on the network (repeatable; user-defined networks only).
-    #[arg(long = "network-alias", alias = "net-alias", value_name = "ALIAS")]
-    network_alias: Vec<String>,
-    /// Publish a port: [HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/tcp|udp|sctp]
-    /// (repeatable; bridge networks only).
-    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
-    publish: Vec<String>,
-    /// Publish every --expose'd port on a free ephemeral host port.
-    #[arg(short = 'P', long = "publish-all")]
-    publish_all: bool,
-    /// Declare a port the container listens on: PORT[-END][/PROTO] (repeatable; see -P).
-    #[arg(long, value_name = "PORT")]
-    expose: Vec<String>,
-    /// Accepted for Docker compatibility; the terminal is always passed on.
-    #[arg(short = 'i', long)]
-    interactive: bool,
-    /// Accepted for Docker compatibility; the terminal is always passed on.
-    #[arg(short = 't', long)]
-    tty: bool,
-    /// Print help.
-    #[arg(long, action = clap::ArgAction::Help)]
-    help: Option<bool>,
-    /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
-}
-
-#[derive(Args)]
-struct ExecArgs {
-    /// Accepted for Docker compatibility.
-    #[arg(short = 'i', long)]
-    interactive: bool,
-    /// Accepted for Docker compatibility.
-    #[arg(short = 't', long)]
-    tty: bool,
-    /// Container.
-    container: String,
-    /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
-}
 
 /// An error that ends berth with a particular exit code (127 when a
 /// container's command cannot be run, as a shell does).
@@ -346,22 +50,6 @@ fn main() -> ExitCode {
             }
         }
     }
-}
-
-fn key_value(what: &str, s: &str) -> Result<(String, String)> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => bail!("invalid {what} {s:?} (accepted: KEY=VALUE)"),
-    }
-}
-
-fn enc(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
@@ -453,7 +141,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Shim { spec, argv } => {
             let spec: run::Spec =
                 serde_json::from_str(&spec).context("decoding the shim's container spec")?;
-            let client = Client::new(client::socket_path(host.unwrap_or(&client::default_host()))?);
+            let client = Client::new(socket_path(host.unwrap_or(&client::default_host()))?);
             run::shim(&client, &spec, &argv)
         }
     }
@@ -511,70 +199,10 @@ fn print_lines(out: &[String]) {
     }
 }
 
-fn filters(args: &[String]) -> Result<Filters> {
-    let mut f = Filters::new();
-    for s in args {
-        let (k, v) = key_value("filter", s)?;
-        f.add(k, v);
-    }
-    Ok(f)
-}
-
-/// `?filters=…` for a request, or nothing.
-fn filters_query(f: &Filters) -> Result<String> {
-    Ok(if f.is_empty() {
-        String::new()
-    } else {
-        format!("?filters={}", enc(&serde_json::to_string(f)?))
-    })
-}
-
 fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
     match cmd {
         NetworkCmd::Create(a) => {
-            let n = a.subnet.len().max(a.gateway.len()).max(a.ip_range.len());
-            let mut config: Vec<IpamConfig> = (0..n)
-                .map(|i| IpamConfig {
-                    subnet: a.subnet.get(i).cloned().unwrap_or_default(),
-                    gateway: a.gateway.get(i).cloned().unwrap_or_default(),
-                    ip_range: a.ip_range.get(i).cloned().unwrap_or_default(),
-                    ..Default::default()
-                })
-                .collect();
-            if !a.aux_address.is_empty() {
-                let aux = a
-                    .aux_address
-                    .iter()
-                    .map(|s| key_value("--aux-address", s))
-                    .collect::<Result<_>>()?;
-                if config.is_empty() {
-                    config.push(IpamConfig::default());
-                }
-                config[0].auxiliary_addresses = aux;
-            }
-            let body = NetworkCreateRequest {
-                name: a.name,
-                driver: a.driver,
-                enable_ipv6: a.ipv6,
-                internal: a.internal,
-                attachable: a.attachable,
-                ipam: Ipam {
-                    driver: "default".into(),
-                    config,
-                    ..Default::default()
-                },
-                options: a
-                    .opt
-                    .iter()
-                    .map(|s| key_value("option", s))
-                    .collect::<Result<_>>()?,
-                labels: a
-                    .label
-                    .iter()
-                    .map(|s| key_value("label", s))
-                    .collect::<Result<_>>()?,
-                ..Default::default()
-            };
+            let body = a.request()?;
             let r: NetworkCreateResponse = c.fetch("POST", "/networks/create", Some(&body))?;
             println!("{}", r.id);
             Ok(0)

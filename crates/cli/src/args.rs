@@ -1,0 +1,529 @@
+//! The command line: every command's flags (clap), and the parsing that
+//! happens before the daemon is asked anything: `KEY=VALUE` options and
+//! labels, filters, `-H`, `--default-address-pool`. Pure: it needs only
+//! std, clap, anyhow, serde_json, ipnet and berth-api, so that the fuzz
+//! target `cli_args` compiles it on its own (`#[path]`).
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+use berth_api::{Filters, Ipam, IpamConfig, NetworkCreateRequest};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "Docker's network modes for containers, without Docker"
+)]
+pub(crate) struct Cli {
+    /// The daemon's socket, unix:///PATH [default: unix://$BERTH_EXEC_ROOT/berth.sock, else
+    /// unix:///run/berth/berth.sock].
+    #[arg(short = 'H', long = "host", env = "BERTH_HOST", global = true)]
+    pub(crate) host: Option<String>,
+    #[command(subcommand)]
+    pub(crate) cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Cmd {
+    /// Run the berth engine.
+    Daemon(DaemonArgs),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCmd),
+    /// Run a command in a new container.
+    Run(RunArgs),
+    /// Run a command in a running container.
+    Exec(ExecArgs),
+    /// List containers.
+    Ps {
+        /// Show all containers, exited ones too.
+        #[arg(short, long)]
+        all: bool,
+        /// Only show ids.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show containers in detail, as JSON.
+    Inspect {
+        /// Containers (name or id).
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers.
+    Rm {
+        /// Kill running containers first.
+        #[arg(short, long)]
+        force: bool,
+        /// Containers (name or id).
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// List a container's published ports, or where one container port is
+    /// published (`berth port NAME 80/tcp`).
+    Port {
+        /// Container (name or id).
+        container: String,
+        /// PORT[/PROTO] to show alone.
+        private_port: Option<String>,
+    },
+    /// Daemon-wide operations.
+    #[command(subcommand)]
+    System(SystemCmd),
+    /// Show what a detached container printed.
+    Logs {
+        /// Container (name or id).
+        container: String,
+    },
+    /// Show the daemon's configuration and drivers.
+    Info,
+    /// Show the client's and the daemon's versions and the API version.
+    Version,
+    /// Manage network plugins.
+    #[command(subcommand)]
+    Plugin(PluginCmd),
+    #[command(name = "__shim", hide = true)]
+    Shim {
+        spec: String,
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum NetworkCmd {
+    /// Create a network.
+    Create(CreateArgs),
+    /// List networks.
+    #[command(alias = "list")]
+    Ls {
+        /// Only show ids.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Filter: driver=X, name=X, id=X, label=KEY[=VALUE], type=custom|builtin,
+        /// dangling=true|false, scope=local|global.
+        #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Show full ids.
+        #[arg(long)]
+        no_trunc: bool,
+    },
+    /// Show networks in detail, as JSON.
+    Inspect {
+        /// Networks (name or id).
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove networks.
+    #[command(alias = "remove")]
+    Rm {
+        /// Networks (name or id).
+        #[arg(required = true)]
+        networks: Vec<String>,
+    },
+    /// Remove every network no container uses.
+    Prune {
+        /// Do not ask.
+        #[arg(short, long)]
+        force: bool,
+        /// Filter: label=KEY[=VALUE] or label!=KEY[=VALUE].
+        #[arg(long = "filter", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+    },
+    /// Connect a container to a network.
+    Connect {
+        /// IPv4 address for the container.
+        #[arg(long)]
+        ip: Option<String>,
+        /// IPv6 address for the container.
+        #[arg(long)]
+        ip6: Option<String>,
+        /// Extra name for the container on this network (repeatable).
+        #[arg(long)]
+        alias: Vec<String>,
+        /// Network.
+        network: String,
+        /// Container.
+        container: String,
+    },
+    /// Check that every container on a network is still wired as its driver
+    /// left it (CNI's CHECK): one line per container, exit 1 if any failed.
+    Check {
+        /// Network.
+        network: String,
+    },
+    /// Disconnect a container from a network.
+    Disconnect {
+        /// Go on even if the driver fails to undo its work.
+        #[arg(short, long)]
+        force: bool,
+        /// Network.
+        network: String,
+        /// Container.
+        container: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum SystemCmd {
+    /// Re-install berth's firewall table with every network's and port's
+    /// elements (after someone flushed nftables); other tables are left
+    /// alone. The daemon does the same on SIGHUP.
+    Reconcile,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum PluginCmd {
+    /// List plugins: name, transport, path, ABI version, status.
+    #[command(alias = "list")]
+    Ls {
+        /// table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// Discover plugins again.
+    Reload,
+}
+
+#[derive(Args)]
+pub(crate) struct CreateArgs {
+    /// Driver: bridge (default), host, none, …
+    #[arg(short, long, default_value = "bridge")]
+    pub(crate) driver: String,
+    /// Subnet in CIDR notation (repeatable).
+    #[arg(long)]
+    pub(crate) subnet: Vec<String>,
+    /// Gateway for a subnet (repeatable).
+    #[arg(long)]
+    pub(crate) gateway: Vec<String>,
+    /// Allocate container addresses from this sub-range (repeatable).
+    #[arg(long = "ip-range")]
+    pub(crate) ip_range: Vec<String>,
+    /// Reserve an address: NAME=IP (repeatable).
+    #[arg(long = "aux-address", value_name = "NAME=IP")]
+    pub(crate) aux_address: Vec<String>,
+    /// Enable IPv6.
+    #[arg(long)]
+    pub(crate) ipv6: bool,
+    /// No traffic leaves the network.
+    #[arg(long)]
+    pub(crate) internal: bool,
+    /// Containers may be attached by hand.
+    #[arg(long)]
+    pub(crate) attachable: bool,
+    /// Driver option KEY=VALUE (repeatable).
+    #[arg(short, long = "opt", value_name = "KEY=VALUE")]
+    pub(crate) opt: Vec<String>,
+    /// Label KEY=VALUE (repeatable).
+    #[arg(long)]
+    pub(crate) label: Vec<String>,
+    /// Network name.
+    pub(crate) name: String,
+}
+
+#[derive(Args)]
+#[command(disable_help_flag = true)]
+pub(crate) struct RunArgs {
+    /// Run in the background and print the container's id.
+    #[arg(short, long)]
+    pub(crate) detach: bool,
+    /// Remove the container when its command ends.
+    #[arg(long)]
+    pub(crate) rm: bool,
+    /// Container name.
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Network (default: bridge).
+    #[arg(long, alias = "net")]
+    pub(crate) network: Option<String>,
+    /// IPv4 address on a user-defined network.
+    #[arg(long)]
+    pub(crate) ip: Option<String>,
+    /// IPv6 address on a user-defined network.
+    #[arg(long)]
+    pub(crate) ip6: Option<String>,
+    /// Hostname inside the container.
+    #[arg(short = 'h', long)]
+    pub(crate) hostname: Option<String>,
+    /// Domain name inside the container.
+    #[arg(long)]
+    pub(crate) domainname: Option<String>,
+    /// DNS server for the container (repeatable).
+    #[arg(long, value_name = "IP")]
+    pub(crate) dns: Vec<String>,
+    /// DNS search domain (repeatable; "." for none).
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    pub(crate) dns_search: Vec<String>,
+    /// resolv.conf option (repeatable).
+    #[arg(long = "dns-option", value_name = "OPT")]
+    pub(crate) dns_option: Vec<String>,
+    /// Add a line to /etc/hosts: NAME:IP or NAME:host-gateway (repeatable).
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub(crate) add_host: Vec<String>,
+    /// Legacy link to another container: NAME[:ALIAS] (repeatable).
+    #[arg(long, value_name = "NAME[:ALIAS]")]
+    pub(crate) link: Vec<String>,
+    /// Extra name on the network (repeatable; user-defined networks only).
+    #[arg(long = "network-alias", alias = "net-alias", value_name = "ALIAS")]
+    pub(crate) network_alias: Vec<String>,
+    /// Publish a port: [HOST_IP:][HOST_PORT[-END]:]CONTAINER_PORT[-END][/tcp|udp|sctp]
+    /// (repeatable; bridge networks only).
+    #[arg(short = 'p', long = "publish", value_name = "SPEC")]
+    pub(crate) publish: Vec<String>,
+    /// Publish every --expose'd port on a free ephemeral host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub(crate) publish_all: bool,
+    /// Declare a port the container listens on: PORT[-END][/PROTO] (repeatable; see -P).
+    #[arg(long, value_name = "PORT")]
+    pub(crate) expose: Vec<String>,
+    /// Accepted for Docker compatibility; the terminal is always passed on.
+    #[arg(short = 'i', long)]
+    pub(crate) interactive: bool,
+    /// Accepted for Docker compatibility; the terminal is always passed on.
+    #[arg(short = 't', long)]
+    pub(crate) tty: bool,
+    /// Print help.
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub(crate) help: Option<bool>,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) command: Vec<String>,
+}
+
+#[derive(Args)]
+pub(crate) struct ExecArgs {
+    /// Accepted for Docker compatibility.
+    #[arg(short = 'i', long)]
+    pub(crate) interactive: bool,
+    /// Accepted for Docker compatibility.
+    #[arg(short = 't', long)]
+    pub(crate) tty: bool,
+    /// Container.
+    pub(crate) container: String,
+    /// The command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub(crate) command: Vec<String>,
+}
+
+/// Options of `berth daemon`.
+#[derive(Args)]
+pub(crate) struct DaemonArgs {
+    /// Persistent state: the store, container logs [default: $BERTH_DATA_ROOT or /var/lib/berth].
+    #[arg(long)]
+    pub(crate) data_root: Option<PathBuf>,
+    /// Runtime state: pinned namespaces, generated files, the socket [default: $BERTH_EXEC_ROOT or /run/berth].
+    #[arg(long)]
+    pub(crate) exec_root: Option<PathBuf>,
+    /// The host's resolv.conf (default: /etc/resolv.conf, or systemd-resolved's upstream list when
+    /// /etc/resolv.conf only names its local stub).
+    #[arg(long)]
+    pub(crate) resolv_conf: Option<PathBuf>,
+    /// Directory of shared-library network plugins (repeatable)
+    /// [default: /usr/lib/berth/plugins and /etc/berth/plugins].
+    #[arg(long = "plugin-dir", value_name = "DIR")]
+    pub(crate) plugin_dir: Vec<PathBuf>,
+    /// Directory of Docker network plugin sockets (repeatable) [default: /run/docker/plugins].
+    #[arg(long = "docker-plugin-dir", value_name = "DIR")]
+    pub(crate) docker_plugin_dir: Vec<PathBuf>,
+    /// Directory of Docker plugin .spec and .json files (repeatable)
+    /// [default: /etc/docker/plugins and /usr/lib/docker/plugins].
+    #[arg(long = "docker-plugin-spec-dir", value_name = "DIR")]
+    pub(crate) docker_plugin_spec_dir: Vec<PathBuf>,
+    /// Directory of CNI network configuration lists.
+    #[arg(long = "cni-config-dir", default_value = "/etc/cni/net.d")]
+    pub(crate) cni_config_dir: PathBuf,
+    /// Where CNI plugin programs are, `:`-separated.
+    #[arg(long = "cni-path", default_value = "/opt/cni/bin:/usr/lib/cni")]
+    pub(crate) cni_path: String,
+    /// The cluster store for global (overlay) networks: etcd://HOST:PORT[,HOST:PORT...].
+    #[arg(long, value_name = "URL")]
+    pub(crate) cluster_store: Option<String>,
+    /// Options of the cluster store, KEY=VALUE[,KEY=VALUE...] (repeatable): cacert=PATH,cert=PATH,
+    /// key=PATH for TLS (or Docker's kv.cacertfile, kv.certfile, kv.keyfile), prefix=/berth/v1,
+    /// lease-ttl=SECONDS (default 10: how soon the others forget this host once it is gone).
+    #[arg(long = "cluster-store-opt", value_name = "KEY=VALUE")]
+    pub(crate) cluster_store_opt: Vec<String>,
+    /// This host's tunnel endpoint in the cluster: one of its addresses, or an interface that has
+    /// one (needed with --cluster-store).
+    #[arg(long, alias = "cluster-advertise", value_name = "IP|INTERFACE")]
+    pub(crate) advertise_addr: Option<String>,
+    /// The group that may use the API besides root: the socket is 0660 and belongs to it (a group
+    /// name or a numeric gid) [default: berth when that group exists, else root's group only].
+    #[arg(short = 'G', long, value_name = "GROUP")]
+    pub(crate) group: Option<String>,
+    /// Start even if the store is damaged: keep every record that can still be read, rebuild
+    /// lost bridge networks from their bridges, set the damaged file aside
+    /// (berth.redb.corrupt-<unix time>) and log what was kept, rebuilt and lost.
+    #[arg(long)]
+    pub(crate) recover_store: bool,
+    /// A pool that networks created without --subnet take their IPv4 subnets from, as dockerd's
+    /// flag: base=CIDR,size=N (repeatable, in order; replaces the default pools 172.17-31.0.0/16
+    /// and 192.168.0-240.0/20).
+    #[arg(long = "default-address-pool", value_name = "base=CIDR,size=N")]
+    pub(crate) default_address_pool: Vec<String>,
+    /// Log filter (error, warn, info, debug, trace).
+    #[arg(long, default_value = "info")]
+    pub(crate) log_level: String,
+}
+
+/// Splits `KEY=VALUE` (the value may be empty or hold more `=`); `what`
+/// names the option in the error.
+pub(crate) fn key_value(what: &str, s: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => bail!("invalid {what} {s:?} (accepted: KEY=VALUE)"),
+    }
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters, for a
+/// name or id in a request path or a query value.
+pub(crate) fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The `--filter KEY=VALUE` options as Docker's filters.
+pub(crate) fn filters(args: &[String]) -> Result<Filters> {
+    let mut f = Filters::new();
+    for s in args {
+        let (k, v) = key_value("filter", s)?;
+        f.add(k, v);
+    }
+    Ok(f)
+}
+
+/// `?filters=…` for a request, or nothing.
+pub(crate) fn filters_query(f: &Filters) -> Result<String> {
+    Ok(if f.is_empty() {
+        String::new()
+    } else {
+        format!("?filters={}", enc(&serde_json::to_string(f)?))
+    })
+}
+
+/// Turns `unix:///PATH` (or a bare path) into the socket's path.
+pub(crate) fn socket_path(host: &str) -> Result<PathBuf> {
+    if let Some(p) = host.strip_prefix("unix://") {
+        if p.is_empty() {
+            bail!("invalid host {host:?}: the unix socket path is empty (accepted: unix:///PATH)");
+        }
+        return Ok(PathBuf::from(p));
+    }
+    if host.starts_with('/') {
+        return Ok(PathBuf::from(host));
+    }
+    bail!("invalid host {host:?} (accepted: unix:///PATH; berth listens on unix sockets only)")
+}
+
+/// Reads `--default-address-pool base=CIDR,size=N` as dockerd does (the
+/// keys in any order). `pool` is the engine's `AddressPool::new`, passed
+/// in so that this module needs no engine: `None` when `size` does not
+/// fit the base.
+pub(crate) fn address_pool<P>(value: &str, pool: impl FnOnce(ipnet::Ipv4Net, u8) -> Option<P>) -> Result<P> {
+    let bad = |why: &str| anyhow::anyhow!("invalid --default-address-pool {value:?}: {why}");
+    let (mut base, mut size) = (None, None);
+    for part in value.split(',') {
+        match part.split_once('=') {
+            Some(("base", b)) => {
+                base = Some(
+                    b.parse::<ipnet::Ipv4Net>()
+                        .map_err(|_| bad("base must be an IPv4 CIDR such as 10.10.0.0/16"))?,
+                )
+            }
+            Some(("size", n)) => {
+                size = Some(n.parse::<u8>().map_err(|_| bad("size must be a prefix length"))?)
+            }
+            _ => return Err(bad("accepted: base=CIDR,size=N")),
+        }
+    }
+    let (Some(base), Some(size)) = (base, size) else {
+        return Err(bad("accepted: base=CIDR,size=N"));
+    };
+    pool(base, size).ok_or_else(|| {
+        bad(&format!(
+            "size must be between the base's prefix length ({}) and 30",
+            base.prefix_len()
+        ))
+    })
+}
+
+impl CreateArgs {
+    /// The body of `POST /networks/create`: the i-th `--subnet`,
+    /// `--gateway` and `--ip-range` make the i-th IPAM config, the
+    /// `--aux-address`es go to the first.
+    pub(crate) fn request(self) -> Result<NetworkCreateRequest> {
+        let a = self;
+        let n = a.subnet.len().max(a.gateway.len()).max(a.ip_range.len());
+        let mut config: Vec<IpamConfig> = (0..n)
+            .map(|i| IpamConfig {
+                subnet: a.subnet.get(i).cloned().unwrap_or_default(),
+                gateway: a.gateway.get(i).cloned().unwrap_or_default(),
+                ip_range: a.ip_range.get(i).cloned().unwrap_or_default(),
+                ..Default::default()
+            })
+            .collect();
+        if !a.aux_address.is_empty() {
+            let aux = a
+                .aux_address
+                .iter()
+                .map(|s| key_value("--aux-address", s))
+                .collect::<Result<_>>()?;
+            if config.is_empty() {
+                config.push(IpamConfig::default());
+            }
+            config[0].auxiliary_addresses = aux;
+        }
+        Ok(NetworkCreateRequest {
+            name: a.name,
+            driver: a.driver,
+            enable_ipv6: a.ipv6,
+            internal: a.internal,
+            attachable: a.attachable,
+            ipam: Ipam {
+                driver: "default".into(),
+                config,
+                ..Default::default()
+            },
+            options: a
+                .opt
+                .iter()
+                .map(|s| key_value("option", s))
+                .collect::<Result<_>>()?,
+            labels: a
+                .label
+                .iter()
+                .map(|s| key_value("label", s))
+                .collect::<Result<_>>()?,
+            ..Default::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_parse() {
+        assert_eq!(
+            socket_path("unix:///run/x.sock").unwrap(),
+            PathBuf::from("/run/x.sock")
+        );
+        assert_eq!(socket_path("/tmp/b.sock").unwrap(), PathBuf::from("/tmp/b.sock"));
+        assert!(
+            socket_path("tcp://1.2.3.4:2375")
+                .unwrap_err()
+                .to_string()
+                .contains("unix sockets only")
+        );
+        assert!(socket_path("unix://").is_err());
+    }
+}
