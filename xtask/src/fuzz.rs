@@ -1,5 +1,6 @@
 //! `cargo xtask fuzz [TARGET] [--seconds N]`: coverage-guided fuzzing of
-//! the parsers that take bytes from containers, plugins and API clients, with cargo-fuzz (libFuzzer), each target for N
+//! the parsers that take bytes from containers, plugins, API clients and
+//! the command line, with cargo-fuzz (libFuzzer), each target for N
 //! seconds (60 by default; CI runs them all). Targets live in
 //! `fuzz/fuzz_targets/`. cargo-fuzz is installed when missing
 //! (`cargo install cargo-fuzz --locked`); the stable toolchain takes the
@@ -17,6 +18,7 @@ const TARGETS: &[&str] = &[
     "docker_response",
     "plugin_answer",
     "api_request",
+    "cli_args",
 ];
 
 /// Whether `cargo fuzz` runs.
