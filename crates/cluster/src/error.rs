@@ -12,8 +12,9 @@ pub enum Error {
         /// What is wrong with it.
         why: String,
     },
-    /// A `--cluster-store-opt` that cannot be used.
-    #[error("invalid --cluster-store-opt {option}: {why}")]
+    /// A `--cluster-store-opt` that cannot be used. Quoted: the value may
+    /// hold a newline, and the error is one line.
+    #[error("invalid --cluster-store-opt {option:?}: {why}")]
     BadOption {
         /// The option as given.
         option: String,

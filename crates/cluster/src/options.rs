@@ -197,4 +197,15 @@ mod tests {
             assert!(e.contains(want), "{opt}: {e}");
         }
     }
+
+    #[test]
+    fn a_bad_option_is_one_line_whatever_it_holds() {
+        let e = Options::parse("etcd://e:1", &["lease-ttl=x\ny".into()])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            r#"invalid --cluster-store-opt "lease-ttl=x\ny": accepted: 2 to 3600 seconds"#
+        );
+    }
 }
