@@ -129,6 +129,9 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
             tracing_subscriber::EnvFilter::try_new(&args.log_level).unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // A log file (the auto-started daemon's, a redirect) gets no
+        // colour codes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     if Client::new(socket.clone()).ping() {
         bail!("a berth daemon is already listening on {}", socket.display());

@@ -353,3 +353,22 @@ fn connect_adds_eth1_and_disconnect_moves_the_default_route() {
     let r = h.ok(&["exec", "app", "--", "ip", "route", "show", "default"]);
     assert!(r.contains("via 10.42.0.1 dev eth0"), "{r}");
 }
+
+/// The daemon's log, written to a file, has no terminal colour codes, and
+/// `--rm` containers ending while the reaper runs leave no warning there.
+#[test]
+fn the_daemon_log_is_plain_text_without_reaping_warnings() {
+    let h = host();
+    for i in 0..20 {
+        h.ok(&["run", "--rm", "--name", &format!("r{i}"), "--", "true"]);
+    }
+    h.ok(&["run", "-d", "--rm", "--name", "d", "--", "sleep", "0.2"]);
+    wait_until("d is removed", || h.berth(&["inspect", "d"]).code != 0);
+    let log = h.daemon_log();
+    assert!(log.contains("berth daemon ready"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in the log file:\n{log}");
+    assert!(
+        !log.contains("reaping"),
+        "a removed --rm container was reaped:\n{log}"
+    );
+}

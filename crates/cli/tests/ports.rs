@@ -699,3 +699,30 @@ fn ipv6_networks_publish_on_both_families() {
         "IPv4 too"
     );
 }
+
+/// A port held by an IPv4-only listener (busybox `nc -l` binds 0.0.0.0)
+/// is refused naming that process too, though berth's probe binds `[::]`.
+#[test]
+fn a_port_held_by_an_ipv4_listener_names_it() {
+    let h = TestHost::new(bin());
+    let mut cmd = std::process::Command::new("busybox");
+    cmd.args(["nc", "-l", "-p", "8200"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    berth_testkit::in_netns(&mut cmd, &h.ns).unwrap();
+    let mut nc = cmd.spawn().unwrap();
+    // Listening once ss shows it (bounded wait).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !h.run("ss", &["-Hltn", "sport = :8200"]).stdout.contains("8200") {
+        assert!(std::time::Instant::now() < deadline, "busybox nc never listened");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let e = h.fails(&["run", "-d", "--name", "x", "-p", "8200:80", "--", "sleep", "9"]);
+    let _ = nc.kill();
+    let _ = nc.wait();
+    assert!(
+        e.contains(&format!(": pid {} (busybox)", nc.id())) || e.contains(&format!(": pid {} (nc)", nc.id())),
+        "names the process: {e}"
+    );
+}

@@ -177,8 +177,11 @@ impl Engine {
             .map(|c| c.id.clone())
             .collect();
         for id in dead {
-            if let Err(e) = self.container_exited(&id, -1).await {
-                tracing::warn!(container = %id, "reaping: {}", e.chain());
+            match self.container_exited(&id, -1).await {
+                // Removed meanwhile (a --rm container whose shim reported
+                // first): nothing to reap.
+                Ok(_) | Err(Error::ContainerNotFound { .. }) => {}
+                Err(e) => tracing::warn!(container = %id, "reaping: {}", e.chain()),
             }
         }
     }

@@ -18,7 +18,7 @@ use ipnet::IpNet;
 pub use self::parts::{
     AddHostFault, AddressRole, HostPort, HostnameFault, NoPublish, Object, PortFault, Process, Unsupported,
 };
-use self::parts::{AnySubnet, By, Field, Holder, Joined, Pid, WrongFamily};
+use self::parts::{AnySubnet, Attached, By, Field, Holder, Joined, Pid, WrongFamily};
 
 /// `Result` with the engine's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -122,8 +122,9 @@ pub enum Error {
     },
     /// A network to remove still has containers.
     #[error(
-        "network {network} has active endpoints: containers {} are attached (disconnect or remove them first)",
-        .containers.join(", ")
+        "network {network} has active endpoints: {} (disconnect or remove {} first)",
+        Attached(containers),
+        if containers.len() == 1 { "it" } else { "them" }
     )]
     NetworkInUse {
         /// The network's name.
@@ -438,6 +439,14 @@ pub enum Error {
         first: IpAddr,
         /// The second.
         second: IpAddr,
+    },
+    /// An ip-range in none of the subnets given.
+    #[error("ip-range {range} is not in {}", AnySubnet(subnets))]
+    RangeOutsideSubnets {
+        /// The range, with its prefix length.
+        range: IpNet,
+        /// The subnets given.
+        subnets: Vec<IpNet>,
     },
     /// An ip-range that is not inside its subnet.
     #[error("ip-range {range} is not inside subnet {subnet}")]

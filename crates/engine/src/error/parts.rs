@@ -346,6 +346,18 @@ impl fmt::Display for Holder<'_> {
     }
 }
 
+/// "container a is attached", "containers a, b are attached".
+pub(super) struct Attached<'a>(pub(super) &'a [String]);
+
+impl fmt::Display for Attached<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            [one] => write!(f, "container {one} is attached"),
+            many => write!(f, "containers {} are attached", many.join(", ")),
+        }
+    }
+}
+
 /// "any subnet: give --subnet too" or "any --subnet (A, B)".
 pub(super) struct AnySubnet<'a>(pub(super) &'a [IpNet]);
 

@@ -65,6 +65,7 @@ impl Error {
             | SpecialAddress { .. }
             | TwoGateways { .. }
             | RangeOutsideSubnet { .. }
+            | RangeOutsideSubnets { .. }
             | TwoRanges { .. }
             | NoAddressManagement { .. }
             | Ipv6SubnetWithoutFlag { .. }
@@ -180,6 +181,14 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "network n has active endpoints: containers a, b are attached (disconnect or remove them first)"
+        );
+        let e = Error::NetworkInUse {
+            network: "n".into(),
+            containers: vec!["web".into()],
+        };
+        assert_eq!(
+            e.to_string(),
+            "network n has active endpoints: container web is attached (disconnect or remove it first)"
         );
         let e = Error::PortHeld {
             port: HostPort {

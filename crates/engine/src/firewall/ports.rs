@@ -156,15 +156,21 @@ pub fn parse_expose(s: &str) -> Result<((u16, u16), Proto)> {
 }
 
 /// The process that holds a `tcp`/`udp` port, found through the socket's
-/// inode in `/proc/net/*` and the fds in `/proc/*/fd`.
+/// inode in `/proc/net/*` and the fds in `/proc/*/fd`. Both families are
+/// looked at, the probed one first: a dual-stack bind on `[::]` is refused
+/// by an IPv4-only listener on `0.0.0.0` too (busybox `nc -l`).
 fn holder(proto: Proto, v6: bool, port: u16) -> Option<Process> {
-    let file = match (proto, v6) {
-        (Proto::Tcp, false) => "/proc/net/tcp",
-        (Proto::Tcp, true) => "/proc/net/tcp6",
-        (Proto::Udp, false) => "/proc/net/udp",
-        (Proto::Udp, true) => "/proc/net/udp6",
-        (Proto::Sctp, _) => return None,
+    let files = match proto {
+        Proto::Tcp => ["/proc/net/tcp", "/proc/net/tcp6"],
+        Proto::Udp => ["/proc/net/udp", "/proc/net/udp6"],
+        Proto::Sctp => return None,
     };
+    let order = if v6 { [files[1], files[0]] } else { files };
+    order.iter().find_map(|f| holder_in(f, port))
+}
+
+/// The process holding `port` among the sockets of one `/proc/net` table.
+fn holder_in(file: &str, port: u16) -> Option<Process> {
     let table = fs::read_to_string(file).ok()?;
     let inode = table.lines().skip(1).find_map(|l| {
         let f: Vec<&str> = l.split_whitespace().collect();

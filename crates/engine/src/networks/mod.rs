@@ -117,7 +117,10 @@ fn plan_ipam(req: &IpamRequest) -> Result<Vec<IpamConfig>> {
         }
         if !c.ip_range.is_empty() {
             let range = parse_subnet("ip-range", &c.ip_range)?;
-            let i = owner(&mut out, range.network(), "ip-range")?;
+            let i = owner(&mut out, range.network(), "ip-range").map_err(|_| Error::RangeOutsideSubnets {
+                range,
+                subnets: subnets.clone(),
+            })?;
             if !out[i].subnet.contains(&range) {
                 return Err(Error::RangeOutsideSubnet {
                     range,
@@ -715,7 +718,7 @@ mod tests {
             ),
             (
                 req(&["10.1.0.0/16"], &[], &["10.2.0.0/24"]),
-                "ip-range 10.2.0.0 is not in any --subnet",
+                "ip-range 10.2.0.0/24 is not in any --subnet",
             ),
             (
                 req(&["10.1.0.0/16", "10.1.2.0/24"], &[], &[]),
