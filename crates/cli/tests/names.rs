@@ -804,3 +804,23 @@ fn garbage_and_floods_never_stall_the_resolver() {
         assert_eq!(a.rcode, ResponseCode::NoError);
     }
 }
+
+/// A default-bridge container connected to a user network asks the
+/// embedded resolver; disconnected again, it gets its default-bridge
+/// resolv.conf back (as Docker does).
+#[test]
+fn a_default_bridge_container_gets_its_resolv_conf_back_after_a_disconnect() {
+    let (h, _up) = host_with_upstream(&[]);
+    h.ok(&["network", "create", "user"]);
+    h.ok(&["run", "-d", "--name", "c", "--", "sleep", "600"]);
+    let original = h.ok(&["exec", "c", "--", "cat", "/etc/resolv.conf"]);
+    assert!(!original.contains("127.0.0.11"), "{original}");
+    h.ok(&["network", "connect", "user", "c"]);
+    let connected = h.ok(&["exec", "c", "--", "cat", "/etc/resolv.conf"]);
+    assert!(connected.contains("nameserver 127.0.0.11"), "{connected}");
+    h.ok(&["network", "disconnect", "user", "c"]);
+    assert_eq!(h.ok(&["exec", "c", "--", "cat", "/etc/resolv.conf"]), original);
+    // Connected again, the resolver is back.
+    h.ok(&["network", "connect", "user", "c"]);
+    assert_eq!(h.ok(&["exec", "c", "--", "cat", "/etc/resolv.conf"]), connected);
+}

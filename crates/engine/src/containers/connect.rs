@@ -204,6 +204,28 @@ impl Engine {
             }
             next.default_route = true;
         }
+        // A container that started on the default bridge got the embedded
+        // resolver with its first user-defined network; without any left,
+        // it gets its resolv.conf of the default bridge back.
+        let stops_resolver = c.dns.embedded && {
+            let st = self.state();
+            let started_builtin = st
+                .networks
+                .values()
+                .any(|n| n.builtin && n.net.name == c.network_mode);
+            started_builtin
+                && !c
+                    .endpoints
+                    .iter()
+                    .any(|e| st.networks.get(&e.network_id).is_some_and(|n| !n.builtin))
+        };
+        if stops_resolver {
+            self.dns.remove(&c.id);
+            c.dns.embedded = false;
+            if let Err(e) = self.write_resolv(&mut c, SandboxKind::Own) {
+                tracing::warn!(container = %c.name, "writing resolv.conf: {}", e.chain());
+            }
+        }
         let _ = self.write_hosts(&mut c, SandboxKind::Own);
         failpoint("disconnect-after-detach");
         self.save_container(&c).await?;
