@@ -213,9 +213,10 @@ fn a_published_port_is_reachable_from_outside_the_host_localhost_and_a_neighbour
         v["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"],
         Value::from("8080")
     );
+    // What was asked (no address given: empty, as Docker keeps it).
     assert_eq!(
         v["HostConfig"]["PortBindings"]["80/tcp"][0]["HostIp"],
-        Value::from("0.0.0.0")
+        Value::from("")
     );
     let n: Value = serde_json::from_str(&h.ok(&["network", "inspect", "web"])).unwrap();
     let members = n[0]["Containers"].as_object().unwrap();
@@ -725,4 +726,44 @@ fn a_port_held_by_an_ipv4_listener_names_it() {
         e.contains(&format!(": pid {} (busybox)", nc.id())) || e.contains(&format!(": pid {} (nc)", nc.id())),
         "names the process: {e}"
     );
+}
+
+/// `HostConfig.PortBindings` holds what `-p` asked, `NetworkSettings.Ports`
+/// what was assigned, in Docker's shapes.
+#[test]
+fn port_bindings_are_what_was_asked_and_ports_what_was_assigned() {
+    let h = TestHost::new(bin());
+    h.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "c",
+        "-p",
+        "80",
+        "-p",
+        "127.0.0.1:8080:81",
+        "-p",
+        "9000-9001:90-91",
+        "-p",
+        "7000-7002:70/udp",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    let v = inspect(&h, "c");
+    let asked = &v["HostConfig"]["PortBindings"];
+    let one = |ip: &str, port: &str| serde_json::json!([{"HostIp": ip, "HostPort": port}]);
+    assert_eq!(asked["80/tcp"], one("", ""));
+    assert_eq!(asked["81/tcp"], one("127.0.0.1", "8080"));
+    assert_eq!(asked["90/tcp"], one("", "9000"));
+    assert_eq!(asked["91/tcp"], one("", "9001"));
+    assert_eq!(asked["70/udp"], one("", "7000-7002"));
+    let got = &v["NetworkSettings"]["Ports"];
+    let port80: u16 = got["80/tcp"][0]["HostPort"].as_str().unwrap().parse().unwrap();
+    assert!(port80 >= 1024, "an ephemeral host port: {port80}");
+    assert_eq!(got["81/tcp"][0]["HostIp"], "127.0.0.1");
+    assert_eq!(got["81/tcp"][0]["HostPort"], "8080");
+    assert_eq!(got["90/tcp"][0]["HostPort"], "9000");
+    let udp: u16 = got["70/udp"][0]["HostPort"].as_str().unwrap().parse().unwrap();
+    assert!((7000..=7002).contains(&udp), "one of the range: {udp}");
 }

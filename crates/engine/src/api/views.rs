@@ -108,6 +108,37 @@ pub(crate) fn port_map(ports: &[PortBinding]) -> PortMap {
     out
 }
 
+/// `HostConfig.PortBindings` as Docker keeps it: what `-p` asked, an
+/// empty host port (or address) where none was given, a host range kept
+/// whole when it goes to one container port. Records from before the
+/// specs were kept show what was assigned.
+pub(crate) fn asked_port_map(c: &ContainerRecord) -> PortMap {
+    if c.port_specs.is_empty() {
+        return port_map(&c.ports);
+    }
+    let mut out = PortMap::new();
+    for spec in &c.port_specs {
+        let Ok(p) = crate::firewall::ports::parse(spec) else {
+            continue;
+        };
+        let host_ip = p.host_ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let (first, last) = p.container;
+        for (i, port) in (first..=last).enumerate() {
+            let host_port = match p.host {
+                None => String::new(),
+                Some((a, b)) if first == last && a != b => format!("{a}-{b}"),
+                Some((a, _)) => (u32::from(a) + i as u32).to_string(),
+            };
+            out.entry_or_default(&format!("{port}/{}", p.proto.as_str()))
+                .push(ApiPortBinding {
+                    host_ip: host_ip.clone(),
+                    host_port,
+                });
+        }
+    }
+    out
+}
+
 fn endpoint(ep: &EndpointRecord, n: &NetworkRecord) -> EndpointSettings {
     let v4 = ep.ipv4();
     let v6 = ep.ipv6();
@@ -214,7 +245,7 @@ pub(crate) fn container(
                 .iter()
                 .map(|l| format!("/{}:/{}/{}", l.name, c.name, l.alias))
                 .collect(),
-            port_bindings: port_map(&c.ports),
+            port_bindings: asked_port_map(c),
         },
         network_settings: NetworkSettings {
             sandbox_key: c

@@ -178,6 +178,7 @@ impl Engine {
                 ports_network
             },
             ports: bindings,
+            port_specs: req.ports.clone(),
             exposed: exposed
                 .iter()
                 .map(|((a, b), p)| {

@@ -230,6 +230,9 @@ pub struct ContainerRecord {
     /// `--expose`, as `PORT/PROTO` (ranges as `A-B/PROTO`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exposed: Vec<String>,
+    /// The `-p` specs as they were asked (`HostConfig.PortBindings`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub port_specs: Vec<String>,
     /// The networks it was on when it exited (for `ps -a`).
     #[serde(default)]
     pub last_networks: Vec<String>,
