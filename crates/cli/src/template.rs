@@ -981,9 +981,10 @@ fn call(name: &str, args: &[Value]) -> std::result::Result<Value, String> {
         "pad" => {
             arity(args, 3)?;
             let s = text(&args[0]);
+            // Capped: a template must not be able to ask for gigabytes.
             let (l, r) = (
-                int_arg(args, 1)?.max(0) as usize,
-                int_arg(args, 2)?.max(0) as usize,
+                int_arg(args, 1)?.clamp(0, 4096) as usize,
+                int_arg(args, 2)?.clamp(0, 4096) as usize,
             );
             Value::from(format!("{}{s}{}", " ".repeat(l), " ".repeat(r)))
         }
@@ -1254,6 +1255,37 @@ mod tests {
             parse_err("{{(.A}}"),
             "template parsing error: 1:3: unclosed left paren"
         );
+    }
+
+    #[test]
+    fn no_mangled_template_panics() {
+        let seeds = [
+            r#"{{range $k, $v := .M}}{{$k}}={{$v | printf "%q"}}{{else}}-{{end}}"#,
+            r#"{{- if and .A (gt (len .L) 1) -}} {{index .L 1}} {{else if .S}}{{.S}}{{end}}"#,
+            r#"{{with .M}}{{json .}}{{end}}{{/* c */}}{{(split .S " ").x}}{{.Label "k"}}"#,
+            "{{`raw` | upper}}{{\"é\\\"\"}}{{-3}}{{1.5}}{{$x := .A}}{{$x}}{{slice .S 1 2}}",
+        ];
+        let data = json!({"A": true, "L": ["a", "b"], "M": {"k": 1}, "S": "é b", "Label": {"k": "v"}});
+        let specials = [
+            "{{", "}}", "-", "(", ")", "|", "$", ".", "\"", "`", ":=", ",", " ", "é", "/*",
+        ];
+        for seed in seeds {
+            let chars: Vec<(usize, char)> = seed.char_indices().collect();
+            let mut inputs = Vec::new();
+            for &(i, c) in &chars {
+                inputs.push(seed[..i].to_owned());
+                inputs.push(format!("{}{}", &seed[..i], &seed[i + c.len_utf8()..]));
+                for sp in specials {
+                    inputs.push(format!("{}{sp}{}", &seed[..i], &seed[i..]));
+                }
+            }
+            for t in inputs {
+                if let Ok(t) = Template::parse(&t) {
+                    let _ = t.render(&data, true);
+                    let _ = t.render(&data, false);
+                }
+            }
+        }
     }
 
     #[test]
