@@ -44,10 +44,27 @@ pub(crate) enum Cmd {
         /// Only show ids.
         #[arg(short, long)]
         quiet: bool,
+        /// Filter: id=X, name=X, network=X, status=created|running|exited,
+        /// label=KEY[=VALUE] (values of one key are alternatives, different
+        /// keys must all match).
+        #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+        /// table, json, a Go template, or `table TEMPLATE`.
+        #[arg(long, default_value = "table")]
+        format: String,
+        /// Show full ids and commands.
+        #[arg(long)]
+        no_trunc: bool,
     },
-    /// Show containers in detail, as JSON.
+    /// Show containers, or else networks, in detail, as JSON.
     Inspect {
-        /// Containers (name or id).
+        /// Format the output with a Go template (`json` is the default).
+        #[arg(short, long)]
+        format: Option<String>,
+        /// Only look for objects of this type: container or network.
+        #[arg(long = "type", value_name = "TYPE", value_parser = ["container", "network"])]
+        kind: Option<String>,
+        /// Containers or networks (name or id).
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -105,7 +122,7 @@ pub(crate) enum NetworkCmd {
         /// dangling=true|false, scope=local|global.
         #[arg(short, long = "filter", value_name = "KEY=VALUE")]
         filters: Vec<String>,
-        /// table or json.
+        /// table, json, a Go template, or `table TEMPLATE`.
         #[arg(long, default_value = "table")]
         format: String,
         /// Show full ids.
@@ -114,6 +131,9 @@ pub(crate) enum NetworkCmd {
     },
     /// Show networks in detail, as JSON.
     Inspect {
+        /// Format the output with a Go template (`json` is the default).
+        #[arg(short, long)]
+        format: Option<String>,
         /// Networks (name or id).
         #[arg(required = true)]
         networks: Vec<String>,

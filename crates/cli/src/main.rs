@@ -6,8 +6,10 @@
 mod args;
 mod client;
 mod daemon;
+mod format;
 mod output;
 mod run;
+mod template;
 
 use std::process::ExitCode;
 
@@ -24,6 +26,7 @@ use crate::args::{
     Cli, Cmd, NetworkCmd, PluginCmd, RunArgs, SystemCmd, enc, filters, filters_query, socket_path,
 };
 use crate::client::{Client, NO_BODY, connect};
+use crate::template::{Format, Template};
 
 /// An error that ends berth with a particular exit code (127 when a
 /// container's command cannot be run, as a shell does).
@@ -72,18 +75,33 @@ fn dispatch(cli: Cli) -> Result<i32> {
             })?;
             Ok(run::exit_code(run::wait_forwarding(&mut child)?))
         }
-        Cmd::Ps { all, quiet } => {
+        Cmd::Ps {
+            all,
+            quiet,
+            filters: f,
+            format,
+            no_trunc,
+        } => {
+            let format = Format::parse(&format)?;
+            let q = filters_query(&filters(&f)?)?.replacen('?', "&", 1);
             let list: Vec<ContainerSummary> =
-                connect(host)?.get(&format!("/containers/json?all={}", u8::from(all)))?;
-            output::ps(&list, quiet);
+                connect(host)?.get(&format!("/containers/json?all={}{q}", u8::from(all)))?;
+            match format {
+                Format::Default => output::ps(&list, quiet, no_trunc),
+                _ if quiet => output::ps(&list, quiet, no_trunc),
+                format => format::containers(&list, &format, no_trunc)?,
+            }
             Ok(0)
         }
-        Cmd::Inspect { containers } => {
+        Cmd::Inspect {
+            format,
+            kind,
+            containers,
+        } => {
+            let template = inspect_template(format.as_deref())?;
             let c = connect(host)?;
-            let (out, failed) = each(&containers, |k| {
-                c.get::<ContainerInspect>(&format!("/containers/{}/json", enc(k)))
-            });
-            print_json(&out)?;
+            let (out, failed) = each(&containers, |k| inspect_any(&c, k, kind.as_deref()));
+            print_inspected(&out, template.as_ref())?;
             Ok(failed)
         }
         Cmd::Rm { force, containers } => {
@@ -192,6 +210,53 @@ fn print_json<T: Serialize>(out: &[T]) -> Result<()> {
     Ok(())
 }
 
+/// `inspect -f`'s template; none for the default JSON (`-f json` too).
+fn inspect_template(format: Option<&str>) -> Result<Option<Template>> {
+    match format.map(str::trim) {
+        None | Some("" | "json") => Ok(None),
+        Some(t) => Ok(Some(Template::parse(t)?)),
+    }
+}
+
+/// The inspected objects: a JSON array, or the template's line for each.
+fn print_inspected(out: &[serde_json::Value], template: Option<&Template>) -> Result<()> {
+    match template {
+        Some(t) => format::inspect(out, t),
+        None => print_json(out),
+    }
+}
+
+/// `inspect`'s object named `key`: a container, else a network, as
+/// Docker looks at every object type; with `kind`, only that type.
+fn inspect_any(c: &Client, key: &str, kind: Option<&str>) -> Result<serde_json::Value> {
+    let container = format!("/containers/{}/json", enc(key));
+    let network = format!("/networks/{}", enc(key));
+    match kind {
+        Some("container") => Ok(serde_json::to_value(c.get::<ContainerInspect>(&container)?)?),
+        Some("network") => Ok(serde_json::to_value(c.get::<Network>(&network)?)?),
+        _ => {
+            for (path, is_container) in [(&container, true), (&network, false)] {
+                let (status, body) = c
+                    .raw("GET", path, None)
+                    .with_context(|| format!("cannot reach the berth daemon at {}", c.socket().display()))?;
+                if status == 404 {
+                    continue;
+                }
+                if !(200..300).contains(&status) {
+                    // The daemon's own error, as every other command reports it.
+                    return Ok(serde_json::to_value(c.get::<ContainerInspect>(path)?)?);
+                }
+                return Ok(if is_container {
+                    serde_json::to_value(serde_json::from_slice::<ContainerInspect>(&body)?)?
+                } else {
+                    serde_json::to_value(serde_json::from_slice::<Network>(&body)?)?
+                });
+            }
+            bail!("no such container or network: {key}")
+        }
+    }
+}
+
 /// One line each.
 fn print_lines(out: &[String]) {
     for v in out {
@@ -214,13 +279,23 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
             no_trunc,
         } => {
             let q = filters_query(&filters(&f)?)?;
+            let format = Format::parse(&format)?;
             let list: Vec<Network> = c.get(&format!("/networks{q}"))?;
-            output::networks(&list, quiet, &format, no_trunc)?;
+            match format {
+                Format::Default => output::networks(&list, quiet, "table", no_trunc)?,
+                Format::Json => output::networks(&list, quiet, "json", no_trunc)?,
+                _ if quiet => output::networks(&list, quiet, "table", no_trunc)?,
+                format => format::networks(&list, &format, no_trunc)?,
+            }
             Ok(0)
         }
-        NetworkCmd::Inspect { networks } => {
-            let (out, failed) = each(&networks, |k| c.get::<Network>(&format!("/networks/{}", enc(k))));
-            print_json(&out)?;
+        NetworkCmd::Inspect { format, networks } => {
+            let template = inspect_template(format.as_deref())?;
+            let (out, failed) = each(&networks, |k| {
+                let n: Network = c.get(&format!("/networks/{}", enc(k)))?;
+                Ok(serde_json::to_value(n)?)
+            });
+            print_inspected(&out, template.as_ref())?;
             Ok(failed)
         }
         NetworkCmd::Rm { networks } => {

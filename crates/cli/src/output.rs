@@ -91,10 +91,17 @@ fn now() -> i64 {
 
 /// `ps`: Docker's summary, with berth's columns. STATUS is the daemon's
 /// (`Up 5 seconds`); an exited container's NETWORKS are those it was on.
-pub fn ps(list: &[ContainerSummary], quiet: bool) {
+pub fn ps(list: &[ContainerSummary], quiet: bool, no_trunc: bool) {
+    let id = |c: &ContainerSummary| {
+        if no_trunc {
+            c.id.clone()
+        } else {
+            c.id.chars().take(12).collect()
+        }
+    };
     if quiet {
         for c in list {
-            println!("{}", c.id.chars().take(12).collect::<String>());
+            println!("{}", id(c));
         }
         return;
     }
@@ -109,14 +116,10 @@ pub fn ps(list: &[ContainerSummary], quiet: bool) {
     ]);
     let now = now();
     for c in list {
-        let mut cmd = c.command.clone();
-        if cmd.chars().count() > 20 {
-            cmd = format!("{}…", cmd.chars().take(19).collect::<String>());
-        }
         let nets: Vec<&str> = c.network_settings.networks.keys().collect();
         t.add_row(vec![
-            c.id.chars().take(12).collect::<String>(),
-            format!("\"{cmd}\""),
+            id(c),
+            crate::format::command(c, no_trunc),
             format!("{} ago", human_duration(now - c.created)),
             c.status.clone(),
             c.port_summary.join(", "),

@@ -142,7 +142,7 @@ impl NetworkFilter {
     }
 }
 
-const CONTAINER_KEYS: &[&str] = &["id", "name", "network", "status"];
+const CONTAINER_KEYS: &[&str] = &["id", "label", "name", "network", "status"];
 
 /// The containers `GET /containers/json` lists, from its filters.
 #[derive(Debug, Default)]
@@ -151,6 +151,7 @@ pub(crate) struct ContainerFilter {
     names: Vec<String>,
     networks: Vec<String>,
     statuses: Vec<Status>,
+    labels: Vec<String>,
 }
 
 impl ContainerFilter {
@@ -181,6 +182,7 @@ impl ContainerFilter {
             names: f.get("name").to_vec(),
             networks: f.get("network").to_vec(),
             statuses,
+            labels: f.get("label").to_vec(),
         })
     }
 
@@ -202,6 +204,8 @@ impl ContainerFilter {
             && any(&self.names, &|v| c.name.contains(v))
             && any(&self.networks, &on)
             && (self.statuses.is_empty() || self.statuses.contains(&c.status))
+            // berth's containers have no labels: a label filter keeps none.
+            && self.labels.is_empty()
     }
 }
 
