@@ -430,7 +430,10 @@ fn bridges_are_isolated_unless_asked_not_to_be() {
         can_ping(&h, "c-i1", "198.51.100.2"),
         "an isolated network cannot go out"
     );
-    assert!(!can_ping(&h, "c-in", "198.51.100.2"), "an internal network went out");
+    assert!(
+        !can_ping(&h, "c-in", "198.51.100.2"),
+        "an internal network went out"
+    );
 }
 
 #[test]
