@@ -119,6 +119,14 @@ pub struct ContainerExited {
     pub exit_code: i32,
 }
 
+/// `POST /containers/{id}/wait`: the container stopped, with this code.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerWaitResponse {
+    /// Its exit code (128 plus the signal when killed).
+    pub status_code: i64,
+}
+
 /// One container in `GET /containers/json`, Docker's summary, which
 /// `docker ps` prints.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

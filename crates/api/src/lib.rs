@@ -27,6 +27,11 @@
 //! | `DELETE /containers/{id}?force=` | | 204 |
 //! | `POST /containers/{id}/started` | [`ContainerStarted`] (berth) | 204 |
 //! | `POST /containers/{id}/exited` | [`ContainerExited`] (berth) | 204 |
+//! | `POST /containers/{id}/start` | | 204 (Docker's; runs the command again, detached) |
+//! | `POST /containers/{id}/stop?t=`, `/restart?t=` | | 204 (SIGTERM, SIGKILL after `t` seconds, 10 by default) |
+//! | `POST /containers/{id}/kill?signal=` | | 204 (a name with or without `SIG`, or a number) |
+//! | `POST /containers/{id}/wait` | | [`ContainerWaitResponse`] |
+//! | `GET /containers/{id}/logs?tail=&timestamps=` | | the log as text (berth's, not Docker's multiplexed stream) |
 //! | `GET /plugins`, `POST /plugins/reload` | | `[`[`PluginInfo`]`]` (berth) |
 //! | any error | | [`ErrorResponse`]: 400 bad input, 403 a pre-defined network, 404 not found, 409 a conflict |
 //!
@@ -66,8 +71,8 @@ mod version;
 
 pub use container::{
     ContainerConfig, ContainerCreateRequest, ContainerCreateResponse, ContainerExited, ContainerInspect,
-    ContainerStarted, ContainerState, ContainerSummary, Empty, HostConfig, MountPoint, NetworkSettings, Port,
-    PortBinding, PortMap, SummaryHostConfig, SummaryNetworkSettings, human_duration,
+    ContainerStarted, ContainerState, ContainerSummary, ContainerWaitResponse, Empty, HostConfig, MountPoint,
+    NetworkSettings, Port, PortBinding, PortMap, SummaryHostConfig, SummaryNetworkSettings, human_duration,
 };
 pub use error::Error;
 pub use filters::Filters;

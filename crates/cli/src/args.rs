@@ -37,25 +37,7 @@ pub(crate) enum Cmd {
     /// Run a command in a running container.
     Exec(ExecArgs),
     /// List containers.
-    Ps {
-        /// Show all containers, exited ones too.
-        #[arg(short, long)]
-        all: bool,
-        /// Only show ids.
-        #[arg(short, long)]
-        quiet: bool,
-        /// Filter: id=X, name=X, network=X, status=created|running|exited,
-        /// label=KEY[=VALUE] (values of one key are alternatives, different
-        /// keys must all match).
-        #[arg(short, long = "filter", value_name = "KEY=VALUE")]
-        filters: Vec<String>,
-        /// table, json, a Go template, or `table TEMPLATE`.
-        #[arg(long, default_value = "table")]
-        format: String,
-        /// Show full ids and commands.
-        #[arg(long)]
-        no_trunc: bool,
-    },
+    Ps(PsArgs),
     /// Show containers, or else networks, in detail, as JSON.
     Inspect {
         /// Format the output with a Go template (`json` is the default).
@@ -88,11 +70,12 @@ pub(crate) enum Cmd {
     /// Daemon-wide operations.
     #[command(subcommand)]
     System(SystemCmd),
-    /// Show what a detached container printed.
-    Logs {
-        /// Container (name or id).
-        container: String,
-    },
+    /// Containers' lifecycle: stop, start, restart, kill, wait, logs.
+    #[command(flatten)]
+    Life(LifeCmd),
+    /// Manage containers (`container ls`, and the lifecycle commands).
+    #[command(subcommand)]
+    Container(ContainerCmd),
     /// Show the daemon's configuration and drivers.
     Info,
     /// Show the client's and the daemon's versions and the API version.
@@ -106,6 +89,98 @@ pub(crate) enum Cmd {
         #[arg(last = true, required = true)]
         argv: Vec<String>,
     },
+}
+
+/// The commands that `berth X` and `berth container X` both have.
+#[derive(Subcommand)]
+pub(crate) enum LifeCmd {
+    /// Stop containers: SIGTERM, then SIGKILL after the timeout.
+    Stop {
+        /// Seconds to wait before killing.
+        #[arg(short = 't', long = "time", alias = "timeout", default_value_t = 10)]
+        time: i64,
+        /// Containers (name or id).
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Start stopped containers: the same command, detached, on the same
+    /// networks.
+    Start {
+        /// Containers (name or id).
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop and start containers.
+    Restart {
+        /// Seconds to wait before killing.
+        #[arg(short = 't', long = "time", alias = "timeout", default_value_t = 10)]
+        time: i64,
+        /// Containers (name or id).
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Send a signal to containers' processes.
+    Kill {
+        /// The signal: a name, with or without SIG, or a number.
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        /// Containers (name or id).
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Wait until containers stop and print their exit codes.
+    Wait {
+        /// Containers (name or id).
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Show what a container printed.
+    Logs {
+        /// Go on printing until the container stops.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines (or `all`).
+        #[arg(short = 'n', long, default_value = "all")]
+        tail: String,
+        /// Each line after its time (RFC 3339 with nanoseconds).
+        #[arg(short, long)]
+        timestamps: bool,
+        /// Container (name or id).
+        container: String,
+    },
+}
+
+/// The flags of `berth ps` and `berth container ls`.
+#[derive(clap::Args)]
+pub(crate) struct PsArgs {
+    /// Show all containers, exited ones too.
+    #[arg(short, long)]
+    pub(crate) all: bool,
+    /// Only show ids.
+    #[arg(short, long)]
+    pub(crate) quiet: bool,
+    /// Filter: id=X, name=X, network=X, status=created|running|exited,
+    /// label=KEY[=VALUE] (values of one key are alternatives, different
+    /// keys must all match).
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    pub(crate) filters: Vec<String>,
+    /// table, json, a Go template, or `table TEMPLATE`.
+    #[arg(long, default_value = "table")]
+    pub(crate) format: String,
+    /// Show full ids and commands.
+    #[arg(long)]
+    pub(crate) no_trunc: bool,
+}
+
+/// `berth container ...`, as Docker's.
+#[derive(Subcommand)]
+pub(crate) enum ContainerCmd {
+    /// List containers (as `berth ps`).
+    #[command(alias = "ps", alias = "list")]
+    Ls(PsArgs),
+    /// The lifecycle commands.
+    #[command(flatten)]
+    Life(LifeCmd),
 }
 
 #[derive(Subcommand)]

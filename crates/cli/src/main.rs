@@ -15,15 +15,16 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use berth_api::{
-    ContainerCreateRequest, ContainerInspect, ContainerSummary, EndpointIpamConfig, EndpointSettings,
-    Network, NetworkCheck, NetworkConnectRequest, NetworkCreateResponse, NetworkDisconnectRequest,
-    NetworkPruneResponse, PluginInfo, SystemInfo, SystemVersion,
+    ContainerCreateRequest, ContainerInspect, ContainerSummary, ContainerWaitResponse, EndpointIpamConfig,
+    EndpointSettings, Network, NetworkCheck, NetworkConnectRequest, NetworkCreateResponse,
+    NetworkDisconnectRequest, NetworkPruneResponse, PluginInfo, SystemInfo, SystemVersion,
 };
 use clap::Parser;
 use serde::Serialize;
 
 use crate::args::{
-    Cli, Cmd, NetworkCmd, PluginCmd, RunArgs, SystemCmd, enc, filters, filters_query, socket_path,
+    Cli, Cmd, ContainerCmd, LifeCmd, NetworkCmd, PluginCmd, PsArgs, RunArgs, SystemCmd, enc, filters,
+    filters_query, socket_path,
 };
 use crate::client::{Client, NO_BODY, connect};
 use crate::template::{Format, Template};
@@ -75,13 +76,14 @@ fn dispatch(cli: Cli) -> Result<i32> {
             })?;
             Ok(run::exit_code(run::wait_forwarding(&mut child)?))
         }
-        Cmd::Ps {
-            all,
-            quiet,
-            filters: f,
-            format,
-            no_trunc,
-        } => {
+        Cmd::Ps(args) | Cmd::Container(ContainerCmd::Ls(args)) => {
+            let PsArgs {
+                all,
+                quiet,
+                filters: f,
+                format,
+                no_trunc,
+            } = args;
             let format = Format::parse(&format)?;
             let q = filters_query(&filters(&f)?)?.replacen('?', "&", 1);
             let list: Vec<ContainerSummary> =
@@ -129,12 +131,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             connect(host)?.call("POST", "/system/reconcile", NO_BODY)?;
             Ok(0)
         }
-        Cmd::Logs { container } => {
-            let body = connect(host)?.get_bytes(&format!("/containers/{}/logs", enc(&container)))?;
-            use std::io::Write;
-            std::io::stdout().write_all(&body)?;
-            Ok(0)
-        }
+        Cmd::Life(cmd) | Cmd::Container(ContainerCmd::Life(cmd)) => life(&connect(host)?, cmd),
         Cmd::Plugin(PluginCmd::Ls { format }) => {
             let list: Vec<PluginInfo> = connect(host)?.get("/plugins")?;
             output::plugins(&list, &format)?;
@@ -162,6 +159,94 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let client = Client::new(socket_path(host.unwrap_or(&client::default_host()))?);
             run::shim(&client, &spec, &argv)
         }
+    }
+}
+
+/// `stop`, `start`, `restart`, `kill`, `wait` and `logs`.
+fn life(c: &Client, cmd: LifeCmd) -> Result<i32> {
+    let post = |path: String| c.call("POST", &path, NO_BODY);
+    match cmd {
+        LifeCmd::Stop { time, containers } => {
+            let (out, failed) = each(&containers, |k| {
+                post(format!("/containers/{}/stop?t={time}", enc(k))).map(|()| k.to_owned())
+            });
+            print_lines(&out);
+            Ok(failed)
+        }
+        LifeCmd::Start { containers } => {
+            let (out, failed) = each(&containers, |k| {
+                post(format!("/containers/{}/start", enc(k))).map(|()| k.to_owned())
+            });
+            print_lines(&out);
+            Ok(failed)
+        }
+        LifeCmd::Restart { time, containers } => {
+            let (out, failed) = each(&containers, |k| {
+                post(format!("/containers/{}/restart?t={time}", enc(k))).map(|()| k.to_owned())
+            });
+            print_lines(&out);
+            Ok(failed)
+        }
+        LifeCmd::Kill { signal, containers } => {
+            let (out, failed) = each(&containers, |k| {
+                post(format!("/containers/{}/kill?signal={}", enc(k), enc(&signal))).map(|()| k.to_owned())
+            });
+            print_lines(&out);
+            Ok(failed)
+        }
+        LifeCmd::Wait { containers } => {
+            let (out, failed) = each(&containers, |k| {
+                c.fetch::<ContainerWaitResponse, _>("POST", &format!("/containers/{}/wait", enc(k)), NO_BODY)
+                    .map(|r| r.status_code.to_string())
+            });
+            print_lines(&out);
+            Ok(failed)
+        }
+        LifeCmd::Logs {
+            follow,
+            tail,
+            timestamps,
+            container,
+        } => logs(c, &container, follow, &tail, timestamps),
+    }
+}
+
+/// `berth logs`: the last lines, then with `follow` what comes until the
+/// container stops (looked at five times a second).
+fn logs(c: &Client, container: &str, follow: bool, tail: &str, timestamps: bool) -> Result<i32> {
+    use std::io::Write;
+    if tail != "all" && tail.parse::<usize>().is_err() {
+        bail!("invalid --tail {tail:?}: a number of lines or \"all\"");
+    }
+    let path = |tail: &str| {
+        format!(
+            "/containers/{}/logs?tail={tail}&timestamps={}",
+            enc(container),
+            u8::from(timestamps)
+        )
+    };
+    let mut out = std::io::stdout();
+    out.write_all(&c.get_bytes(&path(tail))?)?;
+    out.flush()?;
+    if !follow {
+        return Ok(0);
+    }
+    // Lines printed so far, counted on the whole log.
+    let lines = |b: &[u8]| b.split_inclusive(|x| *x == b'\n').count();
+    let mut seen = lines(&c.get_bytes(&path("all"))?);
+    loop {
+        let info: ContainerInspect = c.get(&format!("/containers/{}/json", enc(container)))?;
+        let all = c.get_bytes(&path("all"))?;
+        let now: Vec<&[u8]> = all.split_inclusive(|x| *x == b'\n').collect();
+        for l in now.iter().skip(seen) {
+            out.write_all(l)?;
+        }
+        out.flush()?;
+        seen = seen.max(now.len());
+        if !info.state.running {
+            return Ok(0);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
 

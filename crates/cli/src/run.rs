@@ -222,6 +222,77 @@ pub fn wait_forwarding(child: &mut Child) -> io::Result<ExitStatus> {
     child.wait()
 }
 
+/// Copies `from` to the log a line at a time, each as `TIME STREAM TEXT`
+/// (the daemon's `logs` reads that), and to `tee` when given.
+fn pump(
+    mut from: impl io::BufRead,
+    log: std::sync::Arc<std::sync::Mutex<File>>,
+    stream: &'static str,
+    mut tee: Option<Box<dyn Write + Send>>,
+) {
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match from.read_until(b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        if let Some(t) = &mut tee {
+            let _ = t.write_all(&line);
+            let _ = t.flush();
+        }
+        let mut rec = format!("{} {stream} ", berth_engine::now()).into_bytes();
+        rec.extend_from_slice(&line);
+        if rec.last() != Some(&b'\n') {
+            rec.push(b'\n');
+        }
+        let mut f = log.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = f.write_all(&rec);
+    }
+}
+
+/// Lets the log copiers finish what the command wrote, for a second at
+/// most: a process it left behind may hold the pipes open for ever.
+fn drain(pumps: Vec<std::thread::JoinHandle<()>>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while pumps.iter().any(|t| !t.is_finished()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Makes `cmd`'s stdout and stderr pipes, to be pumped into the log.
+fn piped(cmd: &mut Command) {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+}
+
+/// Starts the threads that copy the child's output into the log at
+/// `log_path` (and to our own stdout and stderr with `tee`).
+fn log_output(child: &mut Child, log_path: &str, tee: bool) -> Result<Vec<std::thread::JoinHandle<()>>> {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(log_path)
+        .with_context(|| format!("opening {log_path}"))?;
+    let log = std::sync::Arc::new(std::sync::Mutex::new(log));
+    let mut threads = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        let (log, tee): (_, Option<Box<dyn Write + Send>>) =
+            (log.clone(), tee.then(|| Box::new(io::stdout()) as _));
+        threads.push(std::thread::spawn(move || {
+            pump(io::BufReader::new(out), log, "stdout", tee)
+        }));
+    }
+    if let Some(err) = child.stderr.take() {
+        let (log, tee): (_, Option<Box<dyn Write + Send>>) =
+            (log.clone(), tee.then(|| Box::new(io::stderr()) as _));
+        threads.push(std::thread::spawn(move || {
+            pump(io::BufReader::new(err), log, "stderr", tee)
+        }));
+    }
+    Ok(threads)
+}
+
 /// Tells the daemon the process started.
 fn report_started(client: &Client, id: &str, pid: u32) -> Result<()> {
     client.call(
@@ -250,10 +321,12 @@ fn report_exited(client: &Client, id: &str, code: i32) {
 }
 
 /// Runs the container's command in the foreground, with the terminal, and
-/// returns its exit code.
+/// returns its exit code. Its output goes to the terminal and, line by
+/// line, to the container's log.
 pub fn foreground(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
+    piped(&mut cmd);
     enter_container(&mut cmd, spec)?;
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -272,7 +345,9 @@ pub fn foreground(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> 
         report_exited(client, &spec.id, 137);
         return Err(e);
     }
+    let pumps = log_output(&mut child, &spec.log_path, true)?;
     let status = wait_forwarding(&mut child)?;
+    drain(pumps);
     let code = exit_code(status);
     report_exited(client, &spec.id, code);
     Ok(code)
@@ -334,6 +409,7 @@ pub fn shim(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> {
     unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) };
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
+    piped(&mut cmd);
     let child = enter_container(&mut cmd, spec).and_then(|()| {
         cmd.spawn()
             .with_context(|| format!("cannot run {:?} in container {}", argv[0], spec.name))
@@ -357,9 +433,11 @@ pub fn shim(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> {
         report_exited(client, &spec.id, 137);
         return Ok(137);
     }
+    let pumps = log_output(&mut child, &spec.log_path, false)?;
     let _ = writeln!(status_pipe, "ok");
     drop(status_pipe);
     let code = exit_code(wait_forwarding(&mut child)?);
+    drain(pumps);
     report_exited(client, &spec.id, code);
     Ok(code)
 }

@@ -273,7 +273,12 @@ fn container_refusals() {
             vec!["network", "disconnect", "host", "h1"],
             vec!["cannot be disconnected from the host network"],
         ),
-        (vec!["rm", "c1"], vec!["c1 is running", "rm -f"]),
+        (
+            vec!["rm", "c1"],
+            vec![
+                "cannot remove container c1: container is running: stop the container before removing or force remove",
+            ],
+        ),
         (
             vec!["exec", "ghost", "--", "true"],
             vec!["no such container: ghost"],

@@ -155,7 +155,9 @@ fn detached_exit_is_noticed_and_rm_flag_removes() {
     assert_eq!(c["State"]["ExitCode"], 4);
     assert_eq!(h.ok(&["logs", "quick"]), "bye\n");
     h.ok(&["run", "-d", "--rm", "--name", "gone", "--", "true"]);
-    wait_until("gone removed", || h.berth(&["inspect", "gone"]).code != 0);
+    wait_until("gone removed", || {
+        h.berth(&["inspect", "--type", "container", "gone"]).code != 0
+    });
     // A container whose shim is killed is noticed as exited too.
     h.ok(&["run", "-d", "--name", "orphan", "--", "sleep", "600"]);
     let pid = inspect(&h, "orphan")["State"]["Pid"].as_u64().unwrap() as i32;
@@ -363,7 +365,9 @@ fn the_daemon_log_is_plain_text_without_reaping_warnings() {
         h.ok(&["run", "--rm", "--name", &format!("r{i}"), "--", "true"]);
     }
     h.ok(&["run", "-d", "--rm", "--name", "d", "--", "sleep", "0.2"]);
-    wait_until("d is removed", || h.berth(&["inspect", "d"]).code != 0);
+    wait_until("d is removed", || {
+        h.berth(&["inspect", "--type", "container", "d"]).code != 0
+    });
     let log = h.daemon_log();
     assert!(log.contains("berth daemon ready"), "{log}");
     assert!(!log.contains('\u{1b}'), "colour codes in the log file:\n{log}");

@@ -488,7 +488,10 @@ fn overlays_are_isolated_from_their_hosts_and_from_each_other() {
     h0.ok(&["network", "create", "-d", "overlay", "a"]);
     h0.ok(&["network", "create", "-d", "overlay", "b"]);
     wait_until("host 1 knows b", 5, || {
-        h1.berth(&["network", "inspect", "b"]).code == 0
+        h1.berth(&["network", "inspect", "-f", "{{.Name}}", "b"])
+            .stdout
+            .trim()
+            == "b"
     });
     run_d(h0, "a0", "a");
     run_d(h1, "a1", "a");
@@ -934,7 +937,10 @@ fn connect_and_disconnect_bring_and_take_the_way_out() {
     h0.ok(&["network", "create", "-d", "overlay", "a"]);
     h0.ok(&["network", "create", "-d", "overlay", "b"]);
     wait_until("host 1 knows b", 5, || {
-        h1.berth(&["network", "inspect", "b"]).code == 0
+        h1.berth(&["network", "inspect", "-f", "{{.Name}}", "b"])
+            .stdout
+            .trim()
+            == "b"
     });
     run_d(h1, "far", "b");
     let links = |c: &str| -> Vec<String> {

@@ -186,7 +186,10 @@ fn a_crash_mid_run_on_a_cni_network_releases_the_lease() {
         held,
         "host-local still holds the cut-short run's lease"
     );
-    assert!(h.berth(&["inspect", "x"]).code != 0, "x was recorded");
+    assert!(
+        h.berth(&["inspect", "--type", "container", "x"]).code != 0,
+        "x was recorded"
+    );
     let ports = h.run("ip", &["-o", "link", "show", "master", "cnibr22"]).stdout;
     assert_eq!(
         ports.lines().count(),

@@ -152,7 +152,10 @@ fn leases(h: &TestHost, name: &str) -> Vec<String> {
 /// Nothing of a refused container is left: no record, no sandbox, no
 /// lease, no interface on `bridge`.
 fn nothing_left(h: &TestHost, c: &str, bridge: Option<&str>, net: &str) {
-    assert!(h.berth(&["inspect", c]).code != 0, "{c} was recorded");
+    assert!(
+        h.berth(&["inspect", "--type", "container", c]).code != 0,
+        "{c} was recorded"
+    );
     assert_eq!(h.ok(&["ps", "-a", "-q"]).trim(), "", "a container was recorded");
     let sandboxes: Vec<_> = fs::read_dir(h.exec_root().join("netns"))
         .unwrap()

@@ -332,7 +332,7 @@ fn bad_answers_fail_in_one_line_and_leave_nothing() {
         assert!(e.contains(want), "{kind}@{method}: {e}");
         assert!(e.contains("rolled back"), "{kind}@{method}: {e}");
         assert_eq!(h.kernel_state(), before, "{kind}@{method} left something behind");
-        let r = h.berth(&["inspect", "victim"]);
+        let r = h.berth(&["inspect", "--type", "container", "victim"]);
         assert_ne!(r.code, 0, "{kind}@{method}: the container stayed: {}", r.stdout);
         h.ok(&["network", "rm", &net]);
     }

@@ -382,7 +382,11 @@ fn two_containers_cannot_publish_the_same_port_nor_a_port_a_process_holds() {
     stop_tx.send(()).unwrap();
     holder.join().unwrap();
     assert_eq!(before, h.kernel_state(), "refusals leave nothing");
-    assert_ne!(h.berth(&["inspect", "second"]).code, 0, "no container was made");
+    assert_ne!(
+        h.berth(&["inspect", "--type", "container", "second"]).code,
+        0,
+        "no container was made"
+    );
 }
 
 #[test]

@@ -119,7 +119,7 @@ fn recover_store_sets_the_file_aside_rebuilds_bridges_and_says_what_was_lost() {
         .find(|l| l.contains(&format!("lost container {}: its record is lost", &ctr[..12])))
         .unwrap_or_else(|| panic!("{log}"));
     assert!(lost.contains("keeps running without a network"), "{lost}");
-    assert!(h.berth(&["inspect", "a"]).code != 0);
+    assert!(h.berth(&["inspect", "--type", "container", "a"]).code != 0);
     assert!(
         !h.exec_root().join("netns").join(&ctr).exists(),
         "its sandbox is swept"

@@ -36,3 +36,4 @@ pub use error::{
 };
 pub use networks::ipam;
 pub use store::model;
+pub use util::now;

@@ -29,9 +29,12 @@ use berth_api::{
 use tower::ServiceExt;
 
 use super::error::{ApiError, Body, Id, Params};
-use super::routes::{Query, check_connect, check_create, filters, method_not_allowed, not_found, truthy};
+use super::routes::{
+    Query, check_connect, check_create, filters, method_not_allowed, not_found, stop_timeout, tail, truthy,
+};
 use super::serve::docker_compat;
 use super::{ContainerFilter, NetworkFilter};
+use crate::containers::parse_signal;
 use crate::{Error, Unsupported};
 
 /// A request the daemon would hand to its engine, as it read it.
@@ -50,12 +53,36 @@ pub enum Request {
     NetworkDisconnect(String, NetworkDisconnectRequest),
     NetworkCheck(String),
     ContainerCreate(ContainerCreateRequest),
-    ContainerList { all: bool, filters: Filters },
+    ContainerList {
+        all: bool,
+        filters: Filters,
+    },
     ContainerInspect(String),
-    ContainerRemove { id: String, force: bool },
+    ContainerRemove {
+        id: String,
+        force: bool,
+    },
     ContainerStarted(String, ContainerStarted),
     ContainerExited(String, ContainerExited),
-    ContainerLogs(String),
+    ContainerLogs {
+        id: String,
+        tail: Option<usize>,
+        timestamps: bool,
+    },
+    ContainerStart(String),
+    ContainerStop {
+        id: String,
+        timeout: std::time::Duration,
+    },
+    ContainerRestart {
+        id: String,
+        timeout: std::time::Duration,
+    },
+    ContainerKill {
+        id: String,
+        signal: String,
+    },
+    ContainerWait(String),
     PluginList,
     PluginReload,
     SystemReconcile,
@@ -184,7 +211,46 @@ fn router() -> Router {
         )
         .route(
             "/containers/{id}/logs",
-            get(|Id(id): Id| async move { found(Request::ContainerLogs(id)) }),
+            get(|Id(id): Id, Params(q): Params<Query>| async move {
+                found(Request::ContainerLogs {
+                    id,
+                    tail: tail(&q)?,
+                    timestamps: truthy(&q.timestamps),
+                })
+            }),
+        )
+        .route(
+            "/containers/{id}/start",
+            post(|Id(id): Id| async move { found(Request::ContainerStart(id)) }),
+        )
+        .route(
+            "/containers/{id}/stop",
+            post(|Id(id): Id, Params(q): Params<Query>| async move {
+                let timeout = stop_timeout(&q)?;
+                found(Request::ContainerStop { id, timeout })
+            }),
+        )
+        .route(
+            "/containers/{id}/restart",
+            post(|Id(id): Id, Params(q): Params<Query>| async move {
+                let timeout = stop_timeout(&q)?;
+                found(Request::ContainerRestart { id, timeout })
+            }),
+        )
+        .route(
+            "/containers/{id}/kill",
+            post(|Id(id): Id, Params(q): Params<Query>| async move {
+                let signal = if q.signal.is_empty() {
+                    "SIGKILL".to_owned()
+                } else {
+                    parse_signal(&q.signal)?.as_str().to_owned()
+                };
+                found(Request::ContainerKill { id, signal })
+            }),
+        )
+        .route(
+            "/containers/{id}/wait",
+            post(|Id(id): Id| async move { found(Request::ContainerWait(id)) }),
         )
         .route("/plugins", get(|| async { found(Request::PluginList) }))
         .route("/plugins/reload", post(|| async { found(Request::PluginReload) }))

@@ -9,14 +9,15 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use berth_api::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerExited, ContainerInspect, ContainerStarted,
-    ContainerSummary, ErrorResponse, Filters, Network, NetworkCheck, NetworkConnectRequest,
-    NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest, NetworkPruneResponse, PluginInfo,
-    SystemInfo, SystemVersion,
+    ContainerSummary, ContainerWaitResponse, ErrorResponse, Filters, Network, NetworkCheck,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest,
+    NetworkPruneResponse, PluginInfo, SystemInfo, SystemVersion,
 };
 use serde::Deserialize;
 
 use crate::api::error::{ApiError, Body, Id, Params};
 use crate::api::views;
+use crate::containers::parse_signal;
 use crate::engine::Engine;
 use crate::{Error, Result, Unsupported};
 
@@ -41,7 +42,46 @@ pub(super) struct Query {
     pub(super) filters: String,
     pub(super) all: String,
     pub(super) force: String,
+    /// `stop`, `restart`: seconds before SIGKILL.
+    pub(super) t: String,
+    /// `kill`: the signal.
+    pub(super) signal: String,
+    /// `logs`: the last lines only (`all` or a number).
+    pub(super) tail: String,
+    /// `logs`: each line with its time.
+    pub(super) timestamps: String,
 }
+
+/// The seconds of `?t=`, 10 when absent, as Docker's; a negative one waits
+/// a day.
+pub(super) fn stop_timeout(q: &Query) -> Result<std::time::Duration> {
+    if q.t.is_empty() {
+        return Ok(std::time::Duration::from_secs(10));
+    }
+    let t: i64 = q.t.parse().map_err(|_| Error::BadQuery {
+        query: format!("t={}", q.t),
+        reason: "not a whole number of seconds".into(),
+    })?;
+    Ok(std::time::Duration::from_secs(if t < 0 {
+        86_400
+    } else {
+        t as u64
+    }))
+}
+
+/// The lines `?tail=` keeps: `None` for all.
+pub(super) fn tail(q: &Query) -> Result<Option<usize>> {
+    match q.tail.as_str() {
+        "" | "all" => Ok(None),
+        n => n.parse().map(Some).map_err(|_| Error::BadQuery {
+            query: format!("tail={n}"),
+            reason: "not a number of lines or \"all\"".into(),
+        }),
+    }
+}
+
+/// The socket the daemon serves, which shims started by `start` report to.
+pub(super) static SOCKET: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
 
 /// Docker's reading of a boolean query parameter: anything but empty,
 /// `0`, `no`, `false` and `none` is true.
@@ -243,8 +283,48 @@ async fn container_exited(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn container_logs(State(e): Eng, Id(id): Id) -> ApiResult<Vec<u8>> {
-    Ok(e.logs(&id)?)
+async fn container_logs(State(e): Eng, Id(id): Id, Params(q): Params<Query>) -> ApiResult<Vec<u8>> {
+    Ok(e.logs(&id, tail(&q)?, truthy(&q.timestamps))?)
+}
+
+async fn container_start(State(e): Eng, Id(id): Id) -> ApiResult<StatusCode> {
+    let socket = SOCKET.get().cloned().unwrap_or_default();
+    finish(async move { e.start_container(&id, &socket).await }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn container_stop(State(e): Eng, Id(id): Id, Params(q): Params<Query>) -> ApiResult<StatusCode> {
+    let t = stop_timeout(&q)?;
+    finish(async move { e.stop_container(&id, t).await }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn container_restart(State(e): Eng, Id(id): Id, Params(q): Params<Query>) -> ApiResult<StatusCode> {
+    let t = stop_timeout(&q)?;
+    let socket = SOCKET.get().cloned().unwrap_or_default();
+    finish(async move {
+        e.stop_container(&id, t).await?;
+        e.start_container(&id, &socket).await
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn container_kill(State(e): Eng, Id(id): Id, Params(q): Params<Query>) -> ApiResult<StatusCode> {
+    let sig = if q.signal.is_empty() {
+        nix::sys::signal::Signal::SIGKILL
+    } else {
+        parse_signal(&q.signal)?
+    };
+    e.kill_container(&id, sig).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn container_wait(State(e): Eng, Id(id): Id) -> ApiResult<Json<ContainerWaitResponse>> {
+    let code = e.wait_container(&id).await?;
+    Ok(Json(ContainerWaitResponse {
+        status_code: code.into(),
+    }))
 }
 
 async fn plugin_list(State(e): Eng) -> Json<Vec<PluginInfo>> {
@@ -294,6 +374,11 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/started", post(container_started))
         .route("/containers/{id}/exited", post(container_exited))
         .route("/containers/{id}/logs", get(container_logs))
+        .route("/containers/{id}/start", post(container_start))
+        .route("/containers/{id}/stop", post(container_stop))
+        .route("/containers/{id}/restart", post(container_restart))
+        .route("/containers/{id}/kill", post(container_kill))
+        .route("/containers/{id}/wait", post(container_wait))
         .route("/plugins", get(plugin_list))
         .route("/plugins/reload", post(plugin_reload))
         .route("/system/reconcile", post(system_reconcile))

@@ -80,6 +80,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let listener = listen::bind(&listen.socket, listen.gid)?;
+    let _ = super::routes::SOCKET.set(listen.socket.clone());
     let body = BodyLimits {
         max: listen.limits.max_body,
         timeout: listen.limits.header_timeout,

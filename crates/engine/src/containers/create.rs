@@ -190,6 +190,7 @@ impl Engine {
                 })
                 .collect(),
             last_networks: Vec::new(),
+            last_endpoints: Vec::new(),
             status: Status::Created,
             pid: 0,
             pid_start: 0,

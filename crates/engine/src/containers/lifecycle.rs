@@ -5,7 +5,7 @@ use berth_core::SandboxKind;
 
 use super::process;
 use crate::engine::Engine;
-use crate::store::model::{ContainerRecord, Status};
+use crate::store::model::{ContainerRecord, LastEndpoint, Status};
 use crate::store::{Op, Table};
 use crate::{Error, Result, util};
 
@@ -128,6 +128,17 @@ impl Engine {
                 .endpoints
                 .iter()
                 .filter_map(|e| st.networks.get(&e.network_id).map(|n| n.net.name.clone()))
+                .collect();
+            c.last_endpoints = c
+                .endpoints
+                .iter()
+                .filter_map(|e| {
+                    Some(LastEndpoint {
+                        network: st.networks.get(&e.network_id)?.net.name.clone(),
+                        static_ip: e.static_ip.clone(),
+                        aliases: e.aliases.clone(),
+                    })
+                })
                 .collect();
             for ep in &c.endpoints {
                 Self::release(&mut st, ep);

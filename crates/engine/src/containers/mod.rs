@@ -11,6 +11,7 @@
 //!   announcements for global networks, the gateway bridge for networks
 //!   with no way out of their own;
 //! - `connect`: `network connect` and `network disconnect`;
+//! - `control`: `stop`, `start`, `restart`, `kill`, `wait`;
 //! - `lifecycle`: the process started or ended, the network taken down,
 //!   removal, reaping;
 //! - `files`: the generated `/etc/hosts`, `/etc/resolv.conf` and
@@ -20,6 +21,7 @@
 //! - `names`: random names; `process`: whether a process still runs.
 
 mod connect;
+mod control;
 mod create;
 pub(crate) mod dnsopts;
 pub(crate) mod egress;
@@ -43,6 +45,7 @@ use crate::{Error, Object, Result, util};
 // The request and answer of a create are the API's (`berth_api`), under
 // the names this module has always used for them.
 pub use berth_api::{ContainerCreateRequest as ContainerCreate, ContainerCreateResponse as Created};
+pub use control::parse_signal;
 
 /// Finds a container by name, full id or unique id prefix.
 pub(crate) fn find_container<'a>(st: &'a State, key: &str) -> Result<&'a ContainerRecord> {
@@ -99,16 +102,46 @@ impl Engine {
             .collect())
     }
 
-    /// Reads a detached container's output.
-    pub fn logs(&self, key: &str) -> Result<Vec<u8>> {
+    /// A container's output, as `docker logs` prints it: the last `tail`
+    /// lines (all with `None`), each after its time with `timestamps`.
+    pub fn logs(&self, key: &str, tail: Option<usize>, timestamps: bool) -> Result<Vec<u8>> {
         let c = self.find_container(key)?;
         let p = self.cfg.paths(&c.id).log;
-        match fs::read(&p) {
-            Ok(b) => Ok(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(Error::io(format!("reading {}", p.display()), e)),
+        let raw = match fs::read(&p) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(Error::io(format!("reading {}", p.display()), e)),
+        };
+        Ok(render_log(&raw, tail, timestamps))
+    }
+}
+
+/// The log file's lines are `TIME STREAM TEXT` (see `berth`'s `run.rs`);
+/// a line in another shape (the shim's own words) is shown as it is.
+fn render_log(raw: &[u8], tail: Option<usize>, timestamps: bool) -> Vec<u8> {
+    let lines: Vec<&[u8]> = raw.split_inclusive(|b| *b == b'\n').collect();
+    let skip = tail.map_or(0, |n| lines.len().saturating_sub(n));
+    let mut out = Vec::with_capacity(raw.len());
+    for line in &lines[skip..] {
+        let parsed = line.iter().position(|b| *b == b' ').and_then(|sp| {
+            let (time, rest) = (&line[..sp], &line[sp + 1..]);
+            let text = rest
+                .strip_prefix(b"stdout ")
+                .or_else(|| rest.strip_prefix(b"stderr "))?;
+            (time.ends_with(b"Z") && time.first().is_some_and(u8::is_ascii_digit)).then_some((time, text))
+        });
+        match parsed {
+            Some((time, text)) => {
+                if timestamps {
+                    out.extend_from_slice(time);
+                    out.push(b' ');
+                }
+                out.extend_from_slice(text);
+            }
+            None => out.extend_from_slice(line),
         }
     }
+    out
 }
 
 /// A crash point for tests of recovery: when `BERTH_FAILPOINT` names this

@@ -158,6 +158,17 @@ pub enum Error {
         /// The container's name.
         container: String,
     },
+    /// `berth start` could not run the container's command again.
+    #[error("starting container {container}: {message}")]
+    StartFailed {
+        /// The container's name.
+        container: String,
+        /// What the shim said.
+        message: String,
+    },
+    /// A signal name or number that Linux does not have.
+    #[error("invalid signal: {0}")]
+    BadSignal(String),
     /// The container's process was reported started before.
     #[error("container {container} was already started")]
     AlreadyStarted {
@@ -174,7 +185,9 @@ pub enum Error {
         container: String,
     },
     /// A running container to remove without `force`.
-    #[error("container {container} is running: stop it first or remove it with rm -f")]
+    #[error(
+        "cannot remove container {container}: container is running: stop the container before removing or force remove"
+    )]
     ContainerRunning {
         /// The container's name.
         container: String,

@@ -56,6 +56,7 @@ impl Error {
             | LinkOffBridge { .. }
             | LinkAcrossNetworks { .. }
             | AliasOnPredefined { .. }
+            | BadSignal(..)
             | BadPrefix { .. }
             | HostBitsSet { .. }
             | BadAddress { .. }
@@ -104,6 +105,7 @@ impl Error {
             | StoreDamaged { .. }
             | DecodeRecord { .. }
             | EncodeRecord { .. }
+            | StartFailed { .. }
             | Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             BadAdvertise { .. } | WrongScope { .. } => StatusCode::BAD_REQUEST,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

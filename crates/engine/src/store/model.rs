@@ -191,6 +191,19 @@ pub struct DnsConfig {
     pub resolv_hash: Option<u64>,
 }
 
+/// One network a stopped container was on, as `berth start` joins it again.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LastEndpoint {
+    /// The network's name.
+    pub network: String,
+    /// The addresses asked for with `--ip`/`--ip6`, kept on a restart.
+    #[serde(default)]
+    pub static_ip: Vec<IpAddr>,
+    /// Extra names on this network.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+}
+
 /// A container as stored.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ContainerRecord {
@@ -236,6 +249,10 @@ pub struct ContainerRecord {
     /// The networks it was on when it exited (for `ps -a`).
     #[serde(default)]
     pub last_networks: Vec<String>,
+    /// Its memberships when it exited, for `berth start`: each network by
+    /// name, with the addresses asked with `--ip` and the aliases.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_endpoints: Vec<LastEndpoint>,
     /// Status.
     pub status: Status,
     /// The process (while running).
