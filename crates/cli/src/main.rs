@@ -17,7 +17,6 @@ use berth_api::{
     Network, NetworkCheck, NetworkConnectRequest, NetworkCreateResponse, NetworkDisconnectRequest,
     NetworkPruneResponse, PluginInfo, SystemInfo, SystemVersion,
 };
-use clap::Parser;
 use serde::Serialize;
 
 use crate::args::{
@@ -39,7 +38,7 @@ impl std::fmt::Display for ExitWith {
 impl std::error::Error for ExitWith {}
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = args::parse();
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
@@ -59,6 +58,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Network(cmd) => network(&connect(host)?, cmd),
         Cmd::Run(args) => run_container(host, args),
         Cmd::Exec(args) => {
+            let process = run::Process::new(&args.process)?;
             let c = connect(host)?;
             let info: ContainerInspect = c.get(&format!("/containers/{}/json", enc(&args.container)))?;
             if !info.state.running {
@@ -67,6 +67,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let mut cmd = std::process::Command::new(&args.command[0]);
             cmd.args(&args.command[1..]);
             run::enter_process(&mut cmd, info.state.pid)?;
+            process.apply(&mut cmd)?;
             let mut child = cmd.spawn().with_context(|| {
                 format!("cannot run {:?} in container {}", args.command[0], args.container)
             })?;
@@ -139,10 +140,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Shim { spec, argv } => {
-            let spec: run::Spec =
+            let launch: run::Launch =
                 serde_json::from_str(&spec).context("decoding the shim's container spec")?;
             let client = Client::new(socket_path(host.unwrap_or(&client::default_host()))?);
-            run::shim(&client, &spec, &argv)
+            run::shim(&client, &launch, &argv)
         }
     }
 }
@@ -296,6 +297,7 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
 
 fn run_container(host: Option<&str>, a: RunArgs) -> Result<i32> {
     let _ = (a.interactive, a.tty);
+    let process = run::Process::new(&a.process)?;
     let c = connect(host)?;
     let body = ContainerCreateRequest {
         name: a.name.unwrap_or_default(),
@@ -320,10 +322,10 @@ fn run_container(host: Option<&str>, a: RunArgs) -> Result<i32> {
     let spec: run::Spec = c.fetch("POST", "/containers/create", Some(&body))?;
     if a.detach {
         let host = format!("unix://{}", c.socket().display());
-        run::detached(&host, &spec, &a.command)?;
+        run::detached(&host, &spec, &a.command, &process)?;
         println!("{}", spec.id);
         Ok(0)
     } else {
-        run::foreground(&c, &spec, &a.command)
+        run::foreground(&c, &spec, &a.command, &process)
     }
 }

@@ -19,18 +19,177 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
 use berth_api::{ContainerCreateResponse, ContainerExited, ContainerStarted};
+use nix::unistd::{Gid, Group, Uid, User};
+use serde::{Deserialize, Serialize};
 
+use crate::args::{ProcessArgs, environment};
 use crate::client::Client;
 
 /// What the process needs to enter its container: the daemon's answer to
 /// the create.
 pub type Spec = ContainerCreateResponse;
+
+/// What `-e`, `--env-file`, `-w` and `-u` set for a container's process,
+/// read and resolved on the client before anything is created. The
+/// process otherwise inherits berth's environment and directory.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Process {
+    /// Variables to set, in order (a later one wins).
+    pub env: Vec<(String, String)>,
+    /// An absolute directory that exists.
+    pub workdir: Option<PathBuf>,
+    /// The identity to take after entering the container.
+    pub user: Option<Ids>,
+}
+
+/// A user's ids as the host's user and group databases give them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Ids {
+    /// The user id.
+    pub uid: u32,
+    /// The primary group id.
+    pub gid: u32,
+    /// Supplementary groups (the user's groups; none for a uid that is
+    /// not in the database).
+    pub groups: Vec<u32>,
+}
+
+/// What the detached shim is given: the container and the process.
+#[derive(Serialize, Deserialize)]
+pub struct Launch {
+    /// The daemon's answer to the create.
+    pub spec: Spec,
+    /// `-e`, `-w`, `-u`.
+    pub process: Process,
+}
+
+impl Process {
+    /// Reads the flags: the environment files, the user in the host's
+    /// databases, the working directory on the host's file system.
+    pub fn new(a: &ProcessArgs) -> Result<Self> {
+        let mut env = environment(&a.env_file, &a.env, |k| std::env::var(k).ok())?;
+        let workdir = match &a.workdir {
+            None => None,
+            Some(d) => {
+                let dir = std::env::current_dir().unwrap_or_default().join(d);
+                match std::fs::metadata(&dir) {
+                    Ok(m) if m.is_dir() => Some(dir),
+                    Ok(_) => bail!("invalid --workdir {:?}: not a directory", d.display().to_string()),
+                    Err(e) => bail!("invalid --workdir {:?}: {e}", d.display().to_string()),
+                }
+            }
+        };
+        let user = match &a.user {
+            None => None,
+            Some(spec) => {
+                let (ids, home) = resolve_user(spec)?;
+                if let Some(home) = home
+                    && !env.iter().any(|(k, _)| k == "HOME")
+                {
+                    env.insert(0, ("HOME".into(), home.display().to_string()));
+                }
+                Some(ids)
+            }
+        };
+        Ok(Self { env, workdir, user })
+    }
+
+    /// Sets the environment, and makes the process change directory and
+    /// identity once it is in the container (call after `enter_*`).
+    pub fn apply(&self, cmd: &mut Command) -> Result<()> {
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
+        if self.workdir.is_none() && self.user.is_none() {
+            return Ok(());
+        }
+        let dir = match &self.workdir {
+            Some(d) => Some(
+                CString::new(d.as_os_str().as_bytes())
+                    .map_err(|_| anyhow!("--workdir contains a NUL byte"))?,
+            ),
+            None => None,
+        };
+        let ids = self.user.clone();
+        // SAFETY: raw syscalls on memory prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || {
+                if let Some(d) = &dir {
+                    check(libc::chdir(d.as_ptr()))?;
+                }
+                if let Some(ids) = &ids {
+                    check(libc::setgroups(ids.groups.len(), ids.groups.as_ptr()))?;
+                    check(libc::setgid(ids.gid))?;
+                    check(libc::setuid(ids.uid))?;
+                }
+                Ok(())
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `-u USER[:GROUP]`: names or numeric ids, looked up on the host as
+/// Docker looks them up in the image; a uid that is not in the database
+/// gets group 0, as in Docker. Returns the user's home too, when known.
+fn resolve_user(spec: &str) -> Result<(Ids, Option<PathBuf>)> {
+    let bad = |why: String| anyhow!("invalid --user {spec:?}: {why}");
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    if u.is_empty() || g.is_some_and(str::is_empty) {
+        return Err(bad("accepted: USER[:GROUP], names or numeric ids".into()));
+    }
+    let user = match u.parse::<u32>() {
+        Ok(n) => User::from_uid(Uid::from_raw(n)).map_err(|e| bad(e.desc().into()))?,
+        Err(_) => Some(
+            User::from_name(u)
+                .map_err(|e| bad(e.desc().into()))?
+                .ok_or_else(|| bad(format!("no user {u:?} on this host")))?,
+        ),
+    };
+    let gid = match g {
+        None => user.as_ref().map_or(0, |u| u.gid.as_raw()),
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => Group::from_name(g)
+                .map_err(|e| bad(e.desc().into()))?
+                .ok_or_else(|| bad(format!("no group {g:?} on this host")))?
+                .gid
+                .as_raw(),
+        },
+    };
+    let Some(user) = user else {
+        let uid = u.parse::<u32>().unwrap_or_default();
+        return Ok((
+            Ids {
+                uid,
+                gid,
+                groups: Vec::new(),
+            },
+            None,
+        ));
+    };
+    let name = CString::new(user.name.as_bytes()).map_err(|_| bad("a NUL byte".into()))?;
+    let groups = nix::unistd::getgrouplist(&name, Gid::from_raw(gid))
+        .map_err(|e| bad(format!("reading the groups of {}: {}", user.name, e.desc())))?
+        .into_iter()
+        .map(Gid::as_raw)
+        .collect();
+    Ok((
+        Ids {
+            uid: user.uid.as_raw(),
+            gid,
+            groups,
+        },
+        Some(user.dir),
+    ))
+}
 
 fn cstr(p: &str) -> Result<CString> {
     CString::new(p).map_err(|_| anyhow!("path {p:?} contains a NUL byte"))
@@ -251,10 +410,11 @@ fn report_exited(client: &Client, id: &str, code: i32) {
 
 /// Runs the container's command in the foreground, with the terminal, and
 /// returns its exit code.
-pub fn foreground(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> {
+pub fn foreground(client: &Client, spec: &Spec, argv: &[String], process: &Process) -> Result<i32> {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     enter_container(&mut cmd, spec)?;
+    process.apply(&mut cmd)?;
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -280,7 +440,7 @@ pub fn foreground(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> 
 
 /// Starts the detached shim, which runs the command with its output in the
 /// log and reports its end; returns once the command has started.
-pub fn detached(host: &str, spec: &Spec, argv: &[String]) -> Result<()> {
+pub fn detached(host: &str, spec: &Spec, argv: &[String], process: &Process) -> Result<()> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -293,7 +453,10 @@ pub fn detached(host: &str, spec: &Spec, argv: &[String]) -> Result<()> {
     cmd.arg("--host")
         .arg(host)
         .arg("__shim")
-        .arg(serde_json::to_string(spec)?)
+        .arg(serde_json::to_string(&Launch {
+            spec: spec.clone(),
+            process: process.clone(),
+        })?)
         .arg("--")
         .args(argv)
         .stdin(Stdio::null())
@@ -327,17 +490,20 @@ pub fn detached(host: &str, spec: &Spec, argv: &[String]) -> Result<()> {
 /// The detached shim: runs the command in the container with the log as
 /// its output, says "ok" (or why not) on fd 3, then waits and reports the
 /// exit code.
-pub fn shim(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> {
+pub fn shim(client: &Client, launch: &Launch, argv: &[String]) -> Result<i32> {
+    let spec = &launch.spec;
     // SAFETY: fd 3 was set up by `detached`; we own it from here.
     let mut status_pipe = unsafe { File::from_raw_fd(3) };
     // SAFETY: fcntl on our own fd.
     unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) };
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
-    let child = enter_container(&mut cmd, spec).and_then(|()| {
-        cmd.spawn()
-            .with_context(|| format!("cannot run {:?} in container {}", argv[0], spec.name))
-    });
+    let child = enter_container(&mut cmd, spec)
+        .and_then(|()| launch.process.apply(&mut cmd))
+        .and_then(|()| {
+            cmd.spawn()
+                .with_context(|| format!("cannot run {:?} in container {}", argv[0], spec.name))
+        });
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {
