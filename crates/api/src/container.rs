@@ -66,6 +66,10 @@ pub struct ContainerCreateRequest {
     /// `--expose`.
     #[serde(default, deserialize_with = "nullable")]
     pub expose: Vec<String>,
+    /// `--mac-address`: the interface's MAC on the container's network;
+    /// derived from its address when empty.
+    #[serde(default, deserialize_with = "nullable")]
+    pub mac_address: String,
     /// Docker's image: never sent by berth, refused when a Docker client
     /// sends it.
     #[serde(

@@ -145,6 +145,9 @@ pub(crate) enum NetworkCmd {
         /// Extra name for the container on this network (repeatable).
         #[arg(long)]
         alias: Vec<String>,
+        /// The MAC address of the container's interface on this network (unicast).
+        #[arg(long = "mac-address", value_name = "MAC")]
+        mac_address: Option<String>,
         /// Network.
         network: String,
         /// Container.
@@ -280,6 +283,9 @@ pub(crate) struct RunArgs {
     /// Declare a port the container listens on: PORT[-END][/PROTO] (repeatable; see -P).
     #[arg(long, value_name = "PORT")]
     pub(crate) expose: Vec<String>,
+    /// The MAC address of the container's interface on its network (unicast).
+    #[arg(long = "mac-address", value_name = "MAC")]
+    pub(crate) mac_address: Option<String>,
     #[command(flatten)]
     pub(crate) process: ProcessArgs,
     /// Accepted for Docker compatibility; the terminal is always passed on.

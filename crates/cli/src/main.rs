@@ -252,6 +252,7 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
             ip,
             ip6,
             alias,
+            mac_address,
             network,
             container,
         } => {
@@ -264,6 +265,7 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
                         ..Default::default()
                     }),
                     aliases: alias,
+                    mac_address: mac_address.unwrap_or_default(),
                     ..Default::default()
                 },
             };
@@ -317,6 +319,7 @@ fn run_container(host: Option<&str>, a: RunArgs) -> Result<i32> {
         ports: a.publish,
         publish_all: a.publish_all,
         expose: a.expose,
+        mac_address: a.mac_address.unwrap_or_default(),
         image: String::new(),
     };
     let spec: run::Spec = c.fetch("POST", "/containers/create", Some(&body))?;

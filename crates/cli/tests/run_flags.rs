@@ -1,7 +1,8 @@
 //! Docker habits on `run` and `exec`: an unknown flag before the command
 //! is an error naming it (exit 125, nothing created); `-e`, `--env-file`,
 //! `-w`, `-u` set the command's environment, directory and user, in the
-//! foreground, with `-d` and in `exec`.
+//! foreground, with `-d` and in `exec`; `--mac-address` on `run` and
+//! `network connect`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -255,7 +256,83 @@ fn tempdir() -> std::path::PathBuf {
     d
 }
 
-#[allow(dead_code)]
+#[test]
+fn mac_address_on_run_and_connect() {
+    let h = host();
+    h.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "m1",
+        "--mac-address",
+        "02:42:AA:bb:cc:01",
+        "--",
+        "sleep",
+        "600",
+    ]);
+    let link = h.ok(&["exec", "m1", "ip", "-o", "link", "show", "eth0"]);
+    assert!(link.contains("link/ether 02:42:aa:bb:cc:01 "), "{link}");
+    assert_eq!(
+        inspect(&h, "m1")["NetworkSettings"]["Networks"]["bridge"]["MacAddress"],
+        "02:42:aa:bb:cc:01"
+    );
+    h.ok(&["network", "create", "--subnet", "10.77.0.0/24", "macs"]);
+    h.ok(&[
+        "network",
+        "connect",
+        "--mac-address",
+        "06:00:00:00:00:07",
+        "macs",
+        "m1",
+    ]);
+    let link = h.ok(&["exec", "m1", "ip", "-o", "link", "show", "eth1"]);
+    assert!(link.contains("link/ether 06:00:00:00:00:07 "), "{link}");
+    assert_eq!(
+        inspect(&h, "m1")["NetworkSettings"]["Networks"]["macs"]["MacAddress"],
+        "06:00:00:00:00:07"
+    );
+    h.ok(&["network", "disconnect", "macs", "m1"]);
+    let ps = h.ok(&["ps", "-a", "-q"]);
+    let accepted = "(accepted: a unicast MAC address such as 02:42:ac:11:00:05)";
+    for bad in [
+        "01:00:5e:00:00:01",
+        "ff:ff:ff:ff:ff:ff",
+        "00:00:00:00:00:00",
+        "02:42:ac:11:00",
+        "banana",
+    ] {
+        let want = format!("berth: invalid --mac-address {bad:?} {accepted}");
+        let r = h.berth(&["run", "-d", "--mac-address", bad, "--", "true"]);
+        assert_eq!((r.code, r.stderr), (1, format!("{want}\n")));
+        let r = h.berth(&["network", "connect", "--mac-address", bad, "macs", "m1"]);
+        assert_eq!((r.code, r.stderr), (1, format!("{want}\n")));
+    }
+    let r = h.berth(&[
+        "run",
+        "-d",
+        "--network",
+        "host",
+        "--mac-address",
+        "02:00:00:00:00:01",
+        "true",
+    ]);
+    assert_eq!(
+        (r.code, r.stderr.as_str()),
+        (
+            1,
+            "berth: --mac-address: network host gives containers no interface of their own\n"
+        )
+    );
+    assert_eq!(h.ok(&["ps", "-a", "-q"]), ps, "a refused run created a container");
+    assert!(
+        inspect(&h, "m1")["NetworkSettings"]["Networks"]
+            .get("macs")
+            .is_none(),
+        "a refused connect connected"
+    );
+    h.ok(&["rm", "-f", "m1"]);
+}
+
 fn inspect(h: &TestHost, c: &str) -> Value {
     let v: Value = serde_json::from_str(&h.ok(&["inspect", c])).expect("inspect prints JSON");
     v[0].clone()

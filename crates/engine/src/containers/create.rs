@@ -37,6 +37,7 @@ impl Engine {
             check_hostname(&req.hostname)?;
         }
         let wanted = parse_static(&req.ipv4, &req.ipv6)?;
+        let mac = super::endpoints::parse_mac(&req.mac_address)?;
         let domainname = dnsopts::domainname(&req.domainname)?;
         let mut dns = DnsConfig {
             servers: dnsopts::servers(&req.dns)?,
@@ -139,7 +140,7 @@ impl Engine {
                 }
                 ports::allocate(&port_specs, net.net.ipv6, &st.ports)?
             };
-            let mut ep = self.plan_endpoint(&mut st, &net, &[], &wanted)?;
+            let mut ep = self.plan_endpoint(&mut st, &net, &[], &wanted, mac)?;
             ep.aliases = aliases;
             let mut joins = vec![(net.clone(), ep)];
             match self.plan_egress(&mut st, &net, std::slice::from_ref(&joins[0].1)) {
