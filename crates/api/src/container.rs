@@ -2,6 +2,7 @@
 //! reports; Docker's summary (`docker ps`) and inspect shapes.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +67,10 @@ pub struct ContainerCreateRequest {
     /// `--expose`.
     #[serde(default, deserialize_with = "nullable")]
     pub expose: Vec<String>,
+    /// `--mac-address`: the interface's MAC on the container's network;
+    /// derived from its address when empty.
+    #[serde(default, deserialize_with = "nullable")]
+    pub mac_address: String,
     /// Docker's image: never sent by berth, refused when a Docker client
     /// sends it.
     #[serde(
@@ -74,6 +79,42 @@ pub struct ContainerCreateRequest {
         skip_serializing_if = "String::is_empty"
     )]
     pub image: String,
+    /// `-e`, `--env-file`, `-w`, `-u`, resolved by the client; kept for
+    /// `start` and `restart`.
+    #[serde(default, deserialize_with = "nullable")]
+    pub process: ContainerProcess,
+}
+
+/// berth: what `-e`, `--env-file`, `-w` and `-u` set for a container's
+/// process, read and resolved on the client before anything is created.
+/// The process otherwise inherits the environment and directory of
+/// whoever starts it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerProcess {
+    /// Variables to set, in order (a later one wins).
+    #[serde(default, deserialize_with = "nullable")]
+    pub env: Vec<(String, String)>,
+    /// An absolute directory that exists.
+    #[serde(default, deserialize_with = "nullable")]
+    pub working_dir: Option<PathBuf>,
+    /// The identity to take after entering the container.
+    #[serde(default, deserialize_with = "nullable")]
+    pub user: Option<ProcessUser>,
+}
+
+/// berth: a user's ids as the host's user and group databases give them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProcessUser {
+    /// The user id.
+    pub uid: u32,
+    /// The primary group id.
+    pub gid: u32,
+    /// Supplementary groups (the user's groups; none for a uid that is
+    /// not in the database).
+    #[serde(default, deserialize_with = "nullable")]
+    pub groups: Vec<u32>,
 }
 
 /// berth: the answer to a create, what the client needs to start the
@@ -101,6 +142,9 @@ pub struct ContainerCreateResponse {
     pub hostname_path: String,
     /// Where a detached container's output goes.
     pub log_path: String,
+    /// The process's environment, directory and identity.
+    #[serde(default, deserialize_with = "nullable")]
+    pub process: ContainerProcess,
 }
 
 /// berth: `POST /containers/{id}/started`, the client started the process.

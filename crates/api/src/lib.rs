@@ -71,8 +71,9 @@ mod version;
 
 pub use container::{
     ContainerConfig, ContainerCreateRequest, ContainerCreateResponse, ContainerExited, ContainerInspect,
-    ContainerStarted, ContainerState, ContainerSummary, ContainerWaitResponse, Empty, HostConfig, MountPoint,
-    NetworkSettings, Port, PortBinding, PortMap, SummaryHostConfig, SummaryNetworkSettings, human_duration,
+    ContainerProcess, ContainerStarted, ContainerState, ContainerSummary, ContainerWaitResponse, Empty,
+    HostConfig, MountPoint, NetworkSettings, Port, PortBinding, PortMap, ProcessUser, SummaryHostConfig,
+    SummaryNetworkSettings, human_duration,
 };
 pub use error::Error;
 pub use filters::Filters;

@@ -264,7 +264,8 @@ pub struct EndpointSettings {
     /// The IPv6 prefix length (0 when none).
     #[serde(rename = "GlobalIPv6PrefixLen", default, deserialize_with = "nullable")]
     pub global_ipv6_prefix_len: u8,
-    /// The interface's MAC. Refused in a connect request: berth derives it.
+    /// The interface's MAC: in a connect request, the one to use (berth
+    /// derives one from the address when empty).
     #[serde(default, deserialize_with = "nullable")]
     pub mac_address: String,
     /// berth: the interface inside the container (`eth1`).

@@ -240,6 +240,9 @@ pub(crate) enum NetworkCmd {
         /// Extra name for the container on this network (repeatable).
         #[arg(long)]
         alias: Vec<String>,
+        /// The MAC address of the container's interface on this network (unicast).
+        #[arg(long = "mac-address", value_name = "MAC")]
+        mac_address: Option<String>,
         /// Network.
         network: String,
         /// Container.
@@ -375,6 +378,11 @@ pub(crate) struct RunArgs {
     /// Declare a port the container listens on: PORT[-END][/PROTO] (repeatable; see -P).
     #[arg(long, value_name = "PORT")]
     pub(crate) expose: Vec<String>,
+    /// The MAC address of the container's interface on its network (unicast).
+    #[arg(long = "mac-address", value_name = "MAC")]
+    pub(crate) mac_address: Option<String>,
+    #[command(flatten)]
+    pub(crate) process: ProcessArgs,
     /// Accepted for Docker compatibility; the terminal is always passed on.
     #[arg(short = 'i', long)]
     pub(crate) interactive: bool,
@@ -384,9 +392,27 @@ pub(crate) struct RunArgs {
     /// Print help.
     #[arg(long, action = clap::ArgAction::Help)]
     pub(crate) help: Option<bool>,
-    /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    /// The command and its arguments (options come before it, as in Docker).
+    #[arg(required = true, trailing_var_arg = true)]
     pub(crate) command: Vec<String>,
+}
+
+/// What `run` and `exec` set for the command's process: environment,
+/// working directory and user, as Docker's flags of the same names.
+#[derive(Args)]
+pub(crate) struct ProcessArgs {
+    /// Set an environment variable: KEY=VALUE, or KEY alone to pass on the client's (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY[=VALUE]")]
+    pub(crate) env: Vec<String>,
+    /// Read environment variables from a file: KEY=VALUE or KEY lines, # comments (repeatable).
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub(crate) env_file: Vec<PathBuf>,
+    /// The command's working directory.
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub(crate) workdir: Option<PathBuf>,
+    /// Run the command as USER[:GROUP] (names or numeric ids, resolved on the host).
+    #[arg(short = 'u', long, value_name = "USER[:GROUP]")]
+    pub(crate) user: Option<String>,
 }
 
 #[derive(Args)]
@@ -397,10 +423,12 @@ pub(crate) struct ExecArgs {
     /// Accepted for Docker compatibility.
     #[arg(short = 't', long)]
     pub(crate) tty: bool,
+    #[command(flatten)]
+    pub(crate) process: ProcessArgs,
     /// Container.
     pub(crate) container: String,
-    /// The command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    /// The command and its arguments (options come before it, as in Docker).
+    #[arg(required = true, trailing_var_arg = true)]
     pub(crate) command: Vec<String>,
 }
 
@@ -463,6 +491,121 @@ pub(crate) struct DaemonArgs {
     /// Log filter (error, warn, info, debug, trace).
     #[arg(long, default_value = "info")]
     pub(crate) log_level: String,
+}
+
+/// Parses berth's command line. For `run` and `exec`, a flag error is
+/// Docker's exit code 125, and an unknown flag is one line that names it
+/// (with what berth does instead, for Docker's flags it does not have):
+/// options come before the command, so the flag is not taken for one.
+pub(crate) fn parse() -> Cli {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let e = match Cli::try_parse_from(&argv) {
+        Ok(cli) => return cli,
+        Err(e) => e,
+    };
+    let Some(sub) = subcommand(&argv[1..]) else {
+        e.exit()
+    };
+    if !e.use_stderr() {
+        e.exit()
+    }
+    if let Some(line) = unknown_flag(&e, sub) {
+        eprintln!("berth: {line}");
+    } else {
+        let _ = e.print();
+    }
+    std::process::exit(125)
+}
+
+/// `run` or `exec` when that is the command (after the global `-H`).
+fn subcommand(args: &[std::ffi::OsString]) -> Option<&'static str> {
+    let mut it = args.iter().map(|a| a.to_str().unwrap_or(""));
+    while let Some(a) = it.next() {
+        match a {
+            "-H" | "--host" => {
+                it.next();
+            }
+            _ if a.starts_with("--host=") || (a.starts_with("-H") && a.len() > 2) => {}
+            "run" => return Some("run"),
+            "exec" => return Some("exec"),
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The line for an unknown flag of `run` or `exec`, if that is the error.
+fn unknown_flag(e: &clap::Error, sub: &str) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::UnknownArgument {
+        return None;
+    }
+    let Some(ContextValue::String(flag)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let name = flag.split_once('=').map_or(flag.as_str(), |(n, _)| n);
+    let why = match name {
+        "-v" | "--volume" | "--mount" | "--volumes-from" | "--tmpfs" | "--read-only" => {
+            "berth runs host commands and has no images or volumes"
+        }
+        "--entrypoint" | "--pull" | "--platform" => "berth runs host commands and has no images",
+        "--privileged" | "--cap-add" | "--cap-drop" | "--security-opt" | "--device" => {
+            "berth isolates the network, not privileges: the command runs with berth's own"
+        }
+        "--restart" => "berth does not restart containers",
+        "--cpus" | "-c" | "--cpu-shares" | "--cpuset-cpus" | "-m" | "--memory" | "--memory-swap"
+        | "--pids-limit" | "--ulimit" => "berth sets no resource limits",
+        _ => {
+            return Some(format!(
+                "unknown flag {name} for {sub}: options come before the command; see `berth {sub} --help`"
+            ));
+        }
+    };
+    Some(format!("unknown flag {name} for {sub}: {why}"))
+}
+
+/// The environment `-e` and `--env-file` give, as Docker reads them: the
+/// files first, then `-e`; `KEY=VALUE` (the value as written, quotes and
+/// all) or `KEY` alone, which takes the value `lookup` gives and is left
+/// out when it gives none; in a file, blank lines and `#` comments are
+/// skipped.
+pub(crate) fn environment(
+    files: &[PathBuf],
+    env: &[String],
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut one = |what: &str, s: &str| -> Result<()> {
+        let (k, v) = match s.split_once('=') {
+            Some((k, v)) => (k, Some(v.to_owned())),
+            None => (s, None),
+        };
+        if k.is_empty() || k.contains(char::is_whitespace) || k.contains('\0') {
+            bail!("invalid {what} {s:?} (accepted: KEY=VALUE or KEY, KEY without spaces)");
+        }
+        if let Some(v) = v.or_else(|| lookup(k)) {
+            out.push((k.to_owned(), v));
+        }
+        Ok(())
+    };
+    for f in files {
+        let text =
+            std::fs::read(f).map_err(|e| anyhow::anyhow!("reading --env-file {}: {e}", f.display()))?;
+        let Ok(text) = String::from_utf8(text) else {
+            bail!("reading --env-file {}: it is not UTF-8 text", f.display());
+        };
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            one(&format!("variable on line {} of {}", n + 1, f.display()), line)?;
+        }
+    }
+    for s in env {
+        one("--env", s)?;
+    }
+    Ok(out)
 }
 
 /// Splits `KEY=VALUE` (the value may be empty or hold more `=`); `what`

@@ -19,7 +19,6 @@ use berth_api::{
     EndpointSettings, Network, NetworkCheck, NetworkConnectRequest, NetworkCreateResponse,
     NetworkDisconnectRequest, NetworkPruneResponse, PluginInfo, SystemInfo, SystemVersion,
 };
-use clap::Parser;
 use serde::Serialize;
 
 use crate::args::{
@@ -43,7 +42,7 @@ impl std::fmt::Display for ExitWith {
 impl std::error::Error for ExitWith {}
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = args::parse();
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
@@ -63,6 +62,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Network(cmd) => network(&connect(host)?, cmd),
         Cmd::Run(args) => run_container(host, args),
         Cmd::Exec(args) => {
+            let process = run::process(&args.process)?;
             let c = connect(host)?;
             let info: ContainerInspect = c.get(&format!("/containers/{}/json", enc(&args.container)))?;
             if !info.state.running {
@@ -71,6 +71,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let mut cmd = std::process::Command::new(&args.command[0]);
             cmd.args(&args.command[1..]);
             run::enter_process(&mut cmd, info.state.pid)?;
+            run::apply(&process, &mut cmd)?;
             let mut child = cmd.spawn().with_context(|| {
                 format!("cannot run {:?} in container {}", args.command[0], args.container)
             })?;
@@ -411,6 +412,7 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
             ip,
             ip6,
             alias,
+            mac_address,
             network,
             container,
         } => {
@@ -423,6 +425,7 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
                         ..Default::default()
                     }),
                     aliases: alias,
+                    mac_address: mac_address.unwrap_or_default(),
                     ..Default::default()
                 },
             };
@@ -456,6 +459,7 @@ fn network(c: &Client, cmd: NetworkCmd) -> Result<i32> {
 
 fn run_container(host: Option<&str>, a: RunArgs) -> Result<i32> {
     let _ = (a.interactive, a.tty);
+    let process = run::process(&a.process)?;
     let c = connect(host)?;
     let body = ContainerCreateRequest {
         name: a.name.unwrap_or_default(),
@@ -475,7 +479,9 @@ fn run_container(host: Option<&str>, a: RunArgs) -> Result<i32> {
         ports: a.publish,
         publish_all: a.publish_all,
         expose: a.expose,
+        mac_address: a.mac_address.unwrap_or_default(),
         image: String::new(),
+        process,
     };
     let spec: run::Spec = c.fetch("POST", "/containers/create", Some(&body))?;
     if a.detach {

@@ -19,18 +19,145 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::{Context, Result, anyhow, bail};
-use berth_api::{ContainerCreateResponse, ContainerExited, ContainerStarted};
+use berth_api::{ContainerCreateResponse, ContainerExited, ContainerProcess, ContainerStarted, ProcessUser};
+use nix::unistd::{Gid, Group, Uid, User};
 
+use crate::args::{ProcessArgs, environment};
 use crate::client::Client;
 
 /// What the process needs to enter its container: the daemon's answer to
 /// the create.
 pub type Spec = ContainerCreateResponse;
+
+/// What `-e`, `--env-file`, `-w` and `-u` set for a container's process.
+pub type Process = ContainerProcess;
+
+/// Reads the flags: the environment files, the user in the host's
+/// databases, the working directory on the host's file system.
+pub fn process(a: &ProcessArgs) -> Result<Process> {
+    let mut env = environment(&a.env_file, &a.env, |k| std::env::var(k).ok())?;
+    let working_dir = match &a.workdir {
+        None => None,
+        Some(d) => {
+            let dir = std::env::current_dir().unwrap_or_default().join(d);
+            match std::fs::metadata(&dir) {
+                Ok(m) if m.is_dir() => Some(dir),
+                Ok(_) => bail!("invalid --workdir {:?}: not a directory", d.display().to_string()),
+                Err(e) => bail!("invalid --workdir {:?}: {e}", d.display().to_string()),
+            }
+        }
+    };
+    let user = match &a.user {
+        None => None,
+        Some(spec) => {
+            let (ids, home) = resolve_user(spec)?;
+            if let Some(home) = home
+                && !env.iter().any(|(k, _)| k == "HOME")
+            {
+                env.insert(0, ("HOME".into(), home.display().to_string()));
+            }
+            Some(ids)
+        }
+    };
+    Ok(Process {
+        env,
+        working_dir,
+        user,
+    })
+}
+
+/// Sets the environment, and makes the process change directory and
+/// identity once it is in the container (call after `enter_*`).
+pub fn apply(p: &Process, cmd: &mut Command) -> Result<()> {
+    cmd.envs(p.env.iter().map(|(k, v)| (k, v)));
+    if p.working_dir.is_none() && p.user.is_none() {
+        return Ok(());
+    }
+    let dir = match &p.working_dir {
+        Some(d) => Some(
+            CString::new(d.as_os_str().as_bytes()).map_err(|_| anyhow!("--workdir contains a NUL byte"))?,
+        ),
+        None => None,
+    };
+    let ids = p.user.clone();
+    // SAFETY: raw syscalls on memory prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some(d) = &dir {
+                check(libc::chdir(d.as_ptr()))?;
+            }
+            if let Some(ids) = &ids {
+                check(libc::setgroups(ids.groups.len(), ids.groups.as_ptr()))?;
+                check(libc::setgid(ids.gid))?;
+                check(libc::setuid(ids.uid))?;
+            }
+            Ok(())
+        });
+    }
+    Ok(())
+}
+/// `-u USER[:GROUP]`: names or numeric ids, looked up on the host as
+/// Docker looks them up in the image; a uid that is not in the database
+/// gets group 0, as in Docker. Returns the user's home too, when known.
+fn resolve_user(spec: &str) -> Result<(ProcessUser, Option<PathBuf>)> {
+    let bad = |why: String| anyhow!("invalid --user {spec:?}: {why}");
+    let (u, g) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    if u.is_empty() || g.is_some_and(str::is_empty) {
+        return Err(bad("accepted: USER[:GROUP], names or numeric ids".into()));
+    }
+    let user = match u.parse::<u32>() {
+        Ok(n) => User::from_uid(Uid::from_raw(n)).map_err(|e| bad(e.desc().into()))?,
+        Err(_) => Some(
+            User::from_name(u)
+                .map_err(|e| bad(e.desc().into()))?
+                .ok_or_else(|| bad(format!("no user {u:?} on this host")))?,
+        ),
+    };
+    let gid = match g {
+        None => user.as_ref().map_or(0, |u| u.gid.as_raw()),
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => Group::from_name(g)
+                .map_err(|e| bad(e.desc().into()))?
+                .ok_or_else(|| bad(format!("no group {g:?} on this host")))?
+                .gid
+                .as_raw(),
+        },
+    };
+    let Some(user) = user else {
+        let uid = u.parse::<u32>().unwrap_or_default();
+        return Ok((
+            ProcessUser {
+                uid,
+                gid,
+                groups: Vec::new(),
+            },
+            None,
+        ));
+    };
+    let name = CString::new(user.name.as_bytes()).map_err(|_| bad("a NUL byte".into()))?;
+    let groups = nix::unistd::getgrouplist(&name, Gid::from_raw(gid))
+        .map_err(|e| bad(format!("reading the groups of {}: {}", user.name, e.desc())))?
+        .into_iter()
+        .map(Gid::as_raw)
+        .collect();
+    Ok((
+        ProcessUser {
+            uid: user.uid.as_raw(),
+            gid,
+            groups,
+        },
+        Some(user.dir),
+    ))
+}
 
 fn cstr(p: &str) -> Result<CString> {
     CString::new(p).map_err(|_| anyhow!("path {p:?} contains a NUL byte"))
@@ -328,6 +455,7 @@ pub fn foreground(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> 
     cmd.args(&argv[1..]);
     piped(&mut cmd);
     enter_container(&mut cmd, spec)?;
+    apply(&spec.process, &mut cmd)?;
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -410,10 +538,12 @@ pub fn shim(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     piped(&mut cmd);
-    let child = enter_container(&mut cmd, spec).and_then(|()| {
-        cmd.spawn()
-            .with_context(|| format!("cannot run {:?} in container {}", argv[0], spec.name))
-    });
+    let child = enter_container(&mut cmd, spec)
+        .and_then(|()| apply(&spec.process, &mut cmd))
+        .and_then(|()| {
+            cmd.spawn()
+                .with_context(|| format!("cannot run {:?} in container {}", argv[0], spec.name))
+        });
     let mut child = match child {
         Ok(c) => c,
         Err(e) => {

@@ -96,7 +96,8 @@ fn stop_start_restart_kill_wait() {
 #[test]
 fn logs_tail_timestamps_follow_and_foreground() {
     let h = host();
-    // A foreground container's output is shown and logged; its code kept.
+    // A foreground container's output is shown and logged; its code kept
+    // (stdout and stderr are read from two pipes: the sleep orders them).
     let r = h.berth(&[
         "run",
         "--name",
@@ -104,7 +105,7 @@ fn logs_tail_timestamps_follow_and_foreground() {
         "--",
         "sh",
         "-c",
-        "echo one; echo two >&2; exit 4",
+        "echo one; sleep 0.1; echo two >&2; exit 4",
     ]);
     assert_eq!(
         (r.code, r.stdout.as_str(), r.stderr.as_str()),

@@ -197,9 +197,6 @@ pub(super) fn check_connect(r: &NetworkConnectRequest) -> Result<()> {
     {
         return Err(Error::Unsupported(Unsupported::LinkLocalAddresses));
     }
-    if !ep.mac_address.is_empty() {
-        return Err(Error::Unsupported(Unsupported::MacAddress));
-    }
     Ok(())
 }
 
@@ -218,6 +215,7 @@ async fn network_connect(
             &ip.ipv4_address,
             &ip.ipv6_address,
             &ep.aliases,
+            &ep.mac_address,
         )
         .await
     })

@@ -20,8 +20,10 @@ impl Engine {
         ipv4: &str,
         ipv6: &str,
         aliases: &[String],
+        mac: &str,
     ) -> Result<()> {
         let wanted = parse_static(ipv4, ipv6)?;
+        let mac = super::endpoints::parse_mac(mac)?;
         let aliases: Vec<String> = aliases.iter().map(|a| dnsopts::alias(a)).collect::<Result<_>>()?;
         let id = self.find_container(key)?.id;
         let lock = self.container_lock(&id);
@@ -61,7 +63,7 @@ impl Engine {
                     network: net.net.name.clone(),
                 });
             }
-            let mut ep = self.plan_endpoint(&mut st, &net, &c.endpoints, &wanted)?;
+            let mut ep = self.plan_endpoint(&mut st, &net, &c.endpoints, &wanted, mac)?;
             ep.aliases = aliases;
             let mut joins = vec![(net.clone(), ep)];
             let mut all = c.endpoints.clone();

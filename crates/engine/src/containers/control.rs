@@ -170,6 +170,7 @@ impl Engine {
             }
             let v4 = ep.static_ip.iter().find(|i| i.is_ipv4()).map(|i| i.to_string());
             let v6 = ep.static_ip.iter().find(|i| i.is_ipv6()).map(|i| i.to_string());
+            let mac = ep.mac.map(|m| m.to_string()).unwrap_or_default();
             if let Err(e) = self
                 .connect(
                     &ep.network,
@@ -177,6 +178,7 @@ impl Engine {
                     v4.as_deref().unwrap_or(""),
                     v6.as_deref().unwrap_or(""),
                     &ep.aliases,
+                    &mac,
                 )
                 .await
             {
@@ -203,7 +205,7 @@ impl Engine {
             let mut st = self.state();
             let net = find_network(&st, &first.network)?.clone();
             let kind = self.driven(&st, &net)?.caps.sandbox;
-            let mut ep = self.plan_endpoint(&mut st, &net, &[], &wanted)?;
+            let mut ep = self.plan_endpoint(&mut st, &net, &[], &wanted, first.mac)?;
             ep.aliases = first.aliases.clone();
             let mut joins = vec![(net.clone(), ep)];
             match self.plan_egress(&mut st, &net, std::slice::from_ref(&joins[0].1)) {
@@ -245,7 +247,7 @@ impl Engine {
     }
 
     /// What the shim needs to enter the container.
-    fn spec_of(&self, c: &ContainerRecord) -> Created {
+    pub(super) fn spec_of(&self, c: &ContainerRecord) -> Created {
         let paths = self.cfg.paths(&c.id);
         Created {
             id: c.id.clone(),
@@ -261,6 +263,7 @@ impl Engine {
             resolv_conf_path: paths.resolv_conf.display().to_string(),
             hostname_path: paths.hostname.display().to_string(),
             log_path: paths.log.display().to_string(),
+            process: c.process.clone(),
         }
     }
 }

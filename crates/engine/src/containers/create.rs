@@ -37,6 +37,7 @@ impl Engine {
             check_hostname(&req.hostname)?;
         }
         let wanted = parse_static(&req.ipv4, &req.ipv6)?;
+        let mac = super::endpoints::parse_mac(&req.mac_address)?;
         let domainname = dnsopts::domainname(&req.domainname)?;
         let mut dns = DnsConfig {
             servers: dnsopts::servers(&req.dns)?,
@@ -139,7 +140,7 @@ impl Engine {
                 }
                 ports::allocate(&port_specs, net.net.ipv6, &st.ports)?
             };
-            let mut ep = self.plan_endpoint(&mut st, &net, &[], &wanted)?;
+            let mut ep = self.plan_endpoint(&mut st, &net, &[], &wanted, mac)?;
             ep.aliases = aliases;
             let mut joins = vec![(net.clone(), ep)];
             match self.plan_egress(&mut st, &net, std::slice::from_ref(&joins[0].1)) {
@@ -179,6 +180,7 @@ impl Engine {
             },
             ports: bindings,
             port_specs: req.ports.clone(),
+            process: req.process.clone(),
             exposed: exposed
                 .iter()
                 .map(|((a, b), p)| {
@@ -257,18 +259,7 @@ impl Engine {
             made?;
             st.containers.insert(id.clone(), rec.clone());
         }
-        let paths = self.cfg.paths(&id);
-        Ok(Created {
-            id,
-            name,
-            hostname: rec.hostname,
-            sandbox_key: rec.sandbox.map(|p| p.display().to_string()).unwrap_or_default(),
-            netns_dir: self.cfg.netns_dir().display().to_string(),
-            hosts_path: paths.hosts.display().to_string(),
-            resolv_conf_path: paths.resolv_conf.display().to_string(),
-            hostname_path: paths.hostname.display().to_string(),
-            log_path: paths.log.display().to_string(),
-        })
+        Ok(self.spec_of(&rec))
     }
 
     pub(super) fn drop_sandbox_of(&self, id: &str, kind: SandboxKind) -> Result<()> {

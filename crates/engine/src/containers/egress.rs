@@ -51,7 +51,7 @@ impl Engine {
         if endpoints.iter().any(|e| e.network_id == gw.net.id) {
             return Ok(None);
         }
-        let ep = self.plan_endpoint(st, &gw, endpoints, &[])?;
+        let ep = self.plan_endpoint(st, &gw, endpoints, &[], None)?;
         Ok(Some((gw, ep)))
     }
 

@@ -79,6 +79,7 @@ impl Engine {
         net: &NetworkRecord,
         existing: &[EndpointRecord],
         wanted: &[IpAddr],
+        mac: Option<Mac>,
     ) -> Result<EndpointRecord> {
         if st.removing.contains(&net.net.id) {
             return Err(Error::NetworkBeingRemoved {
@@ -86,6 +87,11 @@ impl Engine {
             });
         }
         let caps = self.driven(st, net)?.caps;
+        if mac.is_some() && caps.sandbox != SandboxKind::Own {
+            return Err(Error::MacWithoutInterface {
+                network: net.net.name.clone(),
+            });
+        }
         if !wanted.is_empty() && net.builtin && caps.ipam {
             return Err(Error::StaticOnPredefined {
                 network: net.net.name.clone(),
@@ -193,7 +199,7 @@ impl Engine {
             id: util::new_id(),
             network_id: net.net.id.clone(),
             mac: if caps.sandbox == SandboxKind::Own {
-                Mac::for_ipv4(addresses.iter().map(|a| a.addr()).find(IpAddr::is_ipv4))
+                mac.unwrap_or_else(|| Mac::for_ipv4(addresses.iter().map(|a| a.addr()).find(IpAddr::is_ipv4)))
             } else {
                 Mac::ZERO
             },
@@ -207,6 +213,7 @@ impl Engine {
             default_route,
             host_ifname: None,
             static_ip: wanted.to_vec(),
+            mac_asked: mac.is_some() && caps.sandbox == SandboxKind::Own,
             aliases: Vec::new(),
             driver_state: None,
         })
@@ -297,5 +304,21 @@ impl Engine {
         Ok(handle
             .check(&self.ctx, &driver_view(ep, sb, &ep.gateways))
             .await?)
+    }
+}
+
+/// `--mac-address`: none when empty, else a unicast address other than
+/// all zeros.
+pub(super) fn parse_mac(value: &str) -> Result<Option<Mac>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match value.parse::<Mac>() {
+        Ok(m) if !m.is_multicast() && !m.is_zero() => Ok(Some(m)),
+        _ => Err(Error::BadFlag {
+            flag: "--mac-address",
+            value: value.to_owned(),
+            accepted: "a unicast MAC address such as 02:42:ac:11:00:05",
+        }),
     }
 }

@@ -137,6 +137,7 @@ impl Engine {
                         network: st.networks.get(&e.network_id)?.net.name.clone(),
                         static_ip: e.static_ip.clone(),
                         aliases: e.aliases.clone(),
+                        mac: e.mac_asked.then_some(e.mac),
                     })
                 })
                 .collect();

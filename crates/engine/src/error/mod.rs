@@ -334,6 +334,13 @@ pub enum Error {
         /// What the flag takes.
         accepted: &'static str,
     },
+    /// `--mac-address` on a network whose containers have no interface
+    /// of their own (host, none).
+    #[error("--mac-address: network {network} gives containers no interface of their own")]
+    MacWithoutInterface {
+        /// The network's name.
+        network: String,
+    },
     /// An `--add-host` that is not `NAME:IP`.
     #[error("invalid --add-host {value:?}: {fault} (accepted: NAME:IP, NAME=IP or NAME:host-gateway)")]
     BadAddHost {

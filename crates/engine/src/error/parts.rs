@@ -232,8 +232,6 @@ pub enum Unsupported {
     ConnectDriverOptions,
     /// `--link-local-ip`.
     LinkLocalAddresses,
-    /// `--mac-address` on `network connect`.
-    MacAddress,
     /// A container created from an image.
     Image(String),
 }
@@ -263,9 +261,6 @@ impl fmt::Display for Unsupported {
             Unsupported::LinkLocalAddresses => {
                 f.write_str("link-local addresses are not supported (--link-local-ip)")
             }
-            Unsupported::MacAddress => f.write_str(
-                "choosing a MAC address is not supported: berth derives it from the container's address",
-            ),
             Unsupported::Image(i) => write!(
                 f,
                 "berth runs no images (asked for {i:?}): a container runs a host command, started with berth run -- CMD"

@@ -51,6 +51,7 @@ impl Error {
             | BadHostname { .. }
             | UnknownDriver { .. }
             | BadFlag { .. }
+            | MacWithoutInterface { .. }
             | BadAddHost { .. }
             | NoHostGateway { .. }
             | LinkOffBridge { .. }

@@ -58,6 +58,9 @@ pub struct EndpointRecord {
     /// The address was asked for with `--ip`.
     #[serde(default)]
     pub static_ip: Vec<IpAddr>,
+    /// The MAC was asked for with `--mac-address`.
+    #[serde(default)]
+    pub mac_asked: bool,
     /// Extra names on this network (`--network-alias`, `connect --alias`).
     #[serde(default)]
     pub aliases: Vec<String>,
@@ -202,6 +205,9 @@ pub struct LastEndpoint {
     /// Extra names on this network.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// The MAC asked for with `--mac-address`, kept on a restart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<Mac>,
 }
 
 /// A container as stored.
@@ -246,6 +252,9 @@ pub struct ContainerRecord {
     /// The `-p` specs as they were asked (`HostConfig.PortBindings`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub port_specs: Vec<String>,
+    /// The process's environment, directory and identity, for `start`.
+    #[serde(default)]
+    pub process: berth_api::ContainerProcess,
     /// The networks it was on when it exited (for `ps -a`).
     #[serde(default)]
     pub last_networks: Vec<String>,
