@@ -257,7 +257,24 @@ fn home_of(user: &str) -> String {
 }
 
 /// A fresh directory for this test's files.
-fn tempdir() -> std::path::PathBuf {
+/// A directory of the test's own, removed when the test ends, also when
+/// it fails.
+struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempdir() -> TempDir {
     let d = std::env::temp_dir().join(format!(
         "berth-run-flags-{}-{:?}",
         std::process::id(),
@@ -265,7 +282,7 @@ fn tempdir() -> std::path::PathBuf {
     ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TempDir(d)
 }
 
 #[test]
