@@ -19,7 +19,7 @@ use libfuzzer_sys::fuzz_target;
 #[path = "../../crates/cli/src/args.rs"]
 mod args;
 
-use args::{Cli, Cmd, NetworkCmd};
+use args::{Cli, Cmd, ContainerCmd, LifeCmd, NetworkCmd};
 
 /// A bad value's message must be a single line: `berth: {err:#}` is all
 /// the user sees.
@@ -61,15 +61,24 @@ fn check(cli: Cli) {
                 serde_json::to_vec(&body).expect("a create request always encodes");
             }
         }
-        Cmd::Network(NetworkCmd::Ls { filters, .. } | NetworkCmd::Prune { filters, .. }) => {
+        Cmd::Network(NetworkCmd::Ls { filters, .. } | NetworkCmd::Prune { filters, .. })
+        | Cmd::Ps(args::PsArgs { filters, .. })
+        | Cmd::Container(ContainerCmd::Ls(args::PsArgs { filters, .. })) => {
             if let Some(f) = one_line(args::filters(&filters)) {
                 let q = one_line(args::filters_query(&f)).expect("filters always encode");
                 assert!(q.is_empty() || q.bytes().all(|b| b.is_ascii_graphic()), "{q:?}");
             }
         }
-        Cmd::Network(NetworkCmd::Inspect { networks: keys } | NetworkCmd::Rm { networks: keys })
-        | Cmd::Inspect { containers: keys }
-        | Cmd::Rm { containers: keys, .. } => {
+        Cmd::Network(NetworkCmd::Inspect { networks: keys, .. } | NetworkCmd::Rm { networks: keys })
+        | Cmd::Inspect { containers: keys, .. }
+        | Cmd::Rm { containers: keys, .. }
+        | Cmd::Life(
+            LifeCmd::Stop { containers: keys, .. }
+            | LifeCmd::Start { containers: keys }
+            | LifeCmd::Restart { containers: keys, .. }
+            | LifeCmd::Kill { containers: keys, .. }
+            | LifeCmd::Wait { containers: keys },
+        ) => {
             not_empty(&keys);
             for k in &keys {
                 assert!(args::enc(k).bytes().all(|b| b.is_ascii_graphic()));
@@ -85,10 +94,10 @@ fn check(cli: Cli) {
         Cmd::Run(a) => not_empty(&a.command),
         Cmd::Exec(a) => not_empty(&a.command),
         Cmd::Shim { argv, .. } => not_empty(&argv),
-        Cmd::Ps { .. }
-        | Cmd::Port { .. }
+        Cmd::Port { .. }
         | Cmd::System(_)
-        | Cmd::Logs { .. }
+        | Cmd::Life(LifeCmd::Logs { .. })
+        | Cmd::Container(ContainerCmd::Life(_))
         | Cmd::Info
         | Cmd::Version
         | Cmd::Plugin(_) => {}

@@ -264,6 +264,11 @@ pub struct DriverInfo {
     pub scope: String,
     /// The `-o` options it takes.
     pub options: Vec<String>,
+    /// Other names `-d` takes for it (`none` for `null`).
+    pub aliases: Vec<String>,
+    /// It has one network only, which berth makes (host, none): no
+    /// `network create` with it.
+    pub one_network: bool,
     /// The running kernel can do what it needs.
     pub supported: bool,
     /// Why not, when not.

@@ -14,12 +14,19 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "berth",
     version,
-    about = "Docker's network modes for containers, without Docker"
+    about = "Docker's network modes for containers, without Docker",
+    after_help = "Every command takes -H unix:///PATH, the daemon's socket: by default $BERTH_HOST, \
+                  else unix://$BERTH_EXEC_ROOT/berth.sock, else unix:///run/berth/berth.sock."
 )]
 pub(crate) struct Cli {
-    /// The daemon's socket, unix:///PATH [default: unix://$BERTH_EXEC_ROOT/berth.sock, else
-    /// unix:///run/berth/berth.sock].
-    #[arg(short = 'H', long = "host", env = "BERTH_HOST", global = true)]
+    /// The daemon's socket, unix:///PATH (its default: `berth --help`).
+    #[arg(
+        short = 'H',
+        long = "host",
+        env = "BERTH_HOST",
+        hide_env = true,
+        global = true
+    )]
     pub(crate) host: Option<String>,
     #[command(subcommand)]
     pub(crate) cmd: Cmd,
@@ -248,8 +255,9 @@ pub(crate) enum NetworkCmd {
         /// Container.
         container: String,
     },
-    /// Check that every container on a network is still wired as its driver
-    /// left it (CNI's CHECK): one line per container, exit 1 if any failed.
+    /// For cni networks: check that every container is still wired as its
+    /// plugins left it (CNI's CHECK): one line per container, exit 1 if any
+    /// failed. Other drivers have no check and refuse.
     Check {
         /// Network.
         network: String,
@@ -289,7 +297,7 @@ pub(crate) enum PluginCmd {
 
 #[derive(Args)]
 pub(crate) struct CreateArgs {
-    /// Driver: bridge (default), host, none, …
+    /// Driver: one of the list below.
     #[arg(short, long, default_value = "bridge")]
     pub(crate) driver: String,
     /// Subnet in CIDR notation (repeatable).
@@ -310,7 +318,8 @@ pub(crate) struct CreateArgs {
     /// No traffic leaves the network.
     #[arg(long)]
     pub(crate) internal: bool,
-    /// Containers may be attached by hand.
+    /// Mark the network attachable, as Docker's swarm overlays: recorded and shown by inspect;
+    /// any berth network takes containers by hand (run --network, network connect) without it.
     #[arg(long)]
     pub(crate) attachable: bool,
     /// Driver option KEY=VALUE (repeatable).
@@ -497,9 +506,21 @@ pub(crate) struct DaemonArgs {
 /// Docker's exit code 125, and an unknown flag is one line that names it
 /// (with what berth does instead, for Docker's flags it does not have):
 /// options come before the command, so the flag is not taken for one.
-pub(crate) fn parse() -> Cli {
+///
+/// `network create --help` ends with `drivers()`: the drivers one can
+/// create networks with and their options, asked only when that help is.
+pub(crate) fn parse(drivers: impl FnOnce() -> String) -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    let e = match Cli::try_parse_from(&argv) {
+    let mut cmd = Cli::command();
+    if asks_create_help(&argv[1..]) {
+        let text = drivers();
+        cmd = cmd.mut_subcommand("network", |n| n.mut_subcommand("create", |c| c.after_help(text)));
+    }
+    let e = match cmd
+        .try_get_matches_from(&argv)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
         Ok(cli) => return cli,
         Err(e) => e,
     };
@@ -515,6 +536,29 @@ pub(crate) fn parse() -> Cli {
         let _ = e.print();
     }
     std::process::exit(125)
+}
+
+/// The command line asks for `network create`'s help (`-h`, `--help`, or
+/// `help network create`).
+fn asks_create_help(args: &[std::ffi::OsString]) -> bool {
+    let mut words = Vec::new();
+    let mut help = false;
+    let mut it = args.iter().map(|a| a.to_str().unwrap_or(""));
+    while let Some(a) = it.next() {
+        match a {
+            "-H" | "--host" => {
+                it.next();
+            }
+            "-h" | "--help" => help = true,
+            _ if a.starts_with('-') => {}
+            _ => words.push(a),
+        }
+    }
+    match words.as_slice() {
+        ["help", "network", "create", ..] => true,
+        ["network", "create", ..] => help,
+        _ => false,
+    }
 }
 
 /// `run` or `exec` when that is the command (after the global `-H`).

@@ -8,6 +8,8 @@ mod client;
 mod daemon;
 mod format;
 mod output;
+#[cfg(test)]
+mod readme;
 mod run;
 mod template;
 
@@ -42,7 +44,7 @@ impl std::fmt::Display for ExitWith {
 impl std::error::Error for ExitWith {}
 
 fn main() -> ExitCode {
-    let cli = args::parse();
+    let cli = args::parse(drivers_help);
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(err) => {
@@ -53,6 +55,33 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// The end of `network create --help`: the drivers one can create
+/// networks with and their `-o` options, as the daemon has them (plugins
+/// included), else as built in when no daemon answers. Never starts one.
+fn drivers_help() -> String {
+    let mut argv = std::env::args().skip(1);
+    let mut host = std::env::var("BERTH_HOST").ok();
+    while let Some(a) = argv.next() {
+        match a.as_str() {
+            "-H" | "--host" => host = argv.next(),
+            _ if a.starts_with("--host=") => host = Some(a["--host=".len()..].to_owned()),
+            _ => {}
+        }
+    }
+    let host = host.unwrap_or_else(client::default_host);
+    let asked = args::socket_path(&host)
+        .map(Client::new)
+        .and_then(|c| c.get::<SystemInfo>("/info"));
+    let (drivers, whence) = match asked {
+        Ok(info) => (info.drivers, format!("as the daemon at {host} has them")),
+        Err(_) => (
+            berth_engine::plugins::builtin_drivers(),
+            format!("built in; no daemon answers at {host}, so plugins are not listed (berth plugin ls)"),
+        ),
+    };
+    output::drivers_help(&drivers, &whence)
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {

@@ -4,8 +4,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, bail};
 use berth_api::{
-    API_VERSION, ContainerSummary, Network, NetworkCheck, PluginInfo, PortBinding, PortMap, SystemInfo,
-    SystemVersion, human_duration,
+    API_VERSION, ContainerSummary, DriverInfo, Network, NetworkCheck, PluginInfo, PortBinding, PortMap,
+    SystemInfo, SystemVersion, human_duration,
 };
 use comfy_table::presets::NOTHING;
 use comfy_table::{Cell, Table};
@@ -251,4 +251,66 @@ pub fn ports(ports: &PortMap, private: Option<&str>) -> Result<i32> {
         }
     }
     Ok(0)
+}
+
+/// The end of `network create --help`: the drivers one can create
+/// networks with, each with its `-o` options (wrapped under it), then the
+/// drivers that have one network only.
+pub fn drivers_help(drivers: &[DriverInfo], whence: &str) -> String {
+    const WIDTH: usize = 100;
+    let mut out = format!("Drivers (-d NAME) and their options (-o KEY=VALUE), {whence}:\n");
+    let creatable: Vec<&DriverInfo> = drivers.iter().filter(|d| !d.one_network).collect();
+    let label = |d: &DriverInfo| {
+        if d.name == "bridge" {
+            "bridge (default)".to_owned()
+        } else {
+            d.name.clone()
+        }
+    };
+    let col = creatable.iter().map(|d| label(d).len()).max().unwrap_or(0) + 4;
+    for d in &creatable {
+        let mut words: Vec<String> = if d.options.is_empty() {
+            vec!["no options".into()]
+        } else {
+            let last = d.options.len() - 1;
+            d.options
+                .iter()
+                .enumerate()
+                .map(|(i, o)| if i < last { format!("{o},") } else { o.clone() })
+                .collect()
+        };
+        if !d.supported {
+            words.push(format!("(not on this kernel: {})", d.unsupported));
+        }
+        let mut line = format!("  {:<w$}", label(d), w = col - 2);
+        let mut fresh = true;
+        for w in words {
+            if !fresh && line.len() + 1 + w.len() > WIDTH {
+                out.push_str(line.trim_end());
+                out.push('\n');
+                line = " ".repeat(col);
+                fresh = true;
+            }
+            if !fresh {
+                line.push(' ');
+            }
+            line.push_str(&w);
+            fresh = false;
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let single: Vec<&str> = drivers
+        .iter()
+        .filter(|d| d.one_network)
+        .map(|d| d.aliases.first().unwrap_or(&d.name).as_str())
+        .collect();
+    if !single.is_empty() {
+        out.push_str(&format!(
+            "{} have one network each, which berth makes: use run --network {}.\n",
+            single.join(" and "),
+            single.join("|")
+        ));
+    }
+    out
 }

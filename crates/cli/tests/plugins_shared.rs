@@ -88,6 +88,13 @@ fn plugin_ls_shows_the_ptp_plugin_loaded() {
             .any(|l| l.contains("ptp") && l.contains("shared-library") && l.contains("loaded")),
         "{table}"
     );
+    // `network create --help` lists it among the drivers, with its options.
+    let help = h.ok(&["network", "create", "--help"]);
+    assert!(
+        help.lines()
+            .any(|l| l.starts_with("  ptp ") && l.ends_with(" mtu")),
+        "{help}"
+    );
 }
 
 #[test]

@@ -27,6 +27,23 @@ pub(crate) fn scope_name(s: Scope) -> String {
         .unwrap_or_default()
 }
 
+/// One driver as `GET /info` lists it.
+pub(crate) fn driver_info(
+    name: String,
+    caps: &berth_core::Capabilities,
+    supported: berth_core::Result<()>,
+) -> DriverInfo {
+    DriverInfo {
+        name,
+        scope: scope_name(caps.scope),
+        options: caps.options.iter().map(|o| (*o).to_owned()).collect(),
+        aliases: caps.aliases.iter().map(|a| (*a).to_owned()).collect(),
+        one_network: !caps.multi_network,
+        supported: supported.is_ok(),
+        unsupported: supported.err().map(|e| e.chain()).unwrap_or_default(),
+    }
+}
+
 /// `02:42:ac:12:00:02`, or empty where there is no interface.
 fn mac(m: Mac) -> String {
     if m.is_zero() { String::new() } else { m.to_string() }
@@ -464,13 +481,7 @@ pub(crate) fn info(e: &Engine) -> SystemInfo {
         resolv_conf: cfg.resolv_conf.display().to_string(),
         drivers: drivers
             .into_iter()
-            .map(|(name, caps, supported)| DriverInfo {
-                name,
-                scope: scope_name(caps.scope),
-                options: caps.options.iter().map(|o| (*o).to_owned()).collect(),
-                supported: supported.is_ok(),
-                unsupported: supported.err().map(|e| e.chain()).unwrap_or_default(),
-            })
+            .map(|(name, caps, supported)| driver_info(name, &caps, supported))
             .collect(),
         cluster_store: cluster.as_ref().map(|c| c.store.clone()).unwrap_or_default(),
         cluster_advertise: cluster.as_ref().map(|c| c.advertise.clone()).unwrap_or_default(),

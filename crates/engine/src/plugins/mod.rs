@@ -124,6 +124,16 @@ pub fn builtin(cfg: &PluginConfig) -> Vec<Arc<dyn NetworkDriver>> {
     v
 }
 
+/// The built-in drivers as `GET /info` lists them, for a client that has
+/// no daemon to ask. Whether the kernel can run each is not probed here
+/// (probing makes links): they read as supported.
+pub fn builtin_drivers() -> Vec<berth_api::DriverInfo> {
+    builtin(&PluginConfig::default())
+        .iter()
+        .map(|d| crate::api::views::driver_info(d.name().to_owned(), &d.capabilities(), Ok(())))
+        .collect()
+}
+
 /// Looks for plugins of every transport.
 pub async fn discover(cfg: &PluginConfig) -> Vec<Found> {
     let mut found = shared::discover(cfg).await;
