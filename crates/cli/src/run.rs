@@ -159,6 +159,17 @@ fn resolve_user(spec: &str) -> Result<(ProcessUser, Option<PathBuf>)> {
     ))
 }
 
+/// The file is a namespace (on nsfs), not the plain file under a pin that
+/// this mount namespace does not see.
+fn is_namespace(f: &File) -> bool {
+    const NSFS_MAGIC: libc::c_long = 0x6e73_6673;
+    // SAFETY: statfs is plain old data, for which all zeros is a value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: fstatfs writes into `st`, which lives through the call.
+    let rc = unsafe { libc::fstatfs(f.as_raw_fd(), &mut st) };
+    rc == 0 && st.f_type as libc::c_long == NSFS_MAGIC
+}
+
 fn cstr(p: &str) -> Result<CString> {
     CString::new(p).map_err(|_| anyhow!("path {p:?} contains a NUL byte"))
 }
@@ -175,6 +186,14 @@ fn check(rc: libc::c_int) -> io::Result<()> {
 pub fn enter_container(cmd: &mut Command, spec: &Spec) -> Result<()> {
     let netns = File::open(&spec.sandbox_key)
         .with_context(|| format!("opening the container's network namespace {}", spec.sandbox_key))?;
+    if !is_namespace(&netns) {
+        bail!(
+            "{} is not a network namespace where berth runs: the daemon pinned it in another mount \
+             namespace (run the client and the daemon in the same one; `ip netns exec` makes a new one \
+             for each command, `nsenter --net` does not)",
+            spec.sandbox_key
+        );
+    }
     let binds: Vec<(CString, CString)> = [
         (&spec.hosts_path, "/etc/hosts"),
         (&spec.resolv_conf_path, "/etc/resolv.conf"),
@@ -454,15 +473,16 @@ pub fn foreground(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> 
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     piped(&mut cmd);
-    enter_container(&mut cmd, spec)?;
-    apply(&spec.process, &mut cmd)?;
-    let mut child = match cmd.spawn() {
+    let child = enter_container(&mut cmd, spec)
+        .and_then(|()| apply(&spec.process, &mut cmd))
+        .and_then(|()| Ok(cmd.spawn()?));
+    let mut child = match child {
         Ok(c) => c,
         Err(e) => {
             report_exited(client, &spec.id, 127);
             return Err(crate::ExitWith(
                 127,
-                format!("cannot run {:?} in container {}: {e}", argv[0], spec.name),
+                format!("cannot run {:?} in container {}: {e:#}", argv[0], spec.name),
             )
             .into());
         }

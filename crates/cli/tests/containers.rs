@@ -376,3 +376,36 @@ fn the_daemon_log_is_plain_text_without_reaping_warnings() {
         "a removed --rm container was reaped:\n{log}"
     );
 }
+
+/// A client in another mount namespace than the daemon's does not see the
+/// pinned sandboxes: `run` says so in one line and leaves no container
+/// running (Linux says only "Invalid argument" to the setns).
+#[test]
+fn a_client_that_cannot_see_the_pins_says_so() {
+    let h = host();
+    let pins = h.exec_root().join("netns");
+    let sock = h.exec_root().parent().unwrap().join("berth.sock");
+    let script = format!(
+        "umount -l {} && exec {} -H unix://{} run --name far -- true",
+        pins.display(),
+        env!("CARGO_BIN_EXE_berth"),
+        sock.display()
+    );
+    let r = h.run(
+        "unshare",
+        &["-m", "--propagation", "private", "sh", "-c", &script],
+    );
+    assert_eq!(r.code, 127, "{r:?}");
+    assert!(
+        r.stderr
+            .starts_with("berth: cannot run \"true\" in container far: ")
+            && r.stderr.contains(
+                "is not a network namespace where berth runs: the daemon pinned it in another mount namespace"
+            )
+            && r.stderr.lines().count() == 1,
+        "{}",
+        r.stderr
+    );
+    let ps = h.ok(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(ps, "far exited\n");
+}
