@@ -138,7 +138,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         Cmd::Rm { force, containers } => {
             let c = connect(host)?;
-            let (out, failed) = each(&containers, |k| {
+            let (out, failed) = each_at_once(&containers, |k| {
                 c.call(
                     "DELETE",
                     &format!("/containers/{}?force={}", enc(k), u8::from(force)),
@@ -197,7 +197,7 @@ fn life(c: &Client, cmd: LifeCmd) -> Result<i32> {
     let post = |path: String| c.call("POST", &path, NO_BODY);
     match cmd {
         LifeCmd::Stop { time, containers } => {
-            let (out, failed) = each(&containers, |k| {
+            let (out, failed) = each_at_once(&containers, |k| {
                 post(format!("/containers/{}/stop?t={time}", enc(k))).map(|()| k.to_owned())
             });
             print_lines(&out);
@@ -218,7 +218,7 @@ fn life(c: &Client, cmd: LifeCmd) -> Result<i32> {
             Ok(failed)
         }
         LifeCmd::Kill { signal, containers } => {
-            let (out, failed) = each(&containers, |k| {
+            let (out, failed) = each_at_once(&containers, |k| {
                 post(format!("/containers/{}/kill?signal={}", enc(k), enc(&signal))).map(|()| k.to_owned())
             });
             print_lines(&out);
@@ -283,10 +283,16 @@ fn logs(c: &Client, container: &str, follow: bool, tail: &str, timestamps: bool)
 /// Runs `f` on each key and prints an error line for each failure; returns
 /// what succeeded, and the exit code (1 when any failed).
 fn each<T>(keys: &[String], f: impl Fn(&str) -> Result<T>) -> (Vec<T>, i32) {
+    tally(keys.iter().map(|k| f(k)).collect())
+}
+
+/// Prints an error line for each failure, in order; returns what
+/// succeeded, and the exit code (1 when any failed).
+fn tally<T>(results: Vec<Result<T>>) -> (Vec<T>, i32) {
     let mut out = Vec::new();
     let mut failed = 0;
-    for k in keys {
-        match f(k) {
+    for r in results {
+        match r {
             Ok(v) => out.push(v),
             Err(e) => {
                 eprintln!("berth: {e:#}");
@@ -296,6 +302,42 @@ fn each<T>(keys: &[String], f: impl Fn(&str) -> Result<T>) -> (Vec<T>, i32) {
     }
     (out, if failed > 0 { 1 } else { 0 })
 }
+
+/// As [`each`], with up to [`AT_ONCE`] keys in flight, as Docker's CLI
+/// removes, stops and kills up to 50 containers at once; what succeeded and
+/// the error lines keep the keys' order. The first key goes alone, so that
+/// a daemon this client has to start is started once.
+fn each_at_once<T: Send>(keys: &[String], f: impl Fn(&str) -> Result<T> + Sync) -> (Vec<T>, i32) {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let Some((first, rest)) = keys.split_first() else {
+        return (Vec::new(), 0);
+    };
+    let mut results: Vec<Result<T>> = vec![f(first)];
+    let slots: Vec<Mutex<Option<Result<T>>>> = rest.iter().map(|_| Mutex::new(None)).collect();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..rest.len().min(AT_ONCE) {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(k) = rest.get(i) else { break };
+                    let r = f(k);
+                    *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(r);
+                }
+            });
+        }
+    });
+    results.extend(slots.into_iter().map(|m| {
+        m.into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .unwrap_or_else(|| Err(anyhow::anyhow!("a worker ended without an answer")))
+    }));
+    tally(results)
+}
+
+/// How many containers `rm`, `stop` and `kill` work on at once.
+const AT_ONCE: usize = 32;
 
 /// Docker's question before a prune: `warning`, then `Are you sure you
 /// want to continue? [y/N] ` on stdout, and one line read from stdin,

@@ -140,3 +140,29 @@ fn logs_tail_timestamps_follow_and_foreground() {
     assert_eq!(r.code, 1);
     h.ok(&["rm", "fg", "bg"]);
 }
+
+/// `rm`, `stop` and `kill` of many containers work on them at once (as
+/// Docker's CLI does), yet print the names that succeeded, and one error
+/// line for each that failed, in the order given; exit 1 when any failed.
+#[test]
+fn many_at_once_keep_their_order() {
+    let h = host();
+    let names: Vec<String> = (0..40).map(|i| format!("m{i:02}")).collect();
+    for n in &names {
+        h.ok(&["run", "-d", "--name", n, "--", "sleep", "600"]);
+    }
+    let mut args: Vec<&str> = vec!["kill", "-s", "TERM"];
+    args.extend(names.iter().map(String::as_str));
+    assert_eq!(h.ok(&args), names.join("\n") + "\n");
+    let mut args: Vec<&str> = vec!["rm", "-f", "nosuch1"];
+    args.extend(names.iter().map(String::as_str));
+    args.push("nosuch2");
+    let r = h.berth(&args);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.stdout, names.join("\n") + "\n");
+    assert_eq!(
+        r.stderr,
+        "berth: no such container: nosuch1\nberth: no such container: nosuch2\n"
+    );
+    assert_eq!(h.ok(&["ps", "-a", "-q"]), "");
+}
