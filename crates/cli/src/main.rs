@@ -556,8 +556,7 @@ fn run_container(host: Option<&str>, a: RunArgs) -> Result<i32> {
     };
     let spec: run::Spec = c.fetch("POST", "/containers/create", Some(&body))?;
     if a.detach {
-        let host = format!("unix://{}", c.socket().display());
-        run::detached(&host, &spec, &a.command)?;
+        run::detached(c.socket(), &spec, &a.command)?;
         println!("{}", spec.id);
         Ok(0)
     } else {

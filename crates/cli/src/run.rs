@@ -502,8 +502,11 @@ pub fn foreground(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> 
 }
 
 /// Starts the detached shim, which runs the command with its output in the
-/// log and reports its end; returns once the command has started.
-pub fn detached(host: &str, spec: &Spec, argv: &[String]) -> Result<()> {
+/// log and reports its end; returns once the command has started. The
+/// shim is this process forked (no second start of the berth binary),
+/// unless this process has threads, where only an exec is safe after a
+/// fork: then it is `berth __shim`.
+pub fn detached(socket: &Path, spec: &Spec, argv: &[String]) -> Result<()> {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -511,34 +514,16 @@ pub fn detached(host: &str, spec: &Spec, argv: &[String]) -> Result<()> {
         .open(&spec.log_path)
         .with_context(|| format!("opening {}", spec.log_path))?;
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("creating a pipe")?;
-    let exe = std::env::current_exe().context("finding the berth binary")?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("--host")
-        .arg(host)
-        .arg("__shim")
-        .arg(serde_json::to_string(spec)?)
-        .arg("--")
-        .args(argv)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    let wr_fd = wr.as_raw_fd();
-    // SAFETY: dup2 and setsid are async-signal-safe; wr_fd stays open in
-    // the parent until after spawn returns.
-    unsafe {
-        cmd.pre_exec(move || {
-            check(libc::dup2(wr_fd, 3))?;
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut shim = cmd.spawn().context("starting the container's shim")?;
-    drop(wr);
+    let shim = if single_threaded() {
+        fork_shim(socket, spec, argv, log, wr)?
+    } else {
+        exec_shim(socket, spec, argv, log, wr)?
+    };
     let mut answer = String::new();
     File::from(rd).read_to_string(&mut answer)?;
     // The shim lives on as the container's parent; reap it if it already
     // ended so that it does not linger as a zombie of ours.
-    let _ = shim.try_wait();
+    let _ = nix::sys::wait::waitpid(shim, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
     match answer.trim() {
         "ok" => Ok(()),
         "" => bail!("the container's shim ended before starting {:?}", argv[0]),
@@ -547,14 +532,104 @@ pub fn detached(host: &str, spec: &Spec, argv: &[String]) -> Result<()> {
     }
 }
 
+/// This process runs one thread (`/proc/self/stat`'s 20th field).
+fn single_threaded() -> bool {
+    std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| {
+        let (_, rest) = s.rsplit_once(')')?;
+        rest.split_whitespace().nth(17)?.parse::<u32>().ok()
+    }) == Some(1)
+}
+
+/// The shim as a fork of this process: a new session, the log as its
+/// output, then [`shim_on`]; it never returns to the caller's code.
+fn fork_shim(
+    socket: &Path,
+    spec: &Spec,
+    argv: &[String],
+    log: File,
+    status: OwnedFd,
+) -> Result<nix::unistd::Pid> {
+    let null = File::open("/dev/null").context("opening /dev/null")?;
+    io::stdout().flush()?;
+    io::stderr().flush()?;
+    // SAFETY: this process has a single thread (checked by the caller), so
+    // the child may go on running any code after the fork.
+    match unsafe { nix::unistd::fork() }.context("starting the container's shim")? {
+        nix::unistd::ForkResult::Parent { child } => Ok(child),
+        nix::unistd::ForkResult::Child => {
+            let code = (|| -> Result<i32> {
+                nix::unistd::setsid()?;
+                // SAFETY: dup2 onto the standard descriptors of this
+                // process, from descriptors it owns.
+                unsafe {
+                    check(libc::dup2(null.as_raw_fd(), 0))?;
+                    check(libc::dup2(log.as_raw_fd(), 1))?;
+                    check(libc::dup2(log.as_raw_fd(), 2))?;
+                }
+                drop((null, log));
+                shim_on(&Client::new(socket.to_owned()), spec, argv, File::from(status))
+            })()
+            .unwrap_or_else(|e| {
+                eprintln!("berth: shim: {e:#}");
+                1
+            });
+            let _ = io::stdout().flush();
+            // SAFETY: ends the shim without running the destructors and
+            // exit handlers it shares with the client it was forked from.
+            unsafe { libc::_exit(code) }
+        }
+    }
+}
+
+/// The shim as `berth __shim` (see [`shim`]), the status pipe as its fd 3.
+fn exec_shim(
+    socket: &Path,
+    spec: &Spec,
+    argv: &[String],
+    log: File,
+    status: OwnedFd,
+) -> Result<nix::unistd::Pid> {
+    let exe = std::env::current_exe().context("finding the berth binary")?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("--host")
+        .arg(format!("unix://{}", socket.display()))
+        .arg("__shim")
+        .arg(serde_json::to_string(spec)?)
+        .arg("--")
+        .args(argv)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    let wr_fd = status.as_raw_fd();
+    // SAFETY: dup2 and setsid are async-signal-safe; the pipe stays open in
+    // the parent until after spawn returns.
+    unsafe {
+        cmd.pre_exec(move || {
+            check(libc::dup2(wr_fd, 3))?;
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let shim = cmd.spawn().context("starting the container's shim")?;
+    Ok(nix::unistd::Pid::from_raw(shim.id() as i32))
+}
+
 /// The detached shim: runs the command in the container with the log as
 /// its output, says "ok" (or why not) on fd 3, then waits and reports the
 /// exit code.
 pub fn shim(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> {
-    // SAFETY: fd 3 was set up by `detached`; we own it from here.
-    let mut status_pipe = unsafe { File::from_raw_fd(3) };
+    // SAFETY: fd 3 was set up by `exec_shim` or the daemon's start; we own
+    // it from here.
+    let status_pipe = unsafe { File::from_raw_fd(3) };
     // SAFETY: fcntl on our own fd.
     unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) };
+    shim_on(client, spec, argv, status_pipe)
+}
+
+/// The shim's work: starts the command in the container, says `ok` (or
+/// why not) on `status_pipe`, tells the daemon, and waits for the command,
+/// copying its output to the log, to report its end.
+fn shim_on(client: &Client, spec: &Spec, argv: &[String], mut status_pipe: File) -> Result<i32> {
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     piped(&mut cmd);
