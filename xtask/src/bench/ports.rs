@@ -64,6 +64,8 @@ const DOCKER_NET: Net = Net {
 struct Opts {
     containers: usize,
     peers: bool,
+    /// Each peer's budget instead of [`PEER_BUDGET`].
+    peer_seconds: Option<u64>,
 }
 
 impl Opts {
@@ -71,6 +73,7 @@ impl Opts {
         let mut o = Opts {
             containers: 1000,
             peers: true,
+            peer_seconds: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -83,8 +86,19 @@ impl Opts {
                         .context("--containers takes a number from 2 to 5000")?
                 }
                 "--no-peers" => o.peers = false,
+                "--peer-seconds" => {
+                    o.peer_seconds = Some(
+                        it.next()
+                            .and_then(|v| v.parse().ok())
+                            .filter(|n| (1..=3600).contains(n))
+                            .context("--peer-seconds takes a number from 1 to 3600")?,
+                    )
+                }
                 other => {
-                    bail!("unknown option {other:?} for bench ports (options: --containers N, --no-peers)")
+                    bail!(
+                        "unknown option {other:?} for bench ports (options: --containers N, --no-peers, \
+                         --peer-seconds N)"
+                    )
                 }
             }
         }
@@ -131,17 +145,10 @@ impl Figures {
         self.asked = asked;
     }
 
-    /// "stopped at 400 of 1000 containers after its 75 s budget", when it
-    /// did not get to the end.
+    /// "stopped at 400 of 1000 containers", when it did not get to the end.
     fn stopped(&self) -> Option<String> {
-        (self.times.len() < self.asked).then(|| {
-            format!(
-                "stopped at {} of {} containers after its {} s budget",
-                self.times.len(),
-                self.asked,
-                PEER_BUDGET.as_secs()
-            )
-        })
+        (self.times.len() < self.asked)
+            .then(|| format!("stopped at {} of {} containers", self.times.len(), self.asked))
     }
 }
 
@@ -383,7 +390,7 @@ fn netavark_figures(bin: &Path, n: usize, deadline: Option<Instant>) -> Result<F
     f.range = Some(t.saturating_sub(base));
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
-        if deadline.is_some_and(|d| Instant::now() > d) {
+        if i > 0 && deadline.is_some_and(|d| Instant::now() > d) {
             break;
         }
         let p = 40000 + 2 * i as u16;
@@ -513,7 +520,7 @@ fn docker_measure(d: &Dockerd, n: usize, deadline: Option<Instant>) -> Result<(F
     let mut times = Vec::with_capacity(m);
     let mut proxies_one = 0;
     for i in 0..m {
-        if deadline.is_some_and(|d| Instant::now() > d) {
+        if i > 0 && deadline.is_some_and(|d| Instant::now() > d) {
             break;
         }
         let p = DOCKER_PAIRS + 2 * i as u16;
@@ -626,8 +633,8 @@ pub fn run(args: &[String], session: &mut Session) -> Result<()> {
         );
     }
 
-    let budget = session.budget(PEER_BUDGET);
-    if let Some(b) = budget {
+    let budget = session.budget(o.peer_seconds.map_or(PEER_BUDGET, Duration::from_secs));
+    if let Some(b) = budget.filter(|_| o.peers) {
         println!(
             "netavark and Docker get {} s each (--full: no budget); one still starting containers then stops there",
             b.as_secs()
@@ -656,8 +663,8 @@ pub fn run(args: &[String], session: &mut Session) -> Result<()> {
         None
     };
     for (label, f) in [("netavark", nv.as_ref()), ("Docker", dk.as_ref().map(|(f, _)| f))] {
-        if let Some(why) = f.and_then(Figures::stopped) {
-            session.note(format!("{label}: {why}"));
+        if let (Some(why), Some(b)) = (f.and_then(Figures::stopped), budget) {
+            session.note(format!("{label}: {why} after its {} s budget", b.as_secs()));
         }
     }
 
@@ -890,4 +897,41 @@ fn draw(b: &Figures, peers: &[(&str, &Figures)], session: &mut Session) -> Resul
         series,
     };
     session.chart("ports", &chart.svg())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn options_parse() {
+        let o = Opts::parse(&[]).unwrap();
+        assert_eq!((o.containers, o.peers, o.peer_seconds), (1000, true, None));
+        let o = Opts::parse(&args("--containers 20 --peer-seconds 5 --no-peers")).unwrap();
+        assert_eq!((o.containers, o.peers, o.peer_seconds), (20, false, Some(5)));
+        for (a, want) in [
+            ("--containers 1", "--containers"),
+            ("--peer-seconds 0", "--peer-seconds"),
+            ("--fast", "unknown option"),
+        ] {
+            let e = format!("{:#}", Opts::parse(&args(a)).err().unwrap());
+            assert!(e.contains(want), "{a}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_peer_that_stopped_says_how_far_it_got() {
+        let ms = |n: u64| Duration::from_millis(n);
+        let mut f = Figures::default();
+        f.containers(vec![ms(1), ms(2), ms(3)], 10);
+        assert_eq!(f.stopped().as_deref(), Some("stopped at 3 of 10 containers"));
+        assert_eq!((f.first, f.last, f.last5), (Some(ms(1)), None, None));
+        let mut f = Figures::default();
+        f.containers(vec![ms(1), ms(2), ms(3)], 3);
+        assert_eq!((f.stopped(), f.last), (None, Some(ms(3))));
+    }
 }
