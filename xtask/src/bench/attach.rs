@@ -215,7 +215,7 @@ impl Peer {
 
     /// Whether the budget, not the bench's own bound, was the limit.
     fn out_of_budget(&self) -> bool {
-        self.left.is_some_and(|l| l.is_zero() || l < FILL_BUDGET)
+        self.left.is_some_and(|l| l <= FILL_BUDGET)
     }
 
     /// Stops this peer where it got to, for want of budget; says so in
@@ -865,6 +865,32 @@ mod tests {
     fn options_parse_and_sort_levels() {
         let o = Opts::parse(&args("--levels 100,1,100 --iterations 5")).unwrap();
         assert_eq!((o.iterations, o.levels), (5, vec![1, 100]));
+    }
+
+    #[test]
+    fn a_peer_budget_bounds_each_step_and_runs_out() {
+        let mut p = Peer::new("netavark", ["setup", "teardown"], Some("absent".into()), || {
+            bail!("not made")
+        });
+        assert_eq!(
+            p.bound(LOOP_BUDGET),
+            LOOP_BUDGET,
+            "no budget: the bench's own bound"
+        );
+        p.left = Some(PEER_BUDGET);
+        assert_eq!(p.bound(FILL_BUDGET), FILL_BUDGET);
+        assert!(
+            p.out_of_budget(),
+            "the budget is no more than the fill's own bound"
+        );
+        p.left = Some(PEER_BUDGET + FILL_BUDGET);
+        assert!(!p.out_of_budget());
+        p.left = Some(PEER_BUDGET);
+        p.spend(Duration::from_secs(80));
+        assert_eq!(p.bound(FILL_BUDGET), Duration::from_secs(10));
+        assert!(p.out_of_budget());
+        p.spend(Duration::from_secs(80));
+        assert_eq!(p.left, Some(Duration::ZERO));
     }
 
     #[test]
