@@ -731,7 +731,7 @@ fn summarize(rows: &[Row], peers: &[Peer], session: &mut Session) {
                 .map(|(p, c)| (p.label, c.as_ref().and_then(|c| pick(c).median())))
                 .collect();
             let mut line = Line::new(
-                format!("{what} through the API, {} others, median", r.others),
+                format!("{what} through the API, {}, median", others(r.others)),
                 opt(berth),
             );
             for (label, d) in &figures {
@@ -745,7 +745,7 @@ fn summarize(rows: &[Row], peers: &[Peer], session: &mut Session) {
         let cli = r.cli.attach.median();
         session.add(
             Line::new(
-                format!("`berth network connect` end to end, {} others, median", r.others),
+                format!("`berth network connect` end to end, {}, median", others(r.others)),
                 opt(cli),
             )
             .target(
@@ -762,7 +762,7 @@ fn summarize(rows: &[Row], peers: &[Peer], session: &mut Session) {
         };
         let b = ratio(hi.api.attach.median(), lo.api.attach.median());
         let mut line = Line::new(
-            format!("attach with {} others ÷ with {}", hi.others, lo.others),
+            format!("attach with {} ÷ with {}", others(hi.others), others(lo.others)),
             x(hi.api.attach.median(), lo.api.attach.median()),
         );
         for (i, p) in peers.iter().enumerate() {
@@ -773,6 +773,15 @@ fn summarize(rows: &[Row], peers: &[Peer], session: &mut Session) {
             format!("≤ {SCALING_TARGET}×"),
             Verdict::of(b.map(|b| b <= SCALING_TARGET)),
         ));
+    }
+}
+
+/// "1 other", "500 others".
+fn others(n: usize) -> String {
+    if n == 1 {
+        "1 other".into()
+    } else {
+        format!("{n} others")
     }
 }
 
@@ -891,6 +900,11 @@ mod tests {
         assert!(p.out_of_budget());
         p.spend(Duration::from_secs(80));
         assert_eq!(p.left, Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn one_other_is_singular() {
+        assert_eq!((others(1), others(500)), ("1 other".into(), "500 others".into()));
     }
 
     #[test]

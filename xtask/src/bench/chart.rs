@@ -6,7 +6,8 @@
 
 use std::fmt::Write as _;
 
-/// Width and height of the picture, in pixels.
+/// Width and height of the picture, in pixels (wider when a legend label
+/// needs it).
 const WIDTH: f64 = 760.0;
 const HEIGHT: f64 = 440.0;
 /// The plot area's margins: room for tick labels, axis labels, the legend.
@@ -16,6 +17,8 @@ const TOP: f64 = 44.0;
 const BOTTOM: f64 = 58.0;
 /// A larger max/min ratio of the y values than this makes y logarithmic.
 const LOG_SPREAD: f64 = 20.0;
+/// About the width of a character of the legend, in pixels.
+const CHAR_WIDTH: f64 = 7.0;
 /// Each series' colour, in order (berth first: the strongest).
 const COLOURS: [&str; 6] = ["#1f5fbf", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
 
@@ -87,12 +90,21 @@ impl Chart {
             to: TOP,
         };
 
+        let longest = self
+            .series
+            .iter()
+            .map(|s| s.label.chars().count())
+            .max()
+            .unwrap_or(0);
+        let width = WIDTH
+            .max(WIDTH - RIGHT + 56.0 + CHAR_WIDTH * longest as f64)
+            .ceil();
         let mut s = String::new();
         let _ = writeln!(
             s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{HEIGHT}" viewBox="0 0 {width} {HEIGHT}" font-family="sans-serif" font-size="12">"#
         );
-        let _ = writeln!(s, r#"<rect width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#);
+        let _ = writeln!(s, r#"<rect width="{width}" height="{HEIGHT}" fill="white"/>"#);
         let _ = writeln!(
             s,
             r#"<text x="{}" y="24" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#,
@@ -352,7 +364,24 @@ mod tests {
             assert!(svg.contains(text), "{text} missing");
         }
         assert!(svg.contains("attach &lt;bridge&gt;"));
+        assert!(svg.contains(r#"width="760""#), "short labels keep the width");
         assert!(!svg.contains("log scale"));
+    }
+
+    #[test]
+    fn a_long_legend_label_widens_the_picture() {
+        let label = "netavark (setup − plain), stopped at 226";
+        let svg = chart(vec![(label, vec![(0.0, 1.0)])]).svg();
+        let width: f64 = svg
+            .split("width=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(width >= WIDTH - RIGHT + 14.0 + 28.0 + CHAR_WIDTH * label.chars().count() as f64);
     }
 
     #[test]

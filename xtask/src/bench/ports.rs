@@ -823,10 +823,22 @@ fn summarize(b: &Figures, peers: &[(&str, &Figures)], n: usize, session: &mut Se
     }));
     session.add(line("1000-port range".into(), |f| f.range));
     session.add(line("1st container, 2 ports".into(), |f| f.first));
+    let m = DOCKER_CONTAINERS.min(n);
+    if m != n {
+        session.add(line(format!("{m}th container, 2 ports"), |f| f.hundredth));
+    }
     session.add(line(format!("{n}th container, 2 ports"), |f| f.last));
+    // A peer that stopped: its last container against its first, said so.
     let growth = |f: &Figures| -> String {
-        match (f.first, f.last) {
-            (Some(a), Some(z)) if !a.is_zero() => format!("{:.2}×", z.as_secs_f64() / a.as_secs_f64()),
+        let last = f.times.last().copied();
+        match (f.first, last) {
+            (Some(a), Some(z)) if !a.is_zero() => {
+                let x = z.as_secs_f64() / a.as_secs_f64();
+                match f.stopped() {
+                    Some(_) => format!("{x:.2}× (its {}th ÷ its 1st)", f.times.len()),
+                    None => format!("{x:.2}×"),
+                }
+            }
             _ => "—".into(),
         }
     };
@@ -878,6 +890,10 @@ fn draw(b: &Figures, peers: &[(&str, &Figures)], session: &mut Session) -> Resul
             "Docker" => "Docker (run − plain run)".to_owned(),
             "netavark" => "netavark (setup − plain)".to_owned(),
             other => other.to_owned(),
+        };
+        let label = match f.stopped() {
+            Some(_) => format!("{label}, stopped at {}", f.times.len()),
+            None => label,
         };
         series.push(Series {
             label,
