@@ -233,6 +233,19 @@ fn summarize(f: &Figures, session: &mut Session) {
             ),
         );
     }
+    for t in &f.throughput {
+        let x = ratio(lane(t, "berth"), lane(t, "Docker"));
+        session.add(
+            Line::new(
+                format!(
+                    "iperf3 across hosts, berth ÷ Docker, underlay MTU {}",
+                    t.underlay_mtu
+                ),
+                x.map_or_else(|| "—".into(), |x| format!("{x:.2}×")),
+            )
+            .target("ahead of Docker's overlay", Verdict::of(x.map(|x| x > 1.0))),
+        );
+    }
     let medians = f
         .attach
         .as_ref()
