@@ -180,19 +180,8 @@ pub fn run(args: &[String]) -> Result<()> {
         }
     }
 
-    let mut command = vec!["cargo xtask bench".to_owned()];
-    if names.len() == 1 {
-        command.push(names[0].to_owned());
-    }
-    if full {
-        command.push("--full".into());
-    }
-    command.extend(opts.iter().cloned());
-    let md = summary.markdown(&summary::now_utc(), &machine, &command.join(" "));
-    let file = out.join(match names.as_slice() {
-        [one] => format!("summary-{one}.md"),
-        _ => "summary.md".into(),
-    });
+    let md = summary.markdown(&summary::now_utc(), &machine, &command(&names, full, opts));
+    let file = out.join(summary_file(&names));
     fs::write(&file, &md).with_context(|| format!("writing {}", file.display()))?;
     println!();
     println!("{md}");
@@ -201,6 +190,27 @@ pub fn run(args: &[String]) -> Result<()> {
         bail!("bench {} failed (see above)", failed.join(", "));
     }
     Ok(())
+}
+
+/// The command that runs these benches again.
+fn command(names: &[&str], full: bool, opts: &[String]) -> String {
+    let mut words = vec!["cargo xtask bench"];
+    if let [one] = names {
+        words.push(one);
+    }
+    if full {
+        words.push("--full");
+    }
+    words.extend(opts.iter().map(String::as_str));
+    words.join(" ")
+}
+
+/// `summary-NAME.md` for one bench, `summary.md` for all.
+fn summary_file(names: &[&str]) -> String {
+    match names {
+        [one] => format!("summary-{one}.md"),
+        _ => "summary.md".into(),
+    }
 }
 
 /// Removes the dockerds of bench runs that were killed, and what they
@@ -558,6 +568,19 @@ mod tests {
             "peer ÷ berth: netavark 20.0×, Docker 1.5×"
         );
         assert_eq!(peer_ratios(None, &[("netavark", d(40))]), "");
+    }
+
+    #[test]
+    fn one_bench_has_a_summary_of_its_own() {
+        let all: Vec<&str> = BENCHES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(summary_file(&all), "summary.md");
+        assert_eq!(summary_file(&["ports"]), "summary-ports.md");
+        assert_eq!(command(&all, true, &[]), "cargo xtask bench --full");
+        let opts = ["--containers".to_owned(), "30".to_owned()];
+        assert_eq!(
+            command(&["ports"], false, &opts),
+            "cargo xtask bench ports --containers 30"
+        );
     }
 
     #[test]
