@@ -172,6 +172,8 @@ struct Peer {
     trouble: Option<String>,
     /// What is left of its budget; `None` without one (`--full`).
     left: Option<Duration>,
+    /// The whole budget, for the report.
+    budget: Duration,
 }
 
 impl Peer {
@@ -198,6 +200,7 @@ impl Peer {
             others: 0,
             trouble,
             left: None,
+            budget: PEER_BUDGET,
         }
     }
 
@@ -223,7 +226,7 @@ impl Peer {
     fn stop(&mut self, how_far: String, session: &mut Session) {
         let why = format!(
             "stopped at {how_far} after its {} s budget",
-            PEER_BUDGET.as_secs()
+            self.budget.as_secs()
         );
         session.note(format!("{}: {why}", self.label));
         self.subject = None;
@@ -257,6 +260,8 @@ struct Row {
 struct Opts {
     iterations: usize,
     levels: Vec<usize>,
+    /// Each peer's budget instead of [`PEER_BUDGET`].
+    peer_seconds: Option<u64>,
 }
 
 impl Opts {
@@ -264,6 +269,7 @@ impl Opts {
         let mut o = Self {
             iterations: ITERATIONS,
             levels: LEVELS.to_vec(),
+            peer_seconds: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -291,7 +297,18 @@ impl Opts {
                     o.levels.sort_unstable();
                     o.levels.dedup();
                 }
-                _ => bail!("unknown option {a:?} (accepted: --iterations N, --levels 1,100,500)"),
+                "--peer-seconds" => {
+                    let v = value()?;
+                    o.peer_seconds = Some(
+                        v.parse()
+                            .ok()
+                            .filter(|n| (1..=3600).contains(n))
+                            .with_context(|| format!("--peer-seconds {v:?}: expected 1 to 3600"))?,
+                    );
+                }
+                _ => bail!(
+                    "unknown option {a:?} (accepted: --iterations N, --levels 1,100,500, --peer-seconds N)"
+                ),
             }
         }
         Ok(o)
@@ -443,13 +460,15 @@ pub fn run(args: &[String], session: &mut Session) -> Result<()> {
             Ok(Box::new(Cni::new(&bin)?))
         }),
     ];
+    let budget = opts.peer_seconds.map_or(PEER_BUDGET, Duration::from_secs);
     for p in &mut peers {
-        p.left = session.budget(PEER_BUDGET);
+        p.left = session.budget(budget);
+        p.budget = budget;
     }
     if !session.full {
         println!(
             "each peer's filling and timing get {} s in all (--full: no budget); one that runs out stops where it got to",
-            PEER_BUDGET.as_secs()
+            budget.as_secs()
         );
     }
     let quiet = Quiet::default();
@@ -874,6 +893,8 @@ mod tests {
     fn options_parse_and_sort_levels() {
         let o = Opts::parse(&args("--levels 100,1,100 --iterations 5")).unwrap();
         assert_eq!((o.iterations, o.levels), (5, vec![1, 100]));
+        let o = Opts::parse(&args("--peer-seconds 3")).unwrap();
+        assert_eq!(o.peer_seconds, Some(3));
     }
 
     #[test]
@@ -913,6 +934,7 @@ mod tests {
             ("--iterations 0", "--iterations"),
             ("--levels x", "--levels"),
             ("--levels", "needs a value"),
+            ("--peer-seconds 0", "--peer-seconds"),
             ("--fast", "unknown option"),
         ] {
             let e = format!("{:#}", Opts::parse(&args(a)).err().unwrap());

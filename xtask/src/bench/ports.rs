@@ -795,14 +795,17 @@ pub fn run(args: &[String], session: &mut Session) -> Result<()> {
 /// The headline figures for the summary.
 fn summarize(b: &Figures, peers: &[(&str, &Figures)], n: usize, session: &mut Session) {
     type Time = fn(&Figures) -> Option<Duration>;
-    let line = |work: String, get: Time| {
+    // `at`: the container a row is about; a peer that stopped before it
+    // says where it stopped.
+    let line = |work: String, get: Time, at: Option<usize>| {
         let mut l = Line::new(work, cell(get(b)));
         let mut figures = Vec::new();
         for (label, f) in peers {
             let d = get(f).filter(|d| *d < OVER);
-            l = match (get(f), f.stopped()) {
-                (None, Some(_)) => l.peer(label, format!("stopped at {} of {}", f.times.len(), f.asked)),
-                (got, _) => l.peer(label, cell(got)),
+            let short = at.is_some_and(|at| f.times.len() < at.min(f.asked)) && f.stopped().is_some();
+            l = match get(f) {
+                None if short => l.peer(label, format!("stopped at {} of {}", f.times.len(), f.asked)),
+                got => l.peer(label, cell(got)),
             };
             figures.push((*label, d));
         }
@@ -810,24 +813,32 @@ fn summarize(b: &Figures, peers: &[(&str, &Figures)], n: usize, session: &mut Se
     };
     let singles = b.singles;
     session.add(
-        line("1000 single ports on one container (port work)".into(), |f| {
-            f.singles
-        })
+        line(
+            "1000 single ports on one container (port work)".into(),
+            |f| f.singles,
+            None,
+        )
         .target(
             "< 100 ms",
             Verdict::of(singles.map(|s| s < Duration::from_millis(100))),
         ),
     );
-    session.add(line("1000 single ports (whole run − plain run)".into(), |f| {
-        f.singles_e2e
-    }));
-    session.add(line("1000-port range".into(), |f| f.range));
-    session.add(line("1st container, 2 ports".into(), |f| f.first));
+    session.add(line(
+        "1000 single ports (whole run − plain run)".into(),
+        |f| f.singles_e2e,
+        None,
+    ));
+    session.add(line("1000-port range".into(), |f| f.range, None));
+    session.add(line("1st container, 2 ports".into(), |f| f.first, Some(1)));
     let m = DOCKER_CONTAINERS.min(n);
     if m != n {
-        session.add(line(format!("{m}th container, 2 ports"), |f| f.hundredth));
+        session.add(line(
+            format!("{m}th container, 2 ports"),
+            |f| f.hundredth,
+            Some(m),
+        ));
     }
-    session.add(line(format!("{n}th container, 2 ports"), |f| f.last));
+    session.add(line(format!("{n}th container, 2 ports"), |f| f.last, Some(n)));
     // A peer that stopped: its last container against its first, said so.
     let growth = |f: &Figures| -> String {
         let last = f.times.last().copied();
@@ -835,7 +846,7 @@ fn summarize(b: &Figures, peers: &[(&str, &Figures)], n: usize, session: &mut Se
             (Some(a), Some(z)) if !a.is_zero() => {
                 let x = z.as_secs_f64() / a.as_secs_f64();
                 match f.stopped() {
-                    Some(_) => format!("{x:.2}× (its {}th ÷ its 1st)", f.times.len()),
+                    Some(_) => format!("{x:.2}× (container {} ÷ container 1)", f.times.len()),
                     None => format!("{x:.2}×"),
                 }
             }
@@ -936,6 +947,36 @@ mod tests {
         ] {
             let e = format!("{:#}", Opts::parse(&args(a)).err().unwrap());
             assert!(e.contains(want), "{a}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_summary_says_where_a_peer_stopped() {
+        let ms = Duration::from_millis;
+        let mut b = Figures {
+            singles: Some(ms(10)),
+            ..Figures::default()
+        };
+        b.containers(vec![ms(1); 10], 10);
+        let mut nv = Figures::default();
+        nv.containers(vec![ms(5), ms(50)], 10);
+        let mut summary = crate::bench::Summary::default();
+        let mut s = Session {
+            full: false,
+            out: PathBuf::new(),
+            bench: "ports",
+            summary: &mut summary,
+        };
+        summarize(&b, &[("netavark", &nv)], 10, &mut s);
+        let md = summary.markdown("date", "machine", "command");
+        for want in [
+            "| ports | 10th container, 2 ports | 1.00 ms | stopped at 2 of 10 |",
+            "| ports | 1st container, 2 ports | 1.00 ms | 5.00 ms | peer ÷ berth: netavark 5.0× |",
+            "| 1.00× | 10.00× (container 2 ÷ container 1) |  | ≤ 1.3× | met |",
+            "| 10.0 ms | - |  | < 100 ms | met |",
+            "| 1000-port range | - | - |",
+        ] {
+            assert!(md.contains(want), "{want:?} not in\n{md}");
         }
     }
 
