@@ -174,6 +174,8 @@ struct Peer {
     left: Option<Duration>,
     /// The whole budget, for the report.
     budget: Duration,
+    /// How far it got when its budget ran out ("52 of 100 others").
+    stopped_at: Option<String>,
 }
 
 impl Peer {
@@ -201,6 +203,7 @@ impl Peer {
             trouble,
             left: None,
             budget: PEER_BUDGET,
+            stopped_at: None,
         }
     }
 
@@ -229,6 +232,7 @@ impl Peer {
             self.budget.as_secs()
         );
         session.note(format!("{}: {why}", self.label));
+        self.stopped_at = Some(how_far);
         self.subject = None;
         self.trouble = Some(why);
     }
@@ -753,8 +757,8 @@ fn summarize(rows: &[Row], peers: &[Peer], session: &mut Session) {
                 format!("{what} through the API, {}, median", others(r.others)),
                 opt(berth),
             );
-            for (label, d) in &figures {
-                line = line.peer(label, opt(*d));
+            for ((label, d), p) in figures.iter().zip(peers) {
+                line = line.peer(label, peer_cell(p, r.others, opt(*d)));
             }
             session.add(line.ratio(super::peer_ratios(berth, &figures)).target(
                 format!("≤ {}{whose}", ms(target)),
@@ -786,12 +790,21 @@ fn summarize(rows: &[Row], peers: &[Peer], session: &mut Session) {
         );
         for (i, p) in peers.iter().enumerate() {
             let m = |r: &Row| r.peers[i].as_ref().and_then(|c| c.attach.median());
-            line = line.peer(p.label, x(m(hi), m(lo)));
+            line = line.peer(p.label, peer_cell(p, hi.others, x(m(hi), m(lo))));
         }
         session.add(line.target(
             format!("≤ {SCALING_TARGET}×"),
             Verdict::of(b.map(|b| b <= SCALING_TARGET)),
         ));
+    }
+}
+
+/// A peer's figure at `others`, or where it stopped when its budget ran
+/// out before.
+fn peer_cell(p: &Peer, others: usize, figure: String) -> String {
+    match &p.stopped_at {
+        Some(at) if others > p.others => format!("stopped at {at}"),
+        _ => figure,
     }
 }
 
@@ -921,6 +934,16 @@ mod tests {
         assert!(p.out_of_budget());
         p.spend(Duration::from_secs(80));
         assert_eq!(p.left, Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_stopped_peer_says_where_beyond_what_it_reached() {
+        let mut p = Peer::new("CNI", ["ADD", "DEL"], Some("absent".into()), || bail!("not made"));
+        p.others = 100;
+        assert_eq!(peer_cell(&p, 500, "—".into()), "—");
+        p.stopped_at = Some("340 of 500 others".into());
+        assert_eq!(peer_cell(&p, 100, "40.0 ms".into()), "40.0 ms");
+        assert_eq!(peer_cell(&p, 500, "—".into()), "stopped at 340 of 500 others");
     }
 
     #[test]
