@@ -1,5 +1,14 @@
-//! `cargo xtask bench [NAME] [OPTIONS]`: berth next to its peers, doing the
-//! same work on the same machine in the same run.
+//! `cargo xtask bench [NAME] [--full] [OPTIONS]`: berth next to its peers,
+//! doing the same work on the same machine in the same run.
+//!
+//! By default each bench is sized to finish within 5 minutes on a 2-core
+//! machine (berth's release build, done once before and cached by cargo,
+//! aside): a peer slower than its time budget stops where it got to and
+//! the report says how far. `--full` runs the issues' sizes with no time
+//! budgets, only the bounds that stop a hang. Every bench feeds its
+//! headline figures to a [`Summary`], written to `target/bench/summary.md`
+//! (all benches) or `summary-NAME.md` (one) and printed; `attach` and
+//! `ports` also draw their curves there as SVG ([`chart`]).
 //!
 //! Benches report; they never fail on their targets. Each target is printed
 //! with its figure and "met" or "MISSED". A peer that is not installed gets
