@@ -846,8 +846,12 @@ fn draw(rows: &[Row], peers: &[Peer], session: &mut Session) -> Result<()> {
             });
         }
         for (i, p) in peers.iter().enumerate() {
+            let stopped = p
+                .stopped_at
+                .as_ref()
+                .map_or_else(String::new, |at| format!(", stopped at {at}"));
             series.push(Series {
-                label: format!("{} {}", p.label, p.verbs[verb]),
+                label: format!("{} {}{stopped}", p.label, p.verbs[verb]),
                 points: curve(&|r| r.peers[i].as_ref()),
             });
         }

@@ -19,8 +19,17 @@ const BOTTOM: f64 = 58.0;
 const LOG_SPREAD: f64 = 20.0;
 /// About the width of a character of the legend, in pixels.
 const CHAR_WIDTH: f64 = 7.0;
-/// Each series' colour, in order (berth first: the strongest).
-const COLOURS: [&str; 6] = ["#1f5fbf", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+/// Each subject's colour, the same in every chart: a label starting with
+/// the name gets it (the first that matches). berth's is the strongest.
+const COLOURS: [(&str, &str); 5] = [
+    ("berth, CLI", "#d62728"),
+    ("berth", "#1f5fbf"),
+    ("netavark", "#2ca02c"),
+    ("CNI", "#9467bd"),
+    ("Docker", "#ff7f0e"),
+];
+/// Colours of other labels, in turn.
+const OTHERS: [&str; 3] = ["#8c564b", "#7f7f7f", "#17becf"];
 
 /// One curve: its legend label and its points (x, y), y above 0.
 pub struct Series {
@@ -160,7 +169,7 @@ impl Chart {
         );
         // Curves and legend.
         for (i, series) in self.series.iter().enumerate() {
-            let colour = COLOURS[i % COLOURS.len()];
+            let colour = colour(&series.label, i);
             let pts: Vec<String> = series
                 .points
                 .iter()
@@ -192,6 +201,14 @@ impl Chart {
         s.push_str("</svg>\n");
         s
     }
+}
+
+/// The colour of the series labelled `label`, the `i`th.
+fn colour(label: &str, i: usize) -> &'static str {
+    COLOURS
+        .iter()
+        .find(|(name, _)| label.starts_with(name))
+        .map_or(OTHERS[i % OTHERS.len()], |(_, c)| c)
 }
 
 /// Whether `ys` span more than [`LOG_SPREAD`]×.
@@ -327,6 +344,15 @@ mod tests {
         assert!(!needs_log(&[2.35, 43.2]));
         assert!(needs_log(&[0.1, 43.2]));
         assert!(!needs_log(&[]));
+    }
+
+    #[test]
+    fn a_subject_keeps_its_colour_in_every_chart() {
+        assert_eq!(colour("berth, API attach", 0), colour("berth (port work)", 3));
+        assert_eq!(colour("netavark setup", 2), colour("netavark teardown", 1));
+        assert_ne!(colour("berth, CLI connect", 1), colour("berth, API attach", 0));
+        assert_ne!(colour("CNI ADD", 3), colour("Docker (run − plain run)", 2));
+        assert_eq!(colour("bare pair", 0), OTHERS[0]);
     }
 
     #[test]
