@@ -1,5 +1,14 @@
-//! `cargo xtask bench [NAME] [OPTIONS]`: berth next to its peers, doing the
-//! same work on the same machine in the same run.
+//! `cargo xtask bench [NAME] [--full] [OPTIONS]`: berth next to its peers,
+//! doing the same work on the same machine in the same run.
+//!
+//! By default each bench is sized to finish within 5 minutes on a 2-core
+//! machine (berth's release build, done once before and cached by cargo,
+//! aside): a peer slower than its time budget stops where it got to and
+//! the report says how far. `--full` runs the issues' sizes with no time
+//! budgets, only the bounds that stop a hang. Every bench feeds its
+//! headline figures to a [`Summary`], written to `target/bench/summary.md`
+//! (all benches) or `summary-NAME.md` (one) and printed; `attach` and
+//! `ports` also draw their curves there as SVG ([`chart`]).
 //!
 //! Benches report; they never fail on their targets. Each target is printed
 //! with its figure and "met" or "MISSED". A peer that is not installed gets
@@ -30,6 +39,7 @@
 mod aardvark;
 mod attach;
 mod attacher;
+mod chart;
 mod cni;
 mod dns;
 mod docker;
@@ -39,18 +49,21 @@ mod overlay;
 mod plugins;
 mod ports;
 mod resolver;
+mod summary;
 mod two_hosts;
 
 use std::cell::Cell;
 use std::fs;
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+pub use summary::{Line, Summary, Verdict};
 
 /// Every bench, in the order `cargo xtask bench` runs them.
 const BENCHES: &[(&str, Bench)] = &[
@@ -62,31 +75,151 @@ const BENCHES: &[(&str, Bench)] = &[
 ];
 
 /// A bench's entry point, given the options after its name.
-type Bench = fn(&[String]) -> Result<()>;
+type Bench = fn(&[String], &mut Session) -> Result<()>;
+
+/// What a bench is given besides its options: whether to run at full size,
+/// and where its headline figures, notes and charts go.
+pub struct Session<'a> {
+    /// `--full`: every size as the issue names it and no time budgets
+    /// for peers (only the bounds that stop a hang).
+    pub full: bool,
+    /// `target/bench/`: the summary and the charts.
+    pub out: PathBuf,
+    bench: &'static str,
+    summary: &'a mut Summary,
+}
+
+impl Session<'_> {
+    /// A headline figure for the summary table.
+    pub fn add(&mut self, line: Line) {
+        self.summary.add(self.bench, line);
+    }
+
+    /// A sentence for the summary (and printed now): a peer cut short by
+    /// its budget, say.
+    pub fn note(&mut self, note: impl Into<String>) {
+        let note = note.into();
+        println!("{note}");
+        self.summary.note(self.bench, note);
+    }
+
+    /// `default` unless `--full`, where there is no budget.
+    pub fn budget(&self, default: Duration) -> Option<Duration> {
+        (!self.full).then_some(default)
+    }
+
+    /// Writes `svg` to `target/bench/NAME.svg` and puts it in the summary.
+    pub fn chart(&mut self, name: &str, svg: &str) -> Result<()> {
+        let file = format!("{name}.svg");
+        let path = self.out.join(&file);
+        fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
+        println!("chart: {}", path.display());
+        self.summary.chart(PathBuf::from(file));
+        Ok(())
+    }
+}
+
+/// What `cargo xtask bench --help` would say; shown with a bad name.
+const USAGE: &str = "cargo xtask bench [NAME] [--full] [the bench's options]";
 
 pub fn run(args: &[String]) -> Result<()> {
     berth_testkit::require_root();
+    let full = args.iter().any(|a| a == "--full");
+    let args: Vec<String> = args.iter().filter(|a| *a != "--full").cloned().collect();
     let (names, opts): (Vec<&str>, &[String]) = match args.first() {
         Some(a) if !a.starts_with('-') => (vec![a.as_str()], &args[1..]),
-        _ => (BENCHES.iter().map(|(n, _)| *n).collect(), args),
+        _ => (BENCHES.iter().map(|(n, _)| *n).collect(), &args),
     };
     let mut chosen = Vec::new();
-    for name in names {
-        match BENCHES.iter().find(|(n, _)| *n == name) {
+    for name in &names {
+        match BENCHES.iter().find(|(n, _)| n == name) {
             Some(b) => chosen.push(b),
             None => bail!(
-                "no bench named {name:?} (benches: {})",
+                "no bench named {name:?} (benches: {}; usage: {USAGE})",
                 BENCHES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
             ),
         }
     }
-    println!("{}", machine());
+    let out = crate::target_dir().join("bench");
+    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let machine = machine();
+    println!("{machine}");
+    // The release build once, up front: cargo caches it, so only the first
+    // run on a tree pays for it, and no bench's time includes it.
+    let t = Instant::now();
+    eprintln!("building berth (release) …");
+    crate::build_berth(true)?;
+    let build = t.elapsed();
+    println!(
+        "berth's release build: {:.0} s (not counted in the benches' times; cargo caches it, so later runs skip it)",
+        build.as_secs_f64()
+    );
+    println!(
+        "{}",
+        if full {
+            "--full: every size as the issue names it, no time budgets for peers"
+        } else {
+            "default sizes and time budgets (each bench within 5 minutes here); --full for every size, no budgets"
+        }
+    );
+    let mut summary = Summary::default();
+    let mut failed = Vec::new();
     for (name, bench) in chosen {
         println!();
         println!("== bench {name} ==");
-        bench(opts)?;
+        let t = Instant::now();
+        let mut session = Session {
+            full,
+            out: out.clone(),
+            bench: name,
+            summary: &mut summary,
+        };
+        let r = bench(opts, &mut session);
+        let took = format!(
+            "took {:.0} s (berth's release build not included: cargo caches it)",
+            t.elapsed().as_secs_f64()
+        );
+        match r {
+            Ok(()) => summary.note(name, took),
+            Err(e) => {
+                eprintln!("bench {name}: {e:#}");
+                summary.note(name, format!("FAILED ({took}): {e:#}"));
+                failed.push(*name);
+            }
+        }
+    }
+
+    let md = summary.markdown(&summary::now_utc(), &machine, &command(&names, full, opts));
+    let file = out.join(summary_file(&names));
+    fs::write(&file, &md).with_context(|| format!("writing {}", file.display()))?;
+    println!();
+    println!("{md}");
+    println!("summary: {}", file.display());
+    if !failed.is_empty() {
+        bail!("bench {} failed (see above)", failed.join(", "));
     }
     Ok(())
+}
+
+/// The command that runs these benches again.
+fn command(names: &[&str], full: bool, opts: &[String]) -> String {
+    let mut words = vec!["cargo xtask bench"];
+    if let [one] = names {
+        words.push(one);
+    }
+    if full {
+        words.push("--full");
+    }
+    words.extend(opts.iter().map(String::as_str));
+    words.join(" ")
+}
+
+/// `summary-NAME.md` for one bench, `summary.md` for all.
+fn summary_file(names: &[&str]) -> String {
+    match names {
+        [one] => format!("summary-{one}.md"),
+        _ => "summary.md".into(),
+    }
 }
 
 /// Removes the dockerds of bench runs that were killed, and what they
@@ -378,6 +511,20 @@ fn secs(d: Option<Duration>) -> Option<f64> {
     d.map(|d| d.as_secs_f64())
 }
 
+/// How much slower each peer with a figure is than berth: "peer ÷ berth:
+/// netavark 18.4×, CNI 14.0×"; empty when there is nothing to compare.
+fn peer_ratios(berth: Option<Duration>, peers: &[(&str, Option<Duration>)]) -> String {
+    let parts: Vec<String> = peers
+        .iter()
+        .filter_map(|(label, d)| Some(format!("{label} {}", times(Some(ratio(secs(*d), secs(berth))?)))))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("peer ÷ berth: {}", parts.join(", "))
+    }
+}
+
 /// A ratio as "2.5×", or "—".
 fn times(x: Option<f64>) -> String {
     x.map_or_else(|| "—".into(), |x| format!("{x:.1}×"))
@@ -420,6 +567,29 @@ mod tests {
         assert_eq!(s.p99(), Some(Duration::from_millis(198)));
         assert_eq!(samples(&[5]).p99(), Some(Duration::from_millis(5)));
         assert_eq!(Samples::default().median(), None);
+    }
+
+    #[test]
+    fn ratios_name_each_peer_with_a_figure() {
+        let d = |m: u64| Some(Duration::from_millis(m));
+        assert_eq!(
+            peer_ratios(d(2), &[("netavark", d(40)), ("CNI", None), ("Docker", d(3))]),
+            "peer ÷ berth: netavark 20.0×, Docker 1.5×"
+        );
+        assert_eq!(peer_ratios(None, &[("netavark", d(40))]), "");
+    }
+
+    #[test]
+    fn one_bench_has_a_summary_of_its_own() {
+        let all: Vec<&str> = BENCHES.iter().map(|(n, _)| *n).collect();
+        assert_eq!(summary_file(&all), "summary.md");
+        assert_eq!(summary_file(&["ports"]), "summary-ports.md");
+        assert_eq!(command(&all, true, &[]), "cargo xtask bench --full");
+        let opts = ["--containers".to_owned(), "30".to_owned()];
+        assert_eq!(
+            command(&["ports"], false, &opts),
+            "cargo xtask bench ports --containers 30"
+        );
     }
 
     #[test]

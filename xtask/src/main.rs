@@ -4,7 +4,8 @@
 //! - `test-drivers`: the driver conformance suite, printed as a table.
 //! - `demo`: the Docker walkthrough of `../shared/seed`, played by berth
 //!   inside a throwaway host namespace.
-//! - `bench [attach|dns|overlay|plugins|ports]`: berth next to its peers, measured in the same run.
+//! - `bench [attach|dns|overlay|plugins|ports] [--full]`: berth next to its peers,
+//!   measured in the same run; a summary and charts in `target/bench/`.
 //! - `vmtest [--timeout SECS] [FILTER]`: the tests that need ipvlan, 802.1q
 //!   and dummy links, in a stock Debian kernel under qemu.
 //! - `fuzz [TARGET] [--seconds N]`: libFuzzer on berth's decoders.
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
         Some("vmtest") => vmtest::run(&args[1..]),
         _ => {
             eprintln!(
-                "usage: cargo xtask test | test-drivers | demo [overlay] | bench [attach|dns|overlay|plugins|ports] | vmtest [--timeout SECS] [FILTER] | fuzz [TARGET] [--seconds N]"
+                "usage: cargo xtask test | test-drivers | demo [overlay] | bench [attach|dns|overlay|plugins|ports] [--full] | vmtest [--timeout SECS] [FILTER] | fuzz [TARGET] [--seconds N]"
             );
             return ExitCode::from(2);
         }
@@ -99,6 +100,12 @@ pub fn root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Cargo's target directory: `CARGO_TARGET_DIR`, else `target/` of the
+/// workspace.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from)
+}
+
 /// Builds the berth binary (`release` or debug) and returns its path.
 pub fn build_berth(release: bool) -> Result<PathBuf> {
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -110,8 +117,7 @@ pub fn build_berth(release: bool) -> Result<PathBuf> {
     if !st.success() {
         bail!("cargo build failed");
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), PathBuf::from);
-    Ok(target
+    Ok(target_dir()
         .join(if release { "release" } else { "debug" })
         .join("berth"))
 }

@@ -10,7 +10,11 @@
 //! - the CNI `bridge` plugin with `host-local` (`ADD`/`DEL`).
 //!
 //! The others are brought up in parallel (untimed); the timed loops then
-//! run one subject at a time. Every loop is bounded in count and in time.
+//! run one subject at a time. Every loop is bounded in count and in time,
+//! and unless `--full`, each peer's filling and timing together get
+//! [`PEER_BUDGET`]: a peer that runs out stops where it got to, and the
+//! report says how far. The medians are also drawn, against the number of
+//! others, in `target/bench/attach.svg` (and detach in `attach-detach.svg`).
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -22,9 +26,10 @@ use berth_testkit::TestHost;
 use serde_json::{Value, json};
 
 use super::attacher::Subject;
+use super::chart::{Chart, Series};
 use super::cni::{self, Cni};
 use super::netavark::{self, Netavark};
-use super::{Samples, http, ms};
+use super::{Line, Quiet, Samples, Session, Verdict, http, ms};
 
 const LEVELS: [usize; 3] = [1, 100, 500];
 const ITERATIONS: usize = 50;
@@ -36,6 +41,10 @@ const PEER_WARMUP: usize = 3;
 const LOOP_BUDGET: Duration = Duration::from_secs(20);
 /// Time bound of bringing one subject's others up to the next level.
 const FILL_BUDGET: Duration = Duration::from_secs(90);
+/// Unless `--full`, all of one peer's filling and timing: a peer slower
+/// than that stops where it got to (the default run stays within 5
+/// minutes here).
+const PEER_BUDGET: Duration = Duration::from_secs(90);
 
 /// Lines of the daemon's log shown with a berth error.
 const LOG_TAIL: usize = 30;
@@ -43,6 +52,8 @@ const LOG_TAIL: usize = 30;
 /// The issue's targets.
 const API_ATTACH_TARGET: Duration = Duration::from_millis(3);
 const CLI_CONNECT_TARGET: Duration = Duration::from_millis(10);
+/// Issue 16's: a detach as fast as an attach.
+const API_DETACH_TARGET: Duration = Duration::from_millis(3);
 const SCALING_TARGET: f64 = 1.3;
 
 /// berth in a [`TestHost`], with networks `bench` (the one measured) and
@@ -159,6 +170,12 @@ struct Peer {
     others: usize,
     /// Why it has no figures, or no more.
     trouble: Option<String>,
+    /// What is left of its budget; `None` without one (`--full`).
+    left: Option<Duration>,
+    /// The whole budget, for the report.
+    budget: Duration,
+    /// How far it got when its budget ran out ("52 of 100 others").
+    stopped_at: Option<String>,
 }
 
 impl Peer {
@@ -184,7 +201,40 @@ impl Peer {
             subject,
             others: 0,
             trouble,
+            left: None,
+            budget: PEER_BUDGET,
+            stopped_at: None,
         }
+    }
+
+    /// `bound`, or what is left of the budget when that is less.
+    fn bound(&self, bound: Duration) -> Duration {
+        self.left.map_or(bound, |l| l.min(bound))
+    }
+
+    /// Takes `spent` off the budget.
+    fn spend(&mut self, spent: Duration) {
+        if let Some(l) = &mut self.left {
+            *l = l.saturating_sub(spent);
+        }
+    }
+
+    /// Whether the budget, not the bench's own bound, was the limit.
+    fn out_of_budget(&self) -> bool {
+        self.left.is_some_and(|l| l <= FILL_BUDGET)
+    }
+
+    /// Stops this peer where it got to, for want of budget; says so in
+    /// the summary.
+    fn stop(&mut self, how_far: String, session: &mut Session) {
+        let why = format!(
+            "stopped at {how_far} after its {} s budget",
+            self.budget.as_secs()
+        );
+        session.note(format!("{}: {why}", self.label));
+        self.stopped_at = Some(how_far);
+        self.subject = None;
+        self.trouble = Some(why);
     }
 
     /// Gives up on this peer, loudly; its namespaces go now.
@@ -214,6 +264,8 @@ struct Row {
 struct Opts {
     iterations: usize,
     levels: Vec<usize>,
+    /// Each peer's budget instead of [`PEER_BUDGET`].
+    peer_seconds: Option<u64>,
 }
 
 impl Opts {
@@ -221,6 +273,7 @@ impl Opts {
         let mut o = Self {
             iterations: ITERATIONS,
             levels: LEVELS.to_vec(),
+            peer_seconds: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -248,7 +301,18 @@ impl Opts {
                     o.levels.sort_unstable();
                     o.levels.dedup();
                 }
-                _ => bail!("unknown option {a:?} (accepted: --iterations N, --levels 1,100,500)"),
+                "--peer-seconds" => {
+                    let v = value()?;
+                    o.peer_seconds = Some(
+                        v.parse()
+                            .ok()
+                            .filter(|n| (1..=3600).contains(n))
+                            .with_context(|| format!("--peer-seconds {v:?}: expected 1 to 3600"))?,
+                    );
+                }
+                _ => bail!(
+                    "unknown option {a:?} (accepted: --iterations N, --levels 1,100,500, --peer-seconds N)"
+                ),
             }
         }
         Ok(o)
@@ -277,26 +341,34 @@ fn check_attached(s: &dyn Subject) -> Result<()> {
     Ok(())
 }
 
-/// Attaches others `from + 1 ..= to`, within [`FILL_BUDGET`].
-fn fill(s: &mut dyn Subject, from: usize, to: usize) -> Result<()> {
-    let deadline = Instant::now() + FILL_BUDGET;
+/// Attaches others `from + 1 ..= to`, within `bound`; how many others
+/// there are then (less than `to` when the time ran out).
+fn fill(s: &mut dyn Subject, from: usize, to: usize, bound: Duration) -> Result<usize> {
+    let deadline = Instant::now() + bound;
     for i in from + 1..=to {
         if Instant::now() > deadline {
-            bail!(
-                "only {} of {to} other sandboxes attached within the {} s bound",
-                i - 1,
-                FILL_BUDGET.as_secs()
-            );
+            return Ok(i - 1);
         }
         s.add_other(i)
             .with_context(|| format!("attaching other sandbox #{i}"))?;
     }
-    Ok(())
+    Ok(to)
 }
 
 /// Warm-up rounds (the first checked when `check`), then up to `n` timed
 /// attach/detach rounds within [`LOOP_BUDGET`].
 pub(super) fn measure(s: &mut dyn Subject, warmup: usize, n: usize, check: bool) -> Result<Cell> {
+    measure_within(s, warmup, n, check, LOOP_BUDGET)
+}
+
+/// Like [`measure`], the timed rounds within `bound` (at least one).
+fn measure_within(
+    s: &mut dyn Subject,
+    warmup: usize,
+    n: usize,
+    check: bool,
+    bound: Duration,
+) -> Result<Cell> {
     for k in 0..warmup.max(1) {
         s.attach()?;
         if k == 0 && check {
@@ -304,7 +376,7 @@ pub(super) fn measure(s: &mut dyn Subject, warmup: usize, n: usize, check: bool)
         }
         s.detach()?;
     }
-    let deadline = Instant::now() + LOOP_BUDGET;
+    let deadline = Instant::now() + bound;
     let mut c = Cell::default();
     while c.attach.len() < n {
         if c.attach.len() > 0 && Instant::now() > deadline {
@@ -332,7 +404,7 @@ fn progress(start: Instant, what: &str, c: &Cell) {
     );
 }
 
-pub fn run(args: &[String]) -> Result<()> {
+pub fn run(args: &[String], session: &mut Session) -> Result<()> {
     let opts = Opts::parse(args)?;
     let start = Instant::now();
     eprintln!("building berth (release) …");
@@ -392,6 +464,18 @@ pub fn run(args: &[String]) -> Result<()> {
             Ok(Box::new(Cni::new(&bin)?))
         }),
     ];
+    let budget = opts.peer_seconds.map_or(PEER_BUDGET, Duration::from_secs);
+    for p in &mut peers {
+        p.left = session.budget(budget);
+        p.budget = budget;
+    }
+    if !session.full {
+        println!(
+            "each peer's filling and timing get {} s in all (--full: no budget); one that runs out stops where it got to",
+            budget.as_secs()
+        );
+    }
+    let quiet = Quiet::default();
     let mut rows: Vec<Row> = Vec::new();
     let mut others = 0;
     for &level in &opts.levels {
@@ -400,27 +484,44 @@ pub fn run(args: &[String]) -> Result<()> {
             start.elapsed().as_secs_f64()
         );
         let (berth_filled, peers_filled) = thread::scope(|s| {
-            let b = s.spawn(|| fill(&mut berth, others, level));
+            let b = s.spawn(|| fill(&mut berth, others, level, FILL_BUDGET));
             let hs: Vec<_> = peers
                 .iter_mut()
                 .map(|p| {
-                    let from = p.others;
-                    p.subject
-                        .as_mut()
-                        .map(|sub| s.spawn(move || fill(sub.as_mut(), from, level)))
+                    let (from, bound) = (p.others, p.bound(FILL_BUDGET));
+                    p.subject.as_mut().map(|sub| {
+                        s.spawn(move || {
+                            let t = Instant::now();
+                            (fill(sub.as_mut(), from, level, bound), t.elapsed())
+                        })
+                    })
                 })
                 .collect();
             (join(b), hs.into_iter().map(|h| h.map(join)).collect::<Vec<_>>())
         });
-        berth
+        let reached = berth
             .explain(berth_filled)
             .context("berth: attaching the other sandboxes")?;
+        ensure!(
+            reached == level,
+            "berth: only {reached} of {level} other sandboxes attached within the {} s bound",
+            FILL_BUDGET.as_secs()
+        );
         others = level;
         for (p, filled) in peers.iter_mut().zip(peers_filled) {
+            let Some((filled, took)) = filled else { continue };
+            let out_of_budget = p.out_of_budget();
+            p.spend(took);
             match filled {
-                Some(Ok(())) => p.others = level,
-                Some(Err(e)) => p.fail(format!("FAILED at {level} others: {e:#}")),
-                None => {}
+                Ok(n) if n == level => p.others = level,
+                Ok(n) if out_of_budget => {
+                    p.stop(format!("{n} of {level} others"), session);
+                }
+                Ok(n) => p.fail(format!(
+                    "FAILED at {level} others: only {n} attached within the {} s bound",
+                    FILL_BUDGET.as_secs()
+                )),
+                Err(e) => p.fail(format!("FAILED at {level} others: {e:#}")),
             }
         }
 
@@ -429,25 +530,32 @@ pub fn run(args: &[String]) -> Result<()> {
             "[{:>5.1} s] {level} others: timing (attach / detach) …",
             start.elapsed().as_secs_f64()
         );
-        super::settle();
+        quiet.settle();
         let api = measure(&mut berth, WARMUP, opts.iterations, check);
         let api = berth.explain(api).context("berth through the API")?;
         progress(start, "berth API", &api);
-        super::settle();
+        quiet.settle();
         let cli = measure(&mut BerthCli(&mut berth), WARMUP, opts.iterations, false);
         let cli = berth.explain(cli).context("berth through the CLI")?;
         progress(start, "berth CLI connect / API disconnect", &cli);
         let mut cells = Vec::new();
         for p in &mut peers {
+            let bound = p.bound(LOOP_BUDGET);
             let Some(sub) = p.subject.as_mut() else {
                 cells.push(None);
                 continue;
             };
-            super::settle();
-            match measure(sub.as_mut(), PEER_WARMUP, opts.iterations, check) {
+            quiet.settle();
+            let t = Instant::now();
+            let measured = measure_within(sub.as_mut(), PEER_WARMUP, opts.iterations, check, bound);
+            p.spend(t.elapsed());
+            match measured {
                 Ok(c) => {
                     progress(start, p.label, &c);
                     cells.push(Some(c));
+                    if p.left.is_some_and(|l| l.is_zero()) && Some(&level) != opts.levels.last() {
+                        p.stop(format!("{level} others"), session);
+                    }
                 }
                 Err(e) => {
                     p.fail(format!("FAILED at {level} others: {e:#}"));
@@ -471,6 +579,8 @@ pub fn run(args: &[String]) -> Result<()> {
 
     println!();
     report(&rows, &peers, opts.iterations);
+    summarize(&rows, &peers, session);
+    draw(&rows, &peers, session)?;
     println!(
         "bench took {:.0} s ({:.0} s building berth, {:.0} s benching, {:.1} s cleaning up)",
         start.elapsed().as_secs_f64(),
@@ -624,6 +734,139 @@ fn report(rows: &[Row], peers: &[Peer], n: usize) {
     }
 }
 
+/// The headline figures for the summary: attach and detach through the
+/// API at each level next to the peers, `berth network connect`, and how
+/// attach grows from the fewest to the most others.
+fn summarize(rows: &[Row], peers: &[Peer], session: &mut Session) {
+    let opt = |d: Option<Duration>| d.map_or_else(|| "—".into(), ms);
+    type Pick = fn(&Cell) -> &Samples;
+    let ops: [(&str, Pick, Duration, &str); 2] = [
+        ("attach", |c| &c.attach, API_ATTACH_TARGET, ""),
+        // Issue 16's target, on the same runs.
+        ("detach", |c| &c.detach, API_DETACH_TARGET, " (issue 16)"),
+    ];
+    for r in rows {
+        for (what, pick, target, whose) in ops {
+            let berth = pick(&r.api).median();
+            let figures: Vec<(&str, Option<Duration>)> = peers
+                .iter()
+                .zip(&r.peers)
+                .map(|(p, c)| (p.label, c.as_ref().and_then(|c| pick(c).median())))
+                .collect();
+            let mut line = Line::new(
+                format!("{what} through the API, {}, median", others(r.others)),
+                opt(berth),
+            );
+            for ((label, d), p) in figures.iter().zip(peers) {
+                line = line.peer(label, peer_cell(p, r.others, opt(*d)));
+            }
+            session.add(line.ratio(super::peer_ratios(berth, &figures)).target(
+                format!("≤ {}{whose}", ms(target)),
+                Verdict::of(berth.map(|m| m <= target)),
+            ));
+        }
+        let cli = r.cli.attach.median();
+        session.add(
+            Line::new(
+                format!("`berth network connect` end to end, {}, median", others(r.others)),
+                opt(cli),
+            )
+            .target(
+                format!("≤ {}", ms(CLI_CONNECT_TARGET)),
+                Verdict::of(cli.map(|m| m <= CLI_CONNECT_TARGET)),
+            ),
+        );
+    }
+    if let (Some(lo), Some(hi)) = (rows.first(), rows.last())
+        && rows.len() > 1
+    {
+        let x = |a: Option<Duration>, b: Option<Duration>| {
+            ratio(a, b).map_or("—".into(), |x| format!("{x:.2}×"))
+        };
+        let b = ratio(hi.api.attach.median(), lo.api.attach.median());
+        let mut line = Line::new(
+            format!("attach with {} ÷ with {}", others(hi.others), others(lo.others)),
+            x(hi.api.attach.median(), lo.api.attach.median()),
+        );
+        for (i, p) in peers.iter().enumerate() {
+            let m = |r: &Row| r.peers[i].as_ref().and_then(|c| c.attach.median());
+            line = line.peer(p.label, peer_cell(p, hi.others, x(m(hi), m(lo))));
+        }
+        session.add(line.target(
+            format!("≤ {SCALING_TARGET}×"),
+            Verdict::of(b.map(|b| b <= SCALING_TARGET)),
+        ));
+    }
+}
+
+/// A peer's figure at `others`, or where it stopped when its budget ran
+/// out before.
+fn peer_cell(p: &Peer, others: usize, figure: String) -> String {
+    match &p.stopped_at {
+        Some(at) if others > p.others => format!("stopped at {at}"),
+        _ => figure,
+    }
+}
+
+/// "1 other", "500 others".
+fn others(n: usize) -> String {
+    if n == 1 {
+        "1 other".into()
+    } else {
+        format!("{n} others")
+    }
+}
+
+/// Draws the medians against the number of others: attach in
+/// `attach.svg`, detach in `attach-detach.svg`; berth and every peer.
+fn draw(rows: &[Row], peers: &[Peer], session: &mut Session) -> Result<()> {
+    type Pick = fn(&Cell) -> &Samples;
+    let charts: [(&str, &str, Pick, usize); 2] = [
+        ("attach", "attach", |c| &c.attach, 0),
+        ("attach-detach", "detach", |c| &c.detach, 1),
+    ];
+    let n = rows.iter().map(|r| r.api.attach.len()).max().unwrap_or(0);
+    for (file, what, pick, verb) in charts {
+        let curve = |cell: &dyn Fn(&Row) -> Option<&Cell>| -> Vec<(f64, f64)> {
+            rows.iter()
+                .filter_map(|r| {
+                    let m = pick(cell(r)?).median()?;
+                    Some((r.others as f64, m.as_secs_f64() * 1e3))
+                })
+                .collect()
+        };
+        let mut series = vec![Series {
+            label: format!("berth, API {what}"),
+            points: curve(&|r| Some(&r.api)),
+        }];
+        if verb == 0 {
+            series.push(Series {
+                label: "berth, CLI connect".into(),
+                points: curve(&|r| Some(&r.cli)),
+            });
+        }
+        for (i, p) in peers.iter().enumerate() {
+            let stopped = p
+                .stopped_at
+                .as_ref()
+                .map_or_else(String::new, |at| format!(", stopped at {at}"));
+            series.push(Series {
+                label: format!("{} {}{stopped}", p.label, p.verbs[verb]),
+                points: curve(&|r| r.peers[i].as_ref()),
+            });
+        }
+        series.retain(|s| !s.points.is_empty());
+        let chart = Chart {
+            title: format!("{what} on a bridge network (median of up to {n})"),
+            x_label: "sandboxes already attached to the network".into(),
+            y_label: format!("median {what} (ms)"),
+            series,
+        };
+        session.chart(file, &chart.svg())?;
+    }
+    Ok(())
+}
+
 /// Creates the container `probe` on the network `scratch` and takes it off
 /// again: a created container keeps its sandbox, so it is then a sandbox on
 /// no network, ready to be attached again and again. Returns its path.
@@ -667,6 +910,49 @@ mod tests {
     fn options_parse_and_sort_levels() {
         let o = Opts::parse(&args("--levels 100,1,100 --iterations 5")).unwrap();
         assert_eq!((o.iterations, o.levels), (5, vec![1, 100]));
+        let o = Opts::parse(&args("--peer-seconds 3")).unwrap();
+        assert_eq!(o.peer_seconds, Some(3));
+    }
+
+    #[test]
+    fn a_peer_budget_bounds_each_step_and_runs_out() {
+        let mut p = Peer::new("netavark", ["setup", "teardown"], Some("absent".into()), || {
+            bail!("not made")
+        });
+        assert_eq!(
+            p.bound(LOOP_BUDGET),
+            LOOP_BUDGET,
+            "no budget: the bench's own bound"
+        );
+        p.left = Some(PEER_BUDGET);
+        assert_eq!(p.bound(FILL_BUDGET), FILL_BUDGET);
+        assert!(
+            p.out_of_budget(),
+            "the budget is no more than the fill's own bound"
+        );
+        p.left = Some(PEER_BUDGET + FILL_BUDGET);
+        assert!(!p.out_of_budget());
+        p.left = Some(PEER_BUDGET);
+        p.spend(Duration::from_secs(80));
+        assert_eq!(p.bound(FILL_BUDGET), Duration::from_secs(10));
+        assert!(p.out_of_budget());
+        p.spend(Duration::from_secs(80));
+        assert_eq!(p.left, Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_stopped_peer_says_where_beyond_what_it_reached() {
+        let mut p = Peer::new("CNI", ["ADD", "DEL"], Some("absent".into()), || bail!("not made"));
+        p.others = 100;
+        assert_eq!(peer_cell(&p, 500, "—".into()), "—");
+        p.stopped_at = Some("340 of 500 others".into());
+        assert_eq!(peer_cell(&p, 100, "40.0 ms".into()), "40.0 ms");
+        assert_eq!(peer_cell(&p, 500, "—".into()), "stopped at 340 of 500 others");
+    }
+
+    #[test]
+    fn one_other_is_singular() {
+        assert_eq!((others(1), others(500)), ("1 other".into(), "500 others".into()));
     }
 
     #[test]
@@ -675,6 +961,7 @@ mod tests {
             ("--iterations 0", "--iterations"),
             ("--levels x", "--levels"),
             ("--levels", "needs a value"),
+            ("--peer-seconds 0", "--peer-seconds"),
             ("--fast", "unknown option"),
         ] {
             let e = format!("{:#}", Opts::parse(&args(a)).err().unwrap());

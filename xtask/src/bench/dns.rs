@@ -45,7 +45,7 @@ use super::aardvark::{self, Aardvark};
 use super::docker::{self, Docker};
 use super::netavark;
 use super::resolver::{CLIENT, FORWARDED, FORWARDED_IP, Subject, TARGET, socket_in, upstream};
-use super::{Quiet, us};
+use super::{Quiet, Session, us};
 
 /// Rounds of each sequential phase, and untimed queries at the start of
 /// every round after the first.
@@ -63,8 +63,13 @@ const PARALLEL_CLIENTS: usize = 4;
 const PARALLEL_TIME: Duration = Duration::from_secs(2);
 /// Time bound of one sequential loop.
 const LOOP_BUDGET: Duration = Duration::from_secs(20);
+/// Unless `--full`: the same, short enough that the default run stays
+/// within 5 minutes here however slow a subject is.
+const SHORT_LOOP_BUDGET: Duration = Duration::from_secs(6);
 /// Time bound of all the runs of one subject.
 const RUNS_BUDGET: Duration = Duration::from_secs(60);
+/// Unless `--full`: the same, for the default run.
+const SHORT_RUNS_BUDGET: Duration = Duration::from_secs(30);
 /// How long one query may go unanswered before it counts as lost.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a poll waits for a name to appear.
@@ -155,6 +160,15 @@ impl Entry {
     }
 }
 
+/// How many queries [`interleaved`] asks, after how many untimed ones,
+/// and the time bound of one subject's round.
+#[derive(Clone, Copy)]
+struct Size {
+    n: usize,
+    warmup: usize,
+    bound: Duration,
+}
+
 /// `n` sequential queries for `name` from every subject that is `ready`,
 /// split into [`ROUNDS`] rounds taken in turn, each after [`Quiet::settle`],
 /// so that other work on the machine lands on every subject alike.
@@ -164,9 +178,9 @@ fn interleaved(
     ready: Vec<Result<(), String>>,
     name: &str,
     want: &dyn Fn(&dyn Subject) -> IpAddr,
-    n: usize,
-    warmup: usize,
+    size: Size,
 ) -> Vec<Result<Sequential, String>> {
+    let Size { n, warmup, bound } = size;
     let mut out: Vec<Result<Sequential, String>> = ready
         .into_iter()
         .map(|r| r.map(|()| Sequential::default()))
@@ -186,7 +200,7 @@ fn interleaved(
             };
             let warm = if round == 0 { warmup } else { REWARM };
             let got = sock.and_then(|sock| {
-                let r = sequential(&sock, name, want(s), warm, count);
+                let r = sequential(&sock, name, want(s), warm, count, bound);
                 socks[i] = Some(sock);
                 r
             });
@@ -227,8 +241,11 @@ fn measure(entries: &mut [Entry], opts: &Opts, start: Instant) {
         ready,
         TARGET,
         &|s| s.target_ip(),
-        opts.queries,
-        WARMUP,
+        Size {
+            n: opts.queries,
+            warmup: WARMUP,
+            bound: opts.loop_budget,
+        },
     );
     for (e, l) in entries.iter_mut().zip(local) {
         if let Ok(l) = &l {
@@ -272,8 +289,11 @@ fn measure(entries: &mut [Entry], opts: &Opts, start: Instant) {
         ready,
         FORWARDED,
         &|_| IpAddr::V4(FORWARDED_IP),
-        n,
-        WARMUP / 10,
+        Size {
+            n,
+            warmup: WARMUP / 10,
+            bound: opts.loop_budget,
+        },
     );
     for ((e, f), seen) in entries.iter_mut().zip(forwarded).zip(seen) {
         // Every answer must have come from the bench's upstream.
@@ -303,7 +323,7 @@ fn measure(entries: &mut [Entry], opts: &Opts, start: Instant) {
             (Ok(_), Some(_)) if opts.runs == 0 => Err("n/a (--runs 0)".into()),
             (Ok(_), Some(s)) => {
                 quiet.settle();
-                resolvable(s, opts.runs, &|what| progress(&label, what))
+                resolvable(s, opts.runs, opts.runs_budget, &|what| progress(&label, what))
                     .map_err(|err| format!("FAILED: {err:#}"))
             }
         };
@@ -446,6 +466,10 @@ struct Opts {
     queries: usize,
     runs: usize,
     subjects: Vec<String>,
+    /// Bound of one subject's queries in one round.
+    loop_budget: Duration,
+    /// Bound of one subject's runs.
+    runs_budget: Duration,
 }
 
 const SUBJECTS: [&str; 3] = ["berth", "aardvark", "docker"];
@@ -456,6 +480,8 @@ impl Opts {
             queries: QUERIES,
             runs: RUNS,
             subjects: SUBJECTS.map(String::from).to_vec(),
+            loop_budget: SHORT_LOOP_BUDGET,
+            runs_budget: SHORT_RUNS_BUDGET,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -499,8 +525,11 @@ impl Opts {
     }
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let opts = Opts::parse(args)?;
+pub fn run(args: &[String], session: &mut Session) -> Result<()> {
+    let mut opts = Opts::parse(args)?;
+    if session.full {
+        (opts.loop_budget, opts.runs_budget) = (LOOP_BUDGET, RUNS_BUDGET);
+    }
     let start = Instant::now();
     eprintln!("building berth (release) …");
     let bin = crate::build_berth(true)?;
@@ -594,7 +623,7 @@ pub fn run(args: &[String]) -> Result<()> {
     let rows: Vec<Row> = entries.into_iter().map(|e| e.row).collect();
 
     println!();
-    report::report(&rows, &opts);
+    report::report(&rows, &opts, session);
     println!(
         "bench took {:.0} s ({:.0} s building berth, {:.0} s setting up, {:.0} s benching, {:.0} s tearing down)",
         start.elapsed().as_secs_f64(),

@@ -39,14 +39,18 @@ use anyhow::{Context, Result, bail, ensure};
 use self::berth::Berth;
 use self::iperf::{BarePair, Lane, Server};
 use self::reach::{By, MAX_RUNS, Reach};
-use super::Quiet;
 use super::attach::Cell;
 use super::docker::{self, Swarm};
 use super::two_hosts::{SERVER, Subject};
+use super::{Quiet, Session};
 
 const RUNS: usize = 20;
 const ROUNDS: usize = 3;
 const SECONDS: u32 = 5;
+/// Unless `--full` (or asked): fewer and shorter iperf3 rounds, so that
+/// the default run stays within 5 minutes here.
+const SHORT_ROUNDS: usize = 2;
+const SHORT_SECONDS: u32 = 3;
 const ITERATIONS: usize = 50;
 /// Rounds of the attach figure.
 const ATTACH_ROUNDS: usize = 5;
@@ -55,8 +59,11 @@ const STANDARD_MTU: u32 = 1500;
 const JUMBO_MTU: u32 = 9000;
 /// The server's address on each overlay.
 const SERVER_HOST: u8 = 10;
-/// Time bound of all the reach runs, every subject's.
+/// Time bound of one subject's reach runs with `--full`.
 const RUNS_BUDGET: Duration = Duration::from_secs(420);
+/// The same by default: a subject slower than that stops where it got
+/// to, and the report says how far.
+const SHORT_RUNS_BUDGET: Duration = Duration::from_secs(60);
 /// A run slower than this gets a progress line of its own.
 const SLOW: Duration = Duration::from_secs(2);
 /// Where Debian's etcd-server puts etcd.
@@ -78,11 +85,13 @@ struct Opts {
 }
 
 impl Opts {
-    fn parse(args: &[String]) -> Result<Self> {
+    /// The options in `args`; where they say nothing, the issue's sizes
+    /// when `full`, else the default run's.
+    fn parse(args: &[String], full: bool) -> Result<Self> {
         let mut o = Self {
             runs: RUNS,
-            rounds: ROUNDS,
-            seconds: SECONDS,
+            rounds: if full { ROUNDS } else { SHORT_ROUNDS },
+            seconds: if full { SECONDS } else { SHORT_SECONDS },
             iterations: ITERATIONS,
             docker: true,
         };
@@ -191,8 +200,13 @@ pub struct Figures {
     docker_notes: Vec<String>,
 }
 
-pub fn run(args: &[String]) -> Result<()> {
-    let opts = Opts::parse(args)?;
+pub fn run(args: &[String], session: &mut Session) -> Result<()> {
+    let opts = Opts::parse(args, session.full)?;
+    let runs_budget = if session.full {
+        RUNS_BUDGET
+    } else {
+        SHORT_RUNS_BUDGET
+    };
     let start = Instant::now();
     eprintln!("building berth (release) …");
     let bin = crate::build_berth(true)?;
@@ -262,7 +276,7 @@ pub fn run(args: &[String]) -> Result<()> {
         "reach, {} runs by address then by name, taking turns",
         opts.runs
     ));
-    let reach = reach_runs(&mut berth, &mut docker, opts.runs, &quiet, &progress);
+    let (reach, stopped) = reach_runs(&mut berth, &mut docker, opts.runs, runs_budget, &quiet, &progress);
 
     progress("servers on host A");
     berth.run(SERVER, Some(berth.address(SERVER_HOST)))?;
@@ -307,7 +321,10 @@ pub fn run(args: &[String]) -> Result<()> {
         docker_notes: docker.notes,
     };
     println!();
-    report::report(&figures);
+    report::report(&figures, session);
+    for note in stopped {
+        session.note(note);
+    }
     println!(
         "bench took {:.0} s ({:.0} s building berth, {:.0} s setting up, {:.0} s benching, {:.0} s tearing down)",
         start.elapsed().as_secs_f64(),
@@ -339,9 +356,10 @@ fn reach_runs(
     berth: &mut Berth,
     docker: &mut Peer,
     runs: usize,
+    budget: Duration,
     quiet: &Quiet,
     progress: &dyn Fn(&str),
-) -> [ReachFigures; 2] {
+) -> ([ReachFigures; 2], Vec<String>) {
     let ready = |up: bool| match up {
         true => Ok(Reach::default()),
         false => Err(docker.why_not()),
@@ -354,23 +372,30 @@ fn reach_runs(
         ("berth", Some(berth)),
         ("Docker", docker.swarm.as_mut().map(|s| s as &mut dyn Subject)),
     ];
-    let began = Instant::now();
+    // Each subject's time in its runs; past the budget it stops, keeping
+    // what it measured.
+    let mut spent = [Duration::ZERO; 2];
+    let mut stopped = Vec::new();
     for i in 1..=runs {
         for (k, by) in [By::Address, By::Name].into_iter().enumerate() {
-            for ((label, s), figs) in subjects.iter_mut().zip(&mut out) {
-                let (Some(s), Ok(fig)) = (s.as_deref_mut(), &mut figs[k]) else {
+            for (j, ((label, s), figs)) in subjects.iter_mut().zip(&mut out).enumerate() {
+                let (Some(subject), Ok(fig)) = (s.as_deref_mut(), &mut figs[k]) else {
                     continue;
                 };
-                if began.elapsed() > RUNS_BUDGET {
-                    figs[k] = Err(format!(
-                        "cut after {} runs: the {} s bound",
+                if spent[j] > budget {
+                    stopped.push(format!(
+                        "{label}: reach runs stopped at {} of {runs} after its {} s budget",
                         fig.run.len(),
-                        RUNS_BUDGET.as_secs()
+                        budget.as_secs()
                     ));
+                    *s = None;
                     continue;
                 }
                 quiet.settle();
-                match reach::once(s, by, i) {
+                let t = Instant::now();
+                let once = reach::once(subject, by, i);
+                spent[j] += t.elapsed();
+                match once {
                     Ok(r) => {
                         fig.add(r);
                         if i == 1 || i % 5 == 0 || r.0.is_none_or(|d| d > SLOW) {
@@ -386,7 +411,7 @@ fn reach_runs(
             }
         }
     }
-    out
+    (out, stopped)
 }
 
 /// The lanes of one underlay, from host B to host A, ready to measure;
@@ -528,18 +553,21 @@ mod tests {
 
     #[test]
     fn options_default_to_the_issue() {
-        let o = Opts::parse(&[]).unwrap();
+        let o = Opts::parse(&[], true).unwrap();
         assert_eq!(
             (o.runs, o.rounds, o.seconds, o.iterations, o.docker),
             (20, 3, 5, 50, true)
         );
+        let o = Opts::parse(&[], false).unwrap();
+        assert_eq!((o.rounds, o.seconds), (2, 3));
     }
 
     #[test]
     fn options_parse() {
-        let o = Opts::parse(&args(
-            "--runs 3 --rounds 1 --seconds 2 --iterations 10 --subjects berth",
-        ))
+        let o = Opts::parse(
+            &args("--runs 3 --rounds 1 --seconds 2 --iterations 10 --subjects berth"),
+            false,
+        )
         .unwrap();
         assert_eq!(
             (o.runs, o.rounds, o.seconds, o.iterations, o.docker),
@@ -557,7 +585,7 @@ mod tests {
             ("--rounds", "needs a value"),
             ("--fast", "unknown option"),
         ] {
-            let e = format!("{:#}", Opts::parse(&args(a)).err().unwrap());
+            let e = format!("{:#}", Opts::parse(&args(a), false).err().unwrap());
             assert!(e.contains(want), "{a}: {e}");
         }
     }

@@ -19,6 +19,13 @@
 //! on, so nothing reachable from outside the machine changes. Its ruleset
 //! is not measured (it writes none); the docker-proxy processes are what
 //! grow. 100 containers, not 1000: a `docker run` costs ~0.3 s.
+//!
+//! Unless `--full`, netavark and Docker each get [`PEER_BUDGET`] in all: a
+//! peer still starting containers when it runs out stops there, and the
+//! report and the summary say how far it got (netavark's setup slows as
+//! its iptables rules grow; its 1000 containers took over 10 minutes).
+//! Each subject's port setup per container is drawn against the number
+//! of containers before it in `target/bench/ports.svg`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -27,11 +34,16 @@ use anyhow::{Context, Result, bail};
 use berth_testkit::TestHost;
 use serde_json::{Value, json};
 
+use super::chart::{self, Chart, Series};
 use super::docker::{self, Dockerd, IMAGE, Net};
-use super::netavark;
+use super::{Line, Quiet, Session, Verdict, netavark};
 
 /// Docker's containers with 2 ports each (at most `--containers`).
 const DOCKER_CONTAINERS: usize = 100;
+/// Unless `--full`, all of one peer's work: a peer still starting
+/// containers when it runs out stops there (the default run stays within
+/// 5 minutes here).
+const PEER_BUDGET: Duration = Duration::from_secs(75);
 /// A figure this long means the bench's watchdog ended the process.
 const OVER: Duration = super::PROCESS_TIMEOUT;
 /// Docker's host ports, on 127.0.0.1 of the machine: 1000 single ports
@@ -52,6 +64,8 @@ const DOCKER_NET: Net = Net {
 struct Opts {
     containers: usize,
     peers: bool,
+    /// Each peer's budget instead of [`PEER_BUDGET`].
+    peer_seconds: Option<u64>,
 }
 
 impl Opts {
@@ -59,6 +73,7 @@ impl Opts {
         let mut o = Opts {
             containers: 1000,
             peers: true,
+            peer_seconds: None,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -71,8 +86,19 @@ impl Opts {
                         .context("--containers takes a number from 2 to 5000")?
                 }
                 "--no-peers" => o.peers = false,
+                "--peer-seconds" => {
+                    o.peer_seconds = Some(
+                        it.next()
+                            .and_then(|v| v.parse().ok())
+                            .filter(|n| (1..=3600).contains(n))
+                            .context("--peer-seconds takes a number from 1 to 3600")?,
+                    )
+                }
                 other => {
-                    bail!("unknown option {other:?} for bench ports (options: --containers N, --no-peers)")
+                    bail!(
+                        "unknown option {other:?} for bench ports (options: --containers N, --no-peers, \
+                         --peer-seconds N)"
+                    )
                 }
             }
         }
@@ -99,6 +125,31 @@ struct Figures {
     rules_one: usize,
     rules_all: usize,
     listing_all: usize,
+    /// Each container's port setup, in order.
+    times: Vec<Duration>,
+    /// How many containers it was asked for.
+    asked: usize,
+}
+
+impl Figures {
+    /// Fills the per-container figures from `times`, of `asked`
+    /// containers; the last ones only when it got to the end.
+    fn containers(&mut self, times: Vec<Duration>, asked: usize) {
+        let all = times.len() == asked;
+        self.first = times.first().copied();
+        self.last = times.last().copied().filter(|_| all);
+        self.hundredth = times.get(DOCKER_CONTAINERS.min(asked) - 1).copied();
+        self.first5 = median(times.iter().take(5).copied().collect());
+        self.last5 = median(times.iter().rev().take(5).copied().collect()).filter(|_| all);
+        self.times = times;
+        self.asked = asked;
+    }
+
+    /// "stopped at 400 of 1000 containers", when it did not get to the end.
+    fn stopped(&self) -> Option<String> {
+        (self.times.len() < self.asked)
+            .then(|| format!("stopped at {} of {} containers", self.times.len(), self.asked))
+    }
 }
 
 /// Lines of the ruleset without set and map contents (`nft -t`): the rules
@@ -235,11 +286,7 @@ fn berth(bin: &Path, n: usize) -> Result<Figures> {
     }
     f.rules_all = ruleset_lines(&h);
     f.listing_all = listing_lines(&h);
-    f.first = times.first().copied();
-    f.last = times.last().copied();
-    f.hundredth = times.get(DOCKER_CONTAINERS.min(n) - 1).copied();
-    f.first5 = median(times.iter().take(5).copied().collect());
-    f.last5 = median(times.iter().rev().take(5).copied().collect());
+    f.containers(times, n);
     Ok(f)
 }
 
@@ -304,7 +351,8 @@ impl NvHost {
     }
 }
 
-fn netavark_figures(bin: &Path, n: usize) -> Result<Figures> {
+/// netavark's figures; its containers stop at `deadline`, if there is one.
+fn netavark_figures(bin: &Path, n: usize, deadline: Option<Instant>) -> Result<Figures> {
     let mut f = Figures::default();
     // 1000 single ports in a host of their own: a setup the watchdog ends
     // leaves that host half made.
@@ -342,6 +390,9 @@ fn netavark_figures(bin: &Path, n: usize) -> Result<Figures> {
     f.range = Some(t.saturating_sub(base));
     let mut times = Vec::with_capacity(n);
     for i in 0..n {
+        if i > 0 && deadline.is_some_and(|d| Instant::now() > d) {
+            break;
+        }
         let p = 40000 + 2 * i as u16;
         let t = nv.setup(json!([nv_map(p, 80, 1), nv_map(p + 1, 81, 1)]))?;
         times.push(t.saturating_sub(base));
@@ -354,11 +405,7 @@ fn netavark_figures(bin: &Path, n: usize) -> Result<Figures> {
     }
     f.rules_all = ruleset_lines(&nv.h);
     f.listing_all = listing_lines(&nv.h);
-    f.first = times.first().copied();
-    f.last = times.last().copied();
-    f.hundredth = times.get(DOCKER_CONTAINERS.min(n) - 1).copied();
-    f.first5 = median(times.iter().take(5).copied().collect());
-    f.last5 = median(times.iter().rev().take(5).copied().collect());
+    f.containers(times, n);
     Ok(f)
 }
 
@@ -426,7 +473,7 @@ fn minus(t: Duration, base: Duration) -> Duration {
 
 /// Docker's figures, and how many docker-proxy processes ran with 1000
 /// ports, with 1 container, with all.
-fn docker_measure(d: &Dockerd, n: usize) -> Result<(Figures, [usize; 3])> {
+fn docker_measure(d: &Dockerd, n: usize, deadline: Option<Instant>) -> Result<(Figures, [usize; 3])> {
     let mut f = Figures::default();
     let mut plain = Vec::new();
     for i in 0..5 {
@@ -473,6 +520,9 @@ fn docker_measure(d: &Dockerd, n: usize) -> Result<(Figures, [usize; 3])> {
     let mut times = Vec::with_capacity(m);
     let mut proxies_one = 0;
     for i in 0..m {
+        if i > 0 && deadline.is_some_and(|d| Instant::now() > d) {
+            break;
+        }
         let p = DOCKER_PAIRS + 2 * i as u16;
         let t = docker_run(
             d,
@@ -487,15 +537,16 @@ fn docker_measure(d: &Dockerd, n: usize) -> Result<(Figures, [usize; 3])> {
             eprintln!("Docker: {} containers", i + 1);
         }
     }
-    f.first = times.first().copied();
-    f.hundredth = times.last().copied();
-    f.first5 = median(times.iter().take(5).copied().collect());
+    f.containers(times, m);
+    // Docker's last is its 100th, shown in that row.
+    f.last = None;
+    f.last5 = None;
     Ok((f, [proxies_ports, proxies_one, d.proxies()]))
 }
 
 /// Starts the bench's dockerd, measures, and shuts it down; prints what
 /// the cleanup found.
-fn docker_figures(n: usize) -> Option<(Figures, [usize; 3])> {
+fn docker_figures(n: usize, budget: Option<Duration>) -> Option<(Figures, [usize; 3])> {
     let ours = |p: u16| {
         (DOCKER_SINGLES..DOCKER_SINGLES + 1000).contains(&p)
             || (DOCKER_RANGE..DOCKER_RANGE + 1000).contains(&p)
@@ -513,7 +564,7 @@ fn docker_figures(n: usize) -> Option<(Figures, [usize; 3])> {
             return None;
         }
     };
-    let got = docker_measure(&d, n);
+    let got = docker_measure(&d, n, budget.map(|b| Instant::now() + b));
     let notes = d.shut();
     notes.iter().for_each(|n| println!("Docker cleanup: {n}"));
     match got {
@@ -544,7 +595,7 @@ fn ratio(x: Option<Duration>, y: Option<Duration>) -> String {
     }
 }
 
-pub fn run(args: &[String]) -> Result<()> {
+pub fn run(args: &[String], session: &mut Session) -> Result<()> {
     let o = Opts::parse(args)?;
     eprintln!("building berth (release) …");
     let bin = crate::build_berth(true)?;
@@ -582,11 +633,19 @@ pub fn run(args: &[String]) -> Result<()> {
         );
     }
 
-    super::settle();
+    let budget = session.budget(o.peer_seconds.map_or(PEER_BUDGET, Duration::from_secs));
+    if let Some(b) = budget.filter(|_| o.peers) {
+        println!(
+            "netavark and Docker get {} s each (--full: no budget); one still starting containers then stops there",
+            b.as_secs()
+        );
+    }
+    let quiet = Quiet::default();
+    quiet.settle();
     let b = berth(&bin, o.containers)?;
     let nv = if nv_installed && o.peers {
-        super::settle();
-        match netavark_figures(&bin, o.containers) {
+        quiet.settle();
+        match netavark_figures(&bin, o.containers, budget.map(|b| Instant::now() + b)) {
             Ok(f) => Some(f),
             Err(e) => {
                 println!("netavark: FAILED: {e:#}");
@@ -598,11 +657,16 @@ pub fn run(args: &[String]) -> Result<()> {
     };
 
     let dk = if docker_missing.is_none() && o.peers {
-        super::settle();
-        docker_figures(o.containers)
+        quiet.settle();
+        docker_figures(o.containers, budget)
     } else {
         None
     };
+    for (label, f) in [("netavark", nv.as_ref()), ("Docker", dk.as_ref().map(|(f, _)| f))] {
+        if let (Some(why), Some(b)) = (f.and_then(Figures::stopped), budget) {
+            session.note(format!("{label}: {why} after its {} s budget", b.as_secs()));
+        }
+    }
 
     let n = o.containers;
     let mut header = vec!["".to_owned(), "berth".to_owned()];
@@ -629,10 +693,19 @@ pub fn run(args: &[String]) -> Result<()> {
         rows.insert(5, (format!("{m}th container, 2 ports"), |f| f.hundredth));
     }
     let mut body = Vec::new();
+    let stopped = |f: &Figures, label: &str| {
+        f.stopped()
+            .filter(|_| label.contains("th container") || label.starts_with("last 5"))
+            .map(|_| format!("stopped at {}", f.times.len()))
+    };
     for (label, get) in &rows {
         let mut r = vec![label.clone(), cell(get(&b))];
         for f in nv.iter().chain(dk.as_ref().map(|(f, _)| f)) {
-            r.push(cell(get(f)));
+            r.push(
+                stopped(f, label)
+                    .filter(|_| get(f).is_none())
+                    .unwrap_or_else(|| cell(get(f))),
+            );
             r.push(ratio(get(f), get(&b)));
         }
         body.push(r);
@@ -711,5 +784,211 @@ pub fn run(args: &[String]) -> Result<()> {
         b.rules_all,
         verdict(same)
     );
-    Ok(())
+    let peers: Vec<(&str, &Figures)> = [("netavark", nv.as_ref()), ("Docker", dk.as_ref().map(|(f, _)| f))]
+        .into_iter()
+        .filter_map(|(l, f)| Some((l, f?)))
+        .collect();
+    summarize(&b, &peers, n, session);
+    draw(&b, &peers, session)
+}
+
+/// The headline figures for the summary.
+fn summarize(b: &Figures, peers: &[(&str, &Figures)], n: usize, session: &mut Session) {
+    type Time = fn(&Figures) -> Option<Duration>;
+    // `at`: the container a row is about; a peer that stopped before it
+    // says where it stopped.
+    let line = |work: String, get: Time, at: Option<usize>| {
+        let mut l = Line::new(work, cell(get(b)));
+        let mut figures = Vec::new();
+        for (label, f) in peers {
+            let d = get(f).filter(|d| *d < OVER);
+            let short = at.is_some_and(|at| f.times.len() < at.min(f.asked)) && f.stopped().is_some();
+            l = match get(f) {
+                None if short => l.peer(label, format!("stopped at {} of {}", f.times.len(), f.asked)),
+                got => l.peer(label, cell(got)),
+            };
+            figures.push((*label, d));
+        }
+        l.ratio(super::peer_ratios(get(b), &figures))
+    };
+    let singles = b.singles;
+    session.add(
+        line(
+            "1000 single ports on one container (port work)".into(),
+            |f| f.singles,
+            None,
+        )
+        .target(
+            "< 100 ms",
+            Verdict::of(singles.map(|s| s < Duration::from_millis(100))),
+        ),
+    );
+    session.add(line(
+        "1000 single ports (whole run − plain run)".into(),
+        |f| f.singles_e2e,
+        None,
+    ));
+    session.add(line("1000-port range".into(), |f| f.range, None));
+    session.add(line("1st container, 2 ports".into(), |f| f.first, Some(1)));
+    let m = DOCKER_CONTAINERS.min(n);
+    if m != n {
+        session.add(line(
+            format!("{m}th container, 2 ports"),
+            |f| f.hundredth,
+            Some(m),
+        ));
+    }
+    session.add(line(format!("{n}th container, 2 ports"), |f| f.last, Some(n)));
+    // A peer that stopped: its last container against its first, said so.
+    let growth = |f: &Figures| -> String {
+        let last = f.times.last().copied();
+        match (f.first, last) {
+            (Some(a), Some(z)) if !a.is_zero() => {
+                let x = z.as_secs_f64() / a.as_secs_f64();
+                match f.stopped() {
+                    Some(_) => format!("{x:.2}× (container {} ÷ container 1)", f.times.len()),
+                    None => format!("{x:.2}×"),
+                }
+            }
+            _ => "—".into(),
+        }
+    };
+    let x = match (b.first, b.last) {
+        (Some(a), Some(z)) if !a.is_zero() => Some(z.as_secs_f64() / a.as_secs_f64()),
+        _ => None,
+    };
+    let mut l = Line::new(format!("{n}th container's port setup ÷ the 1st's"), growth(b));
+    for (label, f) in peers {
+        if f.asked == n {
+            l = l.peer(label, growth(f));
+        }
+    }
+    session.add(l.target("≤ 1.3×", Verdict::of(x.map(|x| x <= 1.3))));
+    let same = b.rules_empty == b.rules_ports && b.rules_one == b.rules_all && b.rules_empty == b.rules_one;
+    let mut l = Line::new(
+        "nft -t ruleset lines: network / +1000 ports / 1 container / all",
+        format!(
+            "{} / {} / {} / {}",
+            b.rules_empty, b.rules_ports, b.rules_one, b.rules_all
+        ),
+    );
+    if let Some((label, f)) = peers.iter().find(|(l, _)| *l == "netavark") {
+        l = l.peer(
+            label,
+            format!(
+                "{} / {} / {} / {}",
+                f.rules_empty, f.rules_ports, f.rules_one, f.rules_all
+            ),
+        );
+    }
+    session.add(l.target("independent of containers and ports", Verdict::of(Some(same))));
+}
+
+/// Draws each subject's port setup per container against the containers
+/// before it (medians of buckets, about 50 points a curve), in `ports.svg`.
+fn draw(b: &Figures, peers: &[(&str, &Figures)], session: &mut Session) -> Result<()> {
+    let width = (b.times.len() / 50).max(1);
+    let curve = |f: &Figures| {
+        let ms: Vec<f64> = f.times.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+        chart::bucket_medians(&ms, width)
+    };
+    let mut series = vec![Series {
+        label: "berth (port work)".into(),
+        points: curve(b),
+    }];
+    for (label, f) in peers {
+        let label = match *label {
+            "Docker" => "Docker (run − plain run)".to_owned(),
+            "netavark" => "netavark (setup − plain)".to_owned(),
+            other => other.to_owned(),
+        };
+        let label = match f.stopped() {
+            Some(_) => format!("{label}, stopped at {}", f.times.len()),
+            None => label,
+        };
+        series.push(Series {
+            label,
+            points: curve(f),
+        });
+    }
+    series.retain(|s| !s.points.is_empty());
+    let title = if width > 1 {
+        format!("port setup of a new container with 2 ports (medians of {width})")
+    } else {
+        "port setup of a new container with 2 ports".into()
+    };
+    let chart = Chart {
+        title,
+        x_label: "containers with ports already running".into(),
+        y_label: "port setup (ms)".into(),
+        series,
+    };
+    session.chart("ports", &chart.svg())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn options_parse() {
+        let o = Opts::parse(&[]).unwrap();
+        assert_eq!((o.containers, o.peers, o.peer_seconds), (1000, true, None));
+        let o = Opts::parse(&args("--containers 20 --peer-seconds 5 --no-peers")).unwrap();
+        assert_eq!((o.containers, o.peers, o.peer_seconds), (20, false, Some(5)));
+        for (a, want) in [
+            ("--containers 1", "--containers"),
+            ("--peer-seconds 0", "--peer-seconds"),
+            ("--fast", "unknown option"),
+        ] {
+            let e = format!("{:#}", Opts::parse(&args(a)).err().unwrap());
+            assert!(e.contains(want), "{a}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_summary_says_where_a_peer_stopped() {
+        let ms = Duration::from_millis;
+        let mut b = Figures {
+            singles: Some(ms(10)),
+            ..Figures::default()
+        };
+        b.containers(vec![ms(1); 10], 10);
+        let mut nv = Figures::default();
+        nv.containers(vec![ms(5), ms(50)], 10);
+        let mut summary = crate::bench::Summary::default();
+        let mut s = Session {
+            full: false,
+            out: PathBuf::new(),
+            bench: "ports",
+            summary: &mut summary,
+        };
+        summarize(&b, &[("netavark", &nv)], 10, &mut s);
+        let md = summary.markdown("date", "machine", "command");
+        for want in [
+            "| ports | 10th container, 2 ports | 1.00 ms | stopped at 2 of 10 |",
+            "| ports | 1st container, 2 ports | 1.00 ms | 5.00 ms | peer ÷ berth: netavark 5.0× |",
+            "| 1.00× | 10.00× (container 2 ÷ container 1) |  | ≤ 1.3× | met |",
+            "| 10.0 ms | - |  | < 100 ms | met |",
+            "| 1000-port range | - | - |",
+        ] {
+            assert!(md.contains(want), "{want:?} not in\n{md}");
+        }
+    }
+
+    #[test]
+    fn a_peer_that_stopped_says_how_far_it_got() {
+        let ms = |n: u64| Duration::from_millis(n);
+        let mut f = Figures::default();
+        f.containers(vec![ms(1), ms(2), ms(3)], 10);
+        assert_eq!(f.stopped().as_deref(), Some("stopped at 3 of 10 containers"));
+        assert_eq!((f.first, f.last, f.last5), (Some(ms(1)), None, None));
+        let mut f = Figures::default();
+        f.containers(vec![ms(1), ms(2), ms(3)], 3);
+        assert_eq!((f.stopped(), f.last), (None, Some(ms(3))));
+    }
 }

@@ -14,9 +14,7 @@ use berth_testkit::dns::query_bytes;
 use berth_testkit::hickory_proto::op::Message;
 use berth_testkit::hickory_proto::rr::{RData, RecordType};
 
-use super::{
-    LOOP_BUDGET, PARALLEL_CLIENTS, PARALLEL_TIME, QUERY_TIMEOUT, RESOLVABLE_WAIT, RUNS_BUDGET, SLOW,
-};
+use super::{PARALLEL_CLIENTS, PARALLEL_TIME, QUERY_TIMEOUT, RESOLVABLE_WAIT, SLOW};
 use crate::bench::resolver::{POLL_TIMEOUT, Subject, exchange, header, socket_in};
 use crate::bench::{Samples, ms};
 
@@ -90,7 +88,7 @@ impl Sequential {
 }
 
 /// `warmup` untimed queries (the first answer checked to give `want`),
-/// then up to `n` timed ones within [`LOOP_BUDGET`], one at a time. An
+/// then up to `n` timed ones within `bound`, one at a time. An
 /// answer that is not NOERROR with records is an error.
 pub(super) fn sequential(
     sock: &UdpSocket,
@@ -98,6 +96,7 @@ pub(super) fn sequential(
     want: IpAddr,
     warmup: usize,
     n: usize,
+    bound: Duration,
 ) -> Result<Sequential> {
     let mut q = query_bytes(0, name, RecordType::A);
     let mut buf = [0u8; 4096];
@@ -134,7 +133,7 @@ pub(super) fn sequential(
     ensure!(checked, "no answer for {name}");
     let mut out = Sequential::default();
     let start = Instant::now();
-    let deadline = start + LOOP_BUDGET;
+    let deadline = start + bound;
     while out.samples.len() + out.lost < n {
         if Instant::now() > deadline {
             out.cut = true;
@@ -240,9 +239,15 @@ fn poll(sock: &UdpSocket, name: &str, stop: &AtomicBool, ready: mpsc::Sender<()>
 /// `runs` times: a poller starts asking for a fresh name, the subject
 /// creates the container (timed from just before the command starts),
 /// the poller reports when the name answered; the container goes again.
-pub(super) fn resolvable(s: &mut dyn Subject, runs: usize, progress: &dyn Fn(&str)) -> Result<Resolvable> {
+/// The runs stop (after the first) once `bound` has passed.
+pub(super) fn resolvable(
+    s: &mut dyn Subject,
+    runs: usize,
+    bound: Duration,
+    progress: &dyn Fn(&str),
+) -> Result<Resolvable> {
     let mut out = Resolvable::default();
-    let deadline = Instant::now() + RUNS_BUDGET;
+    let deadline = Instant::now() + bound;
     for i in 1..=runs {
         if i > 1 && Instant::now() > deadline {
             out.cut = true;

@@ -4,11 +4,11 @@
 use super::query::Sequential;
 use super::{
     LOCAL_MEDIAN_TARGET, Opts, PARALLEL_CLIENTS, QUERY_TIMEOUT, RATE_TARGET, RESOLVABLE_TARGET,
-    RESOLVABLE_WAIT, RUNS_BUDGET, Row, opt,
+    RESOLVABLE_WAIT, Row, opt,
 };
-use crate::bench::{ms, ratio, secs, times, us};
+use crate::bench::{Line, Session, Verdict, ms, peer_ratios, ratio, secs, times, us};
 
-pub(super) fn report(rows: &[Row], opts: &Opts) {
+pub(super) fn report(rows: &[Row], opts: &Opts, session: &mut Session) {
     let mut notes: Vec<String> = Vec::new();
     let mut cell = |r: &Row, what: &str, c: Result<String, &String>| -> String {
         match c {
@@ -179,12 +179,13 @@ pub(super) fn report(rows: &[Row], opts: &Opts) {
             );
         }
         if x.cut {
-            println!(
-                "{}: the runs hit their {} s bound after {} runs",
+            session.note(format!(
+                "{}: stopped at {} of {} runs after its {} s budget",
                 r.label,
-                RUNS_BUDGET.as_secs(),
-                x.after_run.len()
-            );
+                x.after_run.len(),
+                opts.runs,
+                opts.runs_budget.as_secs()
+            ));
         }
     }
 
@@ -285,4 +286,62 @@ pub(super) fn report(rows: &[Row], opts: &Opts) {
             println!("{} cleanup: {n}", r.label);
         }
     }
+    summarize(rows, session);
+}
+
+/// The headline figures for the summary: local-name latency and rate,
+/// forwarded latency, run to resolvable; berth next to each peer.
+fn summarize(rows: &[Row], session: &mut Session) {
+    let Some(berth) = rows.iter().find(|r| r.label == "berth") else {
+        return;
+    };
+    let peers: Vec<&Row> = rows.iter().filter(|r| r.label != "berth").collect();
+    let local = |r: &Row| r.figures.local.as_ref().ok().and_then(|s| s.samples.median());
+    let fwd = |r: &Row| r.figures.forwarded.as_ref().ok().and_then(|s| s.samples.median());
+    let res = |r: &Row| {
+        r.figures
+            .resolvable
+            .as_ref()
+            .ok()
+            .and_then(|x| x.after_run.median())
+    };
+    let rate = |r: &Row| r.figures.local.as_ref().ok().map(Sequential::rate);
+    type Median<'a> = &'a dyn Fn(&Row) -> Option<std::time::Duration>;
+    let timed = |work: &str, get: Median, show: fn(std::time::Duration) -> String| {
+        let mut l = Line::new(work, opt(get(berth), show));
+        let figures: Vec<(&str, Option<std::time::Duration>)> =
+            peers.iter().map(|p| (p.label.as_str(), get(p))).collect();
+        for (label, d) in &figures {
+            l = l.peer(label, opt(*d, show));
+        }
+        l.ratio(peer_ratios(get(berth), &figures))
+    };
+    let bm = local(berth);
+    session.add(timed("local name from a container, median", &local, us).target(
+        format!("≤ {}", us(LOCAL_MEDIAN_TARGET)),
+        Verdict::of(bm.map(|m| m <= LOCAL_MEDIAN_TARGET)),
+    ));
+    let q = |x: Option<f64>| x.map_or_else(|| "—".into(), |x| format!("{x:.0} q/s"));
+    let mut l = Line::new("local name, sequential rate", q(rate(berth)));
+    for p in &peers {
+        l = l.peer(&p.label, q(rate(p)));
+    }
+    let aard = peers
+        .iter()
+        .find(|r| r.label == "aardvark-dns")
+        .and_then(|a| rate(a));
+    let x = rate(berth).zip(aard).map(|(b, a)| b / a);
+    session.add(
+        l.ratio(x.map_or_else(String::new, |x| format!("berth ÷ aardvark-dns: {x:.1}×")))
+            .target(
+                format!("≥ {RATE_TARGET}× aardvark-dns"),
+                Verdict::of(x.map(|x| x >= RATE_TARGET)),
+            ),
+    );
+    session.add(timed("forwarded name, median", &fwd, us));
+    let br = res(berth);
+    session.add(timed("run → name resolvable, median", &res, ms).target(
+        format!("≤ {}", ms(RESOLVABLE_TARGET)),
+        Verdict::of(br.map(|m| m <= RESOLVABLE_TARGET)),
+    ));
 }

@@ -7,7 +7,7 @@ use super::{
     ATTACH_RATIO_TARGET, ATTACH_ROUNDS, BARE_SHARE_TARGET, Figures, REACH_TARGET, ReachFigures, Throughput,
 };
 use crate::bench::attach::Cell;
-use crate::bench::{Samples, ms, print_table, ratio, secs, times};
+use crate::bench::{Line, Samples, Session, Verdict, ms, print_table, ratio, secs, times};
 
 /// Milliseconds below a second, else seconds with two decimals.
 fn dur(d: Duration) -> String {
@@ -199,6 +199,72 @@ fn report_attach(f: &Figures) {
     }
 }
 
+/// The headline figures for the summary: reach by address and by name,
+/// throughput at each underlay MTU, overlay attach against a bridge attach.
+fn summarize(f: &Figures, session: &mut Session) {
+    for (k, by) in ["address", "name"].iter().enumerate() {
+        let (b, d) = (reach_median(&f.reach[0][k]), reach_median(&f.reach[1][k]));
+        session.add(
+            Line::new(format!("reach across hosts by {by} after run, median"), opt(b))
+                .peer("Docker", opt(d))
+                .ratio(crate::bench::peer_ratios(b, &[("Docker", d)]))
+                .target(
+                    format!("≤ {}", dur(REACH_TARGET)),
+                    Verdict::of(b.map(|m| m <= REACH_TARGET)),
+                ),
+        );
+    }
+    let g = |x: Option<f64>| x.map_or_else(|| "—".into(), |x| format!("{x:.2} Gbit/s"));
+    for t in &f.throughput {
+        let (berth, bare, docker) = (lane(t, "berth"), lane(t, "bare"), lane(t, "Docker"));
+        let share = ratio(berth, bare);
+        session.add(
+            Line::new(
+                format!("iperf3 TCP across hosts, underlay MTU {}", t.underlay_mtu),
+                g(berth),
+            )
+            .peer("bare VXLAN pair", g(bare))
+            .peer("Docker", g(docker))
+            .peer("underlay", g(lane(t, "underlay")))
+            .ratio(share.map_or_else(String::new, |x| format!("berth ÷ bare pair: {:.0}%", x * 100.0)))
+            .target(
+                format!("≥ {:.0}% of the bare VXLAN pair", BARE_SHARE_TARGET * 100.0),
+                Verdict::of(share.map(|x| x >= BARE_SHARE_TARGET)),
+            ),
+        );
+    }
+    for t in &f.throughput {
+        let x = ratio(lane(t, "berth"), lane(t, "Docker"));
+        session.add(
+            Line::new(
+                format!(
+                    "iperf3 across hosts, berth ÷ Docker, underlay MTU {}",
+                    t.underlay_mtu
+                ),
+                x.map_or_else(|| "—".into(), |x| format!("{x:.2}×")),
+            )
+            .target("ahead of Docker's overlay", Verdict::of(x.map(|x| x > 1.0))),
+        );
+    }
+    let medians = f
+        .attach
+        .as_ref()
+        .ok()
+        .map(|[bridge, overlay, _]| (overlay.attach.median(), bridge.attach.median()));
+    let x = medians.and_then(|(o, b)| ratio(secs(o), secs(b)));
+    session.add(
+        Line::new(
+            "attach to an overlay already on the host, median",
+            opt(medians.and_then(|m| m.0)),
+        )
+        .ratio(x.map_or_else(String::new, |x| format!("÷ bridge attach: {x:.2}×")))
+        .target(
+            format!("≤ {ATTACH_RATIO_TARGET}× a bridge attach"),
+            Verdict::of(x.map(|x| x <= ATTACH_RATIO_TARGET)),
+        ),
+    );
+}
+
 fn report_targets(f: &Figures) {
     println!("targets (from the issue):");
     for (k, by) in ["address", "name"].iter().enumerate() {
@@ -244,7 +310,7 @@ fn report_targets(f: &Figures) {
     );
 }
 
-pub fn report(f: &Figures) {
+pub fn report(f: &Figures, session: &mut Session) {
     report_reach(f);
     println!();
     report_throughput(f);
@@ -258,6 +324,7 @@ pub fn report(f: &Figures) {
     }
     println!();
     report_targets(f);
+    summarize(f, session);
 }
 
 #[cfg(test)]
