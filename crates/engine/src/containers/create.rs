@@ -70,6 +70,9 @@ impl Engine {
         if req.publish_all {
             ports::publish_all(&exposed, &mut port_specs);
         }
+        if !wanted.is_empty() {
+            self.await_unlinked().await;
+        }
         let id = util::new_id();
         let net_key = if req.network.is_empty() {
             "bridge"

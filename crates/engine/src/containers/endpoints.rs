@@ -86,6 +86,7 @@ impl Engine {
                 network: net.net.name.clone(),
             });
         }
+        self.release_unlinked(st);
         let caps = self.driven(st, net)?.caps;
         if mac.is_some() && caps.sandbox != SandboxKind::Own {
             return Err(Error::MacWithoutInterface {
@@ -241,6 +242,43 @@ impl Engine {
             .ok_or_else(|| Error::NetworkNotFound { key: net.to_owned() })?;
         pool.mark(taken.addr());
         pool.allocate()
+    }
+
+    /// Gives a detached endpoint's addresses back to their pools once
+    /// the kernel no longer has a link that held them: at once when no
+    /// link deletion is under way, else when those under way now are
+    /// done ([`Engine::release_unlinked`]).
+    pub(crate) fn release_detached(&self, st: &mut State, ep: &EndpointRecord) {
+        if self.ctx.lingering.pending() == 0 {
+            Self::release(st, ep);
+        } else {
+            st.unlinking.push((self.ctx.lingering.mark(), ep.clone()));
+        }
+    }
+
+    /// Gives back the addresses of detached endpoints whose links are
+    /// now gone from the kernel.
+    pub(crate) fn release_unlinked(&self, st: &mut State) {
+        if st.unlinking.is_empty() {
+            return;
+        }
+        let lingering = &self.ctx.lingering;
+        let (gone, still): (Vec<_>, Vec<_>) = std::mem::take(&mut st.unlinking)
+            .into_iter()
+            .partition(|(mark, _)| lingering.done_before(*mark));
+        st.unlinking = still;
+        for (_, ep) in &gone {
+            Self::release(st, ep);
+        }
+    }
+
+    /// Before asking for static addresses: waits until no address the
+    /// kernel may still hold on a link being deleted is kept from the
+    /// pools (the wait is for deletions under way, 10–40 ms).
+    pub(crate) async fn await_unlinked(&self) {
+        if !self.state().unlinking.is_empty() {
+            self.ctx.lingering.settled().await;
+        }
     }
 
     /// Gives an endpoint's addresses back to their pools.
