@@ -16,7 +16,17 @@ fn berth() -> &'static Path {
 }
 
 fn run(h: &TestHost, name: &str, net: &str) {
-    h.ok(&["run", "-d", "--name", name, "--network", net, "--", "sleep", "600"]);
+    h.ok(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        net,
+        "--",
+        "sleep",
+        "600",
+    ]);
 }
 
 fn sandbox(h: &TestHost, c: &str) -> PathBuf {
@@ -26,8 +36,11 @@ fn sandbox(h: &TestHost, c: &str) -> PathBuf {
 
 /// `ip -o LINK_OR_ADDR show` inside the container's sandbox.
 fn in_sandbox(h: &TestHost, sb: &Path, what: &str) -> String {
-    h.run("nsenter", &[&format!("--net={}", sb.display()), "ip", "-o", what, "show"])
-        .stdout
+    h.run(
+        "nsenter",
+        &[&format!("--net={}", sb.display()), "ip", "-o", what, "show"],
+    )
+    .stdout
 }
 
 /// The host's veths.
@@ -60,7 +73,11 @@ fn after_disconnect_nothing_of_the_endpoint_is_left_and_its_address_comes_back()
             !in_sandbox(&h, &sb, "addr").contains(&format!("{addr}/")),
             "round {round}: {addr} is still in the sandbox"
         );
-        assert_eq!(host_veths(&h), veths, "round {round}: the host still has the veth");
+        assert_eq!(
+            host_veths(&h),
+            veths,
+            "round {round}: the host still has the veth"
+        );
         // The same address at once: given only when the old link is gone.
         h.ok(&["network", "connect", "--ip", &addr, "n2", "c"]);
         assert_eq!(h.address("c", "n2"), addr);
