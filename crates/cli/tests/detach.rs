@@ -119,3 +119,24 @@ fn a_daemon_killed_while_deletions_linger_leaves_nothing_at_its_next_start() {
     h.ok(&["network", "rm", "n2"]);
     assert!(!h.daemon_log().contains("panicked"));
 }
+
+#[test]
+fn a_full_subnet_gets_its_last_address_back_right_after_a_disconnect() {
+    let h = TestHost::new(berth());
+    h.ok(&["network", "create", "--subnet", "10.51.0.0/24", "n1"]);
+    // Five addresses besides the gateway.
+    h.ok(&["network", "create", "--subnet", "10.52.0.0/29", "small"]);
+    run(&h, "c", "n1");
+    for i in 0..4 {
+        run(&h, &format!("s{i}"), "small");
+    }
+    for round in 0..5 {
+        h.ok(&["network", "connect", "small", "c"]);
+        let addr = h.address("c", "small");
+        h.ok(&["network", "disconnect", "small", "c"]);
+        // The only free address is the one just given back.
+        h.ok(&["network", "connect", "small", "c"]);
+        assert_eq!(h.address("c", "small"), addr, "round {round}");
+        h.ok(&["network", "disconnect", "small", "c"]);
+    }
+}

@@ -26,9 +26,7 @@ impl Engine {
         let mac = super::endpoints::parse_mac(mac)?;
         let aliases: Vec<String> = aliases.iter().map(|a| dnsopts::alias(a)).collect::<Result<_>>()?;
         let id = self.find_container(key)?.id;
-        if !wanted.is_empty() {
-            self.await_unlinked().await;
-        }
+        self.await_unlinked(net_key, &wanted).await;
         let lock = self.container_lock(&id);
         let _g = lock.lock().await;
         let (mut c, net, mut joins) = {

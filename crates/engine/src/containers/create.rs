@@ -70,15 +70,13 @@ impl Engine {
         if req.publish_all {
             ports::publish_all(&exposed, &mut port_specs);
         }
-        if !wanted.is_empty() {
-            self.await_unlinked().await;
-        }
         let id = util::new_id();
         let net_key = if req.network.is_empty() {
             "bridge"
         } else {
             req.network.as_str()
         };
+        self.await_unlinked(net_key, &wanted).await;
         let (net, mut joins, name, bindings, port_time, kind) = {
             let mut st = self.state();
             let name = if req.name.is_empty() {

@@ -272,11 +272,22 @@ impl Engine {
         }
     }
 
-    /// Before asking for static addresses: waits until no address the
-    /// kernel may still hold on a link being deleted is kept from the
-    /// pools (the wait is for deletions under way, 10–40 ms).
-    pub(crate) async fn await_unlinked(&self) {
-        if !self.state().unlinking.is_empty() {
+    /// Before planning an endpoint on network `net_key`: when addresses
+    /// held by links still being deleted are what the plan needs (a
+    /// static address, or a pool with nothing else left), waits for those
+    /// deletions (10–40 ms) so that the plan gets them back.
+    pub(crate) async fn await_unlinked(&self, net_key: &str, wanted: &[IpAddr]) {
+        let wait = {
+            let mut st = self.state();
+            self.release_unlinked(&mut st);
+            let Ok(net) = crate::networks::find_network(&st, net_key) else {
+                return;
+            };
+            let id = net.net.id.clone();
+            st.unlinking.iter().any(|(_, ep)| ep.network_id == id)
+                && (!wanted.is_empty() || st.pools.get(&id).is_some_and(|ps| ps.iter().any(|p| p.is_full())))
+        };
+        if wait {
             self.ctx.lingering.settled().await;
         }
     }

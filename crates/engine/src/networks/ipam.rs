@@ -190,6 +190,12 @@ impl Pool {
         Err(self.exhausted())
     }
 
+    /// True when no address is left to hand out (counting every reserved
+    /// address as one of the range's: it may say full a little early).
+    pub fn is_full(&self) -> bool {
+        self.first > self.last || (self.used.len() + self.reserved.len()) as u128 > self.last - self.first
+    }
+
     fn exhausted(&self) -> Error {
         Error::SubnetFull {
             subnet: self.subnet,
