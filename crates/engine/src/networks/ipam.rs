@@ -334,6 +334,20 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_is_full_when_nothing_is_left_to_hand_out() {
+        // .1 is the gateway: .2 to .6 go to containers.
+        let mut p = Pool::new(&cfg("10.9.0.0/29", Some("10.9.0.1"), None));
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            assert!(!p.is_full());
+            got.push(p.allocate().unwrap());
+        }
+        assert!(p.is_full());
+        p.release(got[2].addr());
+        assert!(!p.is_full());
+    }
+
+    #[test]
     fn global_pools_are_24s_of_10_8() {
         assert_eq!(pick_global_subnet(&[]).unwrap().to_string(), "10.0.0.0/24");
         let taken: Vec<IpNet> = vec!["10.0.0.0/24".parse().unwrap(), "10.0.1.128/25".parse().unwrap()];
