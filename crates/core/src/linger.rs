@@ -277,7 +277,7 @@ pub async fn delete(ns: &Netns, lingering: &Arc<Lingering>, index: u32) -> Resul
         // No reactor for it: wait for the whole deletion.
         Err(_) => {
             return match done.await {
-                Ok(r) => r.map_err(|source| Error::Io { what: what(), source }),
+                Ok(r) => r.map_err(|source| Error::Netlink { what: what(), source }),
                 Err(_) => Ok(()),
             };
         }
@@ -294,7 +294,7 @@ pub async fn delete(ns: &Netns, lingering: &Arc<Lingering>, index: u32) -> Resul
                 // The whole deletion is done (or failed before the link
                 // was unlisted).
                 return match r {
-                    Ok(r) => r.map_err(|source| Error::Io { what: what(), source }),
+                    Ok(r) => r.map_err(|source| Error::Netlink { what: what(), source }),
                     Err(_) => Ok(()),
                 };
             }
