@@ -8,7 +8,9 @@ use ipnet::IpNet;
 
 use crate::link::Link;
 use crate::netns::Netns;
-use crate::{Attachment, Error, Features, Firewall, IfName, Mac, Network, Ports, Result, SandboxKind, Scope};
+use crate::{
+    Attachment, Error, Features, Firewall, IfName, Lingering, Mac, Network, Ports, Result, SandboxKind, Scope,
+};
 
 /// What a driver does and what the engine must do for it: the engine asks
 /// these, never the driver's name.
@@ -74,6 +76,10 @@ pub struct Context {
     pub handle: rtnetlink::Handle,
     /// The `inet berth` nftables table.
     pub firewall: Arc<Firewall>,
+    /// Link deletions that answered early and still run in the kernel
+    /// ([`crate::linger::delete`]): what their links held is given out
+    /// again only once [`Lingering::settled`] says they are done.
+    pub lingering: Arc<Lingering>,
     /// The link kinds the running kernel has.
     pub features: Features,
     /// Every network the engine has, kept current by the engine.

@@ -20,6 +20,7 @@ pub mod export;
 mod features;
 pub mod firewall;
 mod ifname;
+pub mod linger;
 pub mod link;
 pub mod netns;
 pub mod nft;
@@ -39,5 +40,6 @@ pub use features::{Feature, Features};
 pub use firewall::{Firewall, FwNetwork, FwPort, Proto};
 pub use ifname::{IFNAME_MAX, IfName};
 pub use ipnet;
+pub use linger::Lingering;
 pub use netns::Netns;
 pub use rtnetlink; // Context and Sandbox hold rtnetlink handles: one version for all drivers

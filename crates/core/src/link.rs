@@ -311,6 +311,22 @@ pub async fn del_by_name(handle: &Handle, name: &str) -> Result<()> {
     }
 }
 
+/// Deletes a link of `ns` by name, as [`del_by_name`] does, but returns
+/// once the kernel has unlisted it: the rest of the deletion goes on in
+/// the background, counted by `lingering` ([`crate::linger::delete`]).
+/// `handle` must live in `ns`. Idempotent.
+pub async fn del_by_name_early(
+    handle: &Handle,
+    ns: &Netns,
+    lingering: &std::sync::Arc<crate::Lingering>,
+    name: &str,
+) -> Result<()> {
+    match get(handle, name).await? {
+        Some(link) => crate::linger::delete(ns, lingering, link.index).await,
+        None => Ok(()),
+    }
+}
+
 /// Adds an address, like `ip addr add ADDR dev INDEX nodad`. An address
 /// that is already there is success. IPv6 addresses skip duplicate address
 /// detection: the engine's IPAM already guarantees uniqueness, and DAD

@@ -236,8 +236,11 @@ impl NetworkHandle for BridgeNet {
         })
     }
 
+    /// Answers once the veth (and its peer in the sandbox) can no longer
+    /// be seen; the kernel's slow part of the deletion goes on after, in
+    /// `ctx.lingering`.
     async fn detach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<()> {
-        link::del_by_name(&ctx.handle, &veth_name(ep.id)).await
+        link::del_by_name_early(&ctx.handle, &ctx.host, &ctx.lingering, &veth_name(ep.id)).await
     }
 
     /// The veth back on the bridge and up (a bridge deleted and made again

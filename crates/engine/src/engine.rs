@@ -16,7 +16,7 @@ use nix::mount::{MsFlags, mount};
 
 use crate::containers::process;
 use crate::networks::ipam::Pool;
-use crate::store::model::{ContainerPaths, ContainerRecord, NetworkRecord, Status};
+use crate::store::model::{ContainerPaths, ContainerRecord, EndpointRecord, NetworkRecord, Status};
 use crate::store::{Op, Store, Table};
 use crate::{Error, Result};
 
@@ -96,6 +96,11 @@ pub(crate) struct State {
     pub pending: HashMap<String, usize>,
     /// Networks being removed.
     pub removing: HashSet<String>,
+    /// Endpoints detached whose links the kernel may still be deleting,
+    /// each with the [`berth_core::Lingering::mark`] of its detach: their
+    /// addresses go back to the pools once those deletions are done
+    /// ([`Engine::release_unlinked`]).
+    pub unlinking: Vec<(u64, EndpointRecord)>,
     /// Host ports published by containers, and by those being created.
     pub ports: crate::firewall::ports::PortIndex,
 }
@@ -241,6 +246,7 @@ impl Engine {
                 host,
                 handle,
                 firewall,
+                lingering: Default::default(),
                 features,
                 networks: Default::default(),
                 cluster: cluster_ctx,

@@ -149,6 +149,7 @@ impl Plugin {
                     host,
                     handle,
                     firewall,
+                    lingering: Default::default(),
                     features,
                     networks: Default::default(),
                     // A plugin is in no cluster and keeps no files of the daemon's.
@@ -351,7 +352,11 @@ impl Plugin {
                         gateways: &b.gateways,
                         state: b.state.as_ref(),
                     };
-                    self.handle(&b.network).await?.detach(ctx, &ep).await
+                    let left = self.handle(&b.network).await?.detach(ctx, &ep).await;
+                    // The engine gives the endpoint's addresses out again
+                    // once this answer is in: its links must be gone by then.
+                    ctx.lingering.settled().await;
+                    left
                 };
                 let left = left.await;
                 self.sandboxes.release(&id);

@@ -26,6 +26,7 @@ impl Engine {
         let mac = super::endpoints::parse_mac(mac)?;
         let aliases: Vec<String> = aliases.iter().map(|a| dnsopts::alias(a)).collect::<Result<_>>()?;
         let id = self.find_container(key)?.id;
+        self.await_unlinked(net_key, &wanted).await;
         let lock = self.container_lock(&id);
         let _g = lock.lock().await;
         let (mut c, net, mut joins) = {
@@ -234,7 +235,7 @@ impl Engine {
         self.forget(gone.iter());
         let mut st = self.state();
         for ep in &gone {
-            Self::release(&mut st, ep);
+            self.release_detached(&mut st, ep);
         }
         st.containers.insert(c.id.clone(), c.clone());
         drop(st);

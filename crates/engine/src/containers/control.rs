@@ -201,6 +201,7 @@ impl Engine {
             .find(|i| i.is_ipv6())
             .map(|i| i.to_string());
         let wanted = parse_static(v4.as_deref().unwrap_or(""), v6.as_deref().unwrap_or(""))?;
+        self.await_unlinked(&first.network, &wanted).await;
         let (mut joins, kind) = {
             let mut st = self.state();
             let net = find_network(&st, &first.network)?.clone();

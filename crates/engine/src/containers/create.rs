@@ -76,6 +76,7 @@ impl Engine {
         } else {
             req.network.as_str()
         };
+        self.await_unlinked(net_key, &wanted).await;
         let (net, mut joins, name, bindings, port_time, kind) = {
             let mut st = self.state();
             let name = if req.name.is_empty() {

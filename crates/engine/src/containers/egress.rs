@@ -107,6 +107,9 @@ impl Engine {
                 self.withdraw(net, ep).await;
             }
         }
+        // The caller gives the addresses back at once: the links that
+        // held them must be gone by then.
+        self.ctx.lingering.settled().await;
     }
 
     /// Ends the planned endpoints' pending state; on failure gives their

@@ -86,6 +86,7 @@ impl Engine {
                 network: net.net.name.clone(),
             });
         }
+        self.release_unlinked(st);
         let caps = self.driven(st, net)?.caps;
         if mac.is_some() && caps.sandbox != SandboxKind::Own {
             return Err(Error::MacWithoutInterface {
@@ -241,6 +242,54 @@ impl Engine {
             .ok_or_else(|| Error::NetworkNotFound { key: net.to_owned() })?;
         pool.mark(taken.addr());
         pool.allocate()
+    }
+
+    /// Gives a detached endpoint's addresses back to their pools once
+    /// the kernel no longer has a link that held them: at once when no
+    /// link deletion is under way, else when those under way now are
+    /// done ([`Engine::release_unlinked`]).
+    pub(crate) fn release_detached(&self, st: &mut State, ep: &EndpointRecord) {
+        if self.ctx.lingering.pending() == 0 {
+            Self::release(st, ep);
+        } else {
+            st.unlinking.push((self.ctx.lingering.mark(), ep.clone()));
+        }
+    }
+
+    /// Gives back the addresses of detached endpoints whose links are
+    /// now gone from the kernel.
+    pub(crate) fn release_unlinked(&self, st: &mut State) {
+        if st.unlinking.is_empty() {
+            return;
+        }
+        let lingering = &self.ctx.lingering;
+        let (gone, still): (Vec<_>, Vec<_>) = std::mem::take(&mut st.unlinking)
+            .into_iter()
+            .partition(|(mark, _)| lingering.done_before(*mark));
+        st.unlinking = still;
+        for (_, ep) in &gone {
+            Self::release(st, ep);
+        }
+    }
+
+    /// Before planning an endpoint on network `net_key`: when addresses
+    /// held by links still being deleted are what the plan needs (a
+    /// static address, or a pool with nothing else left), waits for those
+    /// deletions (10–40 ms) so that the plan gets them back.
+    pub(crate) async fn await_unlinked(&self, net_key: &str, wanted: &[IpAddr]) {
+        let wait = {
+            let mut st = self.state();
+            self.release_unlinked(&mut st);
+            let Ok(net) = crate::networks::find_network(&st, net_key) else {
+                return;
+            };
+            let id = net.net.id.clone();
+            st.unlinking.iter().any(|(_, ep)| ep.network_id == id)
+                && (!wanted.is_empty() || st.pools.get(&id).is_some_and(|ps| ps.iter().any(|p| p.is_full())))
+        };
+        if wait {
+            self.ctx.lingering.settled().await;
+        }
     }
 
     /// Gives an endpoint's addresses back to their pools.

@@ -142,7 +142,7 @@ impl Engine {
                 })
                 .collect();
             for ep in &c.endpoints {
-                Self::release(&mut st, ep);
+                self.release_detached(&mut st, ep);
             }
         }
         c.endpoints.clear();

@@ -190,6 +190,12 @@ impl Pool {
         Err(self.exhausted())
     }
 
+    /// True when no address is left to hand out (counting every reserved
+    /// address as one of the range's: it may say full a little early).
+    pub fn is_full(&self) -> bool {
+        self.first > self.last || (self.used.len() + self.reserved.len()) as u128 > self.last - self.first
+    }
+
     fn exhausted(&self) -> Error {
         Error::SubnetFull {
             subnet: self.subnet,
@@ -325,6 +331,20 @@ mod tests {
                 .to_string()
                 .contains("give --subnet")
         );
+    }
+
+    #[test]
+    fn a_pool_is_full_when_nothing_is_left_to_hand_out() {
+        // .1 is the gateway: .2 to .6 go to containers.
+        let mut p = Pool::new(&cfg("10.9.0.0/29", Some("10.9.0.1"), None));
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            assert!(!p.is_full());
+            got.push(p.allocate().unwrap());
+        }
+        assert!(p.is_full());
+        p.release(got[2].addr());
+        assert!(!p.is_full());
     }
 
     #[test]

@@ -1,0 +1,142 @@
+//! Detach answers before the kernel has finished deleting a veth (the
+//! slow part waits for RCU grace periods), and nothing observable lags:
+//! once `network disconnect` returns, the container has no interface on
+//! that network and its address is gone from the sandbox; the address is
+//! handed out again only once the old interface is gone from the kernel;
+//! and a daemon killed while deletions are still under way leaves nothing
+//! behind at its next start.
+
+use std::path::{Path, PathBuf};
+
+use berth_testkit::TestHost;
+use serde_json::Value;
+
+fn berth() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_berth"))
+}
+
+fn run(h: &TestHost, name: &str, net: &str) {
+    h.ok(&[
+        "run",
+        "-d",
+        "--name",
+        name,
+        "--network",
+        net,
+        "--",
+        "sleep",
+        "600",
+    ]);
+}
+
+fn sandbox(h: &TestHost, c: &str) -> PathBuf {
+    let v: Value = serde_json::from_str(&h.ok(&["inspect", c])).unwrap();
+    PathBuf::from(v[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap())
+}
+
+/// `ip -o LINK_OR_ADDR show` inside the container's sandbox.
+fn in_sandbox(h: &TestHost, sb: &Path, what: &str) -> String {
+    h.run(
+        "nsenter",
+        &[&format!("--net={}", sb.display()), "ip", "-o", what, "show"],
+    )
+    .stdout
+}
+
+/// The host's veths.
+fn host_veths(h: &TestHost) -> usize {
+    h.run("ip", &["-o", "link", "show", "type", "veth"])
+        .stdout
+        .lines()
+        .count()
+}
+
+#[test]
+fn after_disconnect_nothing_of_the_endpoint_is_left_and_its_address_comes_back() {
+    let h = TestHost::new(berth());
+    h.ok(&["network", "create", "--subnet", "10.46.0.0/24", "n1"]);
+    h.ok(&["network", "create", "--subnet", "10.47.0.0/24", "n2"]);
+    run(&h, "c", "n1");
+    let sb = sandbox(&h, "c");
+    let veths = host_veths(&h);
+    for round in 0..10 {
+        h.ok(&["network", "connect", "n2", "c"]);
+        let addr = h.address("c", "n2");
+        assert!(in_sandbox(&h, &sb, "link").contains("eth1"), "round {round}");
+        h.ok(&["network", "disconnect", "n2", "c"]);
+        // Right after the answer, before the kernel has finished.
+        assert!(
+            !in_sandbox(&h, &sb, "link").contains("eth1"),
+            "round {round}: eth1 is still in the sandbox"
+        );
+        assert!(
+            !in_sandbox(&h, &sb, "addr").contains(&format!("{addr}/")),
+            "round {round}: {addr} is still in the sandbox"
+        );
+        assert_eq!(
+            host_veths(&h),
+            veths,
+            "round {round}: the host still has the veth"
+        );
+        // The same address at once: given only when the old link is gone.
+        h.ok(&["network", "connect", "--ip", &addr, "n2", "c"]);
+        assert_eq!(h.address("c", "n2"), addr);
+        let with_addr = in_sandbox(&h, &sb, "addr")
+            .lines()
+            .filter(|l| l.contains(&format!(" {addr}/")))
+            .count();
+        assert_eq!(with_addr, 1, "round {round}: {addr} on more than one interface");
+        h.ok(&["network", "disconnect", "n2", "c"]);
+    }
+}
+
+#[test]
+fn a_daemon_killed_while_deletions_linger_leaves_nothing_at_its_next_start() {
+    let mut h = TestHost::new(berth());
+    h.ok(&["network", "create", "--subnet", "10.48.0.0/24", "n1"]);
+    h.ok(&["network", "create", "--subnet", "10.49.0.0/24", "n2"]);
+    run(&h, "c", "n1");
+    let sb = sandbox(&h, "c");
+    for i in 0..5 {
+        run(&h, &format!("r{i}"), "n2");
+    }
+    h.ok(&["network", "connect", "n2", "c"]);
+    let addr = h.address("c", "n2");
+    let veths = host_veths(&h);
+    let names: Vec<String> = (0..5).map(|i| format!("r{i}")).collect();
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(names.iter().map(String::as_str));
+    h.ok(&rm);
+    h.ok(&["network", "disconnect", "n2", "c"]);
+    h.kill_daemon();
+    h.start_daemon(&[]);
+    assert_eq!(host_veths(&h), veths - 6, "veths left behind");
+    assert!(!in_sandbox(&h, &sb, "link").contains("eth1"));
+    let v: Value = serde_json::from_str(&h.ok(&["inspect", "c"])).unwrap();
+    assert!(v[0]["NetworkSettings"]["Networks"]["n2"].is_null());
+    h.ok(&["network", "connect", "--ip", &addr, "n2", "c"]);
+    h.ok(&["network", "disconnect", "n2", "c"]);
+    h.ok(&["network", "rm", "n2"]);
+    assert!(!h.daemon_log().contains("panicked"));
+}
+
+#[test]
+fn a_full_subnet_gets_its_last_address_back_right_after_a_disconnect() {
+    let h = TestHost::new(berth());
+    h.ok(&["network", "create", "--subnet", "10.51.0.0/24", "n1"]);
+    // Five addresses besides the gateway.
+    h.ok(&["network", "create", "--subnet", "10.52.0.0/29", "small"]);
+    run(&h, "c", "n1");
+    for i in 0..4 {
+        run(&h, &format!("s{i}"), "small");
+    }
+    for round in 0..5 {
+        h.ok(&["network", "connect", "small", "c"]);
+        let addr = h.address("c", "small");
+        h.ok(&["network", "disconnect", "small", "c"]);
+        // The only free address is the one just given back.
+        h.ok(&["network", "connect", "small", "c"]);
+        assert_eq!(h.address("c", "small"), addr, "round {round}");
+        h.ok(&["network", "disconnect", "small", "c"]);
+    }
+}
