@@ -131,7 +131,10 @@ fn detached_run_logs_ps_exec_rm() {
     wait_until("c1's process is gone", || {
         !Path::new(&format!("/proc/{pid}")).exists()
     });
-    assert!(h.fails(&["inspect", "c1"]).contains("no such container"));
+    assert!(
+        h.fails(&["inspect", "--type", "container", "c1"])
+            .contains("no such container")
+    );
     assert!(!netns_dir.join(id).exists(), "sandbox pin left behind");
 }
 
