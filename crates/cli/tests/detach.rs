@@ -54,39 +54,63 @@ fn host_veths(h: &TestHost) -> usize {
 #[test]
 fn after_disconnect_nothing_of_the_endpoint_is_left_and_its_address_comes_back() {
     let h = TestHost::new(berth());
-    h.ok(&["network", "create", "--subnet", "10.46.0.0/24", "n1"]);
     h.ok(&["network", "create", "--subnet", "10.47.0.0/24", "n2"]);
-    run(&h, "c", "n1");
-    let sb = sandbox(&h, "c");
-    let veths = host_veths(&h);
+    disconnect_rounds(&h, "n2", true);
+}
+
+/// The same for macvlan, whose interface lives only in the sandbox.
+#[test]
+fn a_macvlan_endpoint_is_gone_at_once_and_its_address_comes_back() {
+    let h = TestHost::new(berth());
+    h.add_lan_parents(&["lan0"]);
+    h.ok(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "-o",
+        "parent=lan0",
+        "--subnet",
+        "10.53.0.0/24",
+        "mv",
+    ]);
+    disconnect_rounds(&h, "mv", false);
+}
+
+/// Ten rounds of connect, disconnect (checked right after its answer),
+/// connect with the same `--ip` at once (on exactly one interface), and
+/// disconnect, of a container on a bridge network to `net`.
+fn disconnect_rounds(h: &TestHost, net: &str, veths_in_host: bool) {
+    h.ok(&["network", "create", "--subnet", "10.46.0.0/24", "n1"]);
+    run(h, "c", "n1");
+    let sb = sandbox(h, "c");
+    let veths = host_veths(h);
     for round in 0..10 {
-        h.ok(&["network", "connect", "n2", "c"]);
-        let addr = h.address("c", "n2");
-        assert!(in_sandbox(&h, &sb, "link").contains("eth1"), "round {round}");
-        h.ok(&["network", "disconnect", "n2", "c"]);
+        h.ok(&["network", "connect", net, "c"]);
+        let addr = h.address("c", net);
+        assert!(in_sandbox(h, &sb, "link").contains("eth1"), "round {round}");
+        h.ok(&["network", "disconnect", net, "c"]);
         // Right after the answer, before the kernel has finished.
         assert!(
-            !in_sandbox(&h, &sb, "link").contains("eth1"),
+            !in_sandbox(h, &sb, "link").contains("eth1"),
             "round {round}: eth1 is still in the sandbox"
         );
         assert!(
-            !in_sandbox(&h, &sb, "addr").contains(&format!("{addr}/")),
+            !in_sandbox(h, &sb, "addr").contains(&format!("{addr}/")),
             "round {round}: {addr} is still in the sandbox"
         );
-        assert_eq!(
-            host_veths(&h),
-            veths,
-            "round {round}: the host still has the veth"
-        );
+        if veths_in_host {
+            assert_eq!(host_veths(h), veths, "round {round}: the host still has the veth");
+        }
         // The same address at once: given only when the old link is gone.
-        h.ok(&["network", "connect", "--ip", &addr, "n2", "c"]);
-        assert_eq!(h.address("c", "n2"), addr);
-        let with_addr = in_sandbox(&h, &sb, "addr")
+        h.ok(&["network", "connect", "--ip", &addr, net, "c"]);
+        assert_eq!(h.address("c", net), addr);
+        let with_addr = in_sandbox(h, &sb, "addr")
             .lines()
             .filter(|l| l.contains(&format!(" {addr}/")))
             .count();
         assert_eq!(with_addr, 1, "round {round}: {addr} on more than one interface");
-        h.ok(&["network", "disconnect", "n2", "c"]);
+        h.ok(&["network", "disconnect", net, "c"]);
     }
 }
 

@@ -407,9 +407,13 @@ impl<K: SubLinks> NetworkHandle for ParentNet<K> {
 
     /// Deletes the endpoint's sub-interface; with the sandbox gone it went
     /// with it.
-    async fn detach(&self, _: &Context, ep: &Endpoint<'_>) -> Result<()> {
+    /// Answers once the interface can no longer be seen in the sandbox;
+    /// the kernel's slow part of the deletion goes on after, in
+    /// `ctx.lingering` (its address is given out again only once it is
+    /// done).
+    async fn detach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<()> {
         match ep.sandbox {
-            Some(sb) => link::del_by_name(&sb.handle, ep.ifname.as_str()).await,
+            Some(sb) => link::del_by_name_early(&sb.handle, &sb.ns, &ctx.lingering, ep.ifname.as_str()).await,
             None => Ok(()),
         }
     }
