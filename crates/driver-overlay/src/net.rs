@@ -374,14 +374,16 @@ impl NetworkHandle for OverlayNet {
         Ok(())
     }
 
-    /// Deletes the endpoint's veth; with the last container of this host
-    /// goes the network's namespace.
-    async fn detach(&self, _ctx: &Context, ep: &Endpoint<'_>) -> Result<()> {
+    /// Deletes the endpoint's veth, answering once it is gone from sight
+    /// (the kernel's slow part goes on in `ctx.lingering`); with the last
+    /// container of this host goes the network's namespace.
+    async fn detach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<()> {
         let mut local = self.local.lock().await;
         let Some(d) = &local.devices else {
             return Ok(());
         };
-        link::del_by_name(&d.handle, &port_name(ep.id)).await?;
+        let ns = Netns::open(&d.path)?;
+        link::del_by_name_early(&d.handle, &ns, &ctx.lingering, &port_name(ep.id)).await?;
         if Self::ports(d).await? == 0 {
             self.teardown(&mut local).await?;
         }
