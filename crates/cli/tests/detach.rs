@@ -164,3 +164,34 @@ fn a_full_subnet_gets_its_last_address_back_right_after_a_disconnect() {
         h.ok(&["network", "disconnect", "small", "c"]);
     }
 }
+
+/// `network rm` right after `rm -f` of its 500 containers (in one
+/// command, which removes 32 at a time) leaves nothing: no veth, address,
+/// firewall element or sandbox, while deletions may still linger in the
+/// kernel when it starts.
+#[test]
+fn a_network_removed_right_after_its_500_containers_leaves_nothing() {
+    let h = TestHost::new(berth());
+    let pristine = h.kernel_state();
+    h.ok(&["network", "create", "--subnet", "10.54.0.0/23", "crowd"]);
+    let names: Vec<String> = (0..500).map(|i| format!("p{i:03}")).collect();
+    for n in &names {
+        run(&h, n, "crowd");
+    }
+    let mut rm = vec!["rm", "-f"];
+    rm.extend(names.iter().map(String::as_str));
+    let start = std::time::Instant::now();
+    assert_eq!(h.ok(&rm).lines().count(), 500);
+    let removed = start.elapsed();
+    h.ok(&["network", "rm", "crowd"]);
+    eprintln!(
+        "rm -f of 500: {removed:.2?}; then network rm: {:.2?}",
+        start.elapsed() - removed
+    );
+    assert_eq!(h.ok(&["ps", "-a", "-q"]), "");
+    assert_eq!(
+        h.kernel_state(),
+        pristine,
+        "something of the 500 or their network is left"
+    );
+}
