@@ -35,6 +35,8 @@
 //! - `ports`: publish 1000 ports (single and as a range), the 1st and the
 //!   1000th container with 2 ports each, and the ruleset's size; against
 //!   netavark and Docker (see `ports.rs`).
+//! - `teardown`: `run -d` of 100 containers, each timed end to end, then
+//!   `rm -f` of all in one command; against Docker (see `teardown.rs`).
 
 mod aardvark;
 mod attach;
@@ -50,6 +52,7 @@ mod plugins;
 mod ports;
 mod resolver;
 mod summary;
+mod teardown;
 mod two_hosts;
 
 use std::cell::Cell;
@@ -72,6 +75,7 @@ const BENCHES: &[(&str, Bench)] = &[
     ("overlay", overlay::run),
     ("plugins", plugins::run),
     ("ports", ports::run),
+    ("teardown", teardown::run),
 ];
 
 /// A bench's entry point, given the options after its name.

@@ -29,7 +29,8 @@ impl Verdict {
         }
     }
 
-    fn word(self) -> &'static str {
+    /// `met`, `MISSED`, `not measured`, or nothing.
+    pub fn word(self) -> &'static str {
         match self {
             Self::Met => "met",
             Self::Missed => "MISSED",
