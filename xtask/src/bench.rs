@@ -44,6 +44,7 @@ mod cni;
 mod dns;
 mod docker;
 mod http;
+mod iperf;
 mod netavark;
 mod overlay;
 mod plugins;
