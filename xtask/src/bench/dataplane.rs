@@ -236,8 +236,9 @@ pub fn run(args: &[String], session: &mut Session) -> Result<()> {
                 continue;
             };
             let mut failed = None;
+            // Once per turn: iperf3 leaves no work behind between its tests.
+            quiet.settle();
             for (s, streams) in STREAMS.iter().enumerate() {
-                quiet.settle();
                 match iperf::test(lane, opts.seconds, *streams) {
                     Ok(bps) => {
                         got[s].push(bps);

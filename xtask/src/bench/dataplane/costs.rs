@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use berth_testkit::{TestHost, run_in};
 
 use super::report::median;
@@ -166,8 +166,8 @@ pub fn explore(
                 continue;
             }
             let mut failed = None;
+            quiet.settle();
             for (s, streams) in STREAMS.iter().enumerate() {
-                quiet.settle();
                 match iperf::test(lane, opts.seconds, *streams) {
                     Ok(bps) => {
                         got[s].push(bps);
@@ -249,4 +249,148 @@ pub fn explore(
         opts.rounds, opts.seconds
     );
     print_table(&header, &body);
+    profiles(&host.root, &bare_lane, &lane, opts.seconds, quiet);
+}
+
+/// Where a kernel symbol's time goes, by its name: the bridge, netfilter
+/// (hooks, conntrack, nftables and iptables), or elsewhere.
+fn category(sym: &str) -> &'static str {
+    const NETFILTER: [&str; 9] = [
+        "nf_",
+        "nft_",
+        "ipt_",
+        "ip6t_",
+        "ebt_",
+        "br_nf_",
+        "__nf_",
+        "ipv4_conntrack",
+        "iptable_",
+    ];
+    if NETFILTER.iter().any(|p| sym.starts_with(p)) || sym.contains("conntrack") {
+        "netfilter"
+    } else if sym.starts_with("br_") || sym.starts_with("__br_") {
+        "bridge"
+    } else {
+        "other"
+    }
+}
+
+/// Each category's share of the samples, and the top symbols' lines.
+type Profile = (Vec<(&'static str, f64)>, Vec<String>);
+
+/// The share of samples per [`category`] in `perf report --stdio --sort
+/// sym` output (lines like `  12.34%  [k] br_handle_frame`), and its top
+/// lines.
+fn shares(report: &str, top: usize) -> Profile {
+    let mut sums: Vec<(&'static str, f64)> = vec![("bridge", 0.0), ("netfilter", 0.0)];
+    let mut lines = Vec::new();
+    for l in report.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        let (Some(pct), Some(sym)) = (w.first().and_then(|p| p.strip_suffix('%')), w.last()) else {
+            continue;
+        };
+        let Ok(pct) = pct.parse::<f64>() else { continue };
+        if let Some(s) = sums.iter_mut().find(|(c, _)| *c == category(sym)) {
+            s.1 += pct;
+        }
+        if lines.len() < top {
+            lines.push(format!("{pct:>6.2}% {sym}"));
+        }
+    }
+    (sums, lines)
+}
+
+/// `perf record -a -g` (system wide; then only iperf3's samples, which
+/// hold the softirq work a veth's transmit does in the sender's context)
+/// during one 1-stream test over `lane`; the report's shares and top
+/// symbols. `dir` holds perf's data, and goes with the test host.
+fn profile(dir: &Path, lane: &Lane, seconds: u32) -> Result<Profile> {
+    let data = dir.join(format!("perf-{}.data", lane.label.replace(' ', "-")));
+    let mut rec = std::process::Command::new(PERF);
+    rec.arg("record")
+        .args(["-a", "-F", "499", "-o"])
+        .arg(&data)
+        .args(["--", "sleep"])
+        .arg((seconds + 1).to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = rec.spawn().context("starting perf record")?;
+    let test = iperf::test(lane, seconds, 1);
+    let st = child.wait().context("waiting for perf record")?;
+    test?;
+    ensure!(st.success(), "perf record failed ({st})");
+    let out = std::process::Command::new(PERF)
+        .arg("report")
+        .arg("-i")
+        .arg(&data)
+        .args([
+            "--stdio",
+            "--no-children",
+            "--sort",
+            "sym",
+            "--comms",
+            "iperf3",
+            "--percent-limit",
+            "0.3",
+        ])
+        .output()
+        .context("running perf report")?;
+    ensure!(
+        out.status.success(),
+        "perf report failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(shares(&String::from_utf8_lossy(&out.stdout), 12))
+}
+
+/// Debian's perf (linux-perf).
+const PERF: &str = "/usr/bin/perf";
+
+/// Profiles the bare pair and berth's bridge, one 1-stream test each, and
+/// prints where their time goes.
+fn profiles(dir: &Path, bare: &Lane, berth: &Lane, seconds: u32, quiet: &Quiet) {
+    if !Path::new(PERF).exists() {
+        println!("profile: perf NOT INSTALLED (apt-get install linux-perf): no profile");
+        return;
+    }
+    println!(
+        "profile: perf record -a during one 1-stream test each; iperf3's samples (sender's softirq included):"
+    );
+    for lane in [bare, berth] {
+        quiet.settle();
+        match profile(dir, lane, seconds) {
+            Ok((sums, top)) => {
+                let sums: Vec<String> = sums.iter().map(|(c, p)| format!("{c} {p:.1}%")).collect();
+                println!("  {}: {}; top symbols:", lane.label, sums.join(", "));
+                for l in top {
+                    println!("    {l}");
+                }
+            }
+            Err(e) => println!("  {}: profile FAILED: {e:#}", lane.label),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_fall_into_bridge_netfilter_or_other() {
+        assert_eq!(category("br_handle_frame"), "bridge");
+        assert_eq!(category("br_nf_pre_routing"), "netfilter");
+        assert_eq!(category("nf_conntrack_in"), "netfilter");
+        assert_eq!(category("nft_do_chain"), "netfilter");
+        assert_eq!(category("ipv4_conntrack_local"), "netfilter");
+        assert_eq!(category("copy_user_generic"), "other");
+    }
+
+    #[test]
+    fn a_perf_report_gives_shares_and_top_lines() {
+        let r = "# Samples: 10K\n#\n    20.00%  [k] copy_user_generic\n     5.50%  [k] br_handle_frame\n     \
+                 3.25%  [k] nf_hook_slow\n     1.25%  [k] nft_do_chain\n\n#\n";
+        let (sums, top) = shares(r, 2);
+        assert_eq!(sums, [("bridge", 5.5), ("netfilter", 4.5)]);
+        assert_eq!(top, [" 20.00% copy_user_generic", "  5.50% br_handle_frame"]);
+    }
 }
