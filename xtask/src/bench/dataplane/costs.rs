@@ -330,8 +330,11 @@ fn profile(dir: &Path, lane: &Lane, seconds: u32) -> Result<Profile> {
             "sym",
             "--comms",
             "iperf3",
+            // Shares of iperf3's samples, not of the whole machine's.
+            "--percentage",
+            "relative",
             "--percent-limit",
-            "0.3",
+            "0.1",
         ])
         .output()
         .context("running perf report")?;
@@ -354,7 +357,9 @@ fn profiles(dir: &Path, bare: &Lane, berth: &Lane, seconds: u32, quiet: &Quiet) 
         return;
     }
     println!(
-        "profile: perf record -a during one 1-stream test each; iperf3's samples (sender's softirq included):"
+        "profile: perf record -a during one 1-stream test each; shares of iperf3's samples (the sender's \
+         softirq included). In a VM without a PMU perf samples on a timer: time spent with interrupts off \
+         lands on the symbol that turns them back on (_raw_spin_unlock_irqrestore, handle_softirqs)"
     );
     for lane in [bare, berth] {
         quiet.settle();
