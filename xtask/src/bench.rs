@@ -19,6 +19,10 @@
 //! - `attach`: attach a fresh sandbox to a bridge network (address, default
 //!   route, NAT) and detach it, with 1, 100 and 500 other sandboxes present;
 //!   against netavark and the CNI bridge plugin.
+//! - `dataplane`: iperf3 TCP, 1 and 4 streams, between two containers of
+//!   a bridge network, next to a bare veth pair (the kernel's limit),
+//!   netavark, the CNI bridge plugin and Docker, and berth's macvlan;
+//!   `--costs` measures what the bridge path costs (see `dataplane.rs`).
 //! - `dns`: the embedded resolver from inside a container: sequential
 //!   queries for a container name and for a forwarded name, and how soon a
 //!   new container's name resolves after its `run`; against aardvark-dns
@@ -43,9 +47,11 @@ mod attach;
 mod attacher;
 mod chart;
 mod cni;
+mod dataplane;
 mod dns;
 mod docker;
 mod http;
+mod iperf;
 mod netavark;
 mod overlay;
 mod plugins;
@@ -71,6 +77,7 @@ pub use summary::{Line, Summary, Verdict};
 /// Every bench, in the order `cargo xtask bench` runs them.
 const BENCHES: &[(&str, Bench)] = &[
     ("attach", attach::run),
+    ("dataplane", dataplane::run),
     ("dns", dns::run),
     ("overlay", overlay::run),
     ("plugins", plugins::run),

@@ -66,7 +66,7 @@ impl Cni {
 
 /// The network: a gateway bridge that masquerades, addresses from
 /// host-local in 10.88.0.0/16 with a default route.
-fn conf(data: &Path) -> Value {
+pub fn conf(data: &Path) -> Value {
     json!({
         "cniVersion": "1.0.0",
         "name": "bench",

@@ -24,7 +24,7 @@ use berth_testkit::dns::Upstream;
 
 pub use daemon::{Dockerd, IMAGE, Net};
 pub use leftovers::sweep;
-pub use swarm::Swarm;
+pub use swarm::{Swarm, namespace_of};
 
 use super::resolver::{self, CLIENT, Subject, TARGET};
 

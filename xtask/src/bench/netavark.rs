@@ -76,7 +76,7 @@ pub fn command(config: &Path, aardvark: Option<&Path>, verb: &str, ns: &Path) ->
 /// The options podman would send for container `id` with a static address
 /// on the `bench` network (podman does its own IPAM and always passes the
 /// address).
-fn options(id: u64, name: &str, ip: Ipv4Addr) -> String {
+pub fn options(id: u64, name: &str, ip: Ipv4Addr) -> String {
     options_with(id, name, ip, false)
 }
 

@@ -16,7 +16,7 @@
 //! - **throughput**: iperf3 TCP from host B to host A, in rounds taken in
 //!   turn: the underlay itself, a bare VXLAN pair between the same two
 //!   hosts (the kernel's limit for any VXLAN overlay), berth's overlay and
-//!   Docker's, container to container (`overlay/iperf.rs`); then all of it
+//!   Docker's, container to container (`bench/iperf.rs`, `overlay/vxlan.rs`); then all of it
 //!   again on a jumbo-frame underlay (a new fabric whose daemons read the
 //!   MTU when they start; Docker's network made with the matching MTU).
 //! - **attach**: berth only: attach and detach of a sandbox on host A
@@ -27,9 +27,9 @@
 //! namespaces the bench makes and removes, also when it fails.
 
 mod berth;
-mod iperf;
 mod reach;
 mod report;
+mod vxlan;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -37,10 +37,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 
 use self::berth::Berth;
-use self::iperf::{BarePair, Lane, Server};
 use self::reach::{By, MAX_RUNS, Reach};
+use self::vxlan::BarePair;
 use super::attach::Cell;
 use super::docker::{self, Swarm};
+use super::iperf::{self, Lane, Server};
 use super::two_hosts::{SERVER, Subject};
 use super::{Quiet, Session};
 
@@ -521,7 +522,7 @@ fn measure_throughput(
                 continue;
             };
             quiet.settle();
-            match iperf::test(lane, opts.seconds) {
+            match iperf::test(lane, opts.seconds, 1) {
                 Ok(bps) => {
                     got.push(bps);
                     progress(&format!(

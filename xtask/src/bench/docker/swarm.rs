@@ -222,7 +222,7 @@ fn underlay(world: &TestHost, hosts: &[PathBuf; 2]) -> Result<()> {
 /// The network namespace of a container of `d`, through its first
 /// process: its sandbox's own path is under the tmpfs on `/run` that only
 /// dockerd's mount namespace sees.
-fn namespace_of(d: &Dockerd, name: &str) -> Result<PathBuf> {
+pub fn namespace_of(d: &Dockerd, name: &str) -> Result<PathBuf> {
     let pid = d.inspect(name, "{{.State.Pid}}")?;
     let pid: u32 = pid
         .parse()

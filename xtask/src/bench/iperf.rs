@@ -1,6 +1,6 @@
-//! iperf3 TCP throughput from host B to host A, one stream, over each
-//! [`Lane`] in turn: the underlay itself, a bare VXLAN pair ([`BarePair`]),
-//! and each subject's overlay, container to container.
+//! iperf3 TCP throughput over a [`Lane`]: a client in one namespace, a
+//! [`Server`] in another, `-P N` streams, the received rate from its JSON
+//! report. The overlay bench and the dataplane bench measure with it.
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
@@ -24,15 +24,7 @@ const LISTEN_WAIT: Duration = Duration::from_secs(5);
 /// Seconds of each test left out of its figure: TCP's slow start.
 const OMIT: &str = "1";
 
-/// The bare pair's device, VNI, port and addresses (`.1` on host A).
-const BARE_DEV: &str = "vxbare";
-const BARE_VNI: u32 = 4242;
-const VXLAN_PORT: u16 = 4789;
-const BARE_PREFIX: &str = "10.215.0";
-/// VXLAN's headers, which a device's MTU leaves room for.
-pub const VXLAN_OVERHEAD: u32 = 50;
-
-/// One way from host B to host A: a client's namespace, and the address
+/// One way between two namespaces: a client's namespace, and the address
 /// of a server in another namespace.
 pub struct Lane {
     pub label: String,
@@ -84,12 +76,15 @@ impl Drop for Server {
     }
 }
 
-/// One test of `secs` seconds (after [`OMIT`]) over `lane`: bits per
-/// second received.
-pub fn test(lane: &Lane, secs: u32) -> Result<f64> {
+/// One test of `secs` seconds (after [`OMIT`]) with `streams` parallel
+/// TCP streams (`-P`) over `lane`: bits per second received, all streams
+/// together.
+pub fn test(lane: &Lane, secs: u32, streams: u32) -> Result<f64> {
     let mut cmd = Command::new(IPERF3);
     cmd.args(["-c", &lane.server.to_string(), "-p", PORT, "-O", OMIT, "-J", "-t"])
-        .arg(secs.to_string());
+        .arg(secs.to_string())
+        .arg("-P")
+        .arg(streams.to_string());
     let what = format!("iperf3 -c {} ({})", lane.server, lane.label);
     let (_, out) = crate::bench::timed_in(&lane.client, &mut cmd, "", &what)?;
     received(&out).with_context(|| format!("reading {what}'s report"))
@@ -117,56 +112,6 @@ pub fn mtu(ns: &Path, dev: &str) -> Result<u32> {
         .with_context(|| format!("the MTU of {dev} in {}: {}{}", ns.display(), r.stdout, r.stderr))
 }
 
-/// A VXLAN device in each of two host namespaces, with an address on it
-/// and the other host as its remote: no bridge, no container, nothing
-/// learned. What any VXLAN overlay between the two can carry at most.
-pub struct BarePair {
-    hosts: [PathBuf; 2],
-}
-
-impl BarePair {
-    /// Makes it between `hosts` (namespace, underlay address), with the
-    /// MTU of the underlay's `eth0` minus [`VXLAN_OVERHEAD`].
-    pub fn new(hosts: [(&Path, Ipv4Addr); 2]) -> Result<Self> {
-        let pair = Self {
-            hosts: hosts.map(|(ns, _)| ns.to_owned()),
-        };
-        for (i, (ns, local)) in hosts.iter().enumerate() {
-            let remote = hosts[1 - i].1;
-            let mtu = mtu(ns, "eth0")? - VXLAN_OVERHEAD;
-            let script = format!(
-                "ip link add {BARE_DEV} mtu {mtu} type vxlan id {BARE_VNI} local {local} remote {remote} \
-                 dstport {VXLAN_PORT} dev eth0 && ip addr add {}/24 dev {BARE_DEV} && ip link set {BARE_DEV} up",
-                Self::address(i)
-            );
-            let r = run_in(ns, "sh", &["-c", &script]);
-            ensure!(r.code == 0, "making the bare VXLAN pair: {}", r.stderr.trim());
-        }
-        Ok(pair)
-    }
-
-    /// The address of host `i`'s end.
-    pub fn address(i: usize) -> Ipv4Addr {
-        format!("{BARE_PREFIX}.{}", i + 1)
-            .parse()
-            .unwrap_or(Ipv4Addr::UNSPECIFIED)
-    }
-
-    /// The MTU of its devices.
-    pub fn mtu(&self) -> Result<u32> {
-        mtu(&self.hosts[0], BARE_DEV)
-    }
-}
-
-impl Drop for BarePair {
-    fn drop(&mut self) {
-        for ns in &self.hosts {
-            // Gone with its namespace anyway; "not found" is fine.
-            let _ = run_in(ns, "ip", &["link", "del", BARE_DEV]);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,12 +123,6 @@ mod tests {
         let e = format!("{:#}", received(r#"{"error":"unable to connect"}"#).unwrap_err());
         assert!(e.contains("unable to connect"), "{e}");
         assert!(received(r#"{"end":{}}"#).is_err());
-    }
-
-    #[test]
-    fn the_pair_has_an_address_per_host() {
-        assert_eq!(BarePair::address(0), Ipv4Addr::new(10, 215, 0, 1));
-        assert_eq!(BarePair::address(1), Ipv4Addr::new(10, 215, 0, 2));
-        assert!(BARE_DEV.len() <= 15);
+        assert!(received("iperf3: error").is_err());
     }
 }
