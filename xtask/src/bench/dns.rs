@@ -25,8 +25,8 @@
 //! rounds that the subjects take one after the other, so that other work
 //! on the machine lands on all of them alike): berth (release build, in a
 //! [`TestHost`]), aardvark-dns started by netavark 1.4 (`aardvark.rs`),
-//! Docker's embedded DNS (`docker.rs`, a dockerd of the bench's own in the
-//! machine's namespace).
+//! Docker's embedded DNS (`docker.rs`, a dockerd of the bench's own in a
+//! network namespace of its own).
 
 mod query;
 mod report;
@@ -565,7 +565,7 @@ pub fn run(args: &[String], session: &mut Session) -> Result<()> {
     match &docker_missing {
         Some(m) => println!("Docker: {m}"),
         None => println!(
-            "Docker: {}, its own dockerd in the machine's namespace (--bridge none --iptables=false), 127.0.0.11:53",
+            "Docker: {}, its own dockerd in a network namespace of its own, 127.0.0.11:53",
             super::first_line(docker::DOCKERD, &["--version"]).unwrap_or_else(|| "unknown version".into())
         ),
     }
@@ -600,7 +600,7 @@ pub fn run(args: &[String], session: &mut Session) -> Result<()> {
         entries.push(Entry::absent(label, run_is, why));
     } else {
         progress("Docker: starting dockerd and setting up");
-        entries.push(match Docker::start() {
+        entries.push(match Docker::start(&bin) {
             Ok(d) => Entry::up(label, run_is, Box::new(d)),
             Err((e, notes)) => {
                 let mut entry = Entry::absent(label, run_is, format!("could not start ({e:#})"));

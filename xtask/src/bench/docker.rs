@@ -3,9 +3,9 @@
 //! embedded DNS as a DNS bench subject, and two dockerds in a swarm as the
 //! overlay bench's subject ([`Swarm`], in `docker/swarm.rs`).
 //!
-//! For the DNS bench the dockerd runs with no userland proxy (its DNS still
-//! works without iptables in the machine: it redirects 127.0.0.11:53 with
-//! rules inside each container's namespace). The bench's upstream runs
+//! For the DNS bench the dockerd runs inside a network namespace of its
+//! own ([`Dockerd::start_in`]), with its bridge network there; its DNS
+//! redirects 127.0.0.11:53 with rules inside each container's namespace. The bench's upstream runs
 //! inside a container of its network, and the containers are given it with
 //! `--dns`; the container that asks has no default route, so whatever its
 //! resolver forwards cannot leave the network.
@@ -64,6 +64,9 @@ pub struct Docker {
     // Dropped before the daemon, which shuts down when dropped.
     upstream: Option<Upstream>,
     d: Dockerd,
+    /// The namespace dockerd runs in (its bridge and containers there),
+    /// dropped after it.
+    _world: berth_testkit::TestHost,
     client: PathBuf,
     target: IpAddr,
 }
@@ -71,18 +74,16 @@ pub struct Docker {
 impl Docker {
     /// Starts dockerd and sets up the containers. On failure everything it
     /// made is gone again; the error comes with what the cleanup found.
-    pub fn start() -> std::result::Result<Self, (anyhow::Error, Vec<String>)> {
-        let net = Net {
-            name: NETWORK,
-            bridge: BRIDGE,
-            subnet: "10.213.0.0/24",
-            gateway: "10.213.0.1",
-            proxy: false,
-        };
-        let d = Dockerd::start(net, &["sh", "sleep"])?;
+    pub fn start(bin: &Path) -> std::result::Result<Self, (anyhow::Error, Vec<String>)> {
+        // dockerd in a namespace of its own, never the machine's: its
+        // bridge, its rules and its containers are there.
+        let world = berth_testkit::TestHost::without_daemon(bin);
+        let ns = world.namespace("docker");
+        let d = Dockerd::start_in(&ns, "dns", &["sh", "sleep"])?;
         let mut d = Self {
             upstream: None,
             d,
+            _world: world,
             client: PathBuf::new(),
             target: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
         };
@@ -96,6 +97,17 @@ impl Docker {
     }
 
     fn setup(&mut self) -> Result<()> {
+        self.d.docker(&[
+            "network",
+            "create",
+            "--subnet",
+            "10.213.0.0/24",
+            "--gateway",
+            "10.213.0.1",
+            "-o",
+            &format!("com.docker.network.bridge.name={BRIDGE}"),
+            NETWORK,
+        ])?;
         let up = UPSTREAM.to_string();
         self.d.docker(&[
             "run",
@@ -110,14 +122,12 @@ impl Docker {
             "sleep",
             "3600",
         ])?;
-        let up_ns = PathBuf::from(self.d.inspect(UPSTREAM_NAME, "{{.NetworkSettings.SandboxKey}}")?);
+        let up_ns = namespace_of(&self.d, UPSTREAM_NAME)?;
         self.upstream = Some(resolver::upstream(&up_ns, SocketAddr::from((UPSTREAM, 53))));
         for name in [CLIENT, TARGET] {
             self.run(name)?;
         }
-        let client = self.d.inspect(CLIENT, "{{.NetworkSettings.SandboxKey}}")?;
-        ensure!(!client.is_empty(), "{CLIENT} has no SandboxKey");
-        self.client = PathBuf::from(client);
+        self.client = namespace_of(&self.d, CLIENT)?;
         // Its upstream is on its own network: no other route is needed.
         let r = berth_testkit::run_in(&self.client, "ip", &["-4", "route", "del", "default"]);
         ensure!(
