@@ -1,20 +1,15 @@
-//! A dockerd of the bench's own, in one of two places:
-//! - [`Dockerd::start`]: in the machine's namespace, as harmless as a
-//!   daemon there can be: no default bridge (`--bridge none`); no iptables
-//!   rules, no IP forwarding, no masquerading in the machine; one
-//!   user-defined network on a subnet nothing here uses, with a bridge name
-//!   of its own. The DNS bench and the ports bench use it.
-//! - [`Dockerd::start_in`]: inside a network namespace of the bench's, in a
-//!   mount namespace of its own (`unshare -m --propagation private`) with a
-//!   tmpfs on `/run` and on `/var/lib/docker`, so that what it writes there
-//!   whatever its roots say (`/run/docker`, `/run/containerd`, swarm mode's
-//!   `/var/lib/docker/network/files`) never lands in the machine, and it
-//!   cannot reach the machine's D-Bus. Its iptables rules, forwarding and
-//!   bridges stay in its namespace, so it runs with Docker's defaults
-//!   there (but no default bridge). The overlay bench runs two as a swarm
-//!   (`swarm.rs`).
+//! A dockerd of the bench's own ([`Dockerd::start_in`]), never in the
+//! machine's network namespace: inside a network namespace of the bench's,
+//! in a mount namespace of its own (`unshare -m --propagation private`)
+//! with a tmpfs on `/run` and on `/var/lib/docker`, so that what it writes
+//! there whatever its roots say (`/run/docker`, `/run/containerd`, swarm
+//! mode's `/var/lib/docker/network/files`) never lands in the machine, and
+//! it cannot reach the machine's D-Bus. Its iptables rules, forwarding and
+//! bridges stay in its namespace, so it runs with Docker's defaults there
+//! (but no default bridge). The DNS, ports, teardown and dataplane benches
+//! run one; the overlay bench runs two as a swarm (`swarm.rs`).
 //!
-//! Either way its data, exec root, socket and pid file are in a test root
+//! Its data, exec root, socket and pid file are in a test root
 //! of its own, and busybox-static is imported as its one image. Before it
 //! starts, it notes what the machine has (`machine.rs`); [`Dockerd::shut`]
 //! removes the containers, the network and the image, stops dockerd by its
@@ -27,14 +22,12 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::leftovers;
-use super::machine::{
-    Machine, PROXY, SWARM_FILES, hold_swarm_files, processes_with, proxies, release_swarm_files,
-};
+use super::machine::{Machine, SWARM_FILES, hold_swarm_files, processes_with, proxies, release_swarm_files};
 use super::{BUSYBOX, DOCKER, DOCKERD};
 
 /// Its image.
@@ -54,9 +47,6 @@ pub struct Net {
     /// `A.B.C.0/24`.
     pub subnet: &'static str,
     pub gateway: &'static str,
-    /// Whether ports are published through docker-proxy processes (with
-    /// iptables off, the only way dockerd publishes them).
-    pub proxy: bool,
 }
 
 impl Net {
@@ -67,8 +57,7 @@ impl Net {
     }
 }
 
-/// A running dockerd of the bench's with its image (and network, in the
-/// machine's namespace). Dropping it shuts it down like [`Dockerd::shut`],
+/// A running dockerd of the bench's with its image. Dropping it shuts it down like [`Dockerd::shut`],
 /// printing the notes.
 pub struct Dockerd {
     dir: PathBuf,
@@ -88,45 +77,18 @@ pub struct Dockerd {
 type Started = std::result::Result<Dockerd, (anyhow::Error, Vec<String>)>;
 
 impl Dockerd {
-    /// Starts dockerd in the machine's namespace, imports the image
-    /// (busybox with `applets`) and creates `net`. On failure everything
-    /// it made is gone again; the error comes with what the cleanup found.
-    pub fn start(net: Net, applets: &[&str]) -> Started {
-        let before = Machine::snapshot();
-        let routes = Command::new("ip")
-            .args(["-4", "route", "show", "table", "all"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default();
-        if let Some(r) = routes.lines().find(|l| l.contains(net.prefix())) {
-            return Err((
-                anyhow!("the machine already routes {}: {r}", net.subnet),
-                Vec::new(),
-            ));
-        }
-        if before.links.iter().any(|l| l == net.bridge) {
-            return Err((
-                anyhow!("the machine already has a link {}", net.bridge),
-                Vec::new(),
-            ));
-        }
-        let dir = Self::dir(net.name);
-        let daemon = match spawn(&dir, Place::Machine { proxy: net.proxy }) {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = fs::remove_dir_all(&dir);
-                return Err((e, Vec::new()));
-            }
-        };
-        leftovers::record(&dir, Some(net.bridge), &before.absent(), false);
-        Self::ready(dir, daemon, before, Some(net), false, applets)
-    }
-
     /// Starts dockerd inside the network namespace pinned at `ns` (see the
     /// module docs) and imports the image (busybox with `applets`); `name`
     /// names its test root. On failure everything it made is gone again;
     /// the error comes with what the cleanup found.
     pub fn start_in(ns: &Path, name: &str, applets: &[&str]) -> Started {
+        Self::start_in_with(ns, name, applets, &[])
+    }
+
+    /// As [`Dockerd::start_in`], with more arguments for dockerd (the
+    /// ports bench: `--iptables=false`, so that ports go through
+    /// docker-proxy alone, as it measured them before).
+    pub fn start_in_with(ns: &Path, name: &str, applets: &[&str], args: &[&str]) -> Started {
         let made = match hold_swarm_files() {
             Ok(made) => made,
             Err(e) => return Err((e, Vec::new())),
@@ -134,7 +96,7 @@ impl Dockerd {
         // After the mount point exists: it is not dockerd's to remove.
         let before = Machine::snapshot();
         let dir = Self::dir(name);
-        let daemon = match spawn(&dir, Place::Netns(ns)) {
+        let daemon = match spawn(&dir, Place::Netns(ns), args) {
             Ok(c) => c,
             Err(e) => {
                 let _ = fs::remove_dir_all(&dir);
@@ -402,18 +364,14 @@ impl Drop for Dockerd {
     }
 }
 
-/// Where a dockerd runs.
+/// Where a dockerd runs: the network namespace pinned at this path,
+/// under mounts of its own (see the module docs), with Docker's defaults.
 enum Place<'a> {
-    /// The machine's namespace, iptables off; with `proxy`, published
-    /// ports go through docker-proxy.
-    Machine { proxy: bool },
-    /// The network namespace pinned at this path, under mounts of its own
-    /// (see the module docs), with Docker's defaults.
     Netns(&'a Path),
 }
 
 /// Starts dockerd at `place` with everything of its own under `dir`.
-fn spawn(dir: &Path, place: Place<'_>) -> Result<Child> {
+fn spawn(dir: &Path, place: Place<'_>, args: &[&str]) -> Result<Child> {
     let _ = fs::remove_dir_all(dir);
     fs::create_dir_all(dir.join("client")).with_context(|| format!("creating {}", dir.display()))?;
     // Its trust key would go to /etc/docker/key.json.
@@ -425,7 +383,6 @@ fn spawn(dir: &Path, place: Place<'_>) -> Result<Child> {
     .context("writing daemon.json")?;
     let log = fs::File::create(dir.join("dockerd.log")).context("creating dockerd's log")?;
     let mut cmd = match place {
-        Place::Machine { .. } => Command::new(DOCKERD),
         Place::Netns(ns) => {
             // `unshare` execs the shell, which execs dockerd: one pid.
             let mounts =
@@ -455,17 +412,8 @@ fn spawn(dir: &Path, place: Place<'_>) -> Result<Child> {
         .arg(dir.join("dockerd.pid"))
         .arg("-H")
         .arg(format!("unix://{}", dir.join("docker.sock").display()))
-        .arg("--bridge=none");
-    if let Place::Machine { proxy } = place {
-        cmd.args([
-            "--iptables=false",
-            "--ip6tables=false",
-            "--ip-forward=false",
-            "--ip-masq=false",
-        ])
-        .arg(format!("--userland-proxy={proxy}"))
-        .arg(format!("--userland-proxy-path={PROXY}"));
-    }
+        .arg("--bridge=none")
+        .args(args);
     // Ties it and what it starts to its root, for every cleanup.
     cmd.env(berth_testkit::ROOT_ENV, dir)
         .stdin(Stdio::null())
@@ -486,7 +434,6 @@ mod tests {
             bridge: "b",
             subnet: "10.213.0.0/24",
             gateway: "10.213.0.1",
-            proxy: false,
         };
         assert_eq!(net.prefix(), "10.213.0.");
     }
