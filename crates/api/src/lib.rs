@@ -67,6 +67,7 @@ mod filters;
 mod map;
 mod network;
 mod system;
+mod time;
 mod version;
 
 pub use container::{
@@ -87,4 +88,5 @@ pub use system::{
     ClusterHost, ClusterInfo, Commit, ComponentVersion, DriverInfo, ErrorResponse, InfoPlugins, PING_HEADERS,
     Platform, PluginInfo, SwarmInfo, SystemInfo, SystemVersion, go_arch,
 };
+pub use time::Utc;
 pub use version::{API_VERSION, ApiVersion, MIN_API_VERSION};

@@ -169,24 +169,12 @@ pub fn now_utc() -> String {
     date(SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default())
 }
 
-/// `since_epoch` as a UTC date and time (days to civil date: Howard
-/// Hinnant's algorithm, valid for the proleptic Gregorian calendar).
+/// `since_epoch` as a UTC date and time.
 fn date(since_epoch: Duration) -> String {
-    let secs = since_epoch.as_secs();
-    let (days, rest) = ((secs / 86_400) as i64, secs % 86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let t = berth_api::Utc::from_unix(since_epoch.as_secs() as i64);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year, t.month, t.day, t.hour, t.minute
     )
 }
 
