@@ -15,20 +15,6 @@ fn berth() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_berth"))
 }
 
-fn run(h: &TestHost, name: &str, net: &str) {
-    h.ok(&[
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--network",
-        net,
-        "--",
-        "sleep",
-        "600",
-    ]);
-}
-
 fn sandbox(h: &TestHost, c: &str) -> PathBuf {
     let v: Value = serde_json::from_str(&h.ok(&["inspect", c])).unwrap();
     PathBuf::from(v[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap())
@@ -82,7 +68,7 @@ fn a_macvlan_endpoint_is_gone_at_once_and_its_address_comes_back() {
 /// disconnect, of a container on a bridge network to `net`.
 fn disconnect_rounds(h: &TestHost, net: &str, veths_in_host: bool) {
     h.ok(&["network", "create", "--subnet", "10.46.0.0/24", "n1"]);
-    run(h, "c", "n1");
+    h.run_sleeper("c", "n1");
     let sb = sandbox(h, "c");
     let veths = host_veths(h);
     for round in 0..10 {
@@ -119,10 +105,10 @@ fn a_daemon_killed_while_deletions_linger_leaves_nothing_at_its_next_start() {
     let mut h = TestHost::new(berth());
     h.ok(&["network", "create", "--subnet", "10.48.0.0/24", "n1"]);
     h.ok(&["network", "create", "--subnet", "10.49.0.0/24", "n2"]);
-    run(&h, "c", "n1");
+    h.run_sleeper("c", "n1");
     let sb = sandbox(&h, "c");
     for i in 0..5 {
-        run(&h, &format!("r{i}"), "n2");
+        h.run_sleeper(&format!("r{i}"), "n2");
     }
     h.ok(&["network", "connect", "n2", "c"]);
     let addr = h.address("c", "n2");
@@ -150,9 +136,9 @@ fn a_full_subnet_gets_its_last_address_back_right_after_a_disconnect() {
     h.ok(&["network", "create", "--subnet", "10.51.0.0/24", "n1"]);
     // Five addresses besides the gateway.
     h.ok(&["network", "create", "--subnet", "10.52.0.0/29", "small"]);
-    run(&h, "c", "n1");
+    h.run_sleeper("c", "n1");
     for i in 0..4 {
-        run(&h, &format!("s{i}"), "small");
+        h.run_sleeper(&format!("s{i}"), "small");
     }
     for round in 0..5 {
         h.ok(&["network", "connect", "small", "c"]);
@@ -176,7 +162,7 @@ fn a_network_removed_right_after_its_500_containers_leaves_nothing() {
     h.ok(&["network", "create", "--subnet", "10.54.0.0/23", "crowd"]);
     let names: Vec<String> = (0..500).map(|i| format!("p{i:03}")).collect();
     for n in &names {
-        run(&h, n, "crowd");
+        h.run_sleeper(n, "crowd");
     }
     let mut rm = vec!["rm", "-f"];
     rm.extend(names.iter().map(String::as_str));

@@ -61,20 +61,6 @@ fn leases(h: &TestHost, name: &str) -> Vec<String> {
     out
 }
 
-fn run(h: &TestHost, name: &str, net: &str) {
-    h.ok(&[
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--network",
-        net,
-        "--",
-        "sleep",
-        "600",
-    ]);
-}
-
 fn bridge_ports(h: &TestHost, bridge: &str) -> usize {
     h.run("ip", &["-o", "link", "show", "master", bridge])
         .stdout
@@ -117,8 +103,8 @@ fn a_crash_mid_connect_to_a_cni_network_releases_the_lease() {
     let mut h = cni_host();
     h.ok(&["network", "create", "--subnet", "10.38.0.0/24", "n1"]);
     cni_net(&h, "cn", "cnibr21", "10.39.0.0/24");
-    run(&h, "a", "cn");
-    run(&h, "c", "n1");
+    h.run_sleeper("a", "cn");
+    h.run_sleeper("c", "n1");
     let held = leases(&h, "cn");
     assert_eq!(held, ["10.39.0.2"]);
     let links = sandbox_links(&h, "c");
@@ -149,7 +135,7 @@ fn a_crash_mid_connect_to_a_cni_network_releases_the_lease() {
     assert!(v[0]["NetworkSettings"]["Networks"]["cn"].is_null());
     // Connecting again works; the addresses are distinct and each held once.
     h.ok(&["network", "connect", "cn", "c"]);
-    run(&h, "b", "cn");
+    h.run_sleeper("b", "cn");
     // (host-local hands out the address after the last it gave, so the
     // released one may wait its turn: what matters is one lease each.)
     let mut held: Vec<String> = ["a", "b", "c"].iter().map(|c| h.address(c, "cn")).collect();
@@ -163,7 +149,7 @@ fn a_crash_mid_connect_to_a_cni_network_releases_the_lease() {
 fn a_crash_mid_run_on_a_cni_network_releases_the_lease() {
     let mut h = cni_host();
     cni_net(&h, "cn", "cnibr22", "10.40.0.0/24");
-    run(&h, "a", "cn");
+    h.run_sleeper("a", "cn");
     let held = leases(&h, "cn");
     crash_at(
         &mut h,
@@ -196,7 +182,7 @@ fn a_crash_mid_run_on_a_cni_network_releases_the_lease() {
         1,
         "only a's veth is on the bridge: {ports}"
     );
-    run(&h, "x", "cn");
+    h.run_sleeper("x", "cn");
     let mut held: Vec<String> = ["a", "x"].iter().map(|c| h.address(c, "cn")).collect();
     held.sort();
     assert_eq!(leases(&h, "cn"), held);
@@ -219,8 +205,8 @@ fn a_crash_mid_attach_on_a_plugin_network_leaves_nothing_of_it() {
         "10.42.0.0/24",
         "p2p",
     ]);
-    run(&h, "a", "p2p");
-    run(&h, "c", "n1");
+    h.run_sleeper("a", "p2p");
+    h.run_sleeper("c", "n1");
     // A restart puts berth's table back after the plugin's: the snapshot
     // is taken after one, so that only what the crash left differs.
     h.kill_daemon();
@@ -260,7 +246,7 @@ fn a_crash_mid_attach_on_a_plugin_network_leaves_nothing_of_it() {
     );
     // The addresses the cut-short attaches had are handed out once each.
     h.ok(&["network", "connect", "p2p", "c"]);
-    run(&h, "x", "p2p");
+    h.run_sleeper("x", "p2p");
     let (a, c, x) = (
         h.address("a", "p2p"),
         h.address("c", "p2p"),
@@ -279,7 +265,7 @@ fn a_crash_mid_disconnect_from_a_cni_network_is_finished() {
     let mut h = cni_host();
     h.ok(&["network", "create", "--subnet", "10.43.0.0/24", "n1"]);
     cni_net(&h, "cn", "cnibr23", "10.44.0.0/24");
-    run(&h, "c", "n1");
+    h.run_sleeper("c", "n1");
     let links = sandbox_links(&h, "c");
     h.ok(&["network", "connect", "cn", "c"]);
     assert_eq!(leases(&h, "cn").len(), 1);

@@ -112,20 +112,6 @@ fn bridge_net(h: &TestHost, name: &str, bridge: &str, subnet: &str, extra: &[&st
     h.ok(&args);
 }
 
-fn run(h: &TestHost, name: &str, net: &str) {
-    h.ok(&[
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--network",
-        net,
-        "--",
-        "sleep",
-        "600",
-    ]);
-}
-
 fn inspect(h: &TestHost, c: &str) -> Value {
     let v: Value = serde_json::from_str(&h.ok(&["inspect", c])).unwrap();
     v[0].clone()
@@ -176,8 +162,8 @@ fn bridge_and_host_local_give_addresses_names_and_a_way_to_each_other() {
     let h = host();
     let before = h.kernel_state();
     bridge_net(&h, "cn", "cnibr0", "10.88.0.0/24", &[]);
-    run(&h, "a", "cn");
-    run(&h, "b", "cn");
+    h.run_sleeper("a", "cn");
+    h.run_sleeper("b", "cn");
     let (ia, ib) = (h.address("a", "cn"), h.address("b", "cn"));
     assert!(
         ia.starts_with("10.88.0.") && ib.starts_with("10.88.0.") && ia != ib,
@@ -253,7 +239,7 @@ fn a_list_runs_in_order_deletes_in_reverse_and_outlives_a_restart() {
         "cni.config=chain",
         "chainnet",
     ]);
-    run(&h, "c1", "chainnet");
+    h.run_sleeper("c1", "chainnet");
     let v = inspect(&h, "c1");
     let id = v["Id"].as_str().unwrap().to_owned();
     let sandbox = v["NetworkSettings"]["SandboxKey"].as_str().unwrap().to_owned();
@@ -323,8 +309,8 @@ fn macvlan_from_a_single_plugin_file_found_by_its_name() {
     )
     .unwrap();
     h.ok(&["network", "create", "-d", "cni", "-o", "cni.config=lan", "lan"]);
-    run(&h, "a", "lan");
-    run(&h, "b", "lan");
+    h.run_sleeper("a", "lan");
+    h.run_sleeper("b", "lan");
     let link = h.ok(&["exec", "a", "--", "ip", "-d", "-o", "link", "show", "eth0"]);
     assert!(link.contains("macvlan mode bridge"), "{link}");
     assert!(can_ping(&h, "a", &h.address("b", "lan")));
@@ -357,8 +343,8 @@ fn ptp_routes_through_the_host() {
         &dir,
         "p2p",
     ]);
-    run(&h, "a", "p2p");
-    run(&h, "b", "p2p");
+    h.run_sleeper("a", "p2p");
+    h.run_sleeper("b", "p2p");
     let ib = h.address("b", "p2p");
     let route = h.ok(&["exec", "a", "--", "ip", "route", "show", "default"]);
     assert!(route.contains("dev eth0"), "{route}");
@@ -386,7 +372,7 @@ fn bridges_are_isolated_unless_asked_not_to_be() {
             subnet,
             &["isDefaultGateway=true", &format!("cni.isolate={isolate}")],
         );
-        run(&h, &format!("c-{net}"), net);
+        h.run_sleeper(&format!("c-{net}"), net);
     }
     // Routed through the host between two bridges: berth's firewall drops
     // it between isolated networks, CNI's own behaviour lets it through.
@@ -428,7 +414,7 @@ fn bridges_are_isolated_unless_asked_not_to_be() {
         &dir,
         "in",
     ]);
-    run(&h, "c-in", "in");
+    h.run_sleeper("c-in", "in");
     assert!(
         can_ping(&h, "c-i1", "198.51.100.2"),
         "an isolated network cannot go out"
@@ -604,7 +590,7 @@ exit 1"#,
     // The daemon is fine: the next container on the network works.
     h.ok(&["network", "rm", "fails"]);
     bridge_net(&h, "works", "cnibr10", "10.98.0.0/24", &[]);
-    run(&h, "ok", "works");
+    h.run_sleeper("ok", "works");
 }
 
 #[test]
@@ -727,8 +713,8 @@ fn garbage_silence_and_hangs_each_give_one_line_and_leave_nothing() {
 fn network_check_reports_each_container() {
     let h = host();
     bridge_net(&h, "cn", "cnibr11", "10.99.0.0/24", &[]);
-    run(&h, "a", "cn");
-    run(&h, "b", "cn");
+    h.run_sleeper("a", "cn");
+    h.run_sleeper("b", "cn");
     assert_eq!(h.ok(&["network", "check", "cn"]), "a: OK\nb: OK\n");
     // Take b's address away behind berth's back: CHECK notices.
     h.ok(&["exec", "b", "--", "ip", "addr", "flush", "dev", "eth0"]);
@@ -744,14 +730,14 @@ fn network_check_reports_each_container() {
     );
     // Networks of other drivers cannot be checked; old CNI versions neither.
     h.ok(&["network", "create", "plain"]);
-    run(&h, "p", "plain");
+    h.run_sleeper("p", "plain");
     let line = h.fails(&["network", "check", "plain"]);
     assert!(
         line.contains("cannot check its containers: only cni networks can"),
         "{line}"
     );
     bridge_net(&h, "old", "cnibr12", "10.100.0.0/24", &["cni.version=0.3.1"]);
-    run(&h, "o", "old");
+    h.run_sleeper("o", "old");
     let line = h.fails(&["network", "check", "old"]);
     assert!(line.contains("CHECK needs 0.4.0 or later"), "{line}");
     let line = h.fails(&["network", "check", "nope"]);

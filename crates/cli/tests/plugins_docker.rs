@@ -43,20 +43,6 @@ fn plugin<'a>(list: &'a [Value], name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("plugin {name} is not listed: {list:?}"))
 }
 
-fn run(h: &TestHost, name: &str, net: &str) {
-    h.ok(&[
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--network",
-        net,
-        "--",
-        "sleep",
-        "600",
-    ]);
-}
-
 #[test]
 fn plugin_ls_shows_a_socket_plugin() {
     let (h, p) = host();
@@ -130,7 +116,7 @@ fn sockets_in_their_own_directory_and_spec_and_json_files_are_found() {
             subnet,
             &format!("n-{d}"),
         ]);
-        run(&h, &format!("c-{d}"), &format!("n-{d}"));
+        h.run_sleeper(&format!("c-{d}"), &format!("n-{d}"));
         let link = h.ok(&[
             "exec",
             &format!("c-{d}"),
@@ -164,8 +150,8 @@ fn two_containers_on_a_plugin_network_reach_each_other_by_ip_and_name() {
     ]);
     let v: Value = serde_json::from_str(&h.ok(&["network", "inspect", "pnet"])).unwrap();
     assert_eq!(v[0]["Driver"], "testplug");
-    run(&h, "a", "pnet");
-    run(&h, "b", "pnet");
+    h.run_sleeper("a", "pnet");
+    h.run_sleeper("b", "pnet");
     let link = h.ok(&["exec", "a", "--", "ip", "-o", "link", "show", "eth0"]);
     assert!(link.contains("link/ether 02:42:0a:2e:00:02"), "{link}");
     assert!(link.contains("state UP"), "{link}");
@@ -315,7 +301,7 @@ fn attach_fails(method: &str, fault: Fault, want: &[&str]) -> (TestHost, DockerP
 
 /// The daemon still drives the plugin after the fault.
 fn works_again(h: &TestHost) {
-    run(h, "y", "fnet");
+    h.run_sleeper("y", "fnet");
     h.ok(&["rm", "-f", "y"]);
 }
 
@@ -507,7 +493,7 @@ fn containers_are_removed_even_when_the_plugin_is_gone() {
         "10.49.0.0/24",
         "gnet",
     ]);
-    run(&h, "a", "gnet");
+    h.run_sleeper("a", "gnet");
     p.stop();
     // Leave and DeleteEndpoint cannot reach it: logged, as Docker does, and
     // the container and its interface still go.
@@ -531,8 +517,8 @@ fn a_restarted_daemon_keeps_plugin_networks_working() {
         "10.50.0.0/24",
         "rnet",
     ]);
-    run(&h, "a", "rnet");
-    run(&h, "b", "rnet");
+    h.run_sleeper("a", "rnet");
+    h.run_sleeper("b", "rnet");
     h.stop_daemon();
     h.start_daemon(&[]);
     // Activated again, and asked to put back what the network needs.
@@ -540,7 +526,7 @@ fn a_restarted_daemon_keeps_plugin_networks_working() {
     let again = calls.iter().rposition(|c| c == "Plugin.Activate").unwrap();
     assert!(calls[again..].contains(&"CreateNetwork".to_owned()), "{calls:?}");
     h.ok(&["exec", "a", "--", "ping", "-c1", "-W2", "b"]);
-    run(&h, "c", "rnet");
+    h.run_sleeper("c", "rnet");
     h.ok(&["exec", "c", "--", "ping", "-c1", "-W2", "a"]);
     h.ok(&["rm", "-f", "a", "b", "c"]);
     h.ok(&["network", "rm", "rnet"]);

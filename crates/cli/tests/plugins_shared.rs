@@ -58,20 +58,6 @@ fn plugin(h: &TestHost, name: &str) -> Value {
         .unwrap_or_else(|| panic!("plugin ls has no {name}: {:?}", plugins(h)))
 }
 
-fn run_on(h: &TestHost, name: &str, net: &str) -> String {
-    h.ok(&[
-        "run",
-        "-d",
-        "--name",
-        name,
-        "--network",
-        net,
-        "--",
-        "sleep",
-        "600",
-    ])
-}
-
 #[test]
 fn plugin_ls_shows_the_ptp_plugin_loaded() {
     let h = host(&[(&ptp(), "ptp.so")], &[]);
@@ -110,8 +96,8 @@ fn ptp_containers_reach_each_other_through_the_host() {
         "10.44.0.0/24",
         "p2p",
     ]);
-    run_on(&h, "a", "p2p");
-    run_on(&h, "b", "p2p");
+    h.run_sleeper("a", "p2p");
+    h.run_sleeper("b", "p2p");
     let (a, b) = (h.address("a", "p2p"), h.address("b", "p2p"));
     // A /32 in the container, the gateway on-link, everything else via it.
     let addr = h.ok(&["exec", "a", "--", "ip", "-o", "-4", "addr", "show", "eth0"]);
@@ -177,7 +163,7 @@ fn a_removed_containers_namespace_is_let_go() {
         "10.45.0.0/24",
         "p2p",
     ]);
-    run_on(&h, "c", "p2p");
+    h.run_sleeper("c", "p2p");
     let v: Value = serde_json::from_str(&h.ok(&["inspect", "c"])).unwrap();
     let key = v[0]["NetworkSettings"]["SandboxKey"].as_str().unwrap().to_owned();
     let m = std::fs::metadata(&key).unwrap();
@@ -243,7 +229,7 @@ fn libraries_that_cannot_be_used_are_listed_with_the_reason() {
     );
     // The daemon serves, and the plugin that loaded works.
     h.ok(&["network", "create", "-d", "faulty", "fine"]);
-    run_on(&h, "c", "fine");
+    h.run_sleeper("c", "fine");
     h.ok(&["exec", "c", "--", "ip", "link", "show", "eth0"]);
     let e = h.fails(&["network", "create", "-d", "faulty-abi9", "nope"]);
     assert!(e.contains("unknown driver \"faulty-abi9\""), "{e}");
@@ -256,7 +242,7 @@ fn a_plugin_named_like_a_builtin_driver_is_refused() {
     assert_eq!(p["Status"], "refused: \"bridge\" is a built-in driver");
     // The built-in one is still the one that answers.
     h.ok(&["network", "create", "-d", "bridge", "br"]);
-    run_on(&h, "x", "br");
+    h.run_sleeper("x", "br");
     let links = h.run("ip", &["-o", "link", "show"]).stdout;
     assert!(links.contains("veth") && !links.contains("flt"), "{links}");
 }
@@ -270,7 +256,7 @@ fn reload_picks_up_a_plugin_copied_in_later() {
     let out = h.ok(&["plugin", "reload"]);
     assert!(out.contains("ptp") && out.contains("loaded"), "{out}");
     h.ok(&["network", "create", "-d", "ptp", "late"]);
-    run_on(&h, "l", "late");
+    h.run_sleeper("l", "late");
     // A second reload keeps the same library loaded and its networks working.
     h.ok(&["plugin", "reload"]);
     h.ok(&["exec", "l", "--", "ip", "link", "show", "eth0"]);
@@ -386,7 +372,7 @@ fn bad_answers_fail_in_one_line_and_leave_nothing() {
     assert_eq!(h.kernel_state(), before);
     // Still serving, and the same plugin still works.
     h.ok(&["network", "create", "-d", "faulty", "good"]);
-    run_on(&h, "ok", "good");
+    h.run_sleeper("ok", "good");
     h.ok(&["exec", "ok", "--", "ip", "link", "show", "eth0"]);
 }
 
@@ -487,5 +473,5 @@ fn hung_plugin_is_cut_off(name: &str) {
     }
     // The hung call still holds a thread; everything else works.
     h.ok(&["network", "create", "-d", name, "fine"]);
-    run_on(&h, "fine", "fine");
+    h.run_sleeper("fine", "fine");
 }

@@ -340,6 +340,23 @@ impl TestHost {
         lines[0].to_owned()
     }
 
+    /// Runs `sleep 600` detached as container `name` on network `net`
+    /// (`berth run -d --name NAME --network NET -- sleep 600`) and insists
+    /// on success; returns what berth printed (the container's id).
+    pub fn run_sleeper(&self, name: &str, net: &str) -> String {
+        self.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network",
+            net,
+            "--",
+            "sleep",
+            "600",
+        ])
+    }
+
     /// Runs a program (`ip`, `nft`, `sh`, …) inside the host namespace.
     pub fn run(&self, prog: &str, args: &[&str]) -> Run {
         let mut cmd = Command::new(prog);
