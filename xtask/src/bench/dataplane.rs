@@ -235,29 +235,20 @@ pub fn run(args: &[String], session: &mut Session) -> Result<()> {
             let (Ok((lane, _)), (_, Ok(got))) = (&lanes[i].1, &mut figures[i]) else {
                 continue;
             };
-            let mut failed = None;
             // Once per turn: iperf3 leaves no work behind between its tests.
             quiet.settle();
-            for (s, streams) in STREAMS.iter().enumerate() {
-                match iperf::test(lane, opts.seconds, *streams) {
-                    Ok(bps) => {
-                        got[s].push(bps);
-                        progress(&format!(
-                            "round {}/{}: {}, {streams} stream{}: {:.2} Gbit/s",
-                            round + 1,
-                            opts.rounds,
-                            lane.label,
-                            if *streams == 1 { "" } else { "s" },
-                            bps / 1e9
-                        ));
-                    }
-                    Err(e) => {
-                        failed = Some(format!("FAILED in round {}: {e:#}", round + 1));
-                        break;
-                    }
-                }
-            }
-            if let Some(why) = failed {
+            let turn = turn(lane, opts.seconds, got, |streams, bps| {
+                progress(&format!(
+                    "round {}/{}: {}, {streams} stream{}: {:.2} Gbit/s",
+                    round + 1,
+                    opts.rounds,
+                    lane.label,
+                    if streams == 1 { "" } else { "s" },
+                    bps / 1e9
+                ));
+            });
+            if let Err(e) = turn {
+                let why = format!("FAILED in round {}: {e}", round + 1);
                 progress(&format!("{}: {why}", lane.label));
                 figures[i].1 = Err(why);
             }
@@ -293,6 +284,18 @@ pub fn run(args: &[String], session: &mut Session) -> Result<()> {
         (benched - ready).as_secs_f64(),
         (start.elapsed() - benched).as_secs_f64(),
     );
+    Ok(())
+}
+
+/// One subject's turn: an iperf3 test at each of [`STREAMS`], each figure
+/// added to `got` (a list per stream count) and told to `said` (the
+/// stream count, bit/s); the first failure ends the turn.
+pub fn turn(lane: &Lane, seconds: u32, got: &mut [Vec<f64>], said: impl Fn(u32, f64)) -> Result<(), String> {
+    for (s, streams) in STREAMS.iter().enumerate() {
+        let bps = iperf::test(lane, seconds, *streams).map_err(|e| format!("{e:#}"))?;
+        got[s].push(bps);
+        said(*streams, bps);
+    }
     Ok(())
 }
 

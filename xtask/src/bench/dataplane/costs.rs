@@ -15,7 +15,7 @@ use berth_testkit::{TestHost, run_in};
 
 use super::report::median;
 use super::subjects::Pair;
-use super::{Opts, STREAMS};
+use super::{Opts, turn};
 use crate::bench::iperf::{self, Lane};
 use crate::bench::{Line, Quiet, Session, print_table};
 
@@ -165,22 +165,17 @@ pub fn explore(
                 progress(&format!("costs: {label}: could not apply: {e:#}"));
                 continue;
             }
-            let mut failed = None;
             quiet.settle();
-            for (s, streams) in STREAMS.iter().enumerate() {
-                match iperf::test(lane, opts.seconds, *streams) {
-                    Ok(bps) => {
-                        got[s].push(bps);
-                        progress(&format!(
-                            "costs round {}/{}: {label}, {streams} stream(s): {:.2} Gbit/s",
-                            round + 1,
-                            opts.rounds,
-                            bps / 1e9
-                        ));
-                    }
-                    Err(e) => failed = Some(format!("FAILED: {e:#}")),
-                }
-            }
+            let mut failed = turn(lane, opts.seconds, got, |streams, bps| {
+                progress(&format!(
+                    "costs round {}/{}: {label}, {streams} stream(s): {:.2} Gbit/s",
+                    round + 1,
+                    opts.rounds,
+                    bps / 1e9
+                ));
+            })
+            .err()
+            .map(|e| format!("FAILED: {e}"));
             if let Some(v) = variant
                 && let Err(e) = apply(host, pair, (v.host.1, v.ends.1))
             {
