@@ -355,6 +355,14 @@ fn busy_share(window: Duration) -> f64 {
     (b1 - b0) as f64 / (t1 - t0) as f64
 }
 
+/// `berth ARGS` on the test host `h`: its output, or an error with the
+/// command and what berth said.
+fn berth_ok(h: &berth_testkit::TestHost, args: &[&str]) -> Result<String> {
+    let r = h.berth(args);
+    anyhow::ensure!(r.code == 0, "berth {}: {}", args.join(" "), r.stderr.trim());
+    Ok(r.stdout)
+}
+
 /// The first line a command prints, or `None` when it cannot run.
 fn first_line(prog: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(prog).args(args).output().ok()?;

@@ -397,9 +397,7 @@ impl Berth {
     }
 
     fn berth(&self, args: &[&str]) -> Result<String> {
-        let r = self.host.berth(args);
-        ensure!(r.code == 0, "berth {}: {}", args.join(" "), r.stderr.trim());
-        Ok(r.stdout)
+        super::berth_ok(&self.host, args)
     }
 
     fn inspect(&self, name: &str) -> Result<Value> {

@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail, ensure};
 use berth_testkit::TestHost;
 
 use super::docker::{self, Dockerd, IMAGE};
-use super::{Line, Samples, Session, Verdict, ms};
+use super::{Line, Samples, Session, Verdict, berth_ok, ms};
 
 /// Containers run and then removed, by default (the figure).
 const CONTAINERS: usize = 100;
@@ -104,7 +104,7 @@ pub fn run(args: &[String], s: &mut Session) -> Result<()> {
 fn berth_figures(bin: &Path, n: usize) -> Result<Figures> {
     let h = TestHost::new(bin);
     let net = "teardown";
-    ensure_ok(&h, &["network", "create", "--subnet", "10.219.0.0/23", net])?;
+    berth_ok(&h, &["network", "create", "--subnet", "10.219.0.0/23", net])?;
     let run = |name: &str| -> Result<Duration> {
         let args = [
             "run",
@@ -127,7 +127,7 @@ fn berth_figures(bin: &Path, n: usize) -> Result<Figures> {
     for i in 0..WARMUP {
         let name = format!("w{i}");
         run(&name)?;
-        ensure_ok(&h, &["rm", "-f", &name])?;
+        berth_ok(&h, &["rm", "-f", &name])?;
     }
     let mut f = Figures::default();
     let names: Vec<String> = (0..n).map(|i| format!("t{i:03}")).collect();
@@ -137,7 +137,7 @@ fn berth_figures(bin: &Path, n: usize) -> Result<Figures> {
     let mut rm = vec!["rm", "-f"];
     rm.extend(names.iter().map(String::as_str));
     let t = Instant::now();
-    ensure_ok(&h, &rm)?;
+    berth_ok(&h, &rm)?;
     f.rm = Some(t.elapsed());
     let left = h.berth(&["ps", "-a", "-q"]).stdout;
     ensure!(
@@ -150,12 +150,6 @@ fn berth_figures(bin: &Path, n: usize) -> Result<Figures> {
         f.rm.map_or("—".into(), ms)
     );
     Ok(f)
-}
-
-fn ensure_ok(h: &TestHost, args: &[&str]) -> Result<()> {
-    let r = h.berth(args);
-    ensure!(r.code == 0, "berth {}: {}", args.join(" "), r.stderr.trim());
-    Ok(())
 }
 
 fn docker_figures(bin: &Path, n: usize, budget: Option<Duration>) -> Result<Figures> {

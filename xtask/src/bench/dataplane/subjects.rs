@@ -127,8 +127,7 @@ fn berth_pair(host: &TestHost, net: &str, opts: &[&str]) -> Result<Pair> {
     let mut args = vec!["network", "create"];
     args.extend(opts);
     args.push(net);
-    let r = host.berth(&args);
-    ensure!(r.code == 0, "berth {}: {}", args.join(" "), r.stderr.trim());
+    crate::bench::berth_ok(host, &args)?;
     let mut ends = Vec::new();
     for end in ["server", "client"] {
         let name = format!("{net}-{end}");

@@ -92,9 +92,7 @@ impl Berth {
     }
 
     fn berth(&self, host: usize, args: &[&str]) -> Result<String> {
-        let r = self.host(host).berth(args);
-        ensure!(r.code == 0, "berth {}: {}", args.join(" "), r.stderr.trim());
-        Ok(r.stdout)
+        crate::bench::berth_ok(self.host(host), args)
     }
 
     fn sandbox_on(&self, host: usize, name: &str) -> Result<PathBuf> {
