@@ -951,6 +951,9 @@ fn connect_and_disconnect_bring_and_take_the_way_out() {
             .map(str::to_owned)
             .collect();
         v.retain(|n| n != "lo");
+        // Listed in ifindex order, which follows the order the kernel
+        // made the links in: the endpoints of one run are wired at once.
+        v.sort();
         v
     };
     // On a bridge network first: it has a way out, so no gateway bridge.
