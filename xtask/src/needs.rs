@@ -20,18 +20,21 @@ const fn need(what: &'static str, package: &'static str) -> Need {
 }
 
 /// What building berth needs besides Rust: etcd-client's build script
-/// compiles etcd's protocol with `protoc`.
-const BUILD: Need = need("protoc", "protobuf-compiler");
+/// compiles etcd's protocol with `protoc`, which imports protobuf's own
+/// well-known types (not in `protobuf-compiler` itself).
+const PROTOC: Need = need("protoc", "protobuf-compiler");
+const PROTOS: Need = need("/usr/include/google/protobuf/descriptor.proto", "libprotobuf-dev");
 
 /// What `cargo xtask demo` builds berth with and runs inside its
 /// containers and host.
-pub const DEMO: &[Need] = &[BUILD, need("ip", "iproute2"), need("ping", "iputils-ping")];
+pub const DEMO: &[Need] = &[PROTOC, PROTOS, need("ip", "iproute2"), need("ping", "iputils-ping")];
 
 /// What the tests run beside berth: to build their worlds, to look at the
 /// kernel, as the programs inside containers, and as berth's peers and
 /// clients (CNI plugins, the docker CLI, docker-py).
 pub const TESTS: &[Need] = &[
-    BUILD,
+    PROTOC,
+    PROTOS,
     need("ip", "iproute2"),
     need("ping", "iputils-ping"),
     need("pgrep", "procps"),
