@@ -27,7 +27,12 @@ const PROTOS: Need = need("/usr/include/google/protobuf/descriptor.proto", "libp
 
 /// What `cargo xtask demo` builds berth with and runs inside its
 /// containers and host.
-pub const DEMO: &[Need] = &[PROTOC, PROTOS, need("ip", "iproute2"), need("ping", "iputils-ping")];
+pub const DEMO: &[Need] = &[
+    PROTOC,
+    PROTOS,
+    need("ip", "iproute2"),
+    need("ping", "iputils-ping"),
+];
 
 /// What the tests run beside berth: to build their worlds, to look at the
 /// kernel, as the programs inside containers, and as berth's peers and

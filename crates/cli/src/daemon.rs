@@ -169,6 +169,7 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
         cluster,
         recover_store: args.recover_store,
         address_pools,
+        bridge_nf_call: args.bridge_nf_call,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

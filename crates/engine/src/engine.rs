@@ -40,6 +40,8 @@ pub struct Config {
     /// Local networks' subnets without `--subnet` come from these
     /// (`--default-address-pool`), or from Docker's defaults when empty.
     pub address_pools: Vec<crate::ipam::AddressPool>,
+    /// What to do with br_netfilter's sysctls (`--bridge-nf-call`).
+    pub bridge_nf_call: crate::firewall::BridgeNfCall,
 }
 
 impl Config {

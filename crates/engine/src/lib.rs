@@ -34,6 +34,7 @@ pub use error::{
     AddHostFault, AddressRole, Error, HostPort, HostnameFault, NoPublish, Object, PortFault, Process, Result,
     Unsupported,
 };
+pub use firewall::BridgeNfCall;
 pub use networks::ipam;
 pub use store::model;
 pub use util::now;

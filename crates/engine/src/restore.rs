@@ -77,6 +77,7 @@ impl Engine {
             }
         }
         self.ctx.firewall.install()?;
+        self.settle_bridge_nf_call().await;
         // What drivers keep of networks gone while the daemon was away.
         let drivers: Vec<Arc<dyn NetworkDriver>> = self
             .drivers

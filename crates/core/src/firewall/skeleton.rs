@@ -4,8 +4,9 @@
 //! checks that both listings are the same).
 //!
 //! Ordering matters: established flows pass first; same-network traffic
-//! (seen here because br_netfilter hands bridged packets to the inet hooks)
-//! passes only for icc networks; internal networks neither send nor receive
+//! (seen here when br_netfilter hands bridged packets to the inet hooks,
+//! which berth turns off where it may, or when it is routed back out of
+//! its bridge) passes only for icc networks; internal networks neither send nor receive
 //! routed traffic; DNAT'ed (published) flows come in, from outside or from
 //! any berth network; anything else between two berth bridges is dropped
 //! (isolation); containers may go out; nothing else comes in.
