@@ -22,7 +22,9 @@
 //! - `dataplane`: iperf3 TCP, 1 and 4 streams, between two containers of
 //!   a bridge network, next to a bare veth pair (the kernel's limit),
 //!   netavark, the CNI bridge plugin and Docker, and berth's macvlan;
-//!   `--costs` measures what the bridge path costs (see `dataplane.rs`).
+//!   `--costs` measures what the bridge path costs (see `dataplane.rs`);
+//!   then ipvlan, macvlan and the bridge as shares of a bare pair in the
+//!   VM's kernel (`--no-vm` leaves that out).
 //! - `dns`: the embedded resolver from inside a container: sequential
 //!   queries for a container name and for a forwarded name, and how soon a
 //!   new container's name resolves after its `run`; against aardvark-dns

@@ -67,6 +67,8 @@ pub const VM: &[Need] = &[
     need("busybox", "busybox-static"),
     need("qemu-system-x86_64", "qemu-system-x86"),
     need("xz", "xz-utils"),
+    // The data path test's traffic.
+    need("iperf3", "iperf3"),
 ];
 
 fn present(what: &str) -> bool {

@@ -35,8 +35,9 @@ pub fn run(args: &[String]) -> Result<()> {
     reports(args).map(drop)
 }
 
-/// Runs the VM tests like [`run`] and returns the `CONFORMANCE …` lines
-/// they printed (the conformance rows of drivers that only the VM has).
+/// Runs the VM tests like [`run`] and returns the `CONFORMANCE …` and
+/// `DATAPATH …` lines they printed (the conformance rows of drivers that
+/// only the VM has, the data path figures of `bench dataplane`).
 pub fn reports(args: &[String]) -> Result<Vec<String>> {
     crate::needs::ensure(crate::needs::VM, "the VM tests")?;
     let started = Instant::now();
@@ -269,7 +270,7 @@ struct Boot {
     end: End,
     /// `(test name, "ok" | "FAILED" | "ignored")`, in order.
     tests: Vec<(String, String)>,
-    /// `CONFORMANCE …` lines the tests printed.
+    /// `CONFORMANCE …` and `DATAPATH …` lines the tests printed.
     reports: Vec<String>,
     /// From qemu's start to /init's ready line.
     boot: Option<Duration>,
@@ -344,7 +345,7 @@ fn boot(kernel: &Path, initrd: &Path, timeout: Duration) -> Result<Boot> {
                 if let Some(t) = result_line(&line) {
                     run.tests.push(t);
                 }
-                if line.starts_with("CONFORMANCE ") {
+                if line.starts_with("CONFORMANCE ") || line.starts_with("DATAPATH ") {
                     run.reports.push(line.clone());
                 }
             }

@@ -403,24 +403,15 @@ fn no_parent_means_an_internal_network_on_a_dummy_of_its_own() {
 fn ipvlan_conforms() {
     use berth_testkit::conformance::{CHECKS, Case, Outcome, run};
     let outcomes = run(berth(), &Case::sublink("ipvlan", &[]));
-    // One line that `cargo xtask test-drivers` reads from the console:
-    // the VM's /init prints this file after the tests.
-    use std::io::Write;
-    let mut reports = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open("/run/vmtest-reports")
-        .expect("the reports file");
-    writeln!(
-        reports,
+    // One line that `cargo xtask test-drivers` reads from the console.
+    report(&format!(
         "CONFORMANCE ipvlan {}",
         outcomes
             .iter()
             .map(|o| o.to_string())
             .collect::<Vec<_>>()
             .join(",")
-    )
-    .expect("writing a report");
+    ));
     let failures: Vec<String> = CHECKS
         .iter()
         .zip(&outcomes)
@@ -431,4 +422,164 @@ fn ipvlan_conforms() {
         .collect();
     assert!(failures.is_empty(), "ipvlan:\n{}", failures.join("\n"));
     let _ = VM;
+}
+
+/// Leaves a line for the host: the VM's /init prints this file after the
+/// tests, and `cargo xtask` reads it from the console.
+fn report(line: &str) {
+    use std::io::Write;
+    let mut reports = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open("/run/vmtest-reports")
+        .expect("the reports file");
+    writeln!(reports, "{line}").expect("writing a report");
+}
+
+/// Bits per second of one iperf3 TCP test (1 s of slow start left out)
+/// from the namespace `client` to `addr`, served from the namespace
+/// `server`; panics with iperf3's words when the test fails.
+fn iperf(server: &Path, client: &Path, addr: &str, seconds: u32) -> f64 {
+    // Bounded (busybox's timeout): one test, then the server ends.
+    let mut s = std::process::Command::new("timeout");
+    s.args(["60", "iperf3", "-s", "-1", "-B", addr])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    berth_testkit::in_netns(&mut s, server).expect("entering the server's namespace");
+    let mut s = s.spawn().expect("starting iperf3 -s");
+    // The server listens within a moment; the client retries until then
+    // (bounded: 50 tries, 100 ms apart).
+    let mut last = String::new();
+    eprintln!("iperf3 to {addr} …");
+    for _ in 0..50 {
+        let r = berth_testkit::run_in(
+            client,
+            "timeout",
+            &[
+                "30",
+                "iperf3",
+                "-c",
+                addr,
+                "-t",
+                &seconds.to_string(),
+                "-O",
+                "1",
+                "-J",
+                "--connect-timeout",
+                "1000",
+            ],
+        );
+        // iperf3 -J says what went wrong in its JSON ("error"), and
+        // busybox's timeout does not always hand its exit status on.
+        let v: Option<Value> = serde_json::from_str(&r.stdout).ok();
+        if let Some(bps) = v
+            .as_ref()
+            .filter(|v| v["error"].is_null())
+            .and_then(|v| v["end"]["sum_received"]["bits_per_second"].as_f64())
+        {
+            let _ = s.wait();
+            return bps;
+        }
+        last = format!("{}{}", r.stdout, r.stderr);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = s.kill();
+    let _ = s.wait();
+    panic!("iperf3 to {addr} never ran: {last}");
+}
+
+/// A container's namespace and its address on `net`.
+fn end_of(h: &TestHost, name: &str, net: &str) -> (std::path::PathBuf, String) {
+    let v: Value =
+        serde_json::from_str(&h.ok(&["inspect", "--type", "container", name])).expect("inspect JSON");
+    let key = v[0]["NetworkSettings"]["SandboxKey"]
+        .as_str()
+        .expect("a SandboxKey")
+        .to_owned();
+    (key.into(), h.address(name, net))
+}
+
+/// The data path of ipvlan (l2), macvlan (bridge mode) and the bridge
+/// driver next to a bare veth pair, in this VM's kernel: TCP flows on each
+/// (that is the test), and each figure is printed as a `DATAPATH` line,
+/// which `cargo xtask bench dataplane` reports as shares of the bare pair
+/// (software emulation makes the absolute figures meaningless here).
+#[test]
+#[ignore = "needs ipvlan, 802.1q and dummy links: runs in cargo xtask vmtest"]
+fn data_path_of_ipvlan_macvlan_and_bridge_next_to_a_bare_veth_pair() {
+    let h = lan_host();
+    let (a, b) = (h.namespace("a"), h.namespace("b"));
+    let r = berth_testkit::run_in(
+        &a,
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "ip link set lo up && ip link add eth0 type veth peer name eth0 netns {} && \
+                 ip addr add 10.47.0.1/24 dev eth0 && ip link set eth0 up",
+                b.display()
+            ),
+        ],
+    );
+    assert_eq!(r.code, 0, "the bare pair: {}", r.stderr);
+    let r = berth_testkit::run_in(
+        &b,
+        "sh",
+        &[
+            "-c",
+            "ip link set lo up && ip addr add 10.47.0.2/24 dev eth0 && ip link set eth0 up",
+        ],
+    );
+    assert_eq!(r.code, 0, "the bare pair: {}", r.stderr);
+    h.ok(&["network", "create", "--subnet", "10.44.0.0/24", "br"]);
+    h.ok(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet",
+        "10.45.0.0/24",
+        "-o",
+        "parent=lan0",
+        "mv",
+    ]);
+    h.ok(&[
+        "network",
+        "create",
+        "-d",
+        "ipvlan",
+        "--subnet",
+        "10.46.0.0/24",
+        "-o",
+        "parent=lan1",
+        "iv",
+    ]);
+    let mut figures = vec![("bare veth pair", iperf(&a, &b, "10.47.0.1", 2))];
+    for (label, net) in [
+        ("berth bridge", "br"),
+        ("berth macvlan", "mv"),
+        ("berth ipvlan l2", "iv"),
+    ] {
+        for end in ["s", "c"] {
+            h.ok(&[
+                "run",
+                "-d",
+                "--name",
+                &format!("{net}-{end}"),
+                "--network",
+                net,
+                "--",
+                "sleep",
+                "600",
+            ]);
+        }
+        eprintln!("{label}: containers up");
+        let (server, addr) = end_of(&h, &format!("{net}-s"), net);
+        let (client, _) = end_of(&h, &format!("{net}-c"), net);
+        figures.push((label, iperf(&server, &client, &addr, 2)));
+    }
+    for (label, bps) in &figures {
+        assert!(*bps > 0.0, "{label}: no data went through");
+        report(&format!("DATAPATH {label}={bps:.0}"));
+    }
 }

@@ -15,11 +15,14 @@
 //! median Gbit/s, berth's bridge as a share of the bare pair, and berth ÷
 //! each peer; the summary gets the targets ("berth ≥ 95% of the bare veth
 //! pair", "ahead of every peer"). `--costs` then measures what the bridge
-//! path costs (`dataplane/costs.rs`).
+//! path costs (`dataplane/costs.rs`). Last, unless `--no-vm`, the same
+//! kinds of network and ipvlan, which this machine's kernel lacks, in a
+//! stock Debian kernel under qemu (`dataplane/vm.rs`).
 
 mod costs;
 mod report;
 mod subjects;
+mod vm;
 
 use std::path::Path;
 use std::time::Instant;
@@ -44,6 +47,8 @@ struct Opts {
     rounds: usize,
     seconds: u32,
     costs: bool,
+    /// Also the VM's figures (ipvlan, which this machine's kernel lacks).
+    vm: bool,
 }
 
 impl Opts {
@@ -52,6 +57,7 @@ impl Opts {
             rounds: if full { FULL_ROUNDS } else { ROUNDS },
             seconds: if full { FULL_SECONDS } else { SECONDS },
             costs: false,
+            vm: true,
         };
         let mut it = args.iter();
         while let Some(a) = it.next() {
@@ -70,7 +76,8 @@ impl Opts {
                         .with_context(|| format!("--seconds {v:?}: expected 1 to 20"))?;
                 }
                 "--costs" => o.costs = true,
-                _ => bail!("unknown option {a:?} (accepted: --rounds N, --seconds N, --costs)"),
+                "--no-vm" => o.vm = false,
+                _ => bail!("unknown option {a:?} (accepted: --rounds N, --seconds N, --costs, --no-vm)"),
             }
         }
         Ok(o)
@@ -266,6 +273,14 @@ pub fn run(args: &[String], session: &mut Session) -> Result<()> {
             }
             _ => session.note("--costs: needs the bare pair and berth's bridge, and one of them FAILED"),
         }
+    }
+
+    if opts.vm {
+        println!();
+        progress(
+            "the VM's data path figures (ipvlan, macvlan, bridge, a bare pair): cargo xtask vmtest data_path",
+        );
+        vm::report(crate::vmtest::reports(&["data_path".into()]), session);
     }
 
     progress("tearing down");

@@ -26,6 +26,7 @@ const TOOLS: &[(&str, &str, &str)] = &[
     ("nft", "nft", "nftables"),
     ("ping", "ping", "iputils-ping"),
     ("getent", "getent", "libc-bin"),
+    ("iperf3", "iperf3", "iperf3"),
 ];
 
 /// What goes into the VM besides the tools.
