@@ -80,7 +80,9 @@ const SLOW: Duration = Duration::from_secs(1);
 /// The issue's targets.
 const LOCAL_MEDIAN_TARGET: Duration = Duration::from_micros(100);
 const RATE_TARGET: f64 = 5.0;
-const RESOLVABLE_TARGET: Duration = Duration::from_millis(5);
+/// Issue 16: a new container's name resolvable within 3 ms of the start
+/// of `run` (it was 5 ms before).
+const RESOLVABLE_TARGET: Duration = Duration::from_millis(3);
 
 /// Lines of the daemon's log shown with a berth error.
 const LOG_TAIL: usize = 30;
