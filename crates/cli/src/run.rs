@@ -14,7 +14,7 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
@@ -519,16 +519,14 @@ pub fn detached(socket: &Path, spec: &Spec, argv: &[String]) -> Result<()> {
     } else {
         exec_shim(socket, spec, argv, log, wr)?
     };
-    let mut answer = String::new();
-    File::from(rd).read_to_string(&mut answer)?;
+    let answer = berth_engine::shim_answer(rd, &argv[0]);
     // The shim lives on as the container's parent; reap it if it already
     // ended so that it does not linger as a zombie of ours.
     let _ = nix::sys::wait::waitpid(shim, Some(nix::sys::wait::WaitPidFlag::WNOHANG));
-    match answer.trim() {
-        "ok" => Ok(()),
-        "" => bail!("the container's shim ended before starting {:?}", argv[0]),
-        msg if msg.starts_with("cannot run") => Err(crate::ExitWith(127, msg.to_owned()).into()),
-        msg => bail!("{msg}"),
+    match answer {
+        Ok(()) => Ok(()),
+        Err(msg) if msg.starts_with("cannot run") => Err(crate::ExitWith(127, msg).into()),
+        Err(msg) => bail!("{msg}"),
     }
 }
 
@@ -590,27 +588,9 @@ fn exec_shim(
     status: OwnedFd,
 ) -> Result<nix::unistd::Pid> {
     let exe = std::env::current_exe().context("finding the berth binary")?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("--host")
-        .arg(format!("unix://{}", socket.display()))
-        .arg("__shim")
-        .arg(serde_json::to_string(spec)?)
-        .arg("--")
-        .args(argv)
-        .stdin(Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log);
-    let wr_fd = status.as_raw_fd();
-    // SAFETY: dup2 and setsid are async-signal-safe; the pipe stays open in
-    // the parent until after spawn returns.
-    unsafe {
-        cmd.pre_exec(move || {
-            check(libc::dup2(wr_fd, 3))?;
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let shim = cmd.spawn().context("starting the container's shim")?;
+    let shim = berth_engine::shim_command(&exe, socket, &serde_json::to_string(spec)?, argv, &log, &status)
+        .and_then(|mut cmd| cmd.spawn())
+        .context("starting the container's shim")?;
     Ok(nix::unistd::Pid::from_raw(shim.id() as i32))
 }
 

@@ -28,7 +28,7 @@ pub use berth_api; // the API's types appear in the engine's signatures
 pub use berth_cluster; // and the cluster store's options in its configuration
 pub use cluster::ClusterConfig;
 pub use containers::dnsopts::check_hostname;
-pub use containers::{ContainerCreate, Created};
+pub use containers::{ContainerCreate, Created, shim_answer, shim_command};
 pub use engine::{Config, Engine};
 pub use error::{
     AddHostFault, AddressRole, Error, HostPort, HostnameFault, NoPublish, Object, PortFault, Process, Result,

@@ -1,13 +1,9 @@
 //! `stop`, `start`, `restart`, `kill` and `wait`: a container's process
 //! signalled, waited for, or run again on its networks.
 
-use std::fs::{File, OpenOptions};
-use std::io::Read;
-use std::os::fd::AsRawFd;
+use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -15,6 +11,7 @@ use berth_core::SandboxKind;
 use nix::sys::signal::Signal;
 
 use super::endpoints::parse_static;
+use super::shim::{shim_answer, shim_command};
 use super::{Created, process};
 use crate::engine::Engine;
 use crate::networks::find_network;
@@ -282,38 +279,12 @@ fn launch(socket: &Path, spec: &Created, argv: &[String]) -> std::result::Result
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("creating a pipe: {e}"))?;
     let exe = std::env::current_exe().map_err(|e| format!("finding the berth binary: {e}"))?;
     let spec_json = serde_json::to_string(spec).map_err(|e| e.to_string())?;
-    let log2 = log.try_clone().map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(exe);
-    cmd.arg("--host")
-        .arg(format!("unix://{}", socket.display()))
-        .arg("__shim")
-        .arg(spec_json)
-        .arg("--")
-        .args(argv)
-        .stdin(Stdio::null())
-        .stdout(log2)
-        .stderr(log);
-    let wr_fd = wr.as_raw_fd();
-    // SAFETY: dup2 and setsid are async-signal-safe; wr_fd stays open in
-    // the parent until after spawn returns.
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::dup2(wr_fd, 3) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::setsid();
-            Ok(())
-        });
-    }
-    let mut shim = cmd.spawn().map_err(|e| format!("starting the shim: {e}"))?;
+    let mut shim = shim_command(&exe, socket, &spec_json, argv, &log, &wr)
+        .and_then(|mut cmd| cmd.spawn())
+        .map_err(|e| format!("starting the shim: {e}"))?;
     drop(wr);
-    let mut answer = String::new();
-    let _ = File::from(rd).read_to_string(&mut answer);
+    let answer = shim_answer(rd, &argv[0]);
     // The shim is the daemon's child: reap it whenever it ends.
     std::thread::spawn(move || shim.wait());
-    match answer.trim() {
-        "ok" => Ok(()),
-        "" => Err(format!("the shim ended before starting {:?}", argv[0])),
-        msg => Err(msg.to_owned()),
-    }
+    answer
 }

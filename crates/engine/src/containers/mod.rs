@@ -32,6 +32,7 @@ mod lifecycle;
 mod names;
 pub(crate) mod process;
 mod resolver;
+mod shim;
 
 use std::fs;
 
@@ -46,6 +47,7 @@ use crate::{Error, Object, Result, util};
 // the names this module has always used for them.
 pub use berth_api::{ContainerCreateRequest as ContainerCreate, ContainerCreateResponse as Created};
 pub use control::parse_signal;
+pub use shim::{shim_answer, shim_command};
 
 /// Finds a container by name, full id or unique id prefix.
 pub(crate) fn find_container<'a>(st: &'a State, key: &str) -> Result<&'a ContainerRecord> {
