@@ -515,3 +515,69 @@ fn an_add_cut_short_by_a_crash_is_rolled_back() {
     let r = ok(call(&h, "ADD", "x", &p, "", &c));
     assert_eq!(r["ips"][0]["address"], "10.77.0.2/24");
 }
+
+#[test]
+fn one_namespace_joins_two_networks_with_two_adds() {
+    let h = TestHost::new(berth());
+    h.ok(&["network", "create", "--subnet", "10.79.0.0/24", "n1"]);
+    h.ok(&["network", "create", "--subnet", "10.80.0.0/24", "n2"]);
+    h.run_sleeper("on2", "n2");
+    let on2 = h.address("on2", "n2");
+    let p = pod(&h, "pod1");
+    let ns = p.display().to_string();
+    let add = |ifname: &str, net: &str, name: &str| {
+        let args = format!("K8S_POD_NAME={name}");
+        cni(
+            &h,
+            &[
+                ("CNI_COMMAND", "ADD"),
+                ("CNI_CONTAINERID", "two"),
+                ("CNI_NETNS", &ns),
+                ("CNI_IFNAME", ifname),
+                ("CNI_ARGS", &args),
+            ],
+            conf(&h, net, json!({})).to_string().as_bytes(),
+        )
+    };
+    let r1 = ok(add("eth0", "n1", "two-a"));
+    let r2 = ok(add("eth1", "n2", "two-b"));
+    assert_eq!(r1["interfaces"][0]["name"], "eth0");
+    assert_eq!(r2["interfaces"][0]["name"], "eth1");
+    assert!(
+        r2["ips"][0]["address"].as_str().unwrap().starts_with("10.80.0."),
+        "{r2}"
+    );
+    let mut got = links(&p);
+    got.sort();
+    assert_eq!(got, ["eth0", "eth1", "lo"]);
+    assert!(ping_from(&p, &on2), "the pod cannot reach n2 through eth1");
+    assert_eq!(
+        h.berth(&["exec", "on2", "--", "ping", "-c1", "-W1", "two-b"])
+            .code,
+        0
+    );
+    // DEL of one leaves the other.
+    let del = |ifname: &str, net: &str| {
+        cni(
+            &h,
+            &[
+                ("CNI_COMMAND", "DEL"),
+                ("CNI_CONTAINERID", "two"),
+                ("CNI_NETNS", &ns),
+                ("CNI_IFNAME", ifname),
+            ],
+            conf(&h, net, json!({})).to_string().as_bytes(),
+        )
+    };
+    ok(del("eth0", "n1"));
+    assert_eq!(
+        links(&p)
+            .iter()
+            .filter(|l| l.starts_with("eth"))
+            .collect::<Vec<_>>(),
+        ["eth1"]
+    );
+    assert!(ping_from(&p, &on2));
+    ok(del("eth1", "n2"));
+    assert_eq!(links(&p), ["lo"]);
+}

@@ -263,7 +263,14 @@ impl Engine {
             }
             rec.endpoints.extend(joins.iter().map(|(_, ep)| ep.clone()));
             let saved = async {
-                if embedded {
+                // One resolver per namespace: the first attachment's (a
+                // second one there could not bind 127.0.0.11:53 again).
+                let listening = self
+                    .state()
+                    .containers
+                    .values()
+                    .any(|c| c.dns.embedded && c.external.as_ref().is_some_and(|x| x.ino == ino));
+                if embedded && !listening {
                     // The resolver answers at 127.0.0.11, on the loopback.
                     link::loopback_up(&sb.handle).await?;
                     self.dns.listen(&id, &sb.ns)?;
