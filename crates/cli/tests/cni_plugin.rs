@@ -185,8 +185,15 @@ fn add_check_and_del_attach_a_foreign_namespace_with_addresses_routes_and_names(
     // CHECK, an ADD of the same attachment again, a start of it.
     assert_eq!(ok(call(&h, "CHECK", id, &p, "", &c)), Value::Null);
     assert_eq!(code(call(&h, "ADD", id, &p, "K8S_POD_NAME=web", &c)), 100);
-    let e = h.fails(&["start", "web"]);
-    assert!(e.contains("another runtime"), "{e}");
+    for args in [
+        &["start", "web"][..],
+        &["stop", "web"],
+        &["network", "disconnect", "cnet", "web"],
+        &["network", "connect", "bridge", "web"],
+    ] {
+        let e = h.fails(args);
+        assert!(e.contains("another runtime"), "{args:?}: {e}");
+    }
 
     // DEL: the interface goes, the namespace stays; twice is fine; CHECK
     // then says the container is unknown.
