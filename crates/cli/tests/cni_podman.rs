@@ -107,7 +107,9 @@ fn a_podman_container_and_a_berth_container_reach_each_other_by_name() {
     let script = format!(
         r#"
 set -u
-mount -t tmpfs tmpfs /run && mkdir -p /run/netns && mount -t tmpfs tmpfs /var/lib && mount -t tmpfs tmpfs /var/tmp || {{ echo "STEP mounts failed"; exit 1; }}
+# busybox's mount: util-linux's would lock /run/mount/utab on the machine's /run first.
+M="{BUSYBOX} mount -t tmpfs tmpfs"
+$M /run && mkdir -p /run/netns && $M /var/lib && $M /var/tmp || {{ echo "STEP mounts failed"; exit 1; }}
 export CONTAINERS_CONF={d}/containers.conf TMPDIR={d}/tmp
 P="{podman}"
 $P import {tar} localhost/bb:latest >/dev/null || {{ echo "STEP import failed"; exit 1; }}
