@@ -240,14 +240,48 @@ impl Engine {
                 ino,
             }),
         };
+        // One resolver per namespace: the first attachment's (a second one
+        // there could not bind 127.0.0.11:53 again).
+        let listen = embedded
+            && !self
+                .state()
+                .containers
+                .values()
+                .any(|c| c.dns.embedded && c.external.as_ref().is_some_and(|x| x.ino == ino));
         let made = async {
-            let handle = ns.connect()?;
-            if link::get(&handle, ifname.as_str()).await?.is_some() {
-                return Err(Error::InterfaceExists {
-                    netns: netns.clone(),
-                    ifname: ifname.as_str().to_owned(),
-                });
-            }
+            // One short thread inside the namespace does all that needs
+            // to be there: is the interface name free, `lo` up for the
+            // resolver, its sockets, the netlink socket.
+            let rt = tokio::runtime::Handle::current();
+            let (conn, handle, sockets) = ns
+                .run(|| {
+                    let _rt = rt.enter(); // register the netlink socket with the runtime
+                    let name = std::ffi::CString::new(ifname.as_str()).map_err(std::io::Error::other)?;
+                    // SAFETY: `name` is NUL-terminated and outlives the call.
+                    if unsafe { libc::if_nametoindex(name.as_ptr()) } != 0 {
+                        return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
+                    }
+                    let sockets = if listen {
+                        link::loopback_up_here()?;
+                        Some(crate::dns::bind()?)
+                    } else {
+                        None
+                    };
+                    let (conn, handle, _) = berth_core::rtnetlink::new_connection()?;
+                    Ok((conn, handle, sockets))
+                })
+                .map_err(|e| match &e {
+                    berth_core::Error::Netns { source, .. }
+                        if source.kind() == std::io::ErrorKind::AlreadyExists =>
+                    {
+                        Error::InterfaceExists {
+                            netns: netns.clone(),
+                            ifname: ifname.as_str().to_owned(),
+                        }
+                    }
+                    _ => Error::from(e),
+                })?;
+            rt.spawn(conn);
             let sb = Arc::new(Sandbox {
                 ns,
                 handle,
@@ -263,17 +297,8 @@ impl Engine {
             }
             rec.endpoints.extend(joins.iter().map(|(_, ep)| ep.clone()));
             let saved = async {
-                // One resolver per namespace: the first attachment's (a
-                // second one there could not bind 127.0.0.11:53 again).
-                let listening = self
-                    .state()
-                    .containers
-                    .values()
-                    .any(|c| c.dns.embedded && c.external.as_ref().is_some_and(|x| x.ino == ino));
-                if embedded && !listening {
-                    // The resolver answers at 127.0.0.11, on the loopback.
-                    link::loopback_up(&sb.handle).await?;
-                    self.dns.listen(&id, &sb.ns)?;
+                if let Some(sockets) = sockets {
+                    self.dns.serve(&id, sockets)?;
                 }
                 if !rec.ports.is_empty() {
                     self.ctx.firewall.add_ports(&id, &ports::fw_ports(&rec))?;
