@@ -33,6 +33,9 @@
 //! | `POST /containers/{id}/wait` | | [`ContainerWaitResponse`] |
 //! | `GET /containers/{id}/logs?tail=&timestamps=` | | the log as text (berth's, not Docker's multiplexed stream) |
 //! | `GET /plugins`, `POST /plugins/reload` | | `[`[`PluginInfo`]`]` (berth) |
+//! | `POST /sandboxes/attach` | [`SandboxAttachRequest`] (berth) | [`SandboxAttachResponse`] (201) |
+//! | `POST /sandboxes/detach`, `POST /sandboxes/check` | [`SandboxDetachRequest`] (berth) | 204 |
+//! | `POST /sandboxes/prune` | [`SandboxPruneRequest`] (berth) | [`SandboxPruneResponse`] |
 //! | any error | | [`ErrorResponse`]: 400 bad input, 403 a pre-defined network, 404 not found, 409 a conflict |
 //!
 //! # Why not `bollard-stubs`
@@ -66,6 +69,7 @@ mod error;
 mod filters;
 mod map;
 mod network;
+mod sandbox;
 mod system;
 mod time;
 mod version;
@@ -83,6 +87,10 @@ pub use network::{
     ConfigReference, EndpointIpamConfig, EndpointSettings, Ipam, IpamConfig, Network, NetworkCheck,
     NetworkConnectRequest, NetworkContainer, NetworkCreateRequest, NetworkCreateResponse,
     NetworkDisconnectRequest, NetworkPeer, NetworkPruneResponse,
+};
+pub use sandbox::{
+    SandboxAttachRequest, SandboxAttachResponse, SandboxDetachRequest, SandboxKey, SandboxPruneRequest,
+    SandboxPruneResponse,
 };
 pub use system::{
     ClusterHost, ClusterInfo, Commit, ComponentVersion, DriverInfo, ErrorResponse, InfoPlugins, PING_HEADERS,

@@ -5,6 +5,7 @@
 
 mod args;
 mod client;
+mod cni;
 mod daemon;
 mod format;
 mod output;
@@ -44,6 +45,10 @@ impl std::fmt::Display for ExitWith {
 impl std::error::Error for ExitWith {}
 
 fn main() -> ExitCode {
+    // Run by a container runtime as its CNI plugin `berth`.
+    if cni::called() {
+        return cni::main();
+    }
     let cli = args::parse(drivers_help);
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -140,6 +140,10 @@ impl Engine {
         };
 
         for c in containers {
+            if c.is_external() {
+                self.restore_external(&c).await;
+                continue;
+            }
             let alive = process::alive(c.pid, c.pid_start);
             let pinned = c.sandbox.as_ref().is_some_and(|p| p.exists());
             match c.status {
@@ -182,6 +186,28 @@ impl Engine {
             }
         }
         self.sweep().await
+    }
+
+    /// An attachment of another runtime's namespace: repaired and kept
+    /// while the namespace is there (its stray interfaces are the
+    /// runtime's business, not swept), forgotten once it is gone.
+    async fn restore_external(&self, c: &ContainerRecord) {
+        if !c.external.as_ref().is_some_and(|x| x.is_there()) {
+            self.drop_lost_sandbox(c).await;
+            return;
+        }
+        self.repair(c).await;
+        if c.dns.embedded {
+            match self.sandbox(c) {
+                Ok(sb) => {
+                    if let Err(e) = self.dns.listen(&c.id, &sb.ns) {
+                        tracing::warn!(container = %c.name, "resolver: {}", e.chain());
+                    }
+                }
+                Err(e) => tracing::warn!(container = %c.name, "resolver: {}", e.chain()),
+            }
+        }
+        self.publish(c);
     }
 
     /// What every driver claims of `links`, one claim per link.

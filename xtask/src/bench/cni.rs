@@ -1,6 +1,7 @@
 //! The CNI reference `bridge` plugin with `host-local` IPAM as a bench
 //! peer, run directly as a runtime would (`CNI_COMMAND=ADD|DEL`, config on
-//! stdin), inside a host namespace of its own.
+//! stdin), inside a host namespace of its own; and berth itself run the
+//! same way as the CNI plugin `berth` ([`BerthCni`]), next to it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -110,6 +111,85 @@ impl Subject for Cni {
 
     fn host_ns(&self) -> &Path {
         &self.host.ns
+    }
+
+    fn probe_ns(&self) -> &Path {
+        &self.probe
+    }
+}
+
+/// berth as a CNI plugin: the berth binary run as a runtime runs plugins
+/// (`CNI_COMMAND=ADD|DEL`, a `type: berth` configuration on stdin) in the
+/// namespace of a test host whose daemon has the berth network, attaching
+/// a probe namespace of its own. Timed from spawn to exit, as the
+/// reference plugin is.
+pub struct BerthCni {
+    berth: PathBuf,
+    host_ns: PathBuf,
+    conf: Value,
+    probe: PathBuf,
+}
+
+impl BerthCni {
+    /// The plugin for berth network `network` of the daemon of `host`,
+    /// with a probe namespace under the host's root.
+    pub fn new(berth: &Path, host: &TestHost, network: &str) -> Result<Self> {
+        let probe = host.root.join("netns").join("cni-probe");
+        berth_testkit::make_netns(&probe).context("creating the probe namespace")?;
+        Ok(Self {
+            berth: berth.to_owned(),
+            host_ns: host.ns.clone(),
+            conf: json!({
+                "cniVersion": "1.0.0",
+                "name": "bench",
+                "type": "berth",
+                "network": network,
+                "host": format!("unix://{}", host.socket.display()),
+            }),
+            probe,
+        })
+    }
+
+    fn exec(&self, command: &str, id: &str, ns: &Path) -> Result<(Duration, String)> {
+        let mut cmd = Command::new(&self.berth);
+        cmd.env_clear()
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", id)
+            .env("CNI_NETNS", ns)
+            .env("CNI_IFNAME", "eth0")
+            .env("CNI_PATH", DIR);
+        super::timed_in(
+            &self.host_ns,
+            &mut cmd,
+            &self.conf.to_string(),
+            &format!("berth CNI {command} {id}"),
+        )
+    }
+}
+
+impl Subject for BerthCni {
+    fn add_other(&mut self, i: usize) -> Result<()> {
+        let ns = self.probe.with_file_name(format!("cni-o{i}"));
+        berth_testkit::make_netns(&ns).with_context(|| format!("creating {}", ns.display()))?;
+        self.exec("ADD", &format!("o{i}"), &ns).map(drop)
+    }
+
+    fn attach(&mut self) -> Result<Duration> {
+        let (d, out) = self.exec("ADD", "probe", &self.probe)?;
+        let result: Value =
+            serde_json::from_str(&out).with_context(|| format!("berth CNI ADD printed {out:?}"))?;
+        if result["ips"].as_array().is_none_or(Vec::is_empty) {
+            bail!("berth CNI ADD gave no address: {out}");
+        }
+        Ok(d)
+    }
+
+    fn detach(&mut self) -> Result<Duration> {
+        Ok(self.exec("DEL", "probe", &self.probe)?.0)
+    }
+
+    fn host_ns(&self) -> &Path {
+        &self.host_ns
     }
 
     fn probe_ns(&self) -> &Path {

@@ -18,6 +18,11 @@
 //!   that plugin's own work, not the bridge driver's;
 //! - `cni`: the cni driver running the reference `bridge` + `host-local`
 //!   plugins (`/usr/lib/cni`), with `ipMasq`;
+//! - `berth CNI plugin`: the other way round, berth as a runtime's CNI
+//!   plugin (`type: berth`, the berth binary run with `CNI_COMMAND`), its
+//!   `ADD` attaching a namespace of its own to a berth bridge network
+//!   through the daemon; timed from spawn to exit like the raw CNI
+//!   `bridge` peer, with its target (≤ 5 ms median) in the summary;
 //! - peers, measured in the same run where installed: netavark 1.4
 //!   (`setup`/`teardown`) and the raw CNI `bridge` plugin (`ADD`/`DEL`),
 //!   each in a host namespace of its own (see `netavark.rs`, `cni.rs`).
@@ -39,7 +44,7 @@ use berth_testkit::docker_plugin::DockerPlugin;
 use serde_json::Value;
 
 use super::attacher::Subject;
-use super::cni::{self, Cni};
+use super::cni::{self, BerthCni, Cni};
 use super::netavark::{self, Netavark};
 use super::{Samples, Session, Verdict, http, ms};
 
@@ -56,6 +61,10 @@ const SHORT_BUDGET: Duration = Duration::from_secs(30);
 /// The target: a shared-library plugin's attach within this share
 /// of the built-in driver's.
 const TARGET: f64 = 1.10;
+/// The target for berth as a CNI plugin: its `ADD`'s median.
+const CNI_ADD_TARGET: Duration = Duration::from_millis(5);
+/// The label of that line.
+const BERTH_CNI: &str = "berth CNI plugin";
 /// The Docker test plugin's name (its socket is `NAME.sock`).
 const DOCKER_PLUGIN: &str = "bench-docker";
 /// Lines of the daemon's log shown with an error.
@@ -409,6 +418,14 @@ pub fn run(args: &[String], session: &mut Session) -> Result<()> {
             },
         ),
         Line::new(
+            BERTH_CNI,
+            "CNI (exec), the other way",
+            "berth bridge, through the daemon",
+            h.network("n-berth-cni", &["--subnet", "10.81.0.0/16"])
+                .and_then(|_| BerthCni::new(&bin, &h.host, "n-berth-cni"))
+                .map(|s| Via::Peer(Box::new(s))),
+        ),
+        Line::new(
             "netavark (peer)",
             "exec",
             "bridge, iptables",
@@ -499,6 +516,7 @@ pub fn run(args: &[String], session: &mut Session) -> Result<()> {
         ));
     }
     summarize(&lines, session);
+    summarize_cni(&lines, session);
     println!(
         "bench took {:.0} s ({:.0} s building, {:.0} s benching, {:.1} s cleaning up)",
         start.elapsed().as_secs_f64(),
@@ -617,6 +635,24 @@ fn report(lines: &[Line], asked: usize, bound: Duration) {
             );
         }
     }
+    if let Some(b) = lines.iter().find(|l| l.label == BERTH_CNI) {
+        let peer = lines
+            .iter()
+            .find(|l| l.label == "CNI bridge (peer)")
+            .and_then(|l| l.attach.median());
+        let m = b.attach.median();
+        println!(
+            "  CNI ADD through berth ≤ {} (median): {} (the CNI bridge plugin: {}): {}",
+            ms(CNI_ADD_TARGET),
+            show(m),
+            show(peer),
+            if m.is_some_and(|m| m <= CNI_ADD_TARGET) {
+                "met"
+            } else {
+                "MISSED"
+            }
+        );
+    }
 }
 
 /// The headline figures for the summary: the built-in bridge next to the
@@ -637,7 +673,11 @@ fn summarize(lines: &[Line], session: &mut Session) {
         l = l.peer(label, show(*d));
     }
     session.add(l.ratio(super::peer_ratios(base.attach.median(), &figures)));
-    for l in lines.iter().skip(1).filter(|l| !l.label.ends_with("(peer)")) {
+    for l in lines
+        .iter()
+        .skip(1)
+        .filter(|l| !l.label.ends_with("(peer)") && l.label != BERTH_CNI)
+    {
         let x = ratio(l.attach.median(), base.attach.median());
         let line = super::Line::new(
             format!("attach through {} ({}), median", l.transport, l.label),
@@ -653,6 +693,28 @@ fn summarize(lines: &[Line], session: &mut Session) {
             line
         });
     }
+}
+
+/// The summary's line of berth as a CNI plugin: its `ADD` next to the raw
+/// CNI `bridge` plugin's, against the 5 ms target.
+fn summarize_cni(lines: &[Line], session: &mut Session) {
+    let Some(b) = lines.iter().find(|l| l.label == BERTH_CNI) else {
+        return;
+    };
+    let peer = lines
+        .iter()
+        .find(|l| l.label == "CNI bridge (peer)")
+        .and_then(|l| l.attach.median());
+    let median = b.attach.median();
+    session.add(
+        super::Line::new("CNI ADD through berth (berth CNI plugin), median", show(median))
+            .peer("CNI bridge", show(peer))
+            .ratio(super::peer_ratios(median, &[("CNI bridge", peer)]))
+            .target(
+                format!("≤ {}", ms(CNI_ADD_TARGET)),
+                Verdict::of(median.map(|m| m <= CNI_ADD_TARGET)),
+            ),
+    );
 }
 
 /// The median of `a[i] / b[i]` over the rounds both have (interleaved

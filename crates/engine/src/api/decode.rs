@@ -24,7 +24,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use berth_api::{
     ContainerCreateRequest, ContainerExited, ContainerStarted, Filters, NetworkConnectRequest,
-    NetworkCreateRequest, NetworkDisconnectRequest,
+    NetworkCreateRequest, NetworkDisconnectRequest, SandboxAttachRequest, SandboxDetachRequest,
+    SandboxPruneRequest,
 };
 use tower::ServiceExt;
 
@@ -85,6 +86,10 @@ pub enum Request {
     ContainerWait(String),
     PluginList,
     PluginReload,
+    SandboxAttach(SandboxAttachRequest),
+    SandboxDetach(SandboxDetachRequest),
+    SandboxCheck(SandboxDetachRequest),
+    SandboxPrune(SandboxPruneRequest),
     SystemReconcile,
 }
 
@@ -249,6 +254,22 @@ fn router() -> Router {
             }),
         )
         .route(
+            "/sandboxes/attach",
+            post(|Body(req): Body<SandboxAttachRequest>| async move { found(Request::SandboxAttach(req)) }),
+        )
+        .route(
+            "/sandboxes/detach",
+            post(|Body(req): Body<SandboxDetachRequest>| async move { found(Request::SandboxDetach(req)) }),
+        )
+        .route(
+            "/sandboxes/check",
+            post(|Body(req): Body<SandboxDetachRequest>| async move { found(Request::SandboxCheck(req)) }),
+        )
+        .route(
+            "/sandboxes/prune",
+            post(|Body(req): Body<SandboxPruneRequest>| async move { found(Request::SandboxPrune(req)) }),
+        )
+        .route(
             "/containers/{id}/wait",
             post(|Id(id): Id| async move { found(Request::ContainerWait(id)) }),
         )
@@ -362,6 +383,7 @@ mod tests {
             p if p.ends_with("/connect") || p.ends_with("/disconnect") => br#"{"Container":"c"}"#,
             p if p.ends_with("/started") => br#"{"Pid":1}"#,
             p if p.ends_with("/exited") => br#"{"ExitCode":0}"#,
+            p if p.starts_with("/sandboxes/") => br#"{"Network":"n"}"#,
             _ => b"",
         }
     }

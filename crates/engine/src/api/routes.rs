@@ -11,7 +11,8 @@ use berth_api::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerExited, ContainerInspect, ContainerStarted,
     ContainerSummary, ContainerWaitResponse, ErrorResponse, Filters, Network, NetworkCheck,
     NetworkConnectRequest, NetworkCreateRequest, NetworkCreateResponse, NetworkDisconnectRequest,
-    NetworkPruneResponse, PluginInfo, SystemInfo, SystemVersion,
+    NetworkPruneResponse, PluginInfo, SandboxAttachRequest, SandboxAttachResponse, SandboxDetachRequest,
+    SandboxPruneRequest, SandboxPruneResponse, SystemInfo, SystemVersion,
 };
 use serde::Deserialize;
 
@@ -325,6 +326,31 @@ async fn container_wait(State(e): Eng, Id(id): Id) -> ApiResult<Json<ContainerWa
     }))
 }
 
+async fn sandbox_attach(
+    State(e): Eng,
+    Body(req): Body<SandboxAttachRequest>,
+) -> ApiResult<(StatusCode, Json<SandboxAttachResponse>)> {
+    let made = finish(async move { e.attach_sandbox(req).await }).await?;
+    Ok((StatusCode::CREATED, Json(made)))
+}
+
+async fn sandbox_detach(State(e): Eng, Body(req): Body<SandboxDetachRequest>) -> ApiResult<StatusCode> {
+    finish(async move { e.detach_sandbox(&req).await }).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn sandbox_check(State(e): Eng, Body(req): Body<SandboxDetachRequest>) -> ApiResult<StatusCode> {
+    e.check_sandbox(&req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn sandbox_prune(
+    State(e): Eng,
+    Body(req): Body<SandboxPruneRequest>,
+) -> ApiResult<Json<SandboxPruneResponse>> {
+    Ok(Json(finish(async move { e.prune_sandboxes(&req).await }).await?))
+}
+
 async fn plugin_list(State(e): Eng) -> Json<Vec<PluginInfo>> {
     Json(e.plugins())
 }
@@ -377,6 +403,10 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .route("/containers/{id}/restart", post(container_restart))
         .route("/containers/{id}/kill", post(container_kill))
         .route("/containers/{id}/wait", post(container_wait))
+        .route("/sandboxes/attach", post(sandbox_attach))
+        .route("/sandboxes/detach", post(sandbox_detach))
+        .route("/sandboxes/check", post(sandbox_check))
+        .route("/sandboxes/prune", post(sandbox_prune))
         .route("/plugins", get(plugin_list))
         .route("/plugins/reload", post(plugin_reload))
         .route("/system/reconcile", post(system_reconcile))

@@ -32,6 +32,7 @@ impl Engine {
         let (mut c, net, mut joins) = {
             let mut st = self.state();
             let c = find_container(&st, &id)?.clone();
+            super::control::refuse_external(&c)?;
             let net = find_network(&st, net_key)?.clone();
             let caps = self.driven(&st, &net)?.caps;
             if !caps.multi_network {
@@ -135,6 +136,11 @@ impl Engine {
             let net = find_network(&st, net_key)?.clone();
             (c, net)
         };
+        // Its runtime detaches it (CNI DEL); a disconnect cut short by a
+        // crash is finished whoever it was for.
+        if c.is_external() && !force {
+            return Err(Error::ExternalContainer { container: c.name });
+        }
         let Some(pos) = c.endpoints.iter().position(|e| e.network_id == net.net.id) else {
             return Err(Error::NotConnected {
                 container: c.name.clone(),

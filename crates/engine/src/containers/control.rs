@@ -36,10 +36,22 @@ pub fn parse_signal(s: &str) -> Result<Signal> {
     Signal::from_str(&name).map_err(|_| bad())
 }
 
+/// Refuses to run, stop or signal a container whose namespace another
+/// runtime owns: berth has no process there.
+pub(super) fn refuse_external(c: &ContainerRecord) -> Result<()> {
+    if c.is_external() {
+        return Err(Error::ExternalContainer {
+            container: c.name.clone(),
+        });
+    }
+    Ok(())
+}
+
 impl Engine {
     /// Sends `signal` to a running container's process.
     pub async fn kill_container(&self, key: &str, signal: Signal) -> Result<()> {
         let c = self.find_container(key)?;
+        refuse_external(&c)?;
         if !Self::running(&c) {
             return Err(Error::NotRunning { container: c.name });
         }
@@ -54,6 +66,7 @@ impl Engine {
     /// container that is not running is left as it is.
     pub async fn stop_container(&self, key: &str, timeout: Duration) -> Result<()> {
         let c = self.find_container(key)?;
+        refuse_external(&c)?;
         if !Self::running(&c) {
             return Ok(());
         }
@@ -110,6 +123,7 @@ impl Engine {
     /// container is left as it is.
     pub async fn start_container(&self, key: &str, socket: &Path) -> Result<()> {
         let c = self.find_container(key)?;
+        refuse_external(&c)?;
         if Self::running(&c) {
             return Ok(());
         }

@@ -200,6 +200,7 @@ impl Engine {
             exit_code: 0,
             started_at: String::new(),
             finished_at: String::new(),
+            external: None,
         };
         let made = async {
             let sb = match kind {

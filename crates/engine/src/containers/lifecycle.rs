@@ -16,6 +16,7 @@ impl Engine {
         let lock = self.container_lock(&id);
         let _g = lock.lock().await;
         let mut c = self.find_container(&id)?;
+        super::control::refuse_external(&c)?;
         if c.status != Status::Created {
             return Err(Error::AlreadyStarted { container: c.name });
         }
@@ -39,6 +40,7 @@ impl Engine {
         let lock = self.container_lock(&id);
         let _g = lock.lock().await;
         let mut c = self.find_container(&id)?;
+        super::control::refuse_external(&c)?;
         if c.status == Status::Exited {
             if c.exit_code == -1 && code != -1 {
                 c.exit_code = code;
@@ -185,7 +187,9 @@ impl Engine {
             .state()
             .containers
             .values()
-            .filter(|c| c.status == Status::Running && !process::alive(c.pid, c.pid_start))
+            .filter(|c| {
+                c.status == Status::Running && !c.is_external() && !process::alive(c.pid, c.pid_start)
+            })
             .map(|c| c.id.clone())
             .collect();
         for id in dead {

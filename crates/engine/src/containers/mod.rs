@@ -11,6 +11,7 @@
 //!   announcements for global networks, the gateway bridge for networks
 //!   with no way out of their own;
 //! - `connect`: `network connect` and `network disconnect`;
+//! - `external`: namespaces of other runtimes (berth as a CNI plugin);
 //! - `control`: `stop`, `start`, `restart`, `kill`, `wait`;
 //! - `lifecycle`: the process started or ended, the network taken down,
 //!   removal, reaping;
@@ -26,6 +27,7 @@ mod create;
 pub(crate) mod dnsopts;
 pub(crate) mod egress;
 pub(crate) mod endpoints;
+mod external;
 pub(crate) mod files;
 mod intents;
 mod lifecycle;

@@ -206,6 +206,44 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// A namespace of another runtime already has this attachment
+    /// (the same container id and interface name).
+    #[error(
+        "container {id} of another runtime already has interface {ifname} on a berth network (berth's container {container})"
+    )]
+    SandboxAttached {
+        /// The runtime's container id.
+        id: String,
+        /// The interface name.
+        ifname: String,
+        /// berth's name of the attachment.
+        container: String,
+    },
+    /// The interface to make in another runtime's namespace is there
+    /// already.
+    #[error("the namespace {} already has an interface {ifname}", .netns.display())]
+    InterfaceExists {
+        /// The namespace.
+        netns: PathBuf,
+        /// The interface name.
+        ifname: String,
+    },
+    /// A check found an attachment of another runtime's namespace not as
+    /// berth left it.
+    #[error("container {container}: {what}")]
+    SandboxBroken {
+        /// The container's name.
+        container: String,
+        /// What is wrong.
+        what: String,
+    },
+    /// A container in another runtime's namespace is started and stopped
+    /// by that runtime.
+    #[error("container {container} is in a namespace of another runtime, which starts and stops it")]
+    ExternalContainer {
+        /// The container's name.
+        container: String,
+    },
     /// Another daemon holds the data root's lock.
     #[error(
         "another berth daemon is already running with data root {}{}",
@@ -333,6 +371,18 @@ pub enum Error {
         value: String,
         /// What the flag takes.
         accepted: &'static str,
+    },
+    /// A namespace of another runtime that berth cannot attach: not a
+    /// network namespace, the daemon's own, or on a network whose
+    /// containers get no interface of their own.
+    #[error("cannot attach the namespace {} to network {network}: {reason}", .netns.display())]
+    SandboxRefused {
+        /// The namespace's path.
+        netns: PathBuf,
+        /// The network's name.
+        network: String,
+        /// Why.
+        reason: &'static str,
     },
     /// `--mac-address` on a network whose containers have no interface
     /// of their own (host, none).

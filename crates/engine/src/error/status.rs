@@ -38,6 +38,9 @@ impl Error {
             | ContainerRunning { .. }
             | ContainerNameInUse { .. }
             | ContainerNameReserved { .. }
+            | SandboxAttached { .. }
+            | InterfaceExists { .. }
+            | ExternalContainer { .. }
             | DaemonRunning { .. }
             | ExecRootInUse { .. }
             | PortPublished { .. }
@@ -82,6 +85,7 @@ impl Error {
             | NetworkNotShared { .. }
             | DisconnectRefused { .. }
             | NoCommand
+            | SandboxRefused { .. }
             | NoProcess { .. }
             | NoContainerGiven
             | BadPublish { .. }
@@ -107,6 +111,7 @@ impl Error {
             | DecodeRecord { .. }
             | EncodeRecord { .. }
             | StartFailed { .. }
+            | SandboxBroken { .. }
             | Io { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             BadAdvertise { .. } | WrongScope { .. } => StatusCode::BAD_REQUEST,
             BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,

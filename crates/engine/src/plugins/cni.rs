@@ -76,6 +76,7 @@ use serde_json::{Value, json};
 
 pub use result::{
     CniResult, DecodeError, Dns, Interface, IpConfig, PluginError, Route, decode_error, decode_result,
+    decode_value,
 };
 
 use self::config::Chain;

@@ -280,9 +280,45 @@ pub struct ContainerRecord {
     /// RFC 3339.
     #[serde(default)]
     pub finished_at: String,
+    /// Set when the sandbox is another runtime's namespace (a CNI `ADD`):
+    /// berth wires its endpoint but never made, runs or removes anything
+    /// else there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalSandbox>,
+}
+
+/// A namespace of another runtime that berth attached to one of its
+/// networks (`berth` run as a CNI plugin): the runtime's key for the
+/// attachment and the namespace's path. berth never pins, enters for a
+/// process, or removes that namespace; `sandbox` holds the same path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalSandbox {
+    /// The runtime's id of its container (`CNI_CONTAINERID`).
+    pub id: String,
+    /// The interface berth made there (`CNI_IFNAME`).
+    pub ifname: String,
+    /// The namespace (`CNI_NETNS`: `/run/netns/NAME`, `/proc/PID/ns/net`).
+    pub netns: PathBuf,
+    /// The namespace's inode when it was attached: a path that now leads
+    /// to another namespace (a PID reused) is not this one.
+    #[serde(default)]
+    pub ino: u64,
+}
+
+impl ExternalSandbox {
+    /// Whether the namespace it was attached in is still at its path.
+    pub fn is_there(&self) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&self.netns).is_ok_and(|m| self.ino == 0 || m.ino() == self.ino)
+    }
 }
 
 impl ContainerRecord {
+    /// Whether its sandbox is another runtime's namespace.
+    pub fn is_external(&self) -> bool {
+        self.external.is_some()
+    }
+
     /// The first 12 digits of the id.
     pub fn short_id(&self) -> &str {
         &self.id[..12]

@@ -285,6 +285,123 @@ pub struct PluginError {
     pub details: String,
 }
 
+impl PluginError {
+    /// `1`: incompatible CNI version.
+    pub const INCOMPATIBLE_VERSION: u64 = 1;
+    /// `2`: unsupported field in the network configuration.
+    pub const UNSUPPORTED_FIELD: u64 = 2;
+    /// `3`: container unknown or does not exist.
+    pub const UNKNOWN_CONTAINER: u64 = 3;
+    /// `4`: invalid necessary environment variables.
+    pub const INVALID_ENVIRONMENT: u64 = 4;
+    /// `5`: I/O failure.
+    pub const IO_FAILURE: u64 = 5;
+    /// `6`: failed to decode content.
+    pub const DECODING_FAILURE: u64 = 6;
+    /// `7`: invalid network configuration.
+    pub const INVALID_NETWORK_CONFIG: u64 = 7;
+    /// `11`: try again later.
+    pub const TRY_AGAIN_LATER: u64 = 11;
+    /// `50`: the plugin is not available (`STATUS`).
+    pub const NOT_AVAILABLE: u64 = 50;
+    /// `51`: not available, and existing containers may have limited
+    /// connectivity (`STATUS`).
+    pub const NOT_AVAILABLE_LIMITED: u64 = 51;
+
+    /// An error object with `code`, `msg` and `details`.
+    pub fn new(code: u64, msg: impl Into<String>, details: impl Into<String>) -> Self {
+        Self {
+            code,
+            msg: msg.into(),
+            details: details.into(),
+        }
+    }
+
+    /// The error object as a plugin prints it.
+    pub fn to_value(&self, cni_version: &str) -> Value {
+        serde_json::json!({
+            "cniVersion": cni_version,
+            "code": self.code,
+            "msg": self.msg,
+            "details": self.details,
+        })
+    }
+}
+
+impl CniResult {
+    /// The result as a plugin prints it, in the shape of its `cniVersion`:
+    /// 0.3.x and 0.4.0 give each address its `version`; 0.1.0 and 0.2.0
+    /// results (`ip4`, `ip6`) are not written.
+    pub fn to_value(&self) -> Value {
+        use serde_json::json;
+        let versioned = matches!(self.cni_version.as_str(), "0.3.0" | "0.3.1" | "0.4.0");
+        let interfaces: Vec<Value> = self
+            .interfaces
+            .iter()
+            .map(|i| {
+                let mut o = Map::new();
+                o.insert("name".into(), json!(i.name));
+                if let Some(m) = &i.mac {
+                    o.insert("mac".into(), json!(m));
+                }
+                if let Some(s) = &i.sandbox {
+                    o.insert("sandbox".into(), json!(s));
+                }
+                Value::Object(o)
+            })
+            .collect();
+        let ips: Vec<Value> = self
+            .ips
+            .iter()
+            .map(|c| {
+                let mut o = Map::new();
+                if versioned {
+                    o.insert(
+                        "version".into(),
+                        json!(if c.address.addr().is_ipv4() { "4" } else { "6" }),
+                    );
+                }
+                o.insert("address".into(), json!(c.address.to_string()));
+                if let Some(g) = c.gateway {
+                    o.insert("gateway".into(), json!(g.to_string()));
+                }
+                if let Some(i) = c.interface {
+                    o.insert("interface".into(), json!(i));
+                }
+                Value::Object(o)
+            })
+            .collect();
+        let routes: Vec<Value> = self
+            .routes
+            .iter()
+            .map(|r| match r.gw {
+                Some(gw) => json!({"dst": r.dst.to_string(), "gw": gw.to_string()}),
+                None => json!({"dst": r.dst.to_string()}),
+            })
+            .collect();
+        let mut dns = Map::new();
+        if !self.dns.nameservers.is_empty() {
+            dns.insert("nameservers".into(), json!(self.dns.nameservers));
+        }
+        if let Some(d) = &self.dns.domain {
+            dns.insert("domain".into(), json!(d));
+        }
+        if !self.dns.search.is_empty() {
+            dns.insert("search".into(), json!(self.dns.search));
+        }
+        if !self.dns.options.is_empty() {
+            dns.insert("options".into(), json!(self.dns.options));
+        }
+        json!({
+            "cniVersion": self.cni_version,
+            "interfaces": interfaces,
+            "ips": ips,
+            "routes": routes,
+            "dns": dns,
+        })
+    }
+}
+
 /// Reads a CNI error object from a failed plugin's output; `None` when the
 /// output is not one.
 pub fn decode_error(out: &[u8]) -> Option<PluginError> {
@@ -391,6 +508,22 @@ mod tests {
             let e = decode_result(out.as_bytes()).unwrap_err().to_string();
             assert!(e.contains(want), "{out}: {e}");
         }
+    }
+
+    #[test]
+    fn results_and_errors_read_back_as_written() {
+        let r = decode_result(BRIDGE.as_bytes()).unwrap();
+        assert_eq!(decode_value(&r.to_value()).unwrap(), r);
+        let old = CniResult {
+            cni_version: "0.4.0".into(),
+            ..r.clone()
+        };
+        let v = old.to_value();
+        assert_eq!(v["ips"][0]["version"], "4");
+        assert_eq!(decode_value(&v).unwrap(), old);
+        let e = PluginError::new(PluginError::INVALID_NETWORK_CONFIG, "bad", "worse");
+        let out = serde_json::to_vec(&e.to_value("1.0.0")).unwrap();
+        assert_eq!(decode_error(&out), Some(e));
     }
 
     #[test]
