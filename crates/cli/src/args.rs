@@ -497,6 +497,18 @@ pub(crate) struct DaemonArgs {
     /// and 192.168.0-240.0/20).
     #[arg(long = "default-address-pool", value_name = "base=CIDR,size=N")]
     pub(crate) default_address_pool: Vec<String>,
+    /// Serve berth's drivers to a dockerd as Docker network plugins: sockets berth-DRIVER.sock
+    /// (bridge, macvlan, ipvlan, overlay, loaded plugins; `docker network create -d berth-bridge`)
+    /// and the IPAM plugin berth.sock (`--ipam-driver berth`) in DIR, removed when the daemon
+    /// stops [DIR default: /run/docker/plugins].
+    #[arg(
+        long,
+        value_name = "DIR",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = berth_engine::serve_docker::DEFAULT_DIR
+    )]
+    pub(crate) serve_docker: Option<PathBuf>,
     /// Log filter (error, warn, info, debug, trace).
     #[arg(long, default_value = "info")]
     pub(crate) log_level: String,

@@ -29,6 +29,7 @@ impl Engine {
     pub(crate) async fn restore(&self) -> Result<()> {
         let nets: Vec<NetworkRecord> = self.store.load(Table::Networks)?;
         let containers: Vec<ContainerRecord> = self.store.load(Table::Containers)?;
+        *self.book() = crate::serve_docker::Book::load(self.store.load(Table::Docker)?);
 
         // Networks first, each opened by its driver, with the firewall
         // staged so that the table and all its elements go in as one
@@ -120,6 +121,17 @@ impl Engine {
                     st.ports.add(&c.name, &c.ports);
                 }
                 st.containers.insert(c.id.clone(), c.clone());
+            }
+            // dockerd's endpoints (`--serve-docker`) hold their addresses.
+            let book = self.book();
+            for e in book.endpoints.values() {
+                if let Some(pools) = st.pools.get_mut(&e.endpoint.network_id) {
+                    for a in &e.endpoint.addresses {
+                        if let Some(p) = pools.iter_mut().find(|p| p.contains(a.addr())) {
+                            p.mark(a.addr());
+                        }
+                    }
+                }
             }
         }
         self.ensure_builtin().await?;
@@ -238,11 +250,12 @@ impl Engine {
         let (known_ids, known_endpoints, known_nets) = {
             let st = self.state();
             let ids: HashSet<String> = st.containers.keys().cloned().collect();
-            let endpoints: Vec<String> = st
+            let mut endpoints: Vec<String> = st
                 .containers
                 .values()
                 .flat_map(|c| c.endpoints.iter().map(|e| e.id.clone()))
                 .collect();
+            endpoints.extend(self.book().endpoints.keys().cloned());
             let nets: HashSet<String> = st.networks.keys().cloned().collect();
             (ids, endpoints, nets)
         };
