@@ -801,6 +801,18 @@ impl CreateArgs {
     }
 }
 
+/// `--serve-docker[=DIR]`'s directory: `None` without the flag; an empty
+/// DIR (`--serve-docker=`) is refused in one line.
+pub(crate) fn serve_docker_dir(value: Option<&std::path::Path>) -> Result<Option<PathBuf>> {
+    match value {
+        None => Ok(None),
+        Some(d) if d.as_os_str().is_empty() => {
+            bail!("--serve-docker=DIR: an empty directory name (leave out =DIR for /run/docker/plugins)")
+        }
+        Some(d) => Ok(Some(d.to_owned())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -137,6 +137,7 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
         bail!("a berth daemon is already listening on {}", socket.display());
     }
     let cluster = cluster(&args)?;
+    let serve_docker = crate::args::serve_docker_dir(args.serve_docker.as_deref())?;
     let listen = berth_engine::api::Listen {
         socket: socket.clone(),
         gid: socket_group(args.group.as_deref())?,
@@ -204,7 +205,7 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
                 let _ = stopped.wait_for(|s| *s).await;
             }
         };
-        let served = match &args.serve_docker {
+        let served = match &serve_docker {
             Some(dir) => {
                 let sockets = berth_engine::serve_docker::bind(engine.clone(), dir)
                     .map_err(|e| anyhow::anyhow!(e.chain()))?;

@@ -536,3 +536,14 @@ fn a_real_dockerd_runs_containers_on_berths_networks() {
         "staging interfaces left in the host:\n{links}"
     );
 }
+
+#[test]
+fn an_empty_serve_docker_directory_is_refused_in_one_line() {
+    let h = TestHost::without_daemon(Path::new(env!("CARGO_BIN_EXE_berth")));
+    let st = h.spawn_daemon(&["--serve-docker="]).unwrap().wait().unwrap();
+    assert!(!st.success());
+    let log = h.daemon_log();
+    let first = log.lines().next().unwrap_or_else(|| panic!("no error: {log}"));
+    assert!(first.contains("--serve-docker"), "{log}");
+    assert!(!h.root.join("berth.sock").exists());
+}
