@@ -293,6 +293,68 @@ fn every_call_of_every_socket_is_answered() {
     );
     call(&dir, ipam, "IpamDriver.ReleasePool", json!({"PoolID": pool_id}));
 
+    // An existing berth network for Docker: its subnet from the IPAM
+    // option, the network kept when Docker's goes.
+    h.ok(&["network", "create", "--subnet", "10.77.0.0/24", "bnet"]);
+    let p = call(
+        &dir,
+        ipam,
+        "IpamDriver.RequestPool",
+        json!({"Options": {"berth.network": "bnet"}}),
+    );
+    assert_eq!(p["Pool"], "10.77.0.0/24");
+    assert_eq!(p["Data"]["com.docker.network.gateway"], "10.77.0.1/24");
+    let gw = call(
+        &dir,
+        ipam,
+        "IpamDriver.RequestAddress",
+        json!({"PoolID": "10.77.0.0/24", "Options": {"RequestAddressType": "com.docker.network.gateway"}}),
+    );
+    assert_eq!(gw["Address"], "10.77.0.1/24");
+    h.run_sleeper("c2", "bnet");
+    let a = call(
+        &dir,
+        ipam,
+        "IpamDriver.RequestAddress",
+        json!({"PoolID": "10.77.0.0/24"}),
+    );
+    assert_eq!(a["Address"], "10.77.0.3/24", "berth's c2 holds .2");
+    let opts = json!({"com.docker.network.generic": {"berth.network": "bnet"}});
+    call(
+        &dir,
+        br,
+        "NetworkDriver.CreateNetwork",
+        json!({"NetworkID": NET_ID, "Options": opts, "IPv4Data": [{"Pool": "10.77.0.0/24", "Gateway": "10.77.0.1/24"}]}),
+    );
+    call(
+        &dir,
+        br,
+        "NetworkDriver.CreateEndpoint",
+        json!({"NetworkID": NET_ID, "EndpointID": EP_ID, "Interface": {"Address": "10.77.0.3/24"}}),
+    );
+    let busy = h.fails(&["network", "rm", "bnet"]);
+    assert!(busy.contains("docker endpoint"), "{busy}");
+    call(
+        &dir,
+        br,
+        "NetworkDriver.DeleteEndpoint",
+        json!({"NetworkID": NET_ID, "EndpointID": EP_ID}),
+    );
+    call(
+        &dir,
+        br,
+        "NetworkDriver.DeleteNetwork",
+        json!({"NetworkID": NET_ID}),
+    );
+    call(
+        &dir,
+        ipam,
+        "IpamDriver.ReleasePool",
+        json!({"PoolID": "10.77.0.0/24"}),
+    );
+    h.ok(&["rm", "-f", "c2"]);
+    h.ok(&["network", "rm", "bnet"]);
+
     // Refusals: Docker's shape, one line each.
     refused(&dir, br, "NetworkDriver.NoSuchCall", "{}", 404);
     refused(&dir, br, "IpamDriver.RequestPool", "{}", 404);

@@ -481,6 +481,14 @@ mod tests {
         assert_eq!(r.interface.unwrap().address, "10.0.0.2/24");
         let e: ErrorResponse = serde_json::from_str(r#"{"Err":"no"}"#).unwrap();
         assert_eq!(e.err, "no");
+        // Go sends nil maps and slices as null.
+        let n: CreateNetworkRequest =
+            serde_json::from_str(r#"{"NetworkID":"n","Options":null,"IPv4Data":null,"IPv6Data":null}"#)
+                .unwrap();
+        assert!(n.options.is_empty() && n.ipv4_data.is_empty());
+        let a: ipam::RequestAddressRequest =
+            serde_json::from_str(r#"{"PoolID":"p","Address":"","Options":null}"#).unwrap();
+        assert!(a.options.is_empty());
         let ok: ErrorResponse = serde_json::from_str("{}").unwrap();
         assert!(ok.err.is_empty());
     }
