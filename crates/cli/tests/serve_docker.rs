@@ -419,6 +419,12 @@ fn every_call_of_every_socket_is_answered() {
     h.stop_daemon();
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert!(left.is_empty(), "sockets left: {left:?}");
+    // An interface handed to dockerd for an endpoint berth does not know
+    // is a stray at the next start.
+    h.sh("ip link add bd0123456789ab type veth peer name bdpeer");
+    h.start_daemon(&[&format!("--serve-docker={}", dir.display())]);
+    let r = h.run("ip", &["link", "show", "bd0123456789ab"]);
+    assert_ne!(r.code, 0, "the stray is still there: {}", r.stdout);
 }
 
 /// A container's IPv4 address on a Docker network, as `docker inspect` says.

@@ -281,6 +281,30 @@ impl Engine {
                 }
             }
         }
+        // `--serve-docker`: staging namespaces an attach cut short left,
+        // and interfaces handed to dockerd whose endpoint berth no longer
+        // knows (`bd` and 12 hex digits of its id).
+        if let Ok(rd) = fs::read_dir(self.cfg.exec_root.join("docker-staging")) {
+            for e in rd.flatten() {
+                tracing::info!("removing stray staging namespace {}", e.path().display());
+                berth_core::Netns::unpin(&e.path())?;
+            }
+        }
+        let handed: Vec<String> = self
+            .book()
+            .endpoints
+            .keys()
+            .map(|id| format!("bd{}", &id[..12.min(id.len())]))
+            .collect();
+        for l in link::list(&self.ctx.handle).await? {
+            let staged = l.name.len() == 14
+                && l.name.starts_with("bd")
+                && l.name[2..].bytes().all(|b| b.is_ascii_hexdigit());
+            if staged && !handed.contains(&l.name) {
+                tracing::info!("removing stray link {}", l.name);
+                link::del(&self.ctx.handle, l.index).await?;
+            }
+        }
         // What the drivers say they made in the host: a link made for a
         // network or an endpoint berth no longer knows is a stray (a
         // crash between the kernel work and the commit).
