@@ -3,7 +3,8 @@
 //! every command's flags and the error or help text it prints, then the
 //! parsing berth does before it asks the daemon anything (`-H`,
 //! `KEY=VALUE` options, labels and aux addresses, filters,
-//! `--default-address-pool`, `--cluster-store` and its options). The input
+//! `--default-address-pool`, `--cluster-store` and its options,
+//! `--serve-docker[=DIR]`). The input
 //! is the arguments after `berth`, separated by NUL bytes; they need not be
 //! UTF-8. Nothing may panic, and a bad value is one line of error.
 #![no_main]
@@ -48,6 +49,9 @@ fn check(cli: Cli) {
         Cmd::Daemon(a) => {
             for p in &a.default_address_pool {
                 one_line(args::address_pool(p, berth_engine::ipam::AddressPool::new));
+            }
+            if let Some(dir) = one_line(args::serve_docker_dir(a.serve_docker.as_deref())).flatten() {
+                assert!(!dir.as_os_str().is_empty(), "--serve-docker= read as a directory");
             }
             if let Some(store) = &a.cluster_store {
                 one_line(

@@ -503,6 +503,18 @@ pub(crate) struct DaemonArgs {
     /// not make is there (docker0, cni0, virbr0), off turns them off anyway, keep leaves them.
     #[arg(long = "bridge-nf-call", value_name = "auto|off|keep", default_value = "auto", value_parser = bridge_nf_call)]
     pub(crate) bridge_nf_call: berth_engine::BridgeNfCall,
+    /// Serve berth's drivers to a dockerd as Docker network plugins: sockets berth-DRIVER.sock
+    /// (bridge, macvlan, ipvlan, overlay, loaded plugins; `docker network create -d berth-bridge`)
+    /// and the IPAM plugin berth.sock (`--ipam-driver berth`) in DIR, removed when the daemon
+    /// stops [DIR default: /run/docker/plugins].
+    #[arg(
+        long,
+        value_name = "DIR",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = berth_engine::serve_docker::DEFAULT_DIR
+    )]
+    pub(crate) serve_docker: Option<PathBuf>,
     /// Log filter (error, warn, info, debug, trace).
     #[arg(long, default_value = "info")]
     pub(crate) log_level: String,
@@ -802,6 +814,18 @@ impl CreateArgs {
                 .collect::<Result<_>>()?,
             ..Default::default()
         })
+    }
+}
+
+/// `--serve-docker[=DIR]`'s directory: `None` without the flag; an empty
+/// DIR (`--serve-docker=`) is refused in one line.
+pub(crate) fn serve_docker_dir(value: Option<&std::path::Path>) -> Result<Option<PathBuf>> {
+    match value {
+        None => Ok(None),
+        Some(d) if d.as_os_str().is_empty() => {
+            bail!("--serve-docker=DIR: an empty directory name (leave out =DIR for /run/docker/plugins)")
+        }
+        Some(d) => Ok(Some(d.to_owned())),
     }
 }
 

@@ -137,6 +137,7 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
         bail!("a berth daemon is already listening on {}", socket.display());
     }
     let cluster = cluster(&args)?;
+    let serve_docker = crate::args::serve_docker_dir(args.serve_docker.as_deref())?;
     let listen = berth_engine::api::Listen {
         socket: socket.clone(),
         gid: socket_group(args.group.as_deref())?,
@@ -196,20 +197,45 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
                 }
             }
         });
-        tracing::info!(socket = %socket.display(), "berth daemon ready");
-        let shutdown = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("installing a SIGTERM handler");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing a SIGTERM handler")?;
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let until_stopped = move || {
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
             }
-            tracing::info!("shutting down; networks and containers stay as they are");
         };
-        berth_engine::api::serve(engine, &listen, shutdown)
-            .await
-            .map_err(|e| anyhow::anyhow!(e.chain()))?;
+        let served = match &serve_docker {
+            Some(dir) => {
+                let sockets = berth_engine::serve_docker::bind(engine.clone(), dir)
+                    .map_err(|e| anyhow::anyhow!(e.chain()))?;
+                Some(tokio::spawn(sockets.serve(until_stopped())))
+            }
+            None => None,
+        };
+        let mut api = tokio::spawn({
+            let (engine, done) = (engine.clone(), until_stopped());
+            async move { berth_engine::api::serve(engine, &listen, done).await }
+        });
+        tracing::info!(socket = %socket.display(), "berth daemon ready");
+        let early = tokio::select! {
+            _ = tokio::signal::ctrl_c() => None,
+            _ = term.recv() => None,
+            r = &mut api => Some(r),
+        };
+        tracing::info!("shutting down; networks and containers stay as they are");
+        let _ = stop.send(true);
+        let api = match early {
+            Some(r) => r,
+            None => api.await,
+        }
+        .context("the API server")?;
+        if let Some(t) = served {
+            t.await.context("the dockerd plugin sockets")?;
+        }
         let _ = std::fs::remove_file(&socket);
+        api.map_err(|e| anyhow::anyhow!(e.chain()))?;
         Ok(())
     })
 }

@@ -229,9 +229,17 @@ fn every_flag_of_the_readme_table_parses() {
             for f in &u.flags {
                 let mut argv: Vec<String> = vec!["berth".into()];
                 argv.extend(u.path.iter().cloned());
-                argv.push(f.clone());
-                if known.get(f).copied().unwrap_or(true) {
-                    argv.push("1".into());
+                // `--serve-docker[=DIR]`: an optional value, only after `=`.
+                let equals = cmd.get_arguments().any(|a| {
+                    a.get_long().is_some_and(|l| format!("--{l}") == *f) && a.is_require_equals_set()
+                });
+                if equals {
+                    argv.push(format!("{f}=1"));
+                } else {
+                    argv.push(f.clone());
+                    if known.get(f).copied().unwrap_or(true) {
+                        argv.push("1".into());
+                    }
                 }
                 if let Err(e) = Cli::try_parse_from(&argv) {
                     use clap::error::ErrorKind::{InvalidSubcommand, UnknownArgument};

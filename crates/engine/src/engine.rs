@@ -125,6 +125,8 @@ pub struct Engine {
     /// This host in its cluster, when it joined one.
     pub(crate) cluster: Option<Arc<crate::cluster::member::Member>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// What `--serve-docker` keeps of dockerd's networks and endpoints.
+    pub(crate) docker: Mutex<crate::serve_docker::Book>,
     /// The data root's and exec root's locks ([`crate::access`]).
     _locks: Vec<File>,
 }
@@ -262,6 +264,7 @@ impl Engine {
             spare: Arc::default(),
             cluster,
             locks: Mutex::new(HashMap::new()),
+            docker: Mutex::default(),
             _locks: locks,
         });
         engine.reload_plugins().await;

@@ -21,6 +21,7 @@ mod networks;
 pub mod plugins;
 mod repair;
 mod restore;
+pub mod serve_docker;
 pub mod store;
 mod util;
 

@@ -29,6 +29,7 @@ impl Engine {
     pub(crate) async fn restore(&self) -> Result<()> {
         let nets: Vec<NetworkRecord> = self.store.load(Table::Networks)?;
         let containers: Vec<ContainerRecord> = self.store.load(Table::Containers)?;
+        *self.book() = crate::serve_docker::Book::load(self.store.load(Table::Docker)?);
 
         // Networks first, each opened by its driver, with the firewall
         // staged so that the table and all its elements go in as one
@@ -121,6 +122,17 @@ impl Engine {
                     st.ports.add(&c.name, &c.ports);
                 }
                 st.containers.insert(c.id.clone(), c.clone());
+            }
+            // dockerd's endpoints (`--serve-docker`) hold their addresses.
+            let book = self.book();
+            for e in book.endpoints.values() {
+                if let Some(pools) = st.pools.get_mut(&e.endpoint.network_id) {
+                    for a in &e.endpoint.addresses {
+                        if let Some(p) = pools.iter_mut().find(|p| p.contains(a.addr())) {
+                            p.mark(a.addr());
+                        }
+                    }
+                }
             }
         }
         self.ensure_builtin().await?;
@@ -265,11 +277,12 @@ impl Engine {
         let (known_ids, known_endpoints, known_nets) = {
             let st = self.state();
             let ids: HashSet<String> = st.containers.keys().cloned().collect();
-            let endpoints: Vec<String> = st
+            let mut endpoints: Vec<String> = st
                 .containers
                 .values()
                 .flat_map(|c| c.endpoints.iter().map(|e| e.id.clone()))
                 .collect();
+            endpoints.extend(self.book().endpoints.keys().cloned());
             let nets: HashSet<String> = st.networks.keys().cloned().collect();
             (ids, endpoints, nets)
         };
@@ -293,6 +306,30 @@ impl Engine {
                         let _ = fs::remove_dir_all(e.path());
                     }
                 }
+            }
+        }
+        // `--serve-docker`: staging namespaces an attach cut short left,
+        // and interfaces handed to dockerd whose endpoint berth no longer
+        // knows (`bd` and 12 hex digits of its id).
+        if let Ok(rd) = fs::read_dir(self.cfg.exec_root.join("docker-staging")) {
+            for e in rd.flatten() {
+                tracing::info!("removing stray staging namespace {}", e.path().display());
+                berth_core::Netns::unpin(&e.path())?;
+            }
+        }
+        let handed: Vec<String> = self
+            .book()
+            .endpoints
+            .keys()
+            .map(|id| format!("bd{}", &id[..12.min(id.len())]))
+            .collect();
+        for l in link::list(&self.ctx.handle).await? {
+            let staged = l.name.len() == 14
+                && l.name.starts_with("bd")
+                && l.name[2..].bytes().all(|b| b.is_ascii_hexdigit());
+            if staged && !handed.contains(&l.name) {
+                tracing::info!("removing stray link {}", l.name);
+                link::del(&self.ctx.handle, l.index).await?;
             }
         }
         // What the drivers say they made in the host: a link made for a

@@ -45,6 +45,15 @@ pub mod method {
 /// Docker's option key for `-o KEY=VALUE` options of a network.
 pub const GENERIC_OPTIONS: &str = "com.docker.network.generic";
 
+/// Reads a `null` (Go's nil map or slice) as the default value.
+fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 /// `{"Err": "..."}`: how a driver says no.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ErrorResponse {
@@ -105,7 +114,7 @@ pub struct IpamData {
     #[serde(default)]
     pub gateway: String,
     /// Reserved addresses.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub aux_addresses: BTreeMap<String, String>,
 }
 
@@ -117,13 +126,13 @@ pub struct CreateNetworkRequest {
     #[serde(rename = "NetworkID")]
     pub network_id: String,
     /// `{"com.docker.network.generic": {"-o" options}, "com.docker.network.enable_ipv6": bool}`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub options: BTreeMap<String, Value>,
     /// IPv4 subnets.
-    #[serde(rename = "IPv4Data", default)]
+    #[serde(rename = "IPv4Data", default, deserialize_with = "nullable")]
     pub ipv4_data: Vec<IpamData>,
     /// IPv6 subnets.
-    #[serde(rename = "IPv6Data", default)]
+    #[serde(rename = "IPv6Data", default, deserialize_with = "nullable")]
     pub ipv6_data: Vec<IpamData>,
     /// The whole network (berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -171,7 +180,7 @@ pub struct CreateEndpointRequest {
     #[serde(default)]
     pub interface: Option<EndpointInterface>,
     /// Endpoint options.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub options: BTreeMap<String, Value>,
 }
 
@@ -198,7 +207,7 @@ pub struct JoinRequest {
     /// The sandbox's network namespace (a path to open).
     pub sandbox_key: String,
     /// Join options.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub options: BTreeMap<String, Value>,
     /// The network and the endpoint (berth).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -244,7 +253,7 @@ pub struct JoinResponse {
     #[serde(rename = "GatewayIPv6", default)]
     pub gateway_ipv6: String,
     /// Extra routes.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub static_routes: Vec<StaticRoute>,
     /// Do not give the sandbox a way out through the gateway.
     #[serde(default)]
@@ -348,6 +357,104 @@ pub fn network_options(net: &Network) -> BTreeMap<String, Value> {
     ])
 }
 
+/// Docker's remote IPAM protocol (`/IpamDriver.*`), which berth serves
+/// to dockerd (`berth daemon --serve-docker`).
+pub mod ipam {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Serialize};
+
+    use super::nullable;
+
+    /// `RequestPool` request.
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct RequestPoolRequest {
+        /// The address space (`GetDefaultAddressSpaces`).
+        #[serde(default)]
+        pub address_space: String,
+        /// `--subnet`, or `""` for the driver's choice.
+        #[serde(default)]
+        pub pool: String,
+        /// `--ip-range`.
+        #[serde(default)]
+        pub sub_pool: String,
+        /// `--ipam-opt KEY=VALUE`.
+        #[serde(default, deserialize_with = "nullable")]
+        pub options: BTreeMap<String, String>,
+        /// An IPv6 pool.
+        #[serde(rename = "V6", default)]
+        pub v6: bool,
+    }
+
+    /// `RequestPool` answer.
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct RequestPoolResponse {
+        /// The id later requests name the pool by.
+        #[serde(rename = "PoolID")]
+        pub pool_id: String,
+        /// The subnet, CIDR.
+        pub pool: String,
+        /// Extra data (`com.docker.network.gateway`: a gateway with its
+        /// prefix length).
+        #[serde(default, deserialize_with = "nullable")]
+        pub data: BTreeMap<String, String>,
+    }
+
+    /// `ReleasePool` request.
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct ReleasePoolRequest {
+        /// The pool.
+        #[serde(rename = "PoolID")]
+        pub pool_id: String,
+    }
+
+    /// `RequestAddress` request.
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct RequestAddressRequest {
+        /// The pool.
+        #[serde(rename = "PoolID")]
+        pub pool_id: String,
+        /// The address asked for (`--ip`, `--gateway`), or `""`.
+        #[serde(default)]
+        pub address: String,
+        /// `RequestAddressType`: `com.docker.network.gateway` for a
+        /// network's gateway.
+        #[serde(default, deserialize_with = "nullable")]
+        pub options: BTreeMap<String, String>,
+    }
+
+    /// `RequestAddress` answer.
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct RequestAddressResponse {
+        /// The address with the pool's prefix length.
+        pub address: String,
+        /// Extra data.
+        #[serde(default, deserialize_with = "nullable")]
+        pub data: BTreeMap<String, String>,
+    }
+
+    /// `ReleaseAddress` request.
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub struct ReleaseAddressRequest {
+        /// The pool.
+        #[serde(rename = "PoolID")]
+        pub pool_id: String,
+        /// The address, without a prefix length.
+        pub address: String,
+    }
+
+    /// The option of `RequestAddress` that says what the address is for.
+    pub const REQUEST_ADDRESS_TYPE: &str = "RequestAddressType";
+    /// Its value for a network's gateway.
+    pub const GATEWAY: &str = "com.docker.network.gateway";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,6 +481,14 @@ mod tests {
         assert_eq!(r.interface.unwrap().address, "10.0.0.2/24");
         let e: ErrorResponse = serde_json::from_str(r#"{"Err":"no"}"#).unwrap();
         assert_eq!(e.err, "no");
+        // Go sends nil maps and slices as null.
+        let n: CreateNetworkRequest =
+            serde_json::from_str(r#"{"NetworkID":"n","Options":null,"IPv4Data":null,"IPv6Data":null}"#)
+                .unwrap();
+        assert!(n.options.is_empty() && n.ipv4_data.is_empty());
+        let a: ipam::RequestAddressRequest =
+            serde_json::from_str(r#"{"PoolID":"p","Address":"","Options":null}"#).unwrap();
+        assert!(a.options.is_empty());
         let ok: ErrorResponse = serde_json::from_str("{}").unwrap();
         assert!(ok.err.is_empty());
     }

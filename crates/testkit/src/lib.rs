@@ -17,6 +17,7 @@ pub mod cleanup;
 pub mod conformance;
 pub mod dns;
 pub mod docker_plugin;
+pub mod dockerd;
 mod error;
 pub mod fabric;
 

@@ -25,7 +25,7 @@
 pub mod decode;
 mod error;
 mod filters;
-mod listen;
+pub(crate) mod listen;
 mod routes;
 mod serve;
 pub(crate) mod views;

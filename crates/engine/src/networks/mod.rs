@@ -452,12 +452,25 @@ impl Engine {
                     network: rec.net.name.clone(),
                 });
             }
-            let users: Vec<String> = st
+            let mut users: Vec<String> = st
                 .containers
                 .values()
                 .filter(|c| c.endpoint(&rec.net.id).is_some())
                 .map(|c| c.name.clone())
                 .collect();
+            // dockerd's endpoints (`--serve-docker`), named by Docker's id.
+            users.extend(
+                self.book()
+                    .endpoints
+                    .values()
+                    .filter(|e| e.endpoint.network_id == rec.net.id)
+                    .map(|e| {
+                        format!(
+                            "docker endpoint {}",
+                            &e.endpoint.id[..12.min(e.endpoint.id.len())]
+                        )
+                    }),
+            );
             if !users.is_empty() {
                 return Err(Error::NetworkInUse {
                     network: rec.net.name.clone(),

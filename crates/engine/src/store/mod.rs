@@ -26,6 +26,7 @@ use crate::{Error, Result};
 
 const NETWORKS: TableDefinition<&str, &[u8]> = TableDefinition::new("networks");
 const CONTAINERS: TableDefinition<&str, &[u8]> = TableDefinition::new("containers");
+const DOCKER: TableDefinition<&str, &[u8]> = TableDefinition::new("docker");
 
 /// Which table a record lives in.
 #[derive(Clone, Copy, Debug)]
@@ -34,16 +35,20 @@ pub enum Table {
     Networks,
     /// Container records (with their endpoints), by container id.
     Containers,
+    /// What `--serve-docker` keeps of dockerd's networks, endpoints and
+    /// pools ([`crate::serve_docker::book`]).
+    Docker,
 }
 
 impl Table {
-    /// Both tables.
-    const ALL: [Table; 2] = [Table::Networks, Table::Containers];
+    /// Every table.
+    const ALL: [Table; 3] = [Table::Networks, Table::Containers, Table::Docker];
 
     fn def(self) -> TableDefinition<'static, &'static str, &'static [u8]> {
         match self {
             Table::Networks => NETWORKS,
             Table::Containers => CONTAINERS,
+            Table::Docker => DOCKER,
         }
     }
 
@@ -52,6 +57,7 @@ impl Table {
         match self {
             Table::Networks => "networks",
             Table::Containers => "containers",
+            Table::Docker => "docker",
         }
     }
 
@@ -60,6 +66,7 @@ impl Table {
         let decoded = match self {
             Table::Networks => serde_json::from_slice::<NetworkRecord>(bytes).map(drop),
             Table::Containers => serde_json::from_slice::<ContainerRecord>(bytes).map(drop),
+            Table::Docker => serde_json::from_slice::<crate::serve_docker::book::Record>(bytes).map(drop),
         };
         decoded.map_err(|source| Error::DecodeRecord {
             table: self.name(),

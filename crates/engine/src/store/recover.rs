@@ -63,6 +63,8 @@ pub struct Recovery {
 struct Salvage {
     networks: Vec<(String, NetworkRecord)>,
     containers: Vec<(String, ContainerRecord)>,
+    /// `--serve-docker`'s records that decode, as they were.
+    docker: Vec<(String, Vec<u8>)>,
     lost: Vec<String>,
     /// Networks rebuilt from the kernel, one line each.
     rebuilt: Vec<String>,
@@ -250,12 +252,15 @@ fn salvage(db: &Database, bridges: &[KernelBridge]) -> Salvage {
             let what = match table {
                 Table::Networks => "network",
                 Table::Containers => "container",
+                Table::Docker => "docker",
             };
             let decoded = match table {
                 Table::Networks => serde_json::from_slice(&bytes).map(|n| s.networks.push((id.clone(), n))),
                 Table::Containers => {
                     serde_json::from_slice(&bytes).map(|c| s.containers.push((id.clone(), c)))
                 }
+                Table::Docker => serde_json::from_slice::<crate::serve_docker::book::Record>(&bytes)
+                    .map(|_| s.docker.push((id.clone(), bytes.clone()))),
             };
             if let Err(e) = decoded {
                 s.lost
@@ -406,6 +411,13 @@ impl Store {
                     source,
                 })?;
                 cs.insert(id.as_str(), bytes.as_slice())
+                    .map_err(|e| Error::store("writing", e))?;
+            }
+            let mut ds = tx
+                .open_table(Table::Docker.def())
+                .map_err(|e| Error::store("opening a table", e))?;
+            for (id, bytes) in &salvaged.docker {
+                ds.insert(id.as_str(), bytes.as_slice())
                     .map_err(|e| Error::store("writing", e))?;
             }
         }

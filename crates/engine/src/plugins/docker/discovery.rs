@@ -151,6 +151,10 @@ fn candidates(cfg: &PluginConfig) -> Vec<Candidate> {
     let mut out = Vec::new();
     for dir in &cfg.docker_socket_dirs {
         for (name, _, file) in scan(dir, &["sock"], is_socket) {
+            // berth's own, when it serves dockerd there (`--serve-docker`).
+            if crate::serve_docker::is_served_name(&name) {
+                continue;
+            }
             out.push(Candidate {
                 name,
                 socket: Ok(file.clone()),
