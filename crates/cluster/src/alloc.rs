@@ -256,19 +256,36 @@ impl Cluster {
             .await
     }
 
-    /// Claims `ip` of network `net` for endpoint `endpoint`, under this
-    /// host's lease (it is free again when the host is gone). `false` when
-    /// another endpoint holds it.
+    /// Claims `ip` of network `net` for `endpoint` (an endpoint's id, or
+    /// another holder's name), under this host's lease (it is free again
+    /// when the host is gone); when `endpoint` holds it already (an
+    /// earlier run of this daemon), it is put again under this lease.
+    /// `false` when another holds it.
     pub async fn claim_address(&self, net: &str, ip: IpAddr, endpoint: &str) -> Result<bool> {
         let lease = self.lease("claiming an address")?;
         let key = self.keys().address(net, ip);
-        let taken = self
-            .create_if_absent(&key, endpoint.as_bytes(), Some(lease))
+        let value = endpoint.as_bytes().to_vec();
+        let put = PutOptions::new().with_lease(lease);
+        let txn = Txn::new()
+            .when([Compare::version(key.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key.clone(), value.clone(), Some(put.clone()))])
+            .or_else([TxnOp::txn(
+                Txn::new()
+                    .when([Compare::value(key.clone(), CompareOp::Equal, value.clone())])
+                    .and_then([TxnOp::put(key.clone(), value.clone(), Some(put))]),
+            )]);
+        let r = self
+            .call("claiming an address", |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
             .await?;
-        if taken.is_none() {
-            self.keep_mine(key, endpoint.as_bytes().to_vec());
+        let mine =
+            r.succeeded() || matches!(r.op_responses().first(), Some(TxnOpResponse::Txn(t)) if t.succeeded());
+        if mine {
+            self.keep_mine(key, value);
         }
-        Ok(taken.is_none())
+        Ok(mine)
     }
 
     /// Gives an address back, if `endpoint` holds it.

@@ -190,7 +190,20 @@ fn numbers_addresses_and_networks_are_claimed_once_under_concurrency() {
                 a.claim_address("n1", ip, "ep-a"),
                 b.claim_address("n1", ip, "ep-b")
             );
-            assert!(p.unwrap() ^ q.unwrap(), "exactly one host gets 10.0.0.2");
+            let (p, q) = (p.unwrap(), q.unwrap());
+            assert!(p ^ q, "exactly one host gets 10.0.0.2");
+            // Its holder may claim it again (put under its current lease),
+            // and no one else.
+            let (w, wid, l, lid) = if p {
+                (&a, "ep-a", &b, "ep-b")
+            } else {
+                (&b, "ep-b", &a, "ep-a")
+            };
+            assert!(
+                w.claim_address("n1", ip, wid).await.unwrap(),
+                "its holder claims it again"
+            );
+            assert!(!l.claim_address("n1", ip, lid).await.unwrap());
             assert_eq!(a.taken_addresses("n1").await.unwrap(), [ip]);
             // Networks: a name and a subnet once.
             let s: ipnet::IpNet = "10.0.1.0/24".parse().unwrap();
