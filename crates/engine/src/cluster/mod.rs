@@ -351,7 +351,9 @@ impl Engine {
                 })
                 .collect()
         };
-        let keep: BTreeSet<String> = mine.iter().map(|(_, _, ep)| ep.id.clone()).collect();
+        let mut keep: BTreeSet<String> = mine.iter().map(|(_, _, ep)| ep.id.clone()).collect();
+        // dockerd's endpoints (`--serve-docker`) are this host's too.
+        keep.extend(self.announce_docker().await);
         if let Err(e) = m.store.forget_others(&keep).await {
             tracing::warn!("withdrawing what a crash left in the cluster store: {e}");
         }

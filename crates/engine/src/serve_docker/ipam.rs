@@ -18,6 +18,7 @@ use ipnet::IpNet;
 use serde_json::{Value, json};
 
 use super::book::{PoolRecord, Record};
+use super::cluster;
 use super::network::NETWORK_OPTION;
 use super::{Answer, Refusal, decode};
 use crate::engine::Engine;
@@ -217,12 +218,22 @@ async fn request_address(engine: &Arc<Engine>, req: RequestAddressRequest) -> An
         for a in &rec.addresses {
             mine.mark(*a);
         }
+        // A global network's addresses are the cluster's: each one is
+        // claimed in its store too.
+        let global = cluster::network_of(engine, &rec.subnet);
         match asked {
             Some(a) => {
                 mine.take(a, |_| Some("another endpoint".to_owned()))?;
                 if !take_in_network(engine, rec.subnet, a) {
                     return Err(Refusal::new(format!(
                         "address {a} is in use by a berth container"
+                    )));
+                }
+                if let Some(net) = &global
+                    && !cluster::claim(engine, net, a).await?
+                {
+                    return Err(Refusal::new(format!(
+                        "address {a} is in use by a container of another host"
                     )));
                 }
                 a
@@ -232,9 +243,15 @@ async fn request_address(engine: &Arc<Engine>, req: RequestAddressRequest) -> An
                 // Bounded: each try takes one more address of the pool.
                 for _ in 0..65_536 {
                     let a = mine.allocate()?.addr();
-                    if take_in_network(engine, rec.subnet, a) {
-                        found = Some(a);
-                        break;
+                    if !take_in_network(engine, rec.subnet, a) {
+                        continue;
+                    }
+                    match &global {
+                        Some(net) if !cluster::claim(engine, net, a).await? => continue,
+                        _ => {
+                            found = Some(a);
+                            break;
+                        }
                     }
                 }
                 found.ok_or_else(|| Refusal::new(format!("pool {} is full", rec.subnet)))?
@@ -266,6 +283,9 @@ async fn release_address(engine: &Arc<Engine>, req: ReleaseAddressRequest) -> An
             rec.gateway = None;
         }
         engine.keep(Record::Pool(rec.clone())).await?;
+        if let Some(net) = cluster::network_of(engine, &rec.subnet) {
+            cluster::release(engine, &net, ip).await;
+        }
         let mut st = engine.state();
         let gw: Vec<IpAddr> = st
             .networks

@@ -26,9 +26,18 @@
 //! Every driver declares scope `local`: a dockerd without swarm or a
 //! key-value store refuses `global` networks ("datastore for scope global
 //! is not initialized"), and berth's overlay makes one network of the
-//! networks of the same name on every host itself, through etcd.
+//! networks of the same name on every host itself, through etcd. On a
+//! global network in a cluster ([`cluster`]), Docker's addresses are
+//! claimed in the cluster store (by `RequestAddress`, or `CreateEndpoint`
+//! for another IPAM's) and its joined endpoints announced there, as
+//! berth's own containers' are: the other hosts program their tunnels to
+//! them, and no host gives an address twice. The overlay on every host is
+//! then `docker network create -d berth-overlay --ipam-driver berth -o
+//! berth.network=NAME --ipam-opt berth.network=NAME NAME`, NAME made once
+//! with `berth network create -d overlay NAME` on any host.
 
 pub(crate) mod book;
+mod cluster;
 mod ipam;
 mod network;
 

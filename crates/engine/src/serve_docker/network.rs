@@ -12,6 +12,7 @@ use ipnet::IpNet;
 use serde_json::{Value, json};
 
 use super::book::{EpRecord, NetRecord, Record};
+use super::cluster;
 use super::{Answer, Refusal, decode};
 use crate::engine::Engine;
 use crate::networks::{IpamRequest, NetworkCreate};
@@ -269,6 +270,18 @@ async fn create_endpoint(engine: &Arc<Engine>, req: CreateEndpointRequest) -> An
             "the endpoint has no address: berth's networks take theirs from an IPAM driver",
         ));
     }
+    // A global network's addresses are claimed in the cluster store (done
+    // already when berth's IPAM gave them).
+    if engine.clustered(&net) {
+        let gateways = [net.net.gateway(false), net.net.gateway(true)];
+        for a in addresses.iter().map(IpNet::addr) {
+            if !gateways.contains(&Some(a)) && !cluster::claim(engine, &net.net.id, a).await? {
+                return Err(Refusal::new(format!(
+                    "address {a} is in use by a container of another host"
+                )));
+            }
+        }
+    }
     let asked_mac = !iface.mac_address.is_empty();
     let mac = if asked_mac {
         iface
@@ -343,6 +356,22 @@ async fn delete_endpoint(engine: &Arc<Engine>, req: EndpointRequest) -> Answer {
         .drop_record(&Record::Endpoint(Box::new(rec.clone())))
         .await?;
     Engine::release(&mut engine.state(), &rec.endpoint);
+    // Addresses of a global network that another IPAM gave: berth's IPAM
+    // gives its own back on `ReleaseAddress`.
+    let net = engine.state().networks.get(&rec.endpoint.network_id).cloned();
+    if let Some(net) = net.filter(|n| engine.clustered(n)) {
+        let ours: Vec<IpAddr> = engine
+            .book()
+            .pools
+            .values()
+            .flat_map(|p| p.addresses.iter().copied())
+            .collect();
+        for a in rec.endpoint.addresses.iter().map(IpNet::addr) {
+            if !ours.contains(&a) {
+                cluster::release(engine, &net.net.id, a).await;
+            }
+        }
+    }
     Ok(json!({}))
 }
 
@@ -359,7 +388,11 @@ async fn join(engine: &Arc<Engine>, req: JoinRequest) -> Answer {
     if !rec.joined {
         wire(engine, &net, &mut rec.endpoint).await?;
         rec.joined = true;
-        if let Err(e) = engine.keep(Record::Endpoint(Box::new(rec.clone()))).await {
+        let kept = match cluster::announce(engine, &net, &rec.endpoint).await {
+            Ok(()) => engine.keep(Record::Endpoint(Box::new(rec.clone()))).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = kept {
             let _ = unwire(engine, &net, &rec.endpoint).await;
             return Err(e.into());
         }
@@ -431,6 +464,7 @@ async fn wire(engine: &Engine, net: &NetworkRecord, ep: &mut EndpointRecord) -> 
 /// Has the driver undo the attach and deletes the interface where Docker
 /// left it (the host, under its staging name). Idempotent.
 async fn unwire(engine: &Engine, net: &NetworkRecord, ep: &EndpointRecord) -> Result<(), Refusal> {
+    cluster::withdraw(engine, net, ep).await;
     engine.detach(net, None, ep).await?;
     if let Some(name) = &ep.ifname {
         link::del_by_name(&engine.ctx.handle, name.as_str())
