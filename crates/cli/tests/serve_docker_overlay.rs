@@ -13,8 +13,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use berth_testkit::TestHost;
-use berth_testkit::dockerd::{Dockerd, IMAGE};
+use berth_testkit::dockerd::{Dockerd, IMAGE, post};
 use berth_testkit::fabric::Fabric;
+use serde_json::json;
 
 fn berth() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_berth"))
@@ -200,6 +201,29 @@ fn docker_containers_of_two_hosts_share_one_berth_overlay() {
             "{ip} is not claimed in etcd: {claimed:?}"
         );
     }
+    // Host 1's berth gives none of host 0's addresses, asked through its
+    // IPAM or through an endpoint with another IPAM's address.
+    let dir1 = served(h1);
+    let (status, v) = post(
+        &dir1.join("berth.sock"),
+        "/IpamDriver.RequestAddress",
+        &json!({"PoolID": subnet, "Address": ip_a, "Options": {}}).to_string(),
+    );
+    assert_eq!(status, 500, "{v}");
+    assert!(v["Err"].as_str().unwrap().contains("another host"), "{v}");
+    let dov1 = d1.ok(&["network", "inspect", "-f", "{{.Id}}", "dov"]);
+    let (status, v) = post(
+        &dir1.join("berth-overlay.sock"),
+        "/NetworkDriver.CreateEndpoint",
+        &json!({
+            "NetworkID": dov1,
+            "EndpointID": "e9d0000000000000000000000000000000000000000000000000000000000002",
+            "Interface": {"Address": format!("{ip_a}/{}", net.prefix_len())},
+        })
+        .to_string(),
+    );
+    assert_eq!(status, 500, "{v}");
+    assert!(v["Err"].as_str().unwrap().contains("another host"), "{v}");
     wait_until("da pings db across the hosts", 10, || {
         docker_pings(&d0, "da", &ip_b)
     });

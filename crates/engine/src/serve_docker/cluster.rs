@@ -35,6 +35,15 @@ pub(super) fn network_of(engine: &Engine, subnet: &IpNet) -> Option<String> {
         .map(|n| n.net.id.clone())
 }
 
+/// Whether a container of another host has `ip` on global network `net`.
+pub(super) fn held_remotely(engine: &Engine, net: &str, ip: IpAddr) -> bool {
+    engine.cluster.as_ref().is_some_and(|m| {
+        m.remote()
+            .get(net)
+            .is_some_and(|eps| eps.values().any(|e| e.addresses.iter().any(|a| a.addr() == ip)))
+    })
+}
+
 /// Claims `ip` of global network `net` for this host's dockerd: false when
 /// an endpoint of any host holds it.
 pub(super) async fn claim(engine: &Engine, net: &str, ip: IpAddr) -> Result<bool> {

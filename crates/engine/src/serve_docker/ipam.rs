@@ -225,9 +225,11 @@ async fn request_address(engine: &Arc<Engine>, req: RequestAddressRequest) -> An
             Some(a) => {
                 mine.take(a, |_| Some("another endpoint".to_owned()))?;
                 if !take_in_network(engine, rec.subnet, a) {
-                    return Err(Refusal::new(format!(
-                        "address {a} is in use by a berth container"
-                    )));
+                    let whose = match &global {
+                        Some(net) if cluster::held_remotely(engine, net, a) => "a container of another host",
+                        _ => "a berth container",
+                    };
+                    return Err(Refusal::new(format!("address {a} is in use by {whose}")));
                 }
                 if let Some(net) = &global
                     && !cluster::claim(engine, net, a).await?
