@@ -283,7 +283,8 @@ fn docker_containers_of_two_hosts_share_one_berth_overlay() {
     for ip in [&ip_a, &ip_b, &ip_bc] {
         assert!(
             claimed.iter().any(|k| k.ends_with(&format!("/{ip}"))),
-            "{ip} is no longer claimed after the restart: {claimed:?}"
+            "{ip} is no longer claimed after the restart: {claimed:?}\nhost 1's log:\n{}",
+            f.host(1).daemon_log()
         );
     }
     assert_eq!(etcd_keys(&f, &format!("endpoints/{id}/")).len(), 3);

@@ -339,6 +339,16 @@ impl Engine {
     /// has.
     pub(crate) async fn announce_all(&self) {
         let Some(m) = &self.cluster else { return };
+        // The watch's first snapshot comes as soon as the store answers,
+        // which may be before this host's lease is granted (after a start,
+        // or an outage): what is announced needs it. Bounded: 5 s, then
+        // the calls below say what failed.
+        for _ in 0..50 {
+            if m.store.health().0 == berth_cluster::Health::Healthy {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         let mine: Vec<(NetworkRecord, ContainerRecord, EndpointRecord)> = {
             let st = self.state();
             st.containers
