@@ -250,18 +250,30 @@ impl Engine {
             Ok(())
         }
         .await;
-        self.settled(&joins);
-        {
-            let mut st = self.state();
-            st.reserved_names.remove(&name);
-            if made.is_err() {
-                st.ports.remove(&name, &rec.ports);
-            }
-            Self::settle_all(&mut st, &joins, made.is_ok());
-            made?;
-            st.containers.insert(id.clone(), rec.clone());
-        }
+        self.conclude_create(&name, &rec, &joins, made)?;
         Ok(self.spec_of(&rec))
+    }
+
+    /// The end of a create, made or not: the planned endpoints settle
+    /// (their addresses kept or given back), the name's and the ports'
+    /// reservations go, and a made container joins the state.
+    pub(super) fn conclude_create(
+        &self,
+        name: &str,
+        rec: &ContainerRecord,
+        joins: &[super::egress::Join],
+        made: Result<()>,
+    ) -> Result<()> {
+        self.settled(joins);
+        let mut st = self.state();
+        st.reserved_names.remove(name);
+        if made.is_err() {
+            st.ports.remove(name, &rec.ports);
+        }
+        Self::settle_all(&mut st, joins, made.is_ok());
+        made?;
+        st.containers.insert(rec.id.clone(), rec.clone());
+        Ok(())
     }
 
     pub(super) fn drop_sandbox_of(&self, id: &str, kind: SandboxKind) -> Result<()> {

@@ -318,17 +318,7 @@ impl Engine {
             Ok(())
         }
         .await;
-        self.settled(&joins);
-        {
-            let mut st = self.state();
-            st.reserved_names.remove(&name);
-            if made.is_err() {
-                st.ports.remove(&name, &rec.ports);
-            }
-            Self::settle_all(&mut st, &joins, made.is_ok());
-            made?;
-            st.containers.insert(id.clone(), rec.clone());
-        }
+        self.conclude_create(&name, &rec, &joins, made)?;
         let ep = &rec.endpoints[0];
         Ok(SandboxAttachResponse {
             id,
