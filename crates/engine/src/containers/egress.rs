@@ -84,6 +84,8 @@ impl Engine {
             }
         }))
         .await;
+        // A veth pair made with the sandbox that no driver took.
+        self.drop_premade(sb).await;
         if done.iter().all(Result::is_ok) {
             return Ok(());
         }

@@ -286,6 +286,7 @@ impl Engine {
                 ns,
                 handle,
                 path: netns.clone(),
+                premade: Default::default(),
             });
             self.sandboxes
                 .lock()
