@@ -402,10 +402,18 @@ const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs `cmd` inside the namespace pinned at `ns` with `stdin` as its
 /// input, and times it from spawn to exit, as a runtime that execs a
-/// plugin sees it. Fails with what it printed when it fails.
+/// plugin sees it. Fails with what it printed when it fails. It is spawned
+/// from a thread that entered `ns` ([`within`]), not by a `pre_exec` step
+/// after a fork: a fork of this whole process (its threads, its memory)
+/// would be timed as the command's, where a runtime's `posix_spawn` (and
+/// std's without `pre_exec`) is a vfork.
 fn timed_in(ns: &Path, cmd: &mut Command, stdin: &str, what: &str) -> Result<(Duration, String)> {
-    berth_testkit::in_netns(cmd, ns).context("opening the host namespace")?;
-    timed(cmd, stdin, what)
+    if let Some(root) = berth_testkit::cleanup::root_of(ns) {
+        cmd.env(berth_testkit::ROOT_ENV, root);
+    }
+    within(ns, || {
+        timed(cmd, stdin, what).map_err(|e| io::Error::other(format!("{e:#}")))
+    })
 }
 
 /// Runs `cmd` with `stdin` as its input and times it from spawn to exit.

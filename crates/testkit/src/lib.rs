@@ -283,6 +283,24 @@ impl TestHost {
         cmd
     }
 
+    /// [`TestHost::berth_cmd`] left in the caller's network namespace: a
+    /// client needs only the daemon's socket, and the containers it starts
+    /// join their own namespaces. Without a `pre_exec` step std starts it
+    /// with `posix_spawn` (a vfork) instead of a fork of the whole caller,
+    /// which a bench would otherwise time as the client's (a `docker`
+    /// command is started the same way). It carries [`ROOT_ENV`] all the
+    /// same, so the test host's cleanup finds what it leaves running.
+    pub fn client_cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.berth);
+        cmd.arg("-H")
+            .arg(format!("unix://{}", self.socket.display()))
+            .args(args);
+        if let Some(root) = cleanup::root_of(&self.ns) {
+            cmd.env(ROOT_ENV, root);
+        }
+        cmd
+    }
+
     /// Gives the test host up links to use as macvlan/ipvlan parents: a
     /// veth pair per name, `NAME` with its peer `NAMEx`, both inside the
     /// test host.

@@ -90,7 +90,7 @@ impl Berth {
 
     /// `berth network connect bench probe`, the whole process timed.
     fn cli_connect(&self) -> Result<Duration> {
-        let mut cmd = self.host.berth_cmd(&["network", "connect", "bench", "probe"]);
+        let mut cmd = self.host.client_cmd(&["network", "connect", "bench", "probe"]);
         cmd.stdin(Stdio::null());
         Ok(super::timed(&mut cmd, "", "berth network connect bench probe")?.0)
     }

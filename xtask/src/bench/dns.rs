@@ -442,7 +442,7 @@ impl Subject for Berth {
     }
 
     fn run(&mut self, name: &str) -> Result<Duration> {
-        let mut cmd = self.host.berth_cmd(&[
+        let mut cmd = self.host.client_cmd(&[
             "run",
             "-d",
             "--name",

@@ -118,7 +118,7 @@ fn berth_figures(bin: &Path, n: usize) -> Result<Figures> {
             "3600",
         ];
         Ok(super::timed(
-            &mut h.berth_cmd(&args),
+            &mut h.client_cmd(&args),
             "",
             &format!("berth run -d --name {name}"),
         )?

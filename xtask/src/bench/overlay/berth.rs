@@ -241,7 +241,7 @@ impl Subject for Berth {
         }
         args.push("--");
         args.extend(SLEEP);
-        let mut cmd = self.host(0).berth_cmd(&args);
+        let mut cmd = self.host(0).client_cmd(&args);
         let r = crate::bench::timed(&mut cmd, "", &format!("berth run -d --name {name}"));
         Ok(self.explain(r)?.0)
     }
