@@ -199,27 +199,6 @@ pub struct Sandbox {
     pub handle: rtnetlink::Handle,
     /// The nsfs bind mount that keeps it alive (`SandboxKey`).
     pub path: PathBuf,
-    /// A veth pair made with the namespace, for the first driver that
-    /// wants one ([`Premade::take`]); empty for most sandboxes.
-    pub premade: Premade,
-}
-
-/// The [`crate::link::PremadeVeth`] of a sandbox made ahead of time. The
-/// first driver that takes it owns it; the engine deletes one no driver
-/// took once the sandbox is wired.
-#[derive(Debug, Default)]
-pub struct Premade(std::sync::Mutex<Option<crate::link::PremadeVeth>>);
-
-impl Premade {
-    /// Holds `veth`, when there is one.
-    pub fn new(veth: Option<crate::link::PremadeVeth>) -> Self {
-        Self(std::sync::Mutex::new(veth))
-    }
-
-    /// The pair, to the first caller only.
-    pub fn take(&self) -> Option<crate::link::PremadeVeth> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
-    }
 }
 
 /// One sandbox's membership in one network, as the engine planned it.

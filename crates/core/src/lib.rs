@@ -33,8 +33,7 @@ pub use berth_plugin::{
 };
 pub use driver::{
     Capabilities, Claim, ClusterContext, Context, Endpoint, NetworkDriver, NetworkHandle, Networks, Numbers,
-    ParentUse, Peer, Place, Premade, Sandbox, SubLink, Underlay, check_options, option_pair, parse_bool,
-    parse_mtu,
+    ParentUse, Peer, Place, Sandbox, SubLink, Underlay, check_options, option_pair, parse_bool, parse_mtu,
 };
 pub use error::{BadIfName, Error, IfNameFault, Kind, Master, Result, Vanish, chain, is_errno, netlink_io};
 pub use features::{Feature, Features};

@@ -203,157 +203,6 @@ pub async fn add_veth_into(
         .map_err(|e| Error::netlink(format!("creating veth {name} with peer {peer} in the sandbox"), e))
 }
 
-/// A veth pair made before a container needs it, with the namespace the
-/// next container gets: `host` in the namespace of the handle that made
-/// it, `peer` in the spare namespace, both down and without IPv6
-/// addresses, under temporary names. Taking it ([`claim_premade_host`],
-/// [`claim_premade_peer`]) is two messages where making a veth is one slow
-/// one (the kernel registers two devices) and several more; a pair nobody
-/// takes goes with its namespace or is deleted by index.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PremadeVeth {
-    /// The host end's index.
-    pub host: u32,
-    /// The peer's index in the spare namespace.
-    pub peer: u32,
-}
-
-/// The temporary name of a premade pair's peer inside its namespace.
-const PREMADE_PEER: &str = "premade0";
-
-/// Makes a [`PremadeVeth`]: `host_name` in `handle`'s namespace, its peer
-/// in `peer_ns` (whose handle is `peer_handle`). On failure nothing is
-/// left: the host end is deleted.
-pub async fn add_premade_veth(
-    handle: &Handle,
-    host_name: &str,
-    peer_ns: &Netns,
-    peer_handle: &Handle,
-) -> Result<PremadeVeth> {
-    let peer_msg = LinkMessageBuilder::<LinkUnspec>::new()
-        .name(PREMADE_PEER)
-        .append_extra_attribute(LinkAttribute::NetNsFd(peer_ns.as_raw_fd()))
-        .build();
-    let msg = LinkVeth::new(host_name, PREMADE_PEER)
-        .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
-        .build();
-    handle
-        .link()
-        .add(msg)
-        .execute()
-        .await
-        .map_err(|e| Error::netlink(format!("creating veth {host_name} ahead of a container"), e))?;
-    let made = async {
-        let missing = |name: &str| Error::NotInSandbox {
-            ifname: name.to_owned(),
-        };
-        let host = get(handle, host_name).await?.ok_or_else(|| missing(host_name))?;
-        let peer = get(peer_handle, PREMADE_PEER)
-            .await?
-            .ok_or_else(|| missing(PREMADE_PEER))?;
-        for (h, index) in [(handle, host.index), (peer_handle, peer.index)] {
-            let msg = LinkUnspec::new_with_index(index).append_extra_attribute(no_ipv6_addresses());
-            h.link()
-                .set(msg.build())
-                .execute()
-                .await
-                .map_err(|e| Error::netlink(format!("turning off IPv6 addresses on link {index}"), e))?;
-        }
-        Ok(PremadeVeth {
-            host: host.index,
-            peer: peer.index,
-        })
-    }
-    .await;
-    if made.is_err() {
-        let _ = del_by_name(handle, host_name).await;
-    }
-    made
-}
-
-/// Takes a premade pair's host end: renamed `name`, with `mtu`, and, when
-/// `master` is given, up on that bridge (the kernel applies a link's flags
-/// before its master; the end has no IPv6 addresses to send from while it
-/// is up outside the bridge) — one message, like `ip link set INDEX name
-/// NAME mtu MTU up master BR`. Without `master` it stays down, for
-/// [`enslave_isolated`].
-pub async fn claim_premade_host(
-    handle: &Handle,
-    index: u32,
-    name: &str,
-    mtu: Option<u32>,
-    master: Option<u32>,
-) -> Result<()> {
-    let mut msg = LinkUnspec::new_with_index(index).name(name.to_owned());
-    if let Some(mtu) = mtu {
-        msg = msg.mtu(mtu);
-    }
-    if let Some(master) = master {
-        msg = msg.controller(master).up();
-    }
-    handle
-        .link()
-        .set(msg.build())
-        .execute()
-        .await
-        .map_err(|e| Error::netlink(format!("taking the premade veth {index} as {name}"), e))
-}
-
-/// Takes a premade pair's peer in a sandbox (`handle`'s namespace) as
-/// [`configure`] leaves a new one: named `ifname`, with `mac` and `mtu`,
-/// up, with its addresses and default routes. IPv6 addresses are turned
-/// back on (before it comes up) when it has an IPv6 address; else renaming
-/// and coming up are one message.
-pub async fn claim_premade_peer(
-    handle: &Handle,
-    index: u32,
-    ifname: &IfName,
-    mac: Mac,
-    mtu: Option<u32>,
-    addresses: &[IpNet],
-    gateways: &[IpAddr],
-) -> Result<()> {
-    let ipv6 = addresses.iter().any(|a| a.addr().is_ipv6());
-    let mut msg = LinkUnspec::new_with_index(index)
-        .name(ifname.as_str().to_owned())
-        .address(mac.octets().to_vec());
-    if let Some(mtu) = mtu {
-        msg = msg.mtu(mtu);
-    }
-    msg = if ipv6 {
-        msg.append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![
-            AfSpecInet6::AddrGenMode(In6AddrGenMode::Eui64),
-        ])]))
-    } else {
-        msg.up()
-    };
-    handle
-        .link()
-        .set(msg.build())
-        .execute()
-        .await
-        .map_err(|e| Error::netlink(format!("taking the premade veth peer {index} as {ifname}"), e))?;
-    if ipv6 {
-        set_up(handle, index).await?;
-    }
-    address_and_route(handle, index, addresses, gateways).await
-}
-
-async fn address_and_route(
-    handle: &Handle,
-    index: u32,
-    addresses: &[IpNet],
-    gateways: &[IpAddr],
-) -> Result<()> {
-    for addr in addresses {
-        add_address(handle, index, *addr).await?;
-    }
-    for gw in gateways {
-        add_default_route(handle, *gw).await?;
-    }
-    Ok(())
-}
-
 /// Enslaves the link `name` to `master` (if any) and brings it up without
 /// IPv6 addresses, like `ip link set NAME master BR addrgenmode none &&
 /// ip link set NAME up`. A bridge port needs no address of its own;
@@ -556,7 +405,13 @@ pub async fn configure(
             .map_err(|e| Error::netlink(format!("turning off IPv6 addresses on {ifname}"), e))?;
     }
     set_up(handle, link.index).await?;
-    address_and_route(handle, link.index, addresses, gateways).await
+    for addr in addresses {
+        add_address(handle, link.index, *addr).await?;
+    }
+    for gw in gateways {
+        add_default_route(handle, *gw).await?;
+    }
+    Ok(())
 }
 
 /// Every address of the handle's namespace with the index of its link,

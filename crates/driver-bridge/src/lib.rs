@@ -204,12 +204,15 @@ impl NetworkHandle for BridgeNet {
 
     async fn attach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
         let cfg = &self.cfg;
+        let bridge = link::get(&ctx.handle, cfg.name.as_str())
+            .await?
+            .ok_or_else(|| Error::LinkMissing {
+                role: "bridge",
+                link: cfg.name.to_string(),
+                network: self.net.name.clone(),
+            })?;
         let host_if = veth_name(ep.id);
         let sandbox = ep.sandbox.ok_or(Error::NoSandbox { driver: None })?;
-        if let Some(veth) = sandbox.premade.take() {
-            return self.attach_premade(ctx, ep, sandbox, veth, &host_if).await;
-        }
-        let bridge = self.bridge(ctx).await?;
         link::add_veth_into(&ctx.handle, &host_if, cfg.mtu, &sandbox.ns, ep.ifname, ep.mac).await?;
         // The sandbox side first, then the bridge port: the kernel's work
         // for a new port walks every other port, and done last it does not
@@ -268,62 +271,6 @@ impl NetworkHandle for BridgeNet {
             }
         }
         Ok(())
-    }
-}
-
-impl BridgeNet {
-    /// The network's bridge, which must be there.
-    async fn bridge(&self, ctx: &Context) -> Result<Link> {
-        link::get(&ctx.handle, self.cfg.name.as_str())
-            .await?
-            .ok_or_else(|| Error::LinkMissing {
-                role: "bridge",
-                link: self.cfg.name.to_string(),
-                network: self.net.name.clone(),
-            })
-    }
-
-    /// [`NetworkHandle::attach`] with the sandbox's premade veth pair: the
-    /// sandbox side and the bridge port at once, each one message (plus
-    /// the addresses and route inside, the bridge's lookup outside),
-    /// instead of making a pair and then each side in turn.
-    async fn attach_premade(
-        &self,
-        ctx: &Context,
-        ep: &Endpoint<'_>,
-        sandbox: &berth_core::Sandbox,
-        veth: link::PremadeVeth,
-        host_if: &str,
-    ) -> Result<Attachment> {
-        let cfg = &self.cfg;
-        let inside = link::claim_premade_peer(
-            &sandbox.handle,
-            veth.peer,
-            ep.ifname,
-            ep.mac,
-            cfg.mtu,
-            ep.addresses,
-            ep.gateways,
-        );
-        let port = async {
-            let bridge = self.bridge(ctx).await?.index;
-            if cfg.icc {
-                link::claim_premade_host(&ctx.handle, veth.host, host_if, cfg.mtu, Some(bridge)).await
-            } else {
-                // Isolated before it comes up, so that not one frame passes.
-                link::claim_premade_host(&ctx.handle, veth.host, host_if, cfg.mtu, None).await?;
-                link::enslave_isolated(&ctx.handle, host_if, bridge).await
-            }
-        };
-        let (inside, port) = futures_util::future::join(inside, port).await;
-        if let Err(e) = inside.and(port) {
-            let _ = link::del(&ctx.handle, veth.host).await;
-            return Err(e);
-        }
-        Ok(Attachment {
-            host_ifname: Some(host_if.to_owned()),
-            ..Default::default()
-        })
     }
 }
 

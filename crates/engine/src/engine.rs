@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use berth_core::rtnetlink;
 use berth_core::{
-    Capabilities, Context, Firewall, Netns, NetworkDriver, NetworkHandle, Premade, Sandbox, SandboxKind, link,
+    Capabilities, Context, Firewall, Netns, NetworkDriver, NetworkHandle, Sandbox, SandboxKind, link,
 };
 use ipnet::IpNet;
 use nix::mount::{MsFlags, mount};
@@ -132,23 +132,16 @@ pub struct Engine {
 }
 
 /// A namespace made ahead of the next container that needs one: `lo` up,
-/// its netlink connection and the resolver's sockets open, and a veth pair
-/// into it for the driver that wants one ([`link::PremadeVeth`]). `berth
-/// run` then only pins it, instead of waiting for the kernel to make a
-/// namespace (about half a millisecond, under the RTNL lock) and a veth
-/// pair (as much again). Only its fd holds it, so the kernel frees it, and
-/// the pair with it, when the daemon exits.
+/// its netlink connection and the resolver's sockets open. `berth run`
+/// then only pins it, instead of waiting for the kernel to make a
+/// namespace (about half a millisecond, under the RTNL lock). Only its fd
+/// holds it, so the kernel frees it when the daemon exits.
 #[derive(Default)]
 enum Spare {
     #[default]
     None,
     Making,
-    Ready(
-        Netns,
-        rtnetlink::Handle,
-        crate::dns::Sockets,
-        Option<link::PremadeVeth>,
-    ),
+    Ready(Netns, rtnetlink::Handle, crate::dns::Sockets),
 }
 
 fn io_ctx(what: String) -> impl FnOnce(io::Error) -> Error {
@@ -162,11 +155,6 @@ fn is_mountpoint(path: &Path) -> bool {
     let p = path.to_string_lossy();
     info.lines().any(|l| l.split(' ').nth(4) == Some(&p))
 }
-
-/// The name of the premade veth's host end while it waits (down, in no
-/// bridge) for the next container: one at a time, never a name berth's
-/// drivers give their links.
-pub(crate) const PREMADE_VETH: &str = "berth-spare";
 
 /// Makes `dir` a private bind mount of itself, as `ip netns` does with
 /// `/run/netns`: namespace pins made under it then do not propagate into
@@ -238,7 +226,6 @@ impl Engine {
             ns: Netns::current()?,
             handle: handle.clone(),
             path: cfg.host_netns(),
-            premade: Default::default(),
         });
         let mut drivers: BTreeMap<String, Arc<dyn NetworkDriver>> = BTreeMap::new();
         for d in crate::plugins::builtin(&cfg.plugins) {
@@ -460,12 +447,7 @@ impl Engine {
         })?;
         let ns = Netns::open(&path)?;
         let handle = ns.connect()?;
-        let sb = Arc::new(Sandbox {
-            ns,
-            handle,
-            path,
-            premade: Default::default(),
-        });
+        let sb = Arc::new(Sandbox { ns, handle, path });
         self.sandboxes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -494,50 +476,25 @@ impl Engine {
             *spare = Spare::Making;
         }
         let (slot, rt) = (self.spare.clone(), tokio::runtime::Handle::current());
-        let host = self.ctx.handle.clone();
-        tokio::spawn(async move {
-            let made = tokio::task::spawn_blocking(move || {
-                Netns::create_with(|| {
-                    let _rt = rt.enter(); // register the sockets with the runtime
-                    link::loopback_up_here()?;
-                    let (conn, handle, _) = rtnetlink::new_connection()?;
-                    Ok((conn, handle, crate::dns::bind()?))
-                })
-            })
-            .await
-            .unwrap_or_else(|e| {
-                Err(berth_core::Error::io(
-                    "making a spare namespace",
-                    std::io::Error::other(e),
-                ))
+        tokio::task::spawn_blocking(move || {
+            let made = Netns::create_with(|| {
+                let _rt = rt.enter(); // register the sockets with the runtime
+                link::loopback_up_here()?;
+                let (conn, handle, _) = rtnetlink::new_connection()?;
+                Ok((conn, handle, crate::dns::bind()?))
             });
-            let ready = match made {
+            let mut spare = slot.lock().unwrap_or_else(|p| p.into_inner());
+            *spare = match made {
                 Ok((ns, (conn, handle, sockets))) => {
-                    tokio::spawn(conn);
-                    let veth = link::add_premade_veth(&host, PREMADE_VETH, &ns, &handle)
-                        .await
-                        .map_err(|e| tracing::debug!("making a veth pair ahead of a container: {e}"))
-                        .ok();
-                    Spare::Ready(ns, handle, sockets, veth)
+                    rt.spawn(conn);
+                    Spare::Ready(ns, handle, sockets)
                 }
                 Err(e) => {
                     tracing::debug!("making a spare namespace: {e}");
                     Spare::None
                 }
             };
-            *slot.lock().unwrap_or_else(|p| p.into_inner()) = ready;
         });
-    }
-
-    /// Deletes the premade veth pair of `sb` that no driver took: it would
-    /// stay in the container as a stray link. Returns once the kernel has
-    /// unlisted it.
-    pub(crate) async fn drop_premade(&self, sb: &Sandbox) {
-        if let Some(veth) = sb.premade.take()
-            && let Err(e) = berth_core::linger::delete(&self.ctx.host, &self.ctx.lingering, veth.host).await
-        {
-            tracing::warn!("deleting an unused premade veth: {e}");
-        }
     }
 
     /// Makes a pinned namespace with `lo` up: the spare one when it is
@@ -547,17 +504,17 @@ impl Engine {
         let spare = {
             let mut spare = self.spare.lock().unwrap_or_else(|p| p.into_inner());
             match std::mem::take(&mut *spare) {
-                Spare::Ready(ns, handle, sockets, veth) => Some((ns, handle, sockets, veth)),
+                Spare::Ready(ns, handle, sockets) => Some((ns, handle, sockets)),
                 other => {
                     *spare = other;
                     None
                 }
             }
         };
-        let (ns, handle, sockets, veth) = match spare {
-            Some((ns, handle, sockets, veth)) => {
+        let (ns, handle, sockets) = match spare {
+            Some((ns, handle, sockets)) => {
                 ns.pin(&path)?;
-                (ns, handle, dns.then_some(sockets), veth)
+                (ns, handle, dns.then_some(sockets))
             }
             None => {
                 // One thread inside the new namespace opens everything the
@@ -572,7 +529,7 @@ impl Engine {
                     Ok((conn, handle, sockets))
                 })?;
                 rt.spawn(conn);
-                (ns, handle, sockets, None)
+                (ns, handle, sockets)
             }
         };
         let made = match sockets {
@@ -581,12 +538,7 @@ impl Engine {
         };
         match made {
             Ok(()) => {
-                let sb = Arc::new(Sandbox {
-                    ns,
-                    handle,
-                    path,
-                    premade: Premade::new(veth),
-                });
+                let sb = Arc::new(Sandbox { ns, handle, path });
                 self.sandboxes
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())

@@ -442,10 +442,6 @@ impl TestHost {
                     .unwrap_or_default()
                     .to_owned()
             })
-            // The daemon's veth for its next container, which comes and
-            // goes with the spare namespace it leads into (and so cannot
-            // outlive the daemon).
-            .filter(|l| l != "berth-spare")
             .collect();
         links.sort();
         // Addresses without their flags (IPv6 DAD's "tentative" comes and

@@ -163,7 +163,6 @@ impl Sandboxes {
             ns,
             handle,
             path: key.into(),
-            premade: Default::default(),
         });
         // A path that now names another namespace is replaced here.
         self.open.lock().unwrap_or_else(|p| p.into_inner()).insert(

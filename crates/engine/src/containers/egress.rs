@@ -84,8 +84,6 @@ impl Engine {
             }
         }))
         .await;
-        // A veth pair made with the sandbox that no driver took.
-        self.drop_premade(sb).await;
         if done.iter().all(Result::is_ok) {
             return Ok(());
         }

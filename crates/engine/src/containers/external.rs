@@ -286,7 +286,6 @@ impl Engine {
                 ns,
                 handle,
                 path: netns.clone(),
-                premade: Default::default(),
             });
             self.sandboxes
                 .lock()

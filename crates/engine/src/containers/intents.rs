@@ -196,7 +196,6 @@ impl Engine {
                         ns,
                         handle,
                         path: p.clone(),
-                        premade: Default::default(),
                     }))
                 })
                 .map_err(|e| tracing::warn!(network = %net.net.name, "opening the sandbox of a pending attach: {e}"))

@@ -446,7 +446,6 @@ async fn wire(engine: &Engine, net: &NetworkRecord, ep: &mut EndpointRecord) -> 
         ns,
         handle,
         path: pin.clone(),
-        premade: Default::default(),
     };
     if let Err(e) = engine.attach(net, &sb, ep).await {
         unpin();
