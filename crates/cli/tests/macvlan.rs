@@ -51,6 +51,17 @@ fn two_containers_on_one_parent_reach_each_other() {
         "sleep",
         "600",
     ]);
+    // Only lo and eth0: nothing the daemon made ahead of a container (its
+    // spare namespace comes with lo only) is left in it.
+    for c in ["a", "b"] {
+        let links = h.ok(&["exec", c, "--", "ip", "-o", "link"]);
+        let names: Vec<&str> = links
+            .lines()
+            .filter_map(|l| l.split(':').nth(1))
+            .map(|n| n.trim().split('@').next().unwrap_or_default())
+            .collect();
+        assert_eq!(names, ["lo", "eth0"], "{c}: {links}");
+    }
     let link = h.ok(&["exec", "a", "--", "ip", "-d", "-o", "link", "show", "eth0"]);
     assert!(link.contains("macvlan mode bridge"), "{link}");
     assert!(link.contains("link/ether 02:42:0a:1f:00:01"), "{link}");

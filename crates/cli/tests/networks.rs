@@ -258,6 +258,12 @@ fn ipv6_dual_stack() {
     let r6 = h.ok(&["exec", "a", "--", "ip", "-6", "route", "show", "default"]);
     assert!(r6.contains("via fd00:70::1"), "{r6}");
     h.ok(&["exec", "a", "--", "ping", "-c1", "-W2", "fd00:70::3"]);
+    // Both have eth0 with its link-local address, as Docker's containers
+    // do (berth turns IPv6 addresses off only where a network has none).
+    for c in ["a", "b"] {
+        let a6 = h.ok(&["exec", c, "--", "ip", "-6", "-o", "addr", "show", "dev", "eth0"]);
+        assert!(a6.contains("inet6 fe80::"), "{c}: {a6}");
+    }
     // An auto-picked unique-local /64 when only --ipv6 is given.
     h.ok(&["network", "create", "--ipv6", "auto6"]);
     let n = inspect(&h, "auto6");
