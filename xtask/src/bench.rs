@@ -408,9 +408,7 @@ const PROCESS_TIMEOUT: Duration = Duration::from_secs(30);
 /// would be timed as the command's, where a runtime's `posix_spawn` (and
 /// std's without `pre_exec`) is a vfork.
 fn timed_in(ns: &Path, cmd: &mut Command, stdin: &str, what: &str) -> Result<(Duration, String)> {
-    if let Some(root) = berth_testkit::cleanup::root_of(ns) {
-        cmd.env(berth_testkit::ROOT_ENV, root);
-    }
+    berth_testkit::tie_to_root(cmd, ns);
     within(ns, || {
         timed(cmd, stdin, what).map_err(|e| io::Error::other(format!("{e:#}")))
     })

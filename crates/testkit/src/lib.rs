@@ -73,15 +73,22 @@ pub fn make_netns(path: &Path) -> io::Result<()> {
     .map_err(|_| io::Error::other("namespace thread panicked"))?
 }
 
+/// Gives `cmd` [`ROOT_ENV`] naming the test root `path` lies in, when it
+/// lies in one: that ties the command and its children to the root for
+/// every cleanup (see [`cleanup`]).
+pub fn tie_to_root(cmd: &mut Command, path: &Path) {
+    if let Some(root) = cleanup::root_of(path) {
+        cmd.env(ROOT_ENV, root);
+    }
+}
+
 /// Makes `cmd` start inside the network namespace pinned at `ns`. When
 /// `ns` is in a test root, the command also gets [`ROOT_ENV`] naming it,
 /// which ties it and its children to the root for every cleanup (see
 /// [`cleanup`]).
 pub fn in_netns(cmd: &mut Command, ns: &Path) -> io::Result<()> {
     cleanup::checkpoint();
-    if let Some(root) = cleanup::root_of(ns) {
-        cmd.env(ROOT_ENV, root);
-    }
+    tie_to_root(cmd, ns);
     let f = File::open(ns)?;
     // SAFETY: setns is a raw syscall on an fd opened before the fork.
     unsafe {
@@ -275,10 +282,7 @@ impl TestHost {
     /// A `berth -H <socket> ARGS…` command that will start inside the host
     /// namespace, to spawn by hand.
     pub fn berth_cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.berth);
-        cmd.arg("-H")
-            .arg(format!("unix://{}", self.socket.display()))
-            .args(args);
+        let mut cmd = self.client_cmd(args);
         in_netns(&mut cmd, &self.ns).expect("opening the host namespace");
         cmd
     }
@@ -295,9 +299,7 @@ impl TestHost {
         cmd.arg("-H")
             .arg(format!("unix://{}", self.socket.display()))
             .args(args);
-        if let Some(root) = cleanup::root_of(&self.ns) {
-            cmd.env(ROOT_ENV, root);
-        }
+        tie_to_root(&mut cmd, &self.ns);
         cmd
     }
 
