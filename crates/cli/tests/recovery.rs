@@ -386,3 +386,58 @@ fn a_crash_amid_runs_and_removals_leaves_no_ghosts() {
     let net: Value = serde_json::from_str::<Value>(&h.ok(&["network", "inspect", "n"])).unwrap()[0].clone();
     assert_eq!(net["Containers"].as_object().map_or(0, |m| m.len()), n);
 }
+
+/// The mounts under `dir`, as `/proc/self/mountinfo` lists them.
+fn mounts_under(dir: &Path) -> Vec<String> {
+    let prefix = format!("{}/", dir.display());
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn runtime_files_are_on_a_tmpfs_that_restarts_keep() {
+    use nix::sys::statfs::{TMPFS_MAGIC, statfs};
+    let mut h = TestHost::new(berth());
+    h.ok(&["network", "create", "--subnet", "10.36.0.0/24", "n"]);
+    h.ok(&["run", "-d", "--name", "c", "--network", "n", "--", "sleep", "600"]);
+    let exec = h.exec_root();
+    // Namespace pins, generated files and pending attaches are runtime
+    // state: on a tmpfs, a mount of berth's own where the exec root is on
+    // a disk (as /run is on the machines of DESIGN.md).
+    let exec_on_tmpfs = statfs(&exec).unwrap().filesystem_type() == TMPFS_MAGIC;
+    for dir in ["netns", "containers", "pending"] {
+        let d = exec.join(dir);
+        assert_eq!(
+            statfs(&d).unwrap().filesystem_type(),
+            TMPFS_MAGIC,
+            "{} is not on a tmpfs",
+            d.display()
+        );
+        assert!(
+            exec_on_tmpfs || mounts_under(&exec).contains(&d.display().to_string()),
+            "{} is not a mount of its own",
+            d.display()
+        );
+    }
+    // Pending attaches are the daemon's alone, as the data root is.
+    use std::os::unix::fs::PermissionsExt;
+    let pending = std::fs::metadata(exec.join("pending"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(pending, 0o700);
+    let before = mounts_under(&exec);
+    // A restart mounts nothing more and finds the container as it was.
+    h.kill_daemon();
+    h.start_daemon(&[]);
+    assert_eq!(mounts_under(&exec), before);
+    let hosts = h.ok(&["exec", "c", "--", "cat", "/etc/hosts"]);
+    assert!(hosts.contains("10.36.0.2"), "{hosts}");
+    h.ok(&["run", "--rm", "--network", "n", "--", "ping", "-c1", "-W2", "c"]);
+}

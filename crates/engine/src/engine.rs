@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -48,6 +49,12 @@ impl Config {
     /// The directory of pinned sandbox namespaces.
     pub fn netns_dir(&self) -> PathBuf {
         self.exec_root.join("netns")
+    }
+
+    /// Where pending attaches and disconnects are written down
+    /// (`containers::intents`).
+    pub fn intents_dir(&self) -> PathBuf {
+        self.exec_root.join("pending")
     }
 
     /// The pin of the host's own namespace, which `--network host`
@@ -156,11 +163,46 @@ fn is_mountpoint(path: &Path) -> bool {
     info.lines().any(|l| l.split(' ').nth(4) == Some(&p))
 }
 
-/// Makes `dir` a private bind mount of itself, as `ip netns` does with
-/// `/run/netns`: namespace pins made under it then do not propagate into
-/// other mount namespaces, and containers can drop the whole directory.
+/// Whether `dir` is on a tmpfs, as `/run` is on a standard install.
+fn on_tmpfs(dir: &Path) -> bool {
+    use nix::sys::statfs::{TMPFS_MAGIC, statfs};
+    statfs(dir).is_ok_and(|s| s.filesystem_type() == TMPFS_MAGIC)
+}
+
+/// Whether `dir` has no entries (or cannot be read).
+fn is_empty_dir(dir: &Path) -> bool {
+    fs::read_dir(dir).map_or(true, |mut rd| rd.next().is_none())
+}
+
+/// Mounts a tmpfs of its own, with `mode`, on the empty directory `dir` of
+/// runtime files (namespace pins, generated `/etc` files, pending
+/// attaches), unless it is a mount already or on a tmpfs anyway; returns
+/// whether it did. The exec
+/// root is `/run/berth`, which is a tmpfs on a standard install; where it
+/// is not (the machines of DESIGN.md keep `/run` on an ext4 without a
+/// journal, whose every file creation scans the inodes deleted in the
+/// last minutes: 150 µs a file there, against 25 on a tmpfs), berth's
+/// runtime files would otherwise cost a disk's file creations and
+/// deletions for every container. The mount stays when the daemon stops,
+/// as the files of running containers do; a directory with files in it
+/// (from an older daemon) is left on its disk.
+fn runtime_tmpfs(dir: &Path, mode: u32) -> Result<bool> {
+    if is_mountpoint(dir) || on_tmpfs(dir) || !is_empty_dir(dir) {
+        return Ok(false);
+    }
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let data = format!("mode={mode:04o}");
+    mount(Some("tmpfs"), dir, Some("tmpfs"), flags, Some(data.as_str()))
+        .map_err(|e| Error::io(format!("mounting a tmpfs on {}", dir.display()), e.into()))?;
+    Ok(true)
+}
+
+/// Makes `dir` a private mount, as `ip netns` does with `/run/netns`:
+/// namespace pins made under it then do not propagate into other mount
+/// namespaces, and containers can drop the whole directory. It is a
+/// tmpfs of its own ([`runtime_tmpfs`]), else a bind mount of itself.
 fn private_mount(dir: &Path) -> Result<()> {
-    if !is_mountpoint(dir) {
+    if !runtime_tmpfs(dir, 0o755)? && !is_mountpoint(dir) {
         mount(Some(dir), dir, None::<&str>, MsFlags::MS_BIND, None::<&str>)
             .map_err(|e| Error::io(format!("bind-mounting {}", dir.display()), e.into()))?;
     }
@@ -205,6 +247,17 @@ impl Engine {
         };
         private_mount(&netns_dir)?;
         pin_host(&cfg.host_netns())?;
+        // Generated files are bind-mounted into containers; pending
+        // attaches are the daemon's alone, as the data root is.
+        for (dir, mode) in [
+            (cfg.exec_root.join("containers"), 0o755),
+            (cfg.intents_dir(), 0o700),
+        ] {
+            fs::create_dir_all(&dir).map_err(io_ctx(format!("creating {}", dir.display())))?;
+            runtime_tmpfs(&dir, mode)?;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(mode))
+                .map_err(io_ctx(format!("setting the mode of {}", dir.display())))?;
+        }
 
         let host = Arc::new(Netns::current()?);
         let handle = host.connect()?;

@@ -8,9 +8,11 @@
 //! a crash without a record. A disconnect cut short is finished: the
 //! store loses the endpoint the kernel may already have lost.
 //!
-//! One small file per endpoint under `<data-root>/pending/`, written
-//! without a sync: a crash of the daemon leaves it in the page cache; a
-//! machine that goes down takes the sandboxes with it.
+//! One small file per endpoint under `<exec-root>/pending/` (runtime
+//! state, on a tmpfs: see `engine::runtime_tmpfs`): a crash of the daemon
+//! leaves it there; a machine that goes down takes the sandboxes with it.
+//! Older daemons kept them under `<data-root>/pending/`, which the start
+//! still finishes.
 
 use std::collections::HashMap;
 use std::fs;
@@ -52,7 +54,7 @@ struct Intent {
 
 impl Engine {
     fn intents_dir(&self) -> PathBuf {
-        self.cfg.data_root.join("pending")
+        self.cfg.intents_dir()
     }
 
     fn intent_path(dir: &Path, ep: &EndpointRecord) -> PathBuf {
@@ -134,14 +136,18 @@ impl Engine {
     /// the sandbox it was made in; every disconnect the store has not yet
     /// seen is finished. Returns how many were rolled back or finished.
     pub(crate) async fn finish_intents(&self, containers: &[ContainerRecord]) -> usize {
-        let dir = self.intents_dir();
-        let Ok(rd) = fs::read_dir(&dir) else { return 0 };
+        let older = self.cfg.data_root.join("pending");
+        let entries: Vec<fs::DirEntry> = [self.intents_dir(), older]
+            .iter()
+            .filter_map(|d| fs::read_dir(d).ok())
+            .flat_map(|rd| rd.flatten())
+            .collect();
         let committed: HashMap<&str, &ContainerRecord> = containers
             .iter()
             .flat_map(|c| c.endpoints.iter().map(move |e| (e.id.as_str(), c)))
             .collect();
         let mut rolled = 0;
-        for entry in rd.flatten() {
+        for entry in entries {
             let path = entry.path();
             let intent: Intent = match fs::read(&path).map(|b| serde_json::from_slice(&b)) {
                 Ok(Ok(i)) => i,
