@@ -202,6 +202,10 @@ impl Engine {
             finished_at: String::new(),
             external: None,
         };
+        // The log on the data root's disk, made while the network is wired
+        // (write_files finds it made).
+        let log = self.cfg.paths(&id).log;
+        let log_made = tokio::task::spawn_blocking(move || super::files::make_log(&log));
         let made = async {
             let sb = match kind {
                 SandboxKind::Host => self.host_sandbox.clone(),
@@ -250,6 +254,12 @@ impl Engine {
             Ok(())
         }
         .await;
+        // A failure of its own shows in write_files; a failed create takes
+        // what it made.
+        let _ = log_made.await;
+        if made.is_err() {
+            self.remove_files(&id);
+        }
         self.conclude_create(&name, &rec, &joins, made)?;
         Ok(self.spec_of(&rec))
     }

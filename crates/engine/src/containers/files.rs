@@ -225,15 +225,26 @@ fn addresses(c: &ContainerRecord) -> Vec<IpAddr> {
         .collect()
 }
 
+/// Makes a container's log (empty, 0600) and its directory, unless they
+/// exist. They live in the data root, on a disk, where they are the
+/// slowest of a container's files to make: `create_container` has them
+/// made while the network is wired.
+pub(crate) fn make_log(log: &Path) -> Result<()> {
+    if let Some(dir) = log.parent() {
+        fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    }
+    crate::access::create_log(log)
+}
+
 impl Engine {
     /// Writes `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` for a
     /// new container, and remembers what it wrote.
     pub(crate) fn write_files(&self, c: &mut ContainerRecord, kind: SandboxKind) -> Result<()> {
         let paths = self.cfg.paths(&c.id);
-        for dir in [paths.hosts.parent(), paths.log.parent()].into_iter().flatten() {
+        if let Some(dir) = paths.hosts.parent() {
             fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
-        crate::access::create_log(&paths.log)?;
+        make_log(&paths.log)?;
         self.write_resolv(c, kind)?;
         write_in_place(&paths.hostname, format!("{}\n", c.hostname).as_bytes())?;
         self.write_hosts(c, kind)
