@@ -204,13 +204,7 @@ impl NetworkHandle for BridgeNet {
 
     async fn attach(&self, ctx: &Context, ep: &Endpoint<'_>) -> Result<Attachment> {
         let cfg = &self.cfg;
-        let bridge = link::get(&ctx.handle, cfg.name.as_str())
-            .await?
-            .ok_or_else(|| Error::LinkMissing {
-                role: "bridge",
-                link: cfg.name.to_string(),
-                network: self.net.name.clone(),
-            })?;
+        let bridge = self.bridge(ctx).await?;
         let host_if = veth_name(ep.id);
         let sandbox = ep.sandbox.ok_or(Error::NoSandbox { driver: None })?;
         link::add_veth_into(&ctx.handle, &host_if, cfg.mtu, &sandbox.ns, ep.ifname, ep.mac).await?;
@@ -219,12 +213,7 @@ impl NetworkHandle for BridgeNet {
         // hold up the sandbox's setup.
         let rest = async {
             link::configure(&sandbox.handle, ep.ifname, ep.addresses, ep.gateways).await?;
-            if cfg.icc {
-                link::attach_port(&ctx.handle, &host_if, Some(bridge.index)).await
-            } else {
-                // Isolated before it comes up, so that not one frame passes.
-                link::enslave_isolated(&ctx.handle, &host_if, bridge.index).await
-            }
+            self.port(ctx, &host_if, bridge.index).await
         };
         if let Err(e) = rest.await {
             let _ = link::del_by_name(&ctx.handle, &host_if).await;
@@ -254,23 +243,36 @@ impl NetworkHandle for BridgeNet {
             self.attach(ctx, ep).await?;
             return Ok(());
         };
-        let cfg = &self.cfg;
-        let bridge = link::get(&ctx.handle, cfg.name.as_str())
+        let bridge = self.bridge(ctx).await?;
+        link::configure(&sandbox.handle, ep.ifname, ep.addresses, ep.gateways).await?;
+        if port.master != Some(bridge.index) || !port.up {
+            self.port(ctx, &host_if, bridge.index).await?;
+        }
+        Ok(())
+    }
+}
+
+impl BridgeNet {
+    /// The network's bridge, which must be there.
+    async fn bridge(&self, ctx: &Context) -> Result<Link> {
+        link::get(&ctx.handle, self.cfg.name.as_str())
             .await?
             .ok_or_else(|| Error::LinkMissing {
                 role: "bridge",
-                link: cfg.name.to_string(),
+                link: self.cfg.name.to_string(),
                 network: self.net.name.clone(),
-            })?;
-        link::configure(&sandbox.handle, ep.ifname, ep.addresses, ep.gateways).await?;
-        if port.master != Some(bridge.index) || !port.up {
-            if cfg.icc {
-                link::attach_port(&ctx.handle, &host_if, Some(bridge.index)).await?;
-            } else {
-                link::enslave_isolated(&ctx.handle, &host_if, bridge.index).await?;
-            }
+            })
+    }
+
+    /// Makes the host side `host_if` a port of the bridge `bridge`, and up;
+    /// without inter-container traffic, isolated before it comes up, so
+    /// that not one frame passes.
+    async fn port(&self, ctx: &Context, host_if: &str, bridge: u32) -> Result<()> {
+        if self.cfg.icc {
+            link::attach_port(&ctx.handle, host_if, Some(bridge)).await
+        } else {
+            link::enslave_isolated(&ctx.handle, host_if, bridge).await
         }
-        Ok(())
     }
 }
 

@@ -248,14 +248,13 @@ impl Engine {
                 let _ = self.ctx.firewall.remove_ports(&id);
                 self.unwire(Some(&sb), &joins).await;
                 let _ = self.drop_sandbox_of(&id, kind);
-                self.remove_files(&id);
                 return Err(e);
             }
             Ok(())
         }
         .await;
         // A failure of its own shows in write_files; a failed create takes
-        // what it made.
+        // the files it made (the log's, and write_files' own).
         let _ = log_made.await;
         if made.is_err() {
             self.remove_files(&id);
