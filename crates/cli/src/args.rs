@@ -540,6 +540,9 @@ fn bridge_nf_call(s: &str) -> Result<berth_engine::BridgeNfCall, String> {
 pub(crate) fn parse(drivers: impl FnOnce() -> String) -> Cli {
     use clap::{CommandFactory, FromArgMatches};
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(cli) = run_alone(&argv) {
+        return cli;
+    }
     let mut cmd = Cli::command();
     if asks_create_help(&argv[1..]) {
         let text = drivers();
@@ -564,6 +567,36 @@ pub(crate) fn parse(drivers: impl FnOnce() -> String) -> Cli {
         let _ = e.print();
     }
     std::process::exit(125)
+}
+
+/// `berth run …` parsed on a command tree that has `run` alone, which a
+/// new container's client builds in a fraction of the whole tree's time
+/// (the whole tree is most of what the client does before it asks the
+/// daemon). Only a clean parse is taken: help, a version, any error, or
+/// another command is `None`, and the whole tree parses it again, so that
+/// what the user reads is the same either way.
+fn run_alone(argv: &[std::ffi::OsString]) -> Option<Cli> {
+    use clap::{Arg, Command, FromArgMatches};
+    if subcommand(argv.get(1..)?) != Some("run") {
+        return None;
+    }
+    let tree = Command::new("berth")
+        .arg(
+            Arg::new("host")
+                .short('H')
+                .long("host")
+                .env("BERTH_HOST")
+                .global(true),
+        )
+        .subcommand(RunArgs::augment_args(Command::new("run")));
+    let m = tree.try_get_matches_from(argv).ok()?;
+    let ("run", sub) = m.subcommand()? else {
+        return None;
+    };
+    Some(Cli {
+        host: m.get_one::<String>("host").cloned(),
+        cmd: Cmd::Run(RunArgs::from_arg_matches(sub).ok()?),
+    })
 }
 
 /// The command line asks for `network create`'s help (`-h`, `--help`, or
@@ -832,6 +865,70 @@ pub(crate) fn serve_docker_dir(value: Option<&std::path::Path>) -> Result<Option
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn argv(line: &str) -> Vec<std::ffi::OsString> {
+        line.split(' ').map(Into::into).collect()
+    }
+
+    /// What a parse gave, as text: the host and every `run` flag and word.
+    fn seen(cli: &Cli) -> String {
+        let Cmd::Run(r) = &cli.cmd else {
+            return "not run".into();
+        };
+        format!(
+            "{:?} d={} rm={} name={:?} net={:?} ip={:?} h={:?} dns={:?} p={:?} P={} alias={:?} env={:?} \
+             w={:?} u={:?} i={} t={} cmd={:?}",
+            cli.host,
+            r.detach,
+            r.rm,
+            r.name,
+            r.network,
+            r.ip,
+            r.hostname,
+            r.dns,
+            r.publish,
+            r.publish_all,
+            r.network_alias,
+            r.process.env,
+            r.process.workdir,
+            r.process.user,
+            r.interactive,
+            r.tty,
+            r.command
+        )
+    }
+
+    #[test]
+    fn run_alone_parses_as_the_whole_tree_does() {
+        use clap::{CommandFactory, FromArgMatches};
+        for line in [
+            "berth run -d --name c1 --network n -- sleep 1000",
+            "berth -H unix:///x.sock run --rm -it --net=n --ip 10.1.0.5 -h web sh -c true",
+            "berth run -H unix:///y.sock -p 8080:80 -P --network-alias a --network-alias b -e A=1 -w /tmp -u 0 sleep 1 -d",
+            "berth --host=unix:///z.sock run --dns 10.0.0.1 --dns-search . busybox --name not-a-flag",
+        ] {
+            let fast = run_alone(&argv(line)).unwrap_or_else(|| panic!("{line}: not parsed alone"));
+            let m = Cli::command().try_get_matches_from(argv(line)).unwrap();
+            let whole = Cli::from_arg_matches(&m).unwrap();
+            assert_eq!(seen(&fast), seen(&whole), "{line}");
+        }
+    }
+
+    #[test]
+    fn run_alone_leaves_help_errors_and_other_commands_to_the_whole_tree() {
+        for line in [
+            "berth run --help",
+            "berth run -d",
+            "berth run --volume /x:/y sleep 1",
+            "berth run --ip",
+            "berth -V run sleep 1",
+            "berth ps",
+            "berth network create n",
+            "berth exec c1 true",
+        ] {
+            assert!(run_alone(&argv(line)).is_none(), "{line}");
+        }
+    }
 
     #[test]
     fn hosts_parse() {

@@ -234,6 +234,9 @@ pub fn run(host: Option<&str>, args: DaemonArgs) -> Result<()> {
         if let Some(t) = served {
             t.await.context("the dockerd plugin sockets")?;
         }
+        if let Err(e) = engine.flush().await {
+            tracing::error!("taking the store to the disk: {}", e.chain());
+        }
         let _ = std::fs::remove_file(&socket);
         api.map_err(|e| anyhow::anyhow!(e.chain()))?;
         Ok(())

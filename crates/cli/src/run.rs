@@ -411,15 +411,20 @@ fn piped(cmd: &mut Command) {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
 }
 
-/// Starts the threads that copy the child's output into the log at
-/// `log_path` (and to our own stdout and stderr with `tee`).
-fn log_output(child: &mut Child, log_path: &str, tee: bool) -> Result<Vec<std::thread::JoinHandle<()>>> {
-    let log = std::fs::OpenOptions::new()
+/// Opens the container's log at `log_path` to append to it (made 0600
+/// when missing).
+fn open_log(log_path: &str) -> Result<File> {
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .open(log_path)
-        .with_context(|| format!("opening {log_path}"))?;
+        .with_context(|| format!("opening {log_path}"))
+}
+
+/// Starts the threads that copy the child's output into `log` (and to our
+/// own stdout and stderr with `tee`).
+fn log_output(child: &mut Child, log: File, tee: bool) -> Vec<std::thread::JoinHandle<()>> {
     let log = std::sync::Arc::new(std::sync::Mutex::new(log));
     let mut threads = Vec::new();
     if let Some(out) = child.stdout.take() {
@@ -436,7 +441,7 @@ fn log_output(child: &mut Child, log_path: &str, tee: bool) -> Result<Vec<std::t
             pump(io::BufReader::new(err), log, "stderr", tee)
         }));
     }
-    Ok(threads)
+    threads
 }
 
 /// Tells the daemon the process started.
@@ -473,6 +478,7 @@ pub fn foreground(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> 
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     piped(&mut cmd);
+    let log = open_log(&spec.log_path)?;
     let child = enter_container(&mut cmd, spec)
         .and_then(|()| apply(&spec.process, &mut cmd))
         .and_then(|()| Ok(cmd.spawn()?));
@@ -493,7 +499,7 @@ pub fn foreground(client: &Client, spec: &Spec, argv: &[String]) -> Result<i32> 
         report_exited(client, &spec.id, 137);
         return Err(e);
     }
-    let pumps = log_output(&mut child, &spec.log_path, true)?;
+    let pumps = log_output(&mut child, log, true);
     let status = wait_forwarding(&mut child)?;
     drain(pumps);
     let code = exit_code(status);
@@ -613,13 +619,16 @@ fn shim_on(client: &Client, spec: &Spec, argv: &[String], mut status_pipe: File)
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
     piped(&mut cmd);
-    let child = enter_container(&mut cmd, spec)
-        .and_then(|()| apply(&spec.process, &mut cmd))
-        .and_then(|()| {
-            cmd.spawn()
-                .with_context(|| format!("cannot run {:?} in container {}", argv[0], spec.name))
-        });
-    let mut child = match child {
+    let child = open_log(&spec.log_path).and_then(|log| {
+        enter_container(&mut cmd, spec)
+            .and_then(|()| apply(&spec.process, &mut cmd))
+            .and_then(|()| {
+                cmd.spawn()
+                    .with_context(|| format!("cannot run {:?} in container {}", argv[0], spec.name))
+            })
+            .map(|child| (child, log))
+    });
+    let (mut child, log) = match child {
         Ok(c) => c,
         Err(e) => {
             // The client hears at once; the report may wait for a
@@ -638,9 +647,11 @@ fn shim_on(client: &Client, spec: &Spec, argv: &[String], mut status_pipe: File)
         report_exited(client, &spec.id, 137);
         return Ok(137);
     }
-    let pumps = log_output(&mut child, &spec.log_path, false)?;
+    // The client hears before the log's copiers start: the command waits
+    // for them only if it writes a pipe's worth first.
     let _ = writeln!(status_pipe, "ok");
     drop(status_pipe);
+    let pumps = log_output(&mut child, log, false);
     let code = exit_code(wait_forwarding(&mut child)?);
     drain(pumps);
     report_exited(client, &spec.id, code);

@@ -105,6 +105,49 @@ fn kill_9_and_restart_keeps_everything() {
     h.ok(&["exec", "d", "--", "ping", "-c1", "-W1", "10.30.0.2"]);
 }
 
+/// A started report's commit does not wait for the disk; the daemon notes
+/// the start on its tmpfs, and a restart after a crash takes the note in.
+#[test]
+fn a_crash_right_after_a_start_keeps_the_container_running() {
+    let mut h = TestHost::new(berth());
+    h.ok(&["network", "create", "--subnet", "10.33.0.0/24", "n"]);
+    h.ok(&["run", "-d", "--name", "x", "--network", "n", "--", "sleep", "600"]);
+    let state = |h: &TestHost| -> (Value, Value) {
+        let x: Value = serde_json::from_str(&h.ok(&["inspect", "x"])).unwrap();
+        (
+            x[0]["State"].clone(),
+            x[0]["NetworkSettings"]["Networks"]["n"]["IPAddress"].clone(),
+        )
+    };
+    let (before, ip) = state(&h);
+    assert_eq!(before["Status"], "running", "{before}");
+    assert_eq!(ip, "10.33.0.2");
+    let adopted = "taking in a start the store lost to a crash";
+    // Nothing was written to the disk since the start: the crash loses it.
+    h.kill_daemon();
+    h.start_daemon(&[]);
+    assert!(h.daemon_log().contains(adopted), "{}", h.daemon_log());
+    let (after, ip_after) = state(&h);
+    assert_eq!(after["Status"], "running", "{after}");
+    assert_eq!(after["Pid"], before["Pid"]);
+    assert_eq!(after["StartedAt"], before["StartedAt"]);
+    assert_eq!(ip_after, ip);
+    h.ok(&["exec", "x", "--", "ip", "-4", "-o", "addr", "show", "eth0"]);
+    // A clean stop takes the store to the disk first: nothing to take in.
+    // (The log goes on across restarts: the one take-in above is in it.)
+    h.ok(&["run", "-d", "--name", "y", "--network", "n", "--", "sleep", "600"]);
+    h.stop_daemon();
+    h.start_daemon(&[]);
+    let y: Value = serde_json::from_str(&h.ok(&["inspect", "y"])).unwrap();
+    assert_eq!(y[0]["State"]["Status"], "running", "{y}");
+    assert_eq!(h.daemon_log().matches(adopted).count(), 1, "{}", h.daemon_log());
+    // The container's end takes the note away with it.
+    h.ok(&["rm", "-f", "x", "y"]);
+    h.kill_daemon();
+    h.start_daemon(&[]);
+    assert_eq!(h.ok(&["ps", "-a", "-q"]), "");
+}
+
 #[test]
 fn a_crash_mid_create_leaves_nothing() {
     let mut h = TestHost::new(berth());

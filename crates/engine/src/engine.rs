@@ -76,6 +76,7 @@ impl Config {
             resolv_conf: run.join("resolv.conf"),
             hostname: run.join("hostname"),
             log: self.data_root.join("containers").join(id).join("container.log"),
+            started: run.join("started"),
         }
     }
 }
@@ -333,6 +334,13 @@ impl Engine {
     /// The configuration it runs with.
     pub fn config(&self) -> &Config {
         &self.cfg
+    }
+
+    /// Takes every change the store holds to the disk: the daemon's last
+    /// act before it exits (a started report's commit does not wait for
+    /// the disk; see [`crate::store::Store::write_volatile`]).
+    pub async fn flush(&self) -> Result<()> {
+        self.store.flush().await
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {

@@ -156,6 +156,12 @@ impl Engine {
                 self.restore_external(&c).await;
                 continue;
             }
+            // A start the store lost to a crash, from its note.
+            let c = if c.status == Status::Created {
+                self.adopt(c).await
+            } else {
+                c
+            };
             let alive = process::alive(c.pid, c.pid_start);
             let pinned = c.sandbox.as_ref().is_some_and(|p| p.exists());
             match c.status {

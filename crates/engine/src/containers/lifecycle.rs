@@ -5,7 +5,7 @@ use berth_core::SandboxKind;
 
 use super::process;
 use crate::engine::Engine;
-use crate::store::model::{ContainerRecord, LastEndpoint, Status};
+use crate::store::model::{ContainerRecord, LastEndpoint, StartedNote, Status};
 use crate::store::{Op, Table};
 use crate::{Error, Result, util};
 
@@ -28,9 +28,62 @@ impl Engine {
         c.pid = pid;
         c.pid_start = start;
         c.started_at = util::now();
-        self.save_container(&c).await?;
+        let put = vec![Op::put(Table::Containers, &c.id, &c)?];
+        // Noted on the tmpfs, the commit need not wait for the disk: a
+        // restart after a crash that lost it finds the note (`adopt`).
+        if self.note_started(&c) {
+            self.store.write_volatile(put).await?;
+        } else {
+            self.store.write(put).await?;
+        }
         self.state().containers.insert(c.id.clone(), c);
         Ok(())
+    }
+
+    /// Notes on the exec root that `c`'s process started; whether it did.
+    fn note_started(&self, c: &ContainerRecord) -> bool {
+        let note = StartedNote {
+            pid: c.pid,
+            pid_start: c.pid_start,
+            started_at: c.started_at.clone(),
+        };
+        let path = self.cfg.paths(&c.id).started;
+        let written = serde_json::to_vec(&note)
+            .map_err(std::io::Error::other)
+            .and_then(|b| std::fs::write(&path, b));
+        if let Err(e) = &written {
+            tracing::warn!(container = %c.name, "noting the start in {}: {e}; committing it to disk instead", path.display());
+        }
+        written.is_ok()
+    }
+
+    /// At restart, for a container the store has as created: the started
+    /// note of a process that a crash kept out of the store, taken in
+    /// durably (the caller goes on with the container as running, alive
+    /// or not). `c` as it was when there is no note.
+    pub(crate) async fn adopt(&self, mut c: ContainerRecord) -> ContainerRecord {
+        let path = self.cfg.paths(&c.id).started;
+        let Some(note) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<StartedNote>(&b).ok())
+        else {
+            return c;
+        };
+        tracing::info!(container = %c.name, pid = note.pid, "taking in a start the store lost to a crash");
+        c.status = Status::Running;
+        c.pid = note.pid;
+        c.pid_start = note.pid_start;
+        c.started_at = note.started_at;
+        match self.save_container(&c).await {
+            Ok(()) => {
+                self.state().containers.insert(c.id.clone(), c.clone());
+                c
+            }
+            Err(e) => {
+                tracing::warn!(container = %c.name, "taking in a lost start: {}", e.chain());
+                c
+            }
+        }
     }
 
     /// Records that the container's process ended: takes its network down
@@ -59,6 +112,7 @@ impl Engine {
         c.pid = 0;
         c.finished_at = util::now();
         self.save_container(&c).await?;
+        let _ = std::fs::remove_file(self.cfg.paths(&c.id).started);
         self.state().containers.insert(c.id.clone(), c);
         Ok(())
     }

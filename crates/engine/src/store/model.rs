@@ -341,4 +341,21 @@ pub struct ContainerPaths {
     pub hostname: PathBuf,
     /// Output of a detached container.
     pub log: PathBuf,
+    /// The note that its process started ([`StartedNote`]), kept on the
+    /// exec root's tmpfs until the container ends.
+    pub started: PathBuf,
+}
+
+/// What a started report said, noted on the exec root's tmpfs: the store
+/// commits it without waiting for the disk, and a restart after a crash
+/// that lost the commit finds it here.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StartedNote {
+    /// The process's pid.
+    pub pid: u32,
+    /// Its start time (`/proc/PID/stat`), which tells it from a later
+    /// process with the same pid.
+    pub pid_start: u64,
+    /// When it started (RFC 3339).
+    pub started_at: String,
 }
