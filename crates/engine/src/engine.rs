@@ -68,6 +68,12 @@ impl Config {
         self.netns_dir().join(id)
     }
 
+    /// Where the next container's log directory is made ahead, in the
+    /// data root (`containers::files::make_spare_log`).
+    pub fn spare_log_dir(&self) -> PathBuf {
+        self.data_root.join("containers").join(".spare")
+    }
+
     /// A container's generated files and log.
     pub fn paths(&self, id: &str) -> ContainerPaths {
         let run = self.exec_root.join("containers").join(id);
@@ -328,6 +334,8 @@ impl Engine {
             tokio::spawn(Self::follow_cluster(Arc::downgrade(&engine), m.store.watch()));
         }
         engine.make_spare();
+        let spare = engine.cfg.spare_log_dir();
+        tokio::task::spawn_blocking(move || crate::containers::files::make_spare_log(&spare));
         Ok(engine)
     }
 

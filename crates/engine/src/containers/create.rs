@@ -205,7 +205,8 @@ impl Engine {
         // The log on the data root's disk, made while the network is wired
         // (write_files finds it made).
         let log = self.cfg.paths(&id).log;
-        let log_made = tokio::task::spawn_blocking(move || super::files::make_log(&log));
+        let spare = self.cfg.spare_log_dir();
+        let log_made = tokio::task::spawn_blocking(move || super::files::take_spare_log(&log, &spare));
         let made = async {
             let sb = match kind {
                 SandboxKind::Host => self.host_sandbox.clone(),
@@ -259,6 +260,9 @@ impl Engine {
         if made.is_err() {
             self.remove_files(&id);
         }
+        // The next container's log directory, made after this answer.
+        let spare = self.cfg.spare_log_dir();
+        tokio::task::spawn_blocking(move || super::files::make_spare_log(&spare));
         self.conclude_create(&name, &rec, &joins, made)?;
         Ok(self.spec_of(&rec))
     }

@@ -228,12 +228,42 @@ fn addresses(c: &ContainerRecord) -> Vec<IpAddr> {
 /// Makes a container's log (empty, 0600) and its directory, unless they
 /// exist. They live in the data root, on a disk, where they are the
 /// slowest of a container's files to make: `create_container` has them
-/// made while the network is wired.
+/// made while the network is wired, from the [`make_spare_log`] when
+/// there is one.
 pub(crate) fn make_log(log: &Path) -> Result<()> {
     if let Some(dir) = log.parent() {
         fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     }
     crate::access::create_log(log)
+}
+
+/// [`make_log`], taking the spare log directory when one is ready: a
+/// rename, where making a directory and a file on a disk can take a
+/// millisecond each after many removals (ext4 looks for an inode that was
+/// not freed lately). A create that finds none makes its own.
+pub(crate) fn take_spare_log(log: &Path, spare: &Path) -> Result<()> {
+    if let Some(dir) = log.parent() {
+        let _ = fs::rename(spare, dir);
+    }
+    make_log(log)
+}
+
+/// Makes the next container's log directory ahead, at `spare` (an empty
+/// 0600 `container.log` in it), unless it is there. Two at once make one:
+/// the second finds the directory made. A spare the daemon left behind
+/// is removed by the next start's sweep, which knows no container of that
+/// name.
+pub(crate) fn make_spare_log(spare: &Path) {
+    match fs::create_dir(spare) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return,
+        Err(e) => {
+            tracing::debug!("making a spare log directory {}: {e}", spare.display());
+            return;
+        }
+    }
+    // Taken already (renamed away): its taker makes the log itself.
+    let _ = crate::access::create_log(&spare.join("container.log"));
 }
 
 impl Engine {
