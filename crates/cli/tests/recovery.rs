@@ -110,6 +110,10 @@ fn kill_9_and_restart_keeps_everything() {
 #[test]
 fn a_crash_right_after_a_start_keeps_the_container_running() {
     let mut h = TestHost::new(berth());
+    // The store's own flush (within a second) must not come first.
+    h.kill_daemon();
+    h.daemon_env("BERTH_STORE_FLUSH_MS", "600000");
+    h.start_daemon(&[]);
     h.ok(&["network", "create", "--subnet", "10.33.0.0/24", "n"]);
     h.ok(&["run", "-d", "--name", "x", "--network", "n", "--", "sleep", "600"]);
     let state = |h: &TestHost| -> (Value, Value) {
@@ -134,6 +138,17 @@ fn a_crash_right_after_a_start_keeps_the_container_running() {
     assert_eq!(ip_after, ip);
     h.ok(&["exec", "x", "--", "ip", "-4", "-o", "addr", "show", "eth0"]);
     // A clean stop takes the store to the disk first: nothing to take in.
+    // The store's flush takes a start to the disk within a second.
+    h.clear_daemon_env();
+    h.kill_daemon();
+    h.start_daemon(&[]);
+    h.ok(&["run", "-d", "--name", "z", "--network", "n", "--", "sleep", "600"]);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    h.kill_daemon();
+    h.start_daemon(&[]);
+    assert_eq!(h.daemon_log().matches(adopted).count(), 1, "{}", h.daemon_log());
+    let z: Value = serde_json::from_str(&h.ok(&["inspect", "z"])).unwrap();
+    assert_eq!(z[0]["State"]["Status"], "running", "{z}");
     // (The log goes on across restarts: the one take-in above is in it.)
     h.ok(&["run", "-d", "--name", "y", "--network", "n", "--", "sleep", "600"]);
     h.stop_daemon();
@@ -142,7 +157,7 @@ fn a_crash_right_after_a_start_keeps_the_container_running() {
     assert_eq!(y[0]["State"]["Status"], "running", "{y}");
     assert_eq!(h.daemon_log().matches(adopted).count(), 1, "{}", h.daemon_log());
     // The container's end takes the note away with it.
-    h.ok(&["rm", "-f", "x", "y"]);
+    h.ok(&["rm", "-f", "x", "y", "z"]);
     h.kill_daemon();
     h.start_daemon(&[]);
     assert_eq!(h.ok(&["ps", "-a", "-q"]), "");

@@ -17,6 +17,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::Serialize;
@@ -170,6 +171,23 @@ impl Op {
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
+    /// A [`Store::write_volatile`] waits for the disk: a flush is due.
+    flush_due: Arc<AtomicBool>,
+}
+
+/// How long a [`Store::write_volatile`] waits, at most, for a durable
+/// commit to take it to the disk: what a machine that goes down can lose.
+/// One second; tests of a crash in that window lengthen it with
+/// `BERTH_STORE_FLUSH_MS`.
+fn flush_within() -> std::time::Duration {
+    static WITHIN: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+    *WITHIN.get_or_init(|| {
+        let ms = std::env::var("BERTH_STORE_FLUSH_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        std::time::Duration::from_millis(ms)
+    })
 }
 
 impl Store {
@@ -188,13 +206,20 @@ impl Store {
                 Error::store(format!("opening {}", path.display()), e)
             }
         })?;
-        let store = Self { db: Arc::new(db) };
+        let store = Self::of(db);
         for t in Table::ALL {
             for (id, bytes) in store.raw(t)? {
                 t.decode(&id, &bytes)?;
             }
         }
         Ok(store)
+    }
+
+    fn of(db: Database) -> Self {
+        Self {
+            db: Arc::new(db),
+            flush_due: Arc::default(),
+        }
     }
 
     /// Every record of a table, undecoded.
@@ -241,22 +266,37 @@ impl Store {
 
     /// Applies `ops` in one durable transaction, off the async runtime.
     pub async fn write(&self, ops: Vec<Op>) -> Result<()> {
+        self.flush_due.store(false, Ordering::Relaxed);
         self.commit(ops, Durability::Immediate).await
     }
 
     /// Applies `ops` in one transaction that every later read sees at
     /// once, without waiting for the disk: the next [`Store::write`], a
-    /// [`Store::flush`] or a clean close takes it there, and a daemon
-    /// killed before then loses it. Only for what the caller also keeps
-    /// where a restart finds it (a container's started note, on the exec
-    /// root's tmpfs): the fsync it saves is a tenth of a `run -d`.
+    /// [`Store::flush`] (one is made within a second) or a clean
+    /// close takes it there, and a daemon killed before then loses it.
+    /// Only for what the caller also keeps where a restart finds it (a
+    /// container's started note, on the exec root's tmpfs): the fsync it
+    /// saves is a twentieth of a `run -d`.
     pub async fn write_volatile(&self, ops: Vec<Op>) -> Result<()> {
-        self.commit(ops, Durability::None).await
+        self.commit(ops, Durability::None).await?;
+        if !self.flush_due.swap(true, Ordering::Relaxed) {
+            let store = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(flush_within()).await;
+                // A durable write since has taken it already.
+                if store.flush_due.load(Ordering::Relaxed)
+                    && let Err(e) = store.flush().await
+                {
+                    tracing::warn!("taking the store to the disk: {}", e.chain());
+                }
+            });
+        }
+        Ok(())
     }
 
     /// Makes every earlier [`Store::write_volatile`] durable.
     pub async fn flush(&self) -> Result<()> {
-        self.commit(Vec::new(), Durability::Immediate).await
+        self.write(Vec::new()).await
     }
 
     async fn commit(&self, ops: Vec<Op>, durability: Durability) -> Result<()> {

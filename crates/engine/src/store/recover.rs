@@ -29,7 +29,7 @@ use std::collections::HashSet;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use berth_core::{IpamConfig, Network, Scope};
@@ -359,7 +359,7 @@ impl Store {
                     // Whole: a bridge without a record is a stray, for
                     // the sweep.
                     rec.note_kept(&s);
-                    return Ok((Self { db: Arc::new(db) }, rec));
+                    return Ok((Self::of(db), rec));
                 }
                 salvage(&db, bridges)
             }
@@ -422,7 +422,7 @@ impl Store {
             }
         }
         tx.commit().map_err(|e| Error::store("committing", e))?;
-        Ok((Self { db: Arc::new(db) }, rec))
+        Ok((Self::of(db), rec))
     }
 }
 
