@@ -206,7 +206,9 @@ impl Engine {
         // (write_files finds it made).
         let log = self.cfg.paths(&id).log;
         let spare = self.cfg.spare_log_dir();
-        let log_made = tokio::task::spawn_blocking(move || super::files::take_spare_log(&log, &spare));
+        let mut log_made = Some(tokio::task::spawn_blocking(move || {
+            super::files::take_spare_log(&log, &spare)
+        }));
         let made = async {
             let sb = match kind {
                 SandboxKind::Host => self.host_sandbox.clone(),
@@ -239,6 +241,15 @@ impl Engine {
                 // The next container's namespace, made while this one's
                 // files and commit finish.
                 self.make_spare();
+                // The log is made (or its directory renamed from the spare)
+                // before write_files looks for it: making the directory
+                // itself meanwhile would race the rename.
+                if let Some(task) = log_made.take() {
+                    task.await.map_err(|source| Error::Task {
+                        what: "making the container's log",
+                        source,
+                    })??;
+                }
                 self.write_files(&mut rec, kind)?;
                 failpoint("create-after-attach");
                 self.save_container(&rec).await
@@ -254,9 +265,11 @@ impl Engine {
             Ok(())
         }
         .await;
-        // A failure of its own shows in write_files; a failed create takes
-        // the files it made (the log's, and write_files' own).
-        let _ = log_made.await;
+        // A failed create takes the files it made (the log's, and
+        // write_files' own), once the log's thread is done.
+        if let Some(task) = log_made.take() {
+            let _ = task.await;
+        }
         if made.is_err() {
             self.remove_files(&id);
         }
