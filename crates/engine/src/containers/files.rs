@@ -399,6 +399,35 @@ mod tests {
     }
 
     #[test]
+    fn a_create_takes_the_spare_log_directory_or_makes_its_own() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let root = std::env::temp_dir().join(format!("berth-spare-{}", std::process::id()));
+        let spare = root.join(".spare");
+        std::fs::create_dir_all(&root).unwrap();
+        make_spare_log(&spare);
+        let made = std::fs::metadata(&spare).unwrap().ino();
+        // A second maker finds it made and leaves it.
+        make_spare_log(&spare);
+        assert_eq!(std::fs::metadata(&spare).unwrap().ino(), made);
+        // The first create takes it whole, its 0600 log in it.
+        let a = root.join("a").join("container.log");
+        take_spare_log(&a, &spare).unwrap();
+        assert!(!spare.exists());
+        assert_eq!(std::fs::metadata(root.join("a")).unwrap().ino(), made);
+        assert_eq!(std::fs::metadata(&a).unwrap().permissions().mode() & 0o777, 0o600);
+        // The next one, with no spare, makes its own.
+        let b = root.join("b").join("container.log");
+        take_spare_log(&b, &spare).unwrap();
+        assert_eq!(std::fs::metadata(&b).unwrap().permissions().mode() & 0o777, 0o600);
+        // A spare is never renamed over a container's directory that has
+        // its log already.
+        make_spare_log(&spare);
+        take_spare_log(&b, &spare).unwrap();
+        assert!(spare.exists());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
     fn hosts_has_dockers_lines() {
         let addrs = ["172.18.0.3".parse().unwrap()];
         let h = hosts(&Hosts {
