@@ -137,7 +137,6 @@ fn a_crash_right_after_a_start_keeps_the_container_running() {
     assert_eq!(after["StartedAt"], before["StartedAt"]);
     assert_eq!(ip_after, ip);
     h.ok(&["exec", "x", "--", "ip", "-4", "-o", "addr", "show", "eth0"]);
-    // A clean stop takes the store to the disk first: nothing to take in.
     // The store's flush takes a start to the disk within a second.
     h.clear_daemon_env();
     h.kill_daemon();
@@ -149,6 +148,7 @@ fn a_crash_right_after_a_start_keeps_the_container_running() {
     assert_eq!(h.daemon_log().matches(adopted).count(), 1, "{}", h.daemon_log());
     let z: Value = serde_json::from_str(&h.ok(&["inspect", "z"])).unwrap();
     assert_eq!(z[0]["State"]["Status"], "running", "{z}");
+    // A clean stop takes the store to the disk first: nothing to take in.
     // (The log goes on across restarts: the one take-in above is in it.)
     h.ok(&["run", "-d", "--name", "y", "--network", "n", "--", "sleep", "600"]);
     h.stop_daemon();
