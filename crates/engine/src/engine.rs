@@ -334,8 +334,7 @@ impl Engine {
             tokio::spawn(Self::follow_cluster(Arc::downgrade(&engine), m.store.watch()));
         }
         engine.make_spare();
-        let spare = engine.cfg.spare_log_dir();
-        tokio::task::spawn_blocking(move || crate::containers::files::make_spare_log(&spare));
+        engine.make_spare_log();
         Ok(engine)
     }
 

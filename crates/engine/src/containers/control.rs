@@ -242,7 +242,9 @@ impl Engine {
             }
             rec.endpoints.extend(joins.iter().map(|(_, ep)| ep.clone()));
             self.publish(rec);
-            if let Err(e) = self.write_files(rec, kind) {
+            let files = super::files::make_log(&self.cfg.paths(&rec.id).log)
+                .and_then(|()| self.write_files(rec, kind));
+            if let Err(e) = files {
                 self.dns.remove(&rec.id);
                 self.unwire(Some(&sb), &joins).await;
                 let _ = self.drop_sandbox_of(&rec.id, kind);

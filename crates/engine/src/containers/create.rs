@@ -203,7 +203,7 @@ impl Engine {
             external: None,
         };
         // The log on the data root's disk, made while the network is wired
-        // (write_files finds it made).
+        // (before write_files, which leaves it to its caller).
         let log = self.cfg.paths(&id).log;
         let spare = self.cfg.spare_log_dir();
         let mut log_made = Some(tokio::task::spawn_blocking(move || {
@@ -274,8 +274,7 @@ impl Engine {
             self.remove_files(&id);
         }
         // The next container's log directory, made after this answer.
-        let spare = self.cfg.spare_log_dir();
-        tokio::task::spawn_blocking(move || super::files::make_spare_log(&spare));
+        self.make_spare_log();
         self.conclude_create(&name, &rec, &joins, made)?;
         Ok(self.spec_of(&rec))
     }

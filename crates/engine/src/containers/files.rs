@@ -267,14 +267,21 @@ pub(crate) fn make_spare_log(spare: &Path) {
 }
 
 impl Engine {
+    /// Makes the next container's log directory ahead, off the async
+    /// runtime ([`make_spare_log`]).
+    pub(crate) fn make_spare_log(&self) {
+        let spare = self.cfg.spare_log_dir();
+        tokio::task::spawn_blocking(move || make_spare_log(&spare));
+    }
+
     /// Writes `/etc/hosts`, `/etc/resolv.conf` and `/etc/hostname` for a
-    /// new container, and remembers what it wrote.
+    /// new container, and remembers what it wrote. Its log is its caller's
+    /// to make ([`make_log`], [`take_spare_log`]).
     pub(crate) fn write_files(&self, c: &mut ContainerRecord, kind: SandboxKind) -> Result<()> {
         let paths = self.cfg.paths(&c.id);
         if let Some(dir) = paths.hosts.parent() {
             fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         }
-        make_log(&paths.log)?;
         self.write_resolv(c, kind)?;
         write_in_place(&paths.hostname, format!("{}\n", c.hostname).as_bytes())?;
         self.write_hosts(c, kind)
